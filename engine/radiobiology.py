@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import ndtr
+from scipy.special import expit, ndtr
 
 __all__ = [
     "bed",
@@ -70,7 +70,7 @@ def _ones_like(x: Any) -> Any:
 def _sigmoid(x: Any) -> Any:
     if isinstance(x, torch.Tensor):
         return torch.sigmoid(x)
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+    return expit(x)  # overflow-free and accurate in both tails
 
 
 def lql_effect(dose_gy: Array, alpha_beta_gy: Array, threshold_gy: Array = math.inf) -> Array:

@@ -1,0 +1,176 @@
+"""``artds`` command line: serve the app, write virtual trials, recommend doses, write reports.
+
+Only parses arguments and wires engine calls together. Exit codes: 0 success, 2 bad input
+(one line on stderr naming the problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.protocols import PROTOCOL_NAMES, load_protocol
+
+__all__ = ["main"]
+
+
+class InputError(Exception):
+    """A user-facing input problem: printed as one line, exit code 2."""
+
+
+def _read_input(path: str, protocol_name: str):
+    from engine.schema import SchemaError, read_cases
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        return read_cases(file, protocol_name)
+    except SchemaError as err:
+        raise InputError(f"{file.name}: {err}") from err
+
+
+def _recommendations(args: argparse.Namespace):
+    from engine.cohort import ReferenceModel
+    from engine.recommend import recommend
+
+    protocol = load_protocol(args.protocol)
+    cases = _read_input(args.input, args.protocol)
+    return protocol, cases, recommend(cases, protocol, ReferenceModel(args.protocol))
+
+
+def _rounded(value: object) -> object:
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    protocol, _, recs = _recommendations(args)
+    if args.json:
+        payload = {
+            "protocol": protocol.name,
+            "dose_grid_gy": list(protocol.dose_grid_gy),
+            "patients": [_rounded(r.to_dict()) for r in recs],
+        }
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{protocol.label} — {len(recs)} case(s); model: {recs[0].model if recs else '-'}")
+    for r in recs:
+        goal = r.recommended_goal or "no goal met"
+        print(
+            f"  {r.label}: {r.recommended_dose_gy:.1f} Gy/fraction "
+            f"(TCP {r.recommended_tcp:.1%}, NTCP {r.recommended_ntcp:.1%}, {goal})"
+        )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine.cohort import population_table
+    from engine.report import render_report
+
+    protocol, cases, recs = _recommendations(args)
+    notes = None
+    if "note" in cases.columns:
+        from engine.recommend import case_label
+
+        notes = {
+            case_label(str(row["patient_id"]), row.get("site_id")): str(row["note"])
+            for _, row in cases.iterrows()
+            if isinstance(row["note"], str) and row["note"]
+        }
+    html = render_report(
+        recs, cases, protocol, population=population_table(protocol.name), notes=notes
+    )
+    out = Path(args.out)
+    out.write_text(html, encoding="utf-8")
+    print(f"wrote {out} ({len(recs)} case(s))")
+    return 0
+
+
+def cmd_cohort(args: argparse.Namespace) -> int:
+    from engine.cohort import DEFAULT_TRIAL_SEED, generate_cohort, write_cases_csv
+
+    seed = DEFAULT_TRIAL_SEED if args.seed is None else args.seed
+    cohort = generate_cohort(args.protocol, seed=seed, n_patients=args.n_patients)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = cohort.protocol.name
+    cases_path = write_cases_csv(cohort.table, cohort.protocol, out / f"{name}_cohort.csv")
+    ids = list(cohort.protocol.id_columns)
+    truth = cohort.table[[*ids, "complete"]].join(cohort.truth)
+    truth.to_csv(out / f"{name}_truth.csv", index=False, float_format="%.6g")
+    complete = cohort.complete_table
+    meta = {
+        "protocol": name,
+        "seed": seed,
+        "trial_version": cohort.version,
+        "n_cases": len(cohort.table),
+        "n_patients": int(cohort.table["patient_id"].nunique()),
+        "n_complete_cases": len(complete),
+        "events_in_complete_cases": {o: int(complete[o].sum()) for o in cohort.protocol.outcome_names},
+        "note": "virtual trial with known ground truth; not clinical data",
+    }
+    (out / f"{name}_cohort.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {cases_path}, {name}_truth.csv and {name}_cohort.json to {out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run("app.app:app", host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="artds", description="Decision support for response-adaptive radiotherapy."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the web app")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.set_defaults(func=cmd_serve)
+
+    cohort = sub.add_parser("cohort", help="write a virtual trial with its ground truth")
+    cohort.add_argument("protocol", choices=PROTOCOL_NAMES)
+    cohort.add_argument("--out", required=True, help="output folder")
+    cohort.add_argument("--seed", type=int, default=None, help="trial seed (default: the default trial)")
+    cohort.add_argument("--n-patients", type=int, default=None, help="patients (default: trial size)")
+    cohort.set_defaults(func=cmd_cohort)
+
+    for name, func, help_text in (
+        ("recommend", cmd_recommend, "recommend an adaptive dose per fraction for each case"),
+        ("report", cmd_report, "write a self-contained interactive HTML report"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
+        p.add_argument("--input", required=True, help="CSV file in the format of docs/data-format.md")
+        if name == "recommend":
+            p.add_argument("--json", action="store_true", help="print one JSON object")
+        else:
+            p.add_argument("--out", required=True, help="HTML file to write")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except InputError as err:
+        print(f"artds {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

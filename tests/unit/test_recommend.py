@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from engine.arte import OutcomeCurves, reward
+from engine.protocols import load_protocol
+from engine.recommend import input_hash, recommend
+
+NSCLC = load_protocol("nsclc")
+
+
+class FixedCurves:
+    """An outcome model with hand-set curves, to check the recommender alone."""
+
+    name, label, version = "fixed", "fixed test curves", "t1"
+
+    def __init__(self, tcp: np.ndarray, ntcp: np.ndarray) -> None:
+        self.tcp, self.ntcp = tcp, ntcp
+
+    def predict_curves(self, cases, protocol):
+        return OutcomeCurves(protocol.dose_grid(), self.tcp, self.ntcp)
+
+
+def _cases(n: int) -> pd.DataFrame:
+    row = {name: 1.0 for name in NSCLC.feature_names} | {"dose_eval_gy": 2.3}
+    return pd.DataFrame([{"patient_id": f"P{i}", **row} for i in range(n)])
+
+
+def test_recommends_the_reward_argmax_lowest_dose_on_ties():
+    doses = NSCLC.dose_grid()
+    tcp = np.clip((doses - 1.5) / 2.5, 0, 1)[None, None, :].repeat(2, axis=1)
+    ntcp = np.clip((doses - 1.5) / 5.0, 0, 1)[None, None, :].repeat(2, axis=1)
+    ntcp[0, 1] = 0.0  # case 2: no toxicity at all → highest dose wins
+    recs = recommend(_cases(2), NSCLC, FixedCurves(tcp, ntcp))
+    r = reward(tcp[0, 0], ntcp[0, 0], NSCLC.goals)
+    assert recs[0].recommended_dose_gy == doses[int(np.argmax(r))]
+    assert recs[1].recommended_dose_gy == 4.0
+    assert recs[0].reward == list(r)
+    flat = FixedCurves(np.full((1, 1, 26), 0.6), np.full((1, 1, 26), 0.1))
+    assert recommend(_cases(1), NSCLC, flat)[0].recommended_dose_gy == 1.5
+
+
+def test_ensemble_mean_and_sd_are_reported():
+    tcp = np.stack([np.full((1, 26), 0.5), np.full((1, 26), 0.8)])
+    ntcp = np.full((2, 1, 26), 0.2)
+    rec = recommend(_cases(1), NSCLC, FixedCurves(tcp, ntcp))[0]
+    assert np.allclose(rec.tcp, 0.65) and np.allclose(rec.tcp_sd, np.std([0.5, 0.8], ddof=1))
+    assert rec.recommended_goal == "default"
+
+
+def test_input_hash_changes_with_inputs_only():
+    cases = _cases(2)
+    a, b = (input_hash(cases.iloc[i], NSCLC) for i in range(2))
+    assert a != b  # ids differ
+    changed = cases.iloc[0].copy()
+    changed["mtv_rd"] = 0.5
+    assert input_hash(changed, NSCLC) != a
+    assert input_hash(cases.iloc[0], NSCLC) == a
+
+
+def test_empty_input_gives_no_recommendations():
+    assert recommend(_cases(0), NSCLC, FixedCurves(np.zeros((1, 0, 26)), np.zeros((1, 0, 26)))) == []
