@@ -1,0 +1,59 @@
+"""Benchmarks: `make bench` prints one JSON object per line. Measures, never asserts."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+from engine.cohort import ReferenceModel, generate_cohort, write_cases_csv
+from engine.protocols import PROTOCOL_NAMES, load_protocol
+from engine.recommend import recommend
+from engine.schema import read_cases
+
+
+def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    fn()  # warm caches (calibration, imports)
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000.0)
+    return out
+
+
+def _emit(name: str, samples_ms: list[float], **extra: object) -> None:
+    ordered = sorted(samples_ms)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    print(json.dumps({
+        "bench": name,
+        "n": len(samples_ms),
+        "median_ms": round(statistics.median(samples_ms), 3),
+        "p95_ms": round(p95, 3),
+        **extra,
+    }))
+
+
+def main() -> None:
+    import tempfile
+    from pathlib import Path
+
+    for name in PROTOCOL_NAMES:
+        protocol, model = load_protocol(name), ReferenceModel(name)
+        one = generate_cohort(name, seed=1, n_patients=1).table.iloc[:1]
+        _emit(f"{name}.recommend_one_case", _timed(lambda: recommend(one, protocol, model), 200),
+              doses=len(protocol.dose_grid_gy))
+        many = generate_cohort(name, seed=2, n_patients=10_000).table
+        _emit(f"{name}.curves_10k_patients", _timed(lambda: model.predict_curves(many, protocol), 5),
+              cases=len(many))
+        _emit(f"{name}.generate_default_trial", _timed(lambda: generate_cohort(name), 10))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_cases_csv(many.iloc[:10_000].drop(columns=["complete"]), protocol,
+                                   Path(tmp) / "cases.csv")
+            _emit(f"{name}.validate_10k_rows_csv", _timed(lambda: read_cases(path, name), 3),
+                  bytes=path.stat().st_size)
+
+
+if __name__ == "__main__":
+    main()
