@@ -115,7 +115,9 @@ def cmd_cohort(args: argparse.Namespace) -> int:
         "n_cases": len(cohort.table),
         "n_patients": int(cohort.table["patient_id"].nunique()),
         "n_complete_cases": len(complete),
-        "events_in_complete_cases": {o: int(complete[o].sum()) for o in cohort.protocol.outcome_names},
+        "events_in_complete_cases": {
+            o: int(complete[o].sum()) for o in cohort.protocol.outcome_names
+        },
         "note": "virtual trial with known ground truth; not clinical data",
     }
     (out / f"{name}_cohort.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -144,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     cohort = sub.add_parser("cohort", help="write a virtual trial with its ground truth")
     cohort.add_argument("protocol", choices=PROTOCOL_NAMES)
     cohort.add_argument("--out", required=True, help="output folder")
-    cohort.add_argument("--seed", type=int, default=None, help="trial seed (default: the default trial)")
-    cohort.add_argument("--n-patients", type=int, default=None, help="patients (default: trial size)")
+    cohort.add_argument(
+        "--seed", type=int, default=None, help="trial seed (default: the default trial)"
+    )
+    cohort.add_argument(
+        "--n-patients", type=int, default=None, help="patients (default: trial size)"
+    )
     cohort.set_defaults(func=cmd_cohort)
 
     for name, func, help_text in (
@@ -154,7 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
-        p.add_argument("--input", required=True, help="CSV file in the format of docs/data-format.md")
+        p.add_argument(
+            "--input", required=True, help="CSV file in the format of docs/data-format.md"
+        )
         if name == "recommend":
             p.add_argument("--json", action="store_true", help="print one JSON object")
         else:

@@ -177,9 +177,7 @@ def load_trial_spec(name: str) -> TrialSpec:
         )
         for n in order
     )
-    outcomes = tuple(
-        OutcomeSpec(name=o, **raw["outcomes"][o]) for o in protocol.outcome_names
-    )
+    outcomes = tuple(OutcomeSpec(name=o, **raw["outcomes"][o]) for o in protocol.outcome_names)
     digest = hashlib.sha256(
         text.encode() + (_PROTOCOLS_DIR / f"{name}.toml").read_bytes()
     ).hexdigest()
@@ -283,7 +281,9 @@ def _draw_features(spec: TrialSpec, n_patients: int, rng: np.random.Generator) -
     n_sites = _site_layout(spec, n_patients, rng)
     patient_index = np.repeat(np.arange(n_patients), n_sites)
     digits = max(3, len(str(n_patients)))
-    table = pd.DataFrame({"patient_id": [f"{spec.id_prefix}-{i + 1:0{digits}d}" for i in patient_index]})
+    table = pd.DataFrame(
+        {"patient_id": [f"{spec.id_prefix}-{i + 1:0{digits}d}" for i in patient_index]}
+    )
     if "site_id" in protocol.id_columns:
         table["site_id"] = np.concatenate([np.arange(1, k + 1) for k in n_sites])
     de = spec.dose_eval
@@ -359,7 +359,9 @@ def _intercepts(name: str) -> dict[str, float]:
     for outcome in spec.outcomes:
         g_norm = _received_geud_norm(spec, outcome, table)
 
-        def rate_gap(b: float, outcome: OutcomeSpec = outcome, g_norm: np.ndarray = g_norm) -> float:
+        def rate_gap(
+            b: float, outcome: OutcomeSpec = outcome, g_norm: np.ndarray = g_norm
+        ) -> float:
             mu, t = _mu_t(spec, outcome, table, b)
             return float(logistic_outcome(g_norm, mu, t).mean() - outcome.target_rate)
 
@@ -406,7 +408,10 @@ class Cohort:
 
 
 def generate_cohort(
-    name: str, seed: int = DEFAULT_TRIAL_SEED, n_patients: int | None = None, n_complete: int | None = None
+    name: str,
+    seed: int = DEFAULT_TRIAL_SEED,
+    n_patients: int | None = None,
+    n_complete: int | None = None,
 ) -> Cohort:
     """Generate the virtual trial of protocol ``name``.
 
@@ -442,7 +447,9 @@ def generate_cohort(
         draws = (rng.random(len(table)) < p).astype(int)
         if outcome.structure == "oar" and "site_id" in spec.protocol.id_columns:
             # Toxicity is a patient's event: one draw per patient, shared by its site rows.
-            per_patient = dict(zip(table["patient_id"][patient_first], draws[patient_first], strict=True))
+            per_patient = dict(
+                zip(table["patient_id"][patient_first], draws[patient_first], strict=True)
+            )
             draws = table["patient_id"].map(per_patient).to_numpy()
         table[outcome.name] = draws
     table["complete"] = True

@@ -1,4 +1,4 @@
-"""Radiobiology shared by every model: LQ/LQL effect, BED, EQD2, the gEUD transition, outcome curves.
+"""Radiobiology shared by every model: LQL effect, BED, EQD2, gEUD transition, outcome curves.
 
 Every function is vectorised and broadcasts its arguments. Each accepts numpy arrays (or Python
 floats) and returns numpy arrays, or accepts ``torch.Tensor`` arguments and returns tensors that
@@ -91,9 +91,10 @@ def lql_effect(dose_gy: Array, alpha_beta_gy: Array, threshold_gy: Array = math.
     dose_gy, alpha_beta_gy, threshold_gy = _as((dose_gy, alpha_beta_gy, threshold_gy))
     quad_dose = _minimum(dose_gy, threshold_gy)
     excess = _maximum(dose_gy - threshold_gy, 0.0 * dose_gy)
-    return quad_dose * (1.0 + quad_dose / alpha_beta_gy) + (
-        1.0 + 2.0 * quad_dose / alpha_beta_gy
-    ) * excess
+    return (
+        quad_dose * (1.0 + quad_dose / alpha_beta_gy)
+        + (1.0 + 2.0 * quad_dose / alpha_beta_gy) * excess
+    )
 
 
 def bed(
@@ -119,10 +120,10 @@ def geud_transition_general(
     alpha_beta_gy: Array,
     threshold_gy: Array = math.inf,
 ) -> Array:
-    """gEUD after the adaptive phase, in the general form g_eval [1 + n_adapt f(d_adapt) / (n_eval f(d_eval))].
+    """gEUD after the adaptive phase in the general form g_eval [1 + n_a f(d_a) / (n_e f(d_e))].
 
     The per-fraction gEUD increment is proportional to the LQL effect f(d) (ARCliDS Eq. 1–2), so
-    the ratio of the adaptive to the evaluation increment is n_adapt f(d_adapt) / (n_eval f(d_eval)).
+    the adaptive increment over the evaluation one is n_adapt f(d_adapt) / (n_eval f(d_eval)).
 
     Args:
         g_eval: gEUD at the end of the evaluation phase (mid-treatment), Gy, > 0.

@@ -154,14 +154,20 @@ class Protocol:
 
 
 def _structure(raw: dict) -> Structure:
-    return Structure(**{k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
-                        for k, v in raw.items()})
+    return Structure(
+        **{
+            k: (float(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+            for k, v in raw.items()
+        }
+    )
 
 
 def _grid(min_gy: float, max_gy: float, step_gy: float) -> tuple[float, ...]:
     n = round((max_gy - min_gy) / step_gy)
     if not math.isclose(min_gy + n * step_gy, max_gy, abs_tol=1e-9):
-        raise ValueError(f"dose grid {min_gy}–{max_gy} Gy is not a whole number of {step_gy} Gy steps")
+        raise ValueError(
+            f"dose grid {min_gy}–{max_gy} Gy is not a whole number of {step_gy} Gy steps"
+        )
     # Rounded so that grid values print as the clinician types them (2.3, not 2.3000000000000003).
     return tuple(round(min_gy + i * step_gy, 6) for i in range(n + 1))
 
@@ -202,7 +208,7 @@ def _check_acyclic(name: str, nodes: set[str], edges: tuple[tuple[str, str], ...
 
 @cache
 def load_protocol(name: str) -> Protocol:
-    """Load and validate ``engine/protocols/<name>.toml``; ``name`` is one of :data:`PROTOCOL_NAMES`."""
+    """Load and validate ``engine/protocols/<name>.toml``; ``name`` in :data:`PROTOCOL_NAMES`."""
     if name not in PROTOCOL_NAMES:
         raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOL_NAMES)}")
     raw = tomllib.loads((_DIR / f"{name}.toml").read_text(encoding="utf-8"))
@@ -224,7 +230,8 @@ def load_protocol(name: str) -> Protocol:
         oar=_structure(raw["oar"]),
         goals=tuple(Goal(**g) for g in raw["goals"]),
         features=tuple(
-            Feature(**{**f, "min": float(f["min"]), "max": float(f["max"])}) for f in raw["features"]
+            Feature(**{**f, "min": float(f["min"]), "max": float(f["max"])})
+            for f in raw["features"]
         ),
         dag_edges=tuple((a, b) for a, b in raw["dag_edges"]),
     )

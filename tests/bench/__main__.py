@@ -6,6 +6,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 from engine.cohort import ReferenceModel, generate_cohort, write_cases_csv
 from engine.protocols import PROTOCOL_NAMES, load_protocol
@@ -26,13 +27,17 @@ def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
 def _emit(name: str, samples_ms: list[float], **extra: object) -> None:
     ordered = sorted(samples_ms)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    print(json.dumps({
-        "bench": name,
-        "n": len(samples_ms),
-        "median_ms": round(statistics.median(samples_ms), 3),
-        "p95_ms": round(p95, 3),
-        **extra,
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": name,
+                "n": len(samples_ms),
+                "median_ms": round(statistics.median(samples_ms), 3),
+                "p95_ms": round(p95, 3),
+                **extra,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -42,17 +47,27 @@ def main() -> None:
     for name in PROTOCOL_NAMES:
         protocol, model = load_protocol(name), ReferenceModel(name)
         one = generate_cohort(name, seed=1, n_patients=1).table.iloc[:1]
-        _emit(f"{name}.recommend_one_case", _timed(lambda: recommend(one, protocol, model), 200),
-              doses=len(protocol.dose_grid_gy))
+        _emit(
+            f"{name}.recommend_one_case",
+            _timed(partial(recommend, one, protocol, model), 200),
+            doses=len(protocol.dose_grid_gy),
+        )
         many = generate_cohort(name, seed=2, n_patients=10_000).table
-        _emit(f"{name}.curves_10k_patients", _timed(lambda: model.predict_curves(many, protocol), 5),
-              cases=len(many))
-        _emit(f"{name}.generate_default_trial", _timed(lambda: generate_cohort(name), 10))
+        _emit(
+            f"{name}.curves_10k_patients",
+            _timed(partial(model.predict_curves, many, protocol), 5),
+            cases=len(many),
+        )
+        _emit(f"{name}.generate_default_trial", _timed(partial(generate_cohort, name), 10))
         with tempfile.TemporaryDirectory() as tmp:
-            path = write_cases_csv(many.iloc[:10_000].drop(columns=["complete"]), protocol,
-                                   Path(tmp) / "cases.csv")
-            _emit(f"{name}.validate_10k_rows_csv", _timed(lambda: read_cases(path, name), 3),
-                  bytes=path.stat().st_size)
+            path = write_cases_csv(
+                many.iloc[:10_000].drop(columns=["complete"]), protocol, Path(tmp) / "cases.csv"
+            )
+            _emit(
+                f"{name}.validate_10k_rows_csv",
+                _timed(partial(read_cases, path, name), 3),
+                bytes=path.stat().st_size,
+            )
 
 
 if __name__ == "__main__":

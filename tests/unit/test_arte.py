@@ -31,7 +31,9 @@ def test_reward_increases_with_tcp_and_falls_with_ntcp(tcp, ntcp, step):
 
 
 def test_adapted_geud_shape_and_monotone():
-    cases = pd.DataFrame({"tumour_geud_gy": [44.0, 46.0], "lung_geud_gy": [12, 9], "dose_eval_gy": [2.3, 2.2]})
+    cases = pd.DataFrame(
+        {"tumour_geud_gy": [44.0, 46.0], "lung_geud_gy": [12, 9], "dose_eval_gy": [2.3, 2.2]}
+    )
     g = adapted_geud(cases, NSCLC, NSCLC.target, NSCLC.dose_grid())
     assert g.shape == (2, 26)
     assert np.all(np.diff(g, axis=1) > 0)

@@ -24,7 +24,15 @@ def test_recommend_json_for_both_example_files(name, capsys):
     n_rows = len(pd.read_csv(EXAMPLES[name]))
     assert len(payload["patients"]) == n_rows
     for patient in payload["patients"]:
-        for key in ("patient_id", "doses_gy", "tcp", "ntcp", "reward", "recommended_dose_gy", "model"):
+        for key in (
+            "patient_id",
+            "doses_gy",
+            "tcp",
+            "ntcp",
+            "reward",
+            "recommended_dose_gy",
+            "model",
+        ):
             assert key in patient
         assert patient["model"] == "reference model (virtual trial ground truth)"
         assert len(patient["tcp"]) == len(patient["doses_gy"]) == len(payload["dose_grid_gy"])
@@ -70,7 +78,10 @@ def test_cohort_writes_a_valid_trial(tmp_path, capsys):
 
 def test_report_writes_html(tmp_path, capsys):
     out = tmp_path / "report.html"
-    assert main(["report", "--protocol", "hcc", "--input", str(EXAMPLES["hcc"]), "--out", str(out)]) == 0
+    assert (
+        main(["report", "--protocol", "hcc", "--input", str(EXAMPLES["hcc"]), "--out", str(out)])
+        == 0
+    )
     html = out.read_text(encoding="utf-8")
     assert "EX-HCC-01" in html and "reference model (virtual trial ground truth)" in html
 

@@ -101,10 +101,14 @@ def test_reference_model_reproduces_the_truth(name):
     p = c.protocol
     curves = ReferenceModel(name).predict_curves(c.table, p)
     assert curves.tcp.shape == (1, len(c.table), len(p.dose_grid()))
-    assert np.all(np.diff(curves.tcp[0], axis=1) > 0) and np.all(np.diff(curves.ntcp[0], axis=1) > 0)
+    assert np.all(np.diff(curves.tcp[0], axis=1) > 0) and np.all(
+        np.diff(curves.ntcp[0], axis=1) > 0
+    )
     idx = np.searchsorted(np.round(p.dose_grid(), 6), np.round(c.table["dose_adapt_gy"], 6))
     rows = np.arange(len(c.table))
-    np.testing.assert_allclose(curves.tcp[0, rows, idx], c.truth[f"p_{p.target.outcome}"], rtol=1e-9)
+    np.testing.assert_allclose(
+        curves.tcp[0, rows, idx], c.truth[f"p_{p.target.outcome}"], rtol=1e-9
+    )
     np.testing.assert_allclose(curves.ntcp[0, rows, idx], c.truth[f"p_{p.oar.outcome}"], rtol=1e-9)
     assert ReferenceModel(name).label == REFERENCE_MODEL_LABEL
 

@@ -81,7 +81,9 @@ def test_transition_equals_general_form_in_every_branch(args, d_adapt):
 
 
 @pytest.mark.parametrize(
-    ("d_eval", "d_adapt"), [(2.0, 3.0), (2.0, 8.0), (8.0, 2.0), (8.0, 9.0)], ids=["qq", "ql", "lq", "ll"]
+    ("d_eval", "d_adapt"),
+    [(2.0, 3.0), (2.0, 8.0), (8.0, 2.0), (8.0, 9.0)],
+    ids=["qq", "ql", "lq", "ll"],
 )
 def test_each_table_s1_branch_against_hand_formula(d_eval, d_adapt):
     g, n_e, n_a, ab, d_t = 30.0, 3, 2, 10.0, 5.0

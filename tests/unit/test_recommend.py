@@ -60,4 +60,6 @@ def test_input_hash_changes_with_inputs_only():
 
 
 def test_empty_input_gives_no_recommendations():
-    assert recommend(_cases(0), NSCLC, FixedCurves(np.zeros((1, 0, 26)), np.zeros((1, 0, 26)))) == []
+    assert (
+        recommend(_cases(0), NSCLC, FixedCurves(np.zeros((1, 0, 26)), np.zeros((1, 0, 26)))) == []
+    )
