@@ -1,0 +1,72 @@
+"""Report panel: what the report will hold, and the download of the self-contained HTML file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+from shiny import module, render, ui
+
+from app import shared
+from engine.protocols import Protocol
+from engine.recommend import Recommendation
+from engine.report import DISCLAIMER, render_report, report_filename
+
+__all__ = ["report_server", "report_ui"]
+
+
+@module.ui
+def report_ui() -> ui.TagList:
+    return ui.layout_columns(
+        ui.card(
+            ui.card_header("Report"),
+            ui.p(
+                "One HTML file with the summary per case, the interactive figures (outcome "
+                "space, dose response, population), the inputs, your notes, the model and its "
+                "version, and an input hash per case. It opens offline in any browser and "
+                "prints on A4."
+            ),
+            ui.output_ui("contents"),
+            ui.div(ui.download_button("download", "Download report (HTML)", class_="btn-primary")),
+            ui.p(DISCLAIMER, class_="small text-muted mt-3"),
+        ),
+        col_widths=(8,),
+    )
+
+
+@module.server
+def report_server(
+    input, output, session, *,
+    protocol: Callable[[], Protocol],
+    recs: Callable[[], list[Recommendation]],
+    cases: Callable[[], pd.DataFrame],
+    notes: Callable[[], dict[str, str]],
+) -> None:
+    """Offer the report of the shown cases for download."""
+
+    @render.ui
+    def contents():
+        current = recs()
+        if not current:
+            return ui.div(
+                "No case is shown yet: the report would be empty. Load an example patient or "
+                "upload a file, then choose the cases in the sidebar.",
+                class_="artds-empty",
+            )
+        written = notes()
+        n_notes = sum(bool(written.get(r.label, "").strip()) for r in current)
+        return ui.tags.ul(
+            ui.tags.li(f"Protocol: {protocol().label}"),
+            ui.tags.li("Cases: " + ", ".join(r.label for r in current)),
+            ui.tags.li(f"Physician notes: {n_notes} of {len(current)} cases"),
+            ui.tags.li(f"Model: {current[0].model} (version {current[0].model_version})"),
+        )
+
+    @render.download(filename=lambda: report_filename(protocol()), media_type="text/html")
+    def download():
+        p = protocol()
+        yield render_report(
+            recs(), cases(), p,
+            population=shared.POPULATIONS[p.name],
+            notes=notes(),
+        )

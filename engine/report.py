@@ -1,0 +1,223 @@
+"""Self-contained, interactive HTML report of a set of recommendations.
+
+:func:`render_report` fills ``engine/templates/report.html`` (Jinja2, autoescaping on) with the
+summary per case, the inputs, the physician's notes and the three figures of
+:mod:`engine.figures`. plotly.js is inlined once from the installed plotly package, so the file
+opens offline and references no external URL; it prints on A4 (print stylesheet in the template).
+Everything that comes from the user (ids, notes) is escaped by the template.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+
+from engine import __version__
+from engine.figures import (
+    PLOTLY_CONFIG,
+    case_colour,
+    dose_response_figure,
+    outcome_space_figure,
+    population_figure,
+)
+from engine.protocols import Protocol
+from engine.recommend import Recommendation, case_label
+
+__all__ = ["DISCLAIMER", "render_report", "report_filename"]
+
+_TEMPLATES = Path(__file__).parent / "templates"
+
+DISCLAIMER = (
+    "The outcome curves and dose recommendations in this report come from a reference model of "
+    "a virtual trial (simulated patients whose ground truth is known). They are not clinical "
+    "evidence and must not be used on their own to decide a patient's treatment."
+)
+"""Shown at the top of every report (and in the app)."""
+
+
+@dataclass(frozen=True)
+class _SummaryRow:
+    label: str
+    colour: str
+    dose_eval_gy: float
+    recommended_dose_gy: float
+    tcp: float
+    ntcp: float
+    goal: str
+    input_hash: str
+
+
+@dataclass(frozen=True)
+class _InputRow:
+    label: str
+    unit: str
+    accepted: str
+    values: list[str]
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(_TEMPLATES),
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = lambda x: "–" if x is None or math.isnan(x) else f"{100 * x:.1f} %"
+    env.filters["gy"] = lambda x: f"{x:g}"
+    env.filters["lower_first"] = lambda s: s[:1].lower() + s[1:]
+    return env
+
+
+@cache
+def _plotly_js() -> str:
+    return get_plotlyjs()
+
+
+def report_filename(protocol: Protocol) -> str:
+    """Download name of a report: no patient identifiers, only the protocol."""
+    return f"artds-report-{protocol.name}.html"
+
+
+def _figure_html(fig: go.Figure, div_id: str) -> Markup:
+    html = fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        include_mathjax=False,
+        config=PLOTLY_CONFIG,
+        div_id=div_id,
+        default_width="100%",
+    )
+    # Trusted: plotly writes the JSON with "<" escaped as \u003c, so user text cannot close the
+    # script element, and the figure builders HTML-escape ids before plotly renders them.
+    return Markup(html)
+
+
+def _goal_label(goal: str | None, protocol: Protocol) -> str:
+    for g in protocol.goals:
+        if g.name == goal:
+            return g.label
+    return "no goal met"
+
+
+def _fmt_value(value: object, integer: bool) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "missing"
+    x = float(value)
+    if integer or abs(x) >= 1000:
+        return f"{x:.0f}"
+    return f"{x:.4g}"
+
+
+def _case_labels(cases: pd.DataFrame, protocol: Protocol) -> list[str]:
+    with_site = "site_id" in protocol.id_columns and "site_id" in cases.columns
+    return [
+        case_label(str(row["patient_id"]), int(row["site_id"]) if with_site else None)
+        for _, row in cases.iterrows()
+    ]
+
+
+def _input_rows(cases: pd.DataFrame, protocol: Protocol) -> list[_InputRow]:
+    rows = [
+        _InputRow(
+            label="Evaluation-phase dose per fraction",
+            unit="Gy",
+            accepted=f"{protocol.dose_eval_min_gy:g} – {protocol.dose_eval_max_gy:g}",
+            values=[_fmt_value(v, False) for v in cases.get("dose_eval_gy", [])],
+        )
+    ]
+    for feat in protocol.features:
+        values = cases[feat.name].tolist() if feat.name in cases.columns else [None] * len(cases)
+        rows.append(
+            _InputRow(
+                label=feat.label,
+                unit=feat.unit,
+                accepted=f"{feat.min:g} – {feat.max:g}",
+                values=[_fmt_value(v, feat.integer) for v in values],
+            )
+        )
+    return rows
+
+
+def render_report(
+    recs: list[Recommendation],
+    cases: pd.DataFrame,
+    protocol: Protocol,
+    *,
+    population: pd.DataFrame | None,
+    notes: dict[str, str] | None = None,
+    generated_at: datetime | None = None,
+) -> str:
+    """Render the report as one self-contained HTML document.
+
+    Args:
+        recs: one recommendation per case, in display order.
+        cases: the cases' inputs (id columns, features, ``dose_eval_gy``), same order as ``recs``.
+        protocol: the protocol followed.
+        population: virtual-trial population for the histograms; None leaves that section out.
+        notes: physician notes keyed by case label (:attr:`Recommendation.label`); plain text,
+            escaped in the output.
+        generated_at: time stamp printed in the report (default: now, UTC).
+
+    Returns:
+        The HTML text (UTF-8 when written), plotly.js inlined once, no external URLs.
+    """
+    notes = notes or {}
+    generated_at = generated_at or datetime.now(UTC)
+    if generated_at.tzinfo is None:
+        generated_at = generated_at.replace(tzinfo=UTC)
+    cases = cases.reset_index(drop=True)
+    labels = _case_labels(cases, protocol) if len(cases) else []
+
+    summary = [
+        _SummaryRow(
+            label=rec.label,
+            colour=case_colour(i),
+            dose_eval_gy=rec.dose_eval_gy,
+            recommended_dose_gy=rec.recommended_dose_gy,
+            tcp=rec.recommended_tcp,
+            ntcp=rec.recommended_ntcp,
+            goal=_goal_label(rec.recommended_goal, protocol),
+            input_hash=rec.input_hash,
+        )
+        for i, rec in enumerate(recs)
+    ]
+    models = sorted({(rec.model, rec.model_version) for rec in recs})
+    figures = []
+    if recs:
+        figures.append(("Outcome space", _figure_html(
+            outcome_space_figure(recs, protocol), "artds-outcome-space")))
+        figures.append(("Dose response", _figure_html(
+            dose_response_figure(recs, protocol), "artds-dose-response")))
+    if population is not None and len(cases):
+        figures.append(("Population", _figure_html(
+            population_figure(population, protocol, cases), "artds-population")))
+
+    template = _environment().get_template("report.html")
+    return template.render(
+        title=f"artds report — {protocol.label}",
+        protocol=protocol,
+        disclaimer=DISCLAIMER,
+        generated_at=generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_iso=generated_at.astimezone(UTC).isoformat(timespec="seconds"),
+        artds_version=__version__,
+        models=models,
+        summary=summary,
+        case_labels=labels,
+        input_rows=_input_rows(cases, protocol) if len(cases) else [],
+        notes=[(label, notes[label]) for label in (r.label for r in recs)
+               if notes.get(label, "").strip()],
+        goals=protocol.goals,
+        figures=figures,
+        plotly_js=Markup(_plotly_js()),
+        plotly_config=PLOTLY_CONFIG,
+    )

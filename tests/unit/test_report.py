@@ -1,0 +1,171 @@
+"""The self-contained HTML report (engine/report.py + engine/templates/report.html)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+from markupsafe import escape
+from plotly.offline import get_plotlyjs
+
+from engine.arte import OutcomeCurves
+from engine.protocols import Protocol, load_protocol
+from engine.recommend import Recommendation, recommend
+from engine.report import DISCLAIMER, render_report, report_filename
+
+EVIL = "<script>alert(1)</script>"
+
+
+class CurveModel:
+    """Logistic TCP/NTCP curves over the dose grid, one ensemble member."""
+
+    name = "curves"
+    label = "hand-made curves"
+    version = "test-7"
+
+    def predict_curves(self, cases: pd.DataFrame, protocol: Protocol) -> OutcomeCurves:
+        doses = protocol.dose_grid()
+        g = np.linspace(0.0, 1.0, len(doses))[None, None, :]  # [1, 1, D]
+        shift = np.arange(len(cases))[None, :, None] * 0.1  # [1, P, 1]
+        tcp = 1.0 / (1.0 + np.exp(-(g - 0.3 - shift) / 0.15))
+        ntcp = 1.0 / (1.0 + np.exp(-(g - 0.8 + shift / 2) / 0.12))
+        return OutcomeCurves(doses_gy=doses, tcp=tcp, ntcp=ntcp)
+
+
+def _cases(protocol: Protocol, ids: list[str]) -> pd.DataFrame:
+    rows = []
+    for i, pid in enumerate(ids):
+        row: dict[str, object] = {"patient_id": pid}
+        for feat in protocol.features:
+            mid = (feat.min + feat.max) / 2
+            row[feat.name] = round(mid) if feat.integer else mid * (1 + 0.05 * i)
+        row["dose_eval_gy"] = 2.2 + 0.1 * i
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class _Links(HTMLParser):
+    """Collects src/href attributes of real elements (script bodies are data, not tags)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.scripts_with_src: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href", "data", "action", "poster") and value:
+                self.urls.append(value)
+            if tag == "script" and name == "src":
+                self.scripts_with_src.append(value or "")
+
+
+@pytest.fixture(scope="module")
+def protocol() -> Protocol:
+    return load_protocol("nsclc")
+
+
+@pytest.fixture(scope="module")
+def cases(protocol: Protocol) -> pd.DataFrame:
+    return _cases(protocol, ["P-001", EVIL])
+
+
+@pytest.fixture(scope="module")
+def recs(protocol: Protocol, cases: pd.DataFrame) -> list[Recommendation]:
+    return recommend(cases, protocol, CurveModel())
+
+
+@pytest.fixture(scope="module")
+def population(protocol: Protocol) -> pd.DataFrame:
+    return pd.concat([_cases(protocol, [f"POP-{i}"]) for i in range(30)], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def html(recs, cases, protocol, population) -> str:
+    return render_report(
+        recs, cases, protocol,
+        population=population,
+        notes={"P-001": f"Discussed at tumour board.\n{EVIL}", EVIL: "note for the odd id"},
+        generated_at=datetime(2024, 5, 6, 7, 8, tzinfo=UTC),
+    )
+
+
+def test_report_is_one_html_document(html):
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    assert html.count("<html") == 1 and html.rstrip().endswith("</html>")
+
+
+def test_plotly_is_inlined_exactly_once(html):
+    assert html.count(get_plotlyjs()) == 1
+    assert html.count("plotly.js v") == 1
+    assert html.count('class="plotly-graph-div"') == 3  # outcome space, dose response, population
+
+
+def test_no_external_urls(html):
+    parser = _Links()
+    parser.feed(html)
+    assert parser.scripts_with_src == []  # nothing loaded from a file or the web
+    assert not [u for u in parser.urls if re.match(r"\s*(https?:)?//", u, flags=re.I)]
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""",
+                         html.replace(get_plotlyjs(), ""), flags=re.I)
+    # Outside the plotly.js library text there is no web address at all (no CDN, no fonts).
+    outside = html.replace(get_plotlyjs(), "")
+    assert "http://" not in outside and "https://" not in outside
+    assert "@import" not in outside and "@font-face" not in outside
+
+
+def test_report_contains_recommendation_summary(html, recs):
+    for rec in recs:
+        assert f'<td class="num dose">{rec.recommended_dose_gy:g}</td>' in html
+        assert f"{100 * rec.recommended_tcp:.1f} %" in html
+        assert f"{100 * rec.recommended_ntcp:.1f} %" in html
+        assert rec.input_hash in html
+    assert "Evaluation dose" in html and "Goal met" in html
+
+
+def test_report_names_model_version_time_and_disclaimer(html):
+    assert "hand-made curves" in html and "test-7" in html
+    assert "2024-05-06 07:08 UTC" in html
+    assert str(escape(DISCLAIMER)) in html
+    assert "not clinical evidence" in html.lower()
+
+
+def test_report_escapes_notes_and_patient_ids(html):
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Discussed at tumour board." in html
+    # The only script elements are plotly's config, plotly.js and the figure calls.
+    assert "alert(1)</script>" not in html
+
+
+def test_report_lists_inputs_with_units(html, protocol, cases):
+    for feat in protocol.features:
+        assert feat.label in html
+    assert "pg/mL" in html
+    assert f"{cases.loc[0, 'il6_pre_pg_ml']:.4g}" in html
+
+
+def test_report_has_print_stylesheet(html):
+    assert "@media print" in html
+    assert "@page" in html
+
+
+def test_report_without_population_or_notes(recs, cases, protocol):
+    html = render_report(recs, cases, protocol, population=None)
+    assert html.count('class="plotly-graph-div"') == 2
+    assert "No notes." in html
+    assert html.count(get_plotlyjs()) == 1
+
+
+def test_report_with_no_cases(protocol):
+    html = render_report([], pd.DataFrame(), protocol, population=None)
+    assert "No cases were selected." in html
+    assert str(escape(DISCLAIMER)) in html
+
+
+def test_report_filename_has_no_patient_ids(protocol):
+    assert report_filename(protocol) == "artds-report-nsclc.html"
