@@ -129,8 +129,11 @@ def test_torch_matches_numpy_and_has_finite_gradients():
 @given(st.floats(-1.0, 2.0), st.floats(0.0, 1.0), st.floats(0.01, 1.0), st.floats(1e-4, 1.0))
 def test_logistic_increasing_in_dose(g, mu, t, step):
     low, high = logistic_outcome(g, mu, t), logistic_outcome(g + step, mu, t)
-    # strictly increasing until the upper tail rounds to exactly 1.0 in float64
-    assert high > low or low == 1.0
+    assert high >= low
+    # strictly increasing wherever float64 can resolve the change: dp = p(1 − p)·step/t with
+    # step/t ≥ 1e-4 exceeds the spacing of doubles near 1 once p(1 − p) > 1e-9
+    if 1e-9 < low < 1.0 - 1e-9:
+        assert high > low
 
 
 def test_logistic_half_at_mu_and_no_overflow():
