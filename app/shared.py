@@ -23,6 +23,7 @@ __all__ = [
     "POPULATIONS",
     "PROTOCOLS",
     "PROTOCOL_CHOICES",
+    "STARTUP_CASES",
     "WWW_DIR",
 ]
 
@@ -43,6 +44,11 @@ EXAMPLES: dict[str, pd.DataFrame] = {
     for name in PROTOCOL_NAMES
 }
 """Validated example cases shipped in assets/examples/."""
+STARTUP_CASES: dict[str, pd.DataFrame] = {
+    name: examples.iloc[:1].reset_index(drop=True) for name, examples in EXAMPLES.items()
+}
+"""What a new session starts with: the first example patient of each protocol, so every panel
+shows a worked example at once; "Remove all cases" empties it."""
 PROTOCOL_CHOICES: dict[str, str] = {
     name: f"{name.upper()} ({p.n_eval_fractions} + {p.n_adapt_fractions} fractions)"
     for name, p in PROTOCOLS.items()

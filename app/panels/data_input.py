@@ -230,7 +230,7 @@ def data_input_server(
 ) -> CaseSelection:
     """Own the session's cases and notes; return the reactive views siblings need."""
     store: reactive.Value[dict[str, pd.DataFrame]] = reactive.value(
-        {name: pd.DataFrame() for name in shared.PROTOCOLS}
+        {name: shared.STARTUP_CASES[name].copy() for name in shared.PROTOCOLS}
     )
     notes_store: reactive.Value[dict[str, dict[str, str]]] = reactive.value(
         {name: {} for name in shared.PROTOCOLS}
@@ -238,7 +238,9 @@ def data_input_server(
     upload_problems: reactive.Value[tuple[str, list[Problem]] | None] = reactive.value(None)
     form_problems: reactive.Value[list[Problem] | None] = reactive.value(None)
     status: reactive.Value[dict[str, str]] = reactive.value({})
-    remembered: dict[str, list[str]] = {name: [] for name in shared.PROTOCOLS}
+    remembered: dict[str, list[str]] = {
+        name: _labels(shared.STARTUP_CASES[name], p) for name, p in shared.PROTOCOLS.items()
+    }
 
     @reactive.calc
     def cases() -> pd.DataFrame:

@@ -24,6 +24,12 @@ def _load_all_examples(page: Page, protocol: str) -> None:
     wait_idle(page)
 
 
+def _remove_all_cases(page: Page) -> None:
+    controller.InputActionButton(page, "data-clear").click()
+    expect(page.locator("#data-cases_status")).to_contain_text("Load an example patient")
+    wait_idle(page)
+
+
 def _assert_clean(page: Page, console_errors: list[str]) -> None:
     expect(page.locator(".shiny-output-error")).to_have_count(0)
     assert page.locator("text=Traceback").count() == 0
@@ -70,10 +76,30 @@ def test_every_panel_renders_with_examples(
     _assert_clean(page, console_errors)
 
 
-def test_empty_state_before_any_patient(
+def test_new_session_opens_on_a_worked_nsclc_example(
     page: Page, app_url: str, console_errors: list[str]
 ) -> None:
     open_app(page, app_url)
+    first = str(shared.STARTUP_CASES["nsclc"].iloc[0]["patient_id"])
+    controller.InputSelectize(page, "data-show").expect_selected([first])
+    expect(page.locator("#data-cases_table")).to_contain_text(first)
+    open_tab(page, "Outcome space")
+    expect(page.locator("#outcome-plot.js-plotly-plot")).to_be_visible()
+    expect(page.locator("#outcome-summary")).to_contain_text(first)
+    expect(page.locator("#outcome-summary")).to_contain_text("Recommended:")
+    open_tab(page, "Population")
+    expect(page.locator("#population-plot.js-plotly-plot")).to_be_visible()
+    expect(page.locator("#population-plot .legendtext", has_text=first)).to_have_count(1)
+    open_tab(page, "Report")
+    expect(page.locator("#report-contents")).to_contain_text(first)
+    _assert_clean(page, console_errors)
+
+
+def test_empty_state_after_removing_every_case(
+    page: Page, app_url: str, console_errors: list[str]
+) -> None:
+    open_app(page, app_url)
+    _remove_all_cases(page)
     for panel in PANELS:
         open_tab(page, panel)
         expect(page.locator(".artds-empty:visible").first).to_be_visible()
@@ -125,6 +151,7 @@ def test_manual_form_rejects_out_of_range_and_adds_valid_patient(
     page: Page, app_url: str, console_errors: list[str]
 ) -> None:
     open_app(page, app_url)
+    _remove_all_cases(page)
     controller.InputText(page, "data-m_patient_id").set("<i>HAND-1</i>")
     controller.InputNumeric(page, "data-m_tumour_geud_gy").set("500")
     controller.InputActionButton(page, "data-add_manual").click()
@@ -149,14 +176,18 @@ def test_switching_protocol_keeps_each_protocols_cases(
     page: Page, app_url: str, console_errors: list[str]
 ) -> None:
     open_app(page, app_url)
+    _remove_all_cases(page)
     controller.InputSelect(page, "data-example").set("EX-NSCLC-02")
     controller.InputActionButton(page, "data-load_example").click()
     show = controller.InputSelectize(page, "data-show")
     show.expect_selected(["EX-NSCLC-02"])
 
     controller.InputSelect(page, "protocol").set("hcc")
-    expect(page.locator("#data-cases_status")).to_contain_text("Load an example patient")
+    hcc_first = shared.STARTUP_CASES["hcc"].iloc[0]
+    hcc_label = f"{hcc_first['patient_id']} site {hcc_first['site_id']}"
+    show.expect_selected([hcc_label])  # HCC keeps its own (startup) case
     expect(page.locator("#data-form")).to_contain_text(shared.PROTOCOLS["hcc"].label)
+    _remove_all_cases(page)
     open_tab(page, "Outcome space")
     expect(page.locator("#outcome-empty .artds-empty")).to_be_visible()
     expect(page.locator("#outcome-plot.js-plotly-plot")).to_have_count(0)

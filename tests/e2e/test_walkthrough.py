@@ -30,6 +30,8 @@ def test_walkthrough_load_select_dose_note_and_download(
 ) -> None:
     rec = _expected_recommendation()
     open_app(page, app_url)
+    # A new session opens on a worked example; start from an empty list instead.
+    controller.InputActionButton(page, "data-clear").click()
     expect(page.locator("#data-cases_status")).to_contain_text("Load an example patient")
 
     # Load one example patient; it becomes the shown case.
