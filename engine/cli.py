@@ -33,13 +33,28 @@ def _read_input(path: str, protocol_name: str):
         raise InputError(f"{file.name}: {err}") from err
 
 
-def _recommendations(args: argparse.Namespace):
+def _outcome_model(protocol_name: str, model: str, models_dir: str | None):
+    """The outcome model asked for: a learned ensemble from models/ or the reference truth."""
     from engine.cohort import ReferenceModel
+
+    if model == "reference":
+        return ReferenceModel(protocol_name)
+    from engine.registry import ArtifactError
+    from engine.rtoe_train import load_served_model
+
+    try:
+        return load_served_model(protocol_name, model, models_dir)
+    except ArtifactError as err:
+        raise InputError(f"{err} (--model reference uses the virtual trial's truth)") from err
+
+
+def _recommendations(args: argparse.Namespace):
     from engine.recommend import recommend
 
     protocol = load_protocol(args.protocol)
     cases = _read_input(args.input, args.protocol)
-    return protocol, cases, recommend(cases, protocol, ReferenceModel(args.protocol))
+    model = _outcome_model(args.protocol, args.model, args.models_dir)
+    return protocol, cases, recommend(cases, protocol, model)
 
 
 def _rounded(value: object) -> object:
@@ -125,6 +140,62 @@ def cmd_cohort(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.executor import make_executor, text_progress
+    from engine.rtoe_train import train_rtoe
+
+    torch.set_num_threads(1)
+    try:
+        executor = make_executor(args.executor, address=args.address, n_workers=args.workers)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    with executor:
+        payload = train_rtoe(
+            args.protocol,
+            executor,
+            grid_name=args.grid,
+            models_dir=args.models_dir,
+            learning_curve=not args.no_learning_curve,
+            seed=args.seed,
+            progress_factory=text_progress,
+            log=lambda msg: print(msg, file=sys.stderr),
+        )
+    for arch, per_outcome in payload["architectures"].items():
+        for outcome, res in per_outcome.items():
+            cv = res["cv_auroc_mean"]
+            cv_text = "n/a" if cv is None else f"{cv:.3f} ± {res['cv_auroc_sd']:.3f}"
+            print(
+                f"{args.protocol} {arch:8s} {outcome:15s} CV AUROC {cv_text}; fresh cohort "
+                f"{res['auroc_vs_truth']:.3f} (ceiling {res['auroc_bayes_ceiling']:.3f})"
+            )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.registry import ArtifactError
+    from engine.rtoe_train import evaluation_summary
+
+    try:
+        summary = evaluation_summary(args.protocol, args.models_dir)
+    except ArtifactError as err:
+        raise InputError(str(err)) from err
+    if args.json:
+        print(json.dumps(_rounded(summary), indent=2))
+        return 0
+    for arch, per_outcome in summary["architectures"].items():
+        for key, res in per_outcome.items():
+            cv = res["cv_auroc_mean"]
+            cv_text = "n/a" if cv is None else f"{cv:.3f}"
+            print(
+                f"{arch:8s} {key:4s} CV AUROC {cv_text}; vs truth {res['auroc_vs_truth']:.3f} "
+                f"(ceiling {res['auroc_bayes_ceiling']:.3f}); monotonicity violations "
+                f"{res['monotonicity_violation_rate']:.1%}"
+            )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -154,6 +225,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cohort.set_defaults(func=cmd_cohort)
 
+    train = sub.add_parser("train", help="train models and save them under models/")
+    train_sub = train.add_subparsers(dest="family", required=True)
+    rtoe = train_sub.add_parser("rtoe", help="outcome estimators: grid search, CV, ensembles")
+    rtoe.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
+    rtoe.add_argument(
+        "--grid",
+        default="default",
+        choices=("default", "paper", "tiny"),
+        help="hyper-parameter grid (default: sized for a 2-core laptop)",
+    )
+    rtoe.add_argument(
+        "--executor",
+        default="local",
+        choices=("serial", "local", "ray"),
+        help="where jobs run: in-process, a local process pool, or a Ray cluster",
+    )
+    rtoe.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
+    rtoe.add_argument("--workers", type=int, default=None, help="local pool size (default: cores)")
+    rtoe.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    rtoe.add_argument("--models-dir", default=None, help="artifact folder (default: models/)")
+    rtoe.add_argument(
+        "--no-learning-curve",
+        action="store_true",
+        help="skip the 67/200/1000-patient learning curve",
+    )
+    rtoe.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="print the saved evaluation of trained models")
+    eval_sub = evaluate.add_subparsers(dest="family", required=True)
+    ev = eval_sub.add_parser("rtoe", help="outcome estimators per architecture and outcome")
+    ev.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.add_argument("--models-dir", default=None, help="artifact folder (default: models/)")
+    ev.set_defaults(func=cmd_evaluate)
+
     for name, func, help_text in (
         ("recommend", cmd_recommend, "recommend an adaptive dose per fraction for each case"),
         ("report", cmd_report, "write a self-contained interactive HTML report"),
@@ -163,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--input", required=True, help="CSV file in the format of docs/data-format.md"
         )
+        p.add_argument(
+            "--model",
+            default="glogd",
+            choices=("glogd", "single", "logistic", "reference"),
+            help="outcome model: a trained ensemble from models/ (default glogd) or the "
+            "virtual trial's reference truth",
+        )
+        p.add_argument("--models-dir", default=None, help="artifact folder (default: models/)")
         if name == "recommend":
             p.add_argument("--json", action="store_true", help="print one JSON object")
         else:

@@ -47,6 +47,11 @@ class Recommendation:
     """Ensemble standard deviation of TCP per dose (0 for a single model)."""
     ntcp_sd: list[float]
     """Ensemble standard deviation of NTCP per dose."""
+    tcp_ntcp_cov: list[float]
+    """Ensemble covariance of TCP and NTCP per dose (with the sds it gives the 2×2 covariance
+    whose ellipse the outcome space draws; 0 for a single model)."""
+    n_members: int
+    """Ensemble members behind the curves (1 for the reference model)."""
     reward: list[float]
     """Reward per dose: tcp (1 − ntcp) + goal bonus."""
     goal: list[str | None]
@@ -107,6 +112,7 @@ def recommend(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> l
     curves = model.predict_curves(cases, protocol)
     tcp, ntcp = curves.mean()  # [P, D]
     tcp_sd, ntcp_sd = curves.sd()
+    cov = curves.covariance()[..., 0, 1]  # [P, D]
     rewards = reward(tcp, ntcp, protocol.goals)  # [P, D]
     goals = goal_index(tcp, ntcp, protocol.goals)
     best = np.argmax(rewards, axis=1)  # first maximum = lowest dose on ties
@@ -129,6 +135,8 @@ def recommend(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> l
                 ntcp=ntcp[i].tolist(),
                 tcp_sd=tcp_sd[i].tolist(),
                 ntcp_sd=ntcp_sd[i].tolist(),
+                tcp_ntcp_cov=cov[i].tolist(),
+                n_members=curves.n_members,
                 reward=rewards[i].tolist(),
                 goal=[goal_names[g] if g >= 0 else None for g in goals[i]],
                 recommended_dose_gy=float(doses[b]),

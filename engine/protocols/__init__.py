@@ -89,6 +89,9 @@ class Feature:
     """Largest accepted value (inclusive)."""
     description: str
     """One-sentence definition."""
+    scale: str = "linear"
+    """``"log"`` for right-skewed positive measurements (cytokines, AFP, volumes, SUV): models
+    standardise log(1 + x) instead of x."""
 
     @property
     def integer(self) -> bool:

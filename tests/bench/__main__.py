@@ -40,6 +40,30 @@ def _emit(name: str, samples_ms: list[float], **extra: object) -> None:
     )
 
 
+def _bench_learned(name, protocol, one, many) -> None:
+    """Learned ensembles from models/ (skipped with a note when none are trained)."""
+    from engine.registry import ArtifactError
+    from engine.rtoe_train import load_served_model
+
+    for arch in ("glogd", "single"):
+        try:
+            model = load_served_model(name, arch)
+        except ArtifactError as err:
+            print(json.dumps({"bench": f"{name}.{arch}", "skipped": str(err)}))
+            continue
+        _emit(
+            f"{name}.{arch}.curves_one_case_all_members",
+            _timed(partial(model.predict_curves, one, protocol), 200),
+            members=len(model.tcp_members) + len(model.ntcp_members),
+            doses=len(protocol.dose_grid_gy),
+        )
+        _emit(
+            f"{name}.{arch}.curves_10k_patients",
+            _timed(partial(model.predict_curves, many.iloc[:10_000], protocol), 3),
+            cases=min(len(many), 10_000),
+        )
+
+
 def main() -> None:
     import tempfile
     from pathlib import Path
@@ -59,6 +83,7 @@ def main() -> None:
             cases=len(many),
         )
         _emit(f"{name}.generate_default_trial", _timed(partial(generate_cohort, name), 10))
+        _bench_learned(name, protocol, one, many)
         with tempfile.TemporaryDirectory() as tmp:
             path = write_cases_csv(
                 many.iloc[:10_000].drop(columns=["complete"]), protocol, Path(tmp) / "cases.csv"

@@ -13,12 +13,16 @@ from engine.protocols import PROTOCOL_NAMES
 from engine.schema import read_cases
 
 ROOT = Path(__file__).resolve().parents[2]
+REF = ("--model", "reference")
+"""The Foundation checks run on the virtual trial's reference model; learned models below."""
 EXAMPLES = {name: ROOT / "assets" / "examples" / f"{name}_patients.csv" for name in PROTOCOL_NAMES}
 
 
 @pytest.mark.parametrize("name", PROTOCOL_NAMES)
 def test_recommend_json_for_both_example_files(name, capsys):
-    assert main(["recommend", "--protocol", name, "--input", str(EXAMPLES[name]), "--json"]) == 0
+    assert (
+        main(["recommend", "--protocol", name, "--input", str(EXAMPLES[name]), "--json", *REF]) == 0
+    )
     payload = json.loads(capsys.readouterr().out)
     assert payload["protocol"] == name
     n_rows = len(pd.read_csv(EXAMPLES[name]))
@@ -41,7 +45,7 @@ def test_recommend_json_for_both_example_files(name, capsys):
 
 
 def test_recommend_plain_text(capsys):
-    assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"])]) == 0
+    assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]), *REF]) == 0
     out = capsys.readouterr().out
     assert "EX-NSCLC-01" in out and "Gy/fraction" in out
 
@@ -79,7 +83,18 @@ def test_cohort_writes_a_valid_trial(tmp_path, capsys):
 def test_report_writes_html(tmp_path, capsys):
     out = tmp_path / "report.html"
     assert (
-        main(["report", "--protocol", "hcc", "--input", str(EXAMPLES["hcc"]), "--out", str(out)])
+        main(
+            [
+                "report",
+                "--protocol",
+                "hcc",
+                "--input",
+                str(EXAMPLES["hcc"]),
+                "--out",
+                str(out),
+                *REF,
+            ]
+        )
         == 0
     )
     html = out.read_text(encoding="utf-8")

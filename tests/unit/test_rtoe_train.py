@@ -1,0 +1,173 @@
+"""Grid search, validation, ensembles, artifacts and evaluation of the outcome estimators.
+
+Tiny budgets only (the `tiny` grid); the full training is `artds train rtoe` and its numbers are
+in docs/model-card-rtoe.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.cli import main
+from engine.evaluation import auroc
+from engine.executor import LocalExecutor, RayExecutor, SerialExecutor
+from engine.protocols import load_protocol
+from engine.registry import ArtifactError, list_artifacts
+from engine.rtoe_train import (
+    GRIDS,
+    N_MEMBERS,
+    cross_validate,
+    evaluation_summary,
+    load_served_model,
+    roc_points,
+    stratified_splits,
+    train_rtoe,
+)
+
+
+def test_stratified_splits_keep_class_ratios():
+    y = np.array([1] * 48 + [0] * 19)
+    splits = stratified_splits(y, n_splits=10, seed=3)
+    assert len(splits) == 10
+    for train, test in splits:
+        assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == 67
+        assert y[test].sum() == round(0.2 * 48) and (1 - y[test]).sum() == round(0.2 * 19)
+    assert not np.array_equal(splits[0][1], splits[1][1])
+    np.testing.assert_array_equal(splits[0][1], stratified_splits(y, n_splits=10, seed=3)[0][1])
+    # a class with a single member always stays in training
+    rare = np.array([1] * 98 + [0])
+    assert all(98 in train for train, _ in stratified_splits(rare, seed=0))
+
+
+def test_roc_points_integrate_to_auroc():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    score = y + rng.normal(0, 1.2, 300)
+    score[:40] = np.round(score[:40])  # ties
+    roc = roc_points(score, y)
+    area = np.trapezoid(roc["tpr"], roc["fpr"])
+    assert area == pytest.approx(auroc(score, y), abs=1e-6)
+    assert roc["fpr"][0] == roc["tpr"][0] == 0.0 and roc["fpr"][-1] == roc["tpr"][-1] == 1.0
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    models = tmp_path_factory.mktemp("models")
+    with SerialExecutor() as executor:
+        payload = train_rtoe(
+            "nsclc", executor, grid_name="tiny", models_dir=models, learning_curve=False
+        )
+    return models, payload
+
+
+def test_pipeline_saves_every_member_with_its_metadata(tiny_models):
+    models, payload = tiny_models
+    metas = list_artifacts(models, "rtoe")
+    pt = [m for m in metas if m.file.endswith(".pt")]
+    assert len(pt) == 3 * 2 * N_MEMBERS  # architectures × outcomes × members
+    for meta in pt:
+        assert meta.seed in range(N_MEMBERS) and meta.data_hash and meta.cohort_version
+        assert meta.config["arch"] in ("single", "glogd", "logistic")
+        assert "cv_auroc_mean" in meta.metrics
+    assert payload["training_cases"] == 67
+
+
+def test_evaluation_summary_has_every_metric(tiny_models):
+    models, _ = tiny_models
+    summary = evaluation_summary("nsclc", models)
+    for arch in ("single", "glogd", "logistic"):
+        for key in ("tcp", "ntcp"):
+            res = summary["architectures"][arch][key]
+            for metric in (
+                "cv_auroc_mean",
+                "cv_auroc_sd",
+                "auroc_vs_truth",
+                "auroc_bayes_ceiling",
+                "brier",
+                "monotonicity_violation_rate",
+                "ensemble_sd_mean",
+            ):
+                assert metric in res
+            assert 0.0 <= res["auroc_vs_truth"] <= 1.0
+            assert 0.70 <= res["auroc_bayes_ceiling"] <= 0.90
+    glogd = summary["architectures"]["glogd"]
+    assert glogd["tcp"]["monotonicity_violation_rate"] == 0.0
+    assert glogd["ntcp"]["monotonicity_violation_rate"] == 0.0
+
+
+def test_served_ensemble_predicts_monotone_curves(tiny_models):
+    models, _ = tiny_models
+    protocol = load_protocol("nsclc")
+    model = load_served_model("nsclc", "glogd", models)
+    from engine.cohort import generate_cohort
+
+    cases = generate_cohort("nsclc", seed=5, n_patients=30).complete_table
+    curves = model.predict_curves(cases, protocol)
+    assert curves.tcp.shape == (N_MEMBERS, 30, len(protocol.dose_grid_gy))
+    assert (np.diff(curves.tcp, axis=2) >= 0).all() and (np.diff(curves.ntcp, axis=2) >= 0).all()
+    assert model.version.startswith("rtoe-nsclc-glogd-")
+
+
+def test_tampered_model_is_refused(tiny_models, tmp_path, capsys):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models[0], models)
+    target = models / "rtoe" / "nsclc_glogd_local_control_2.pt"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        load_served_model("nsclc", "glogd", models)
+    example = "assets/examples/nsclc_patients.csv"
+    code = main(
+        ["recommend", "--protocol", "nsclc", "--input", example, "--models-dir", str(models)]
+    )
+    assert code == 2
+    assert "sha256 mismatch" in capsys.readouterr().err
+
+
+def test_recommend_and_evaluate_cli_with_learned_models(tiny_models, capsys):
+    models, _ = tiny_models
+    example = "assets/examples/nsclc_patients.csv"
+    assert (
+        main(
+            [
+                "recommend",
+                "--protocol",
+                "nsclc",
+                "--input",
+                example,
+                "--json",
+                "--models-dir",
+                str(models),
+            ]
+        )
+        == 0
+    )
+    payload = json.loads(capsys.readouterr().out)
+    patient = payload["patients"][0]
+    assert patient["model"].startswith("GLoGD-GNN ensemble")
+    assert patient["model_version"].startswith("rtoe-nsclc-glogd-")
+    assert patient["n_members"] == N_MEMBERS and max(patient["tcp_sd"]) > 0
+    assert (
+        main(["evaluate", "rtoe", "--protocol", "nsclc", "--json", "--models-dir", str(models)])
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["architectures"]) == {"single", "glogd", "logistic"}
+
+
+def test_local_pool_and_ray_give_identical_results():
+    grid = GRIDS["tiny"]["glogd"]
+    with SerialExecutor() as serial:
+        reference = cross_validate("nsclc", "rp2", "glogd", grid, serial, seed=4)
+    with LocalExecutor(2) as pool:
+        pooled = cross_validate("nsclc", "rp2", "glogd", grid, pool, seed=4)
+    with RayExecutor(num_cpus=2) as ray_executor:
+        on_ray = cross_validate("nsclc", "rp2", "glogd", grid, ray_executor, seed=4)
+    assert pooled == reference
+    assert on_ray == reference
