@@ -171,3 +171,14 @@ def test_local_pool_and_ray_give_identical_results():
         on_ray = cross_validate("nsclc", "rp2", "glogd", grid, ray_executor, seed=4)
     assert pooled == reference
     assert on_ray == reference
+
+
+def test_training_is_reproducible_across_executors(tiny_models, tmp_path):
+    """`artds train rtoe` rewrites byte-identical artifacts, whichever executor runs the jobs."""
+    models, _ = tiny_models
+    again = tmp_path / "again"
+    with LocalExecutor(2) as pool:
+        train_rtoe("nsclc", pool, grid_name="tiny", models_dir=again, learning_curve=False)
+    first = {m.file: m.sha256 for m in list_artifacts(models, "rtoe") if m.file.endswith(".pt")}
+    second = {m.file: m.sha256 for m in list_artifacts(again, "rtoe") if m.file.endswith(".pt")}
+    assert first == second and len(first) == 30
