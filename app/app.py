@@ -1,7 +1,9 @@
-"""artds Shiny app: adaptive radiotherapy decision support (walking skeleton, four panels).
+"""artds Shiny app: adaptive radiotherapy decision support (five panels).
 
-Run with ``uvicorn app.app:app`` (or ``shiny run app/app.py``). The app serves the virtual
-trial's reference model and says so on every panel; all maths is in ``engine``.
+Run with ``uvicorn app.app:app`` (or ``shiny run app/app.py``). The app serves the learned
+outcome-estimator ensembles of models/ (GLoGD-GNN by default) or the virtual trial's reference
+model, chosen in the sidebar and named with its version on every panel; all maths is in
+``engine``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from shiny import App, reactive, ui
 
 from app import shared
 from app.panels.data_input import data_input_server, data_input_sidebar_ui, data_input_ui
+from app.panels.model_choice import model_choice_server, model_choice_sidebar_ui
+from app.panels.model_review import model_review_server, model_review_ui
 from app.panels.outcome_space import outcome_space_server, outcome_space_ui
 from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
@@ -35,17 +39,8 @@ def app_ui(request=None) -> ui.Tag:
         ui.input_select("protocol", "Protocol", choices=shared.PROTOCOL_CHOICES,
                         selected=first, width="100%"),
         data_input_sidebar_ui("data"),
-        ui.div(
-            ui.tags.strong("Model"),
-            ui.p(shared.MODELS[first].label, class_="mb-1"),
-            ui.tags.small(
-                "Outcome curves come from the virtual trial's ground truth: a reference for "
-                "testing the workflow, not clinical evidence.",
-                class_="text-muted",
-            ),
-            class_="sidebar-model",
-        ),
-        width=290,
+        model_choice_sidebar_ui("model"),
+        width=305,
         id="sidebar",
     )
     return ui.page_navbar(
@@ -53,6 +48,7 @@ def app_ui(request=None) -> ui.Tag:
         ui.nav_panel("Outcome space", outcome_space_ui("outcome"), value="outcome"),
         ui.nav_panel("Population", population_ui("population"), value="population"),
         ui.nav_panel("Report", report_ui("report"), value="report"),
+        ui.nav_panel("Model review", model_review_ui("review"), value="review"),
         title=TITLE,
         id="nav",
         sidebar=sidebar,
@@ -68,10 +64,7 @@ def server(input, output, session) -> None:
     def protocol():
         return shared.PROTOCOLS[input.protocol()]
 
-    @reactive.calc
-    def model():
-        return shared.MODELS[protocol().name]
-
+    model = model_choice_server("model", protocol=protocol)
     selection = data_input_server("data", protocol=protocol)
 
     @reactive.calc
@@ -83,6 +76,7 @@ def server(input, output, session) -> None:
     population_server("population", protocol=protocol, cases=selection.shown)
     report_server("report", protocol=protocol, recs=recs, cases=selection.shown,
                   notes=selection.notes)
+    model_review_server("review", protocol=protocol, cases=selection.shown)
 
 
 def create_app() -> App:

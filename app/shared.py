@@ -2,29 +2,55 @@
 
 Paths come from this file's location so the app runs from any working directory. Nothing here
 is per-session; sessions keep their own state in ``reactive.value``.
+
+Outcome models. Per protocol the app offers the learned ensembles of ``models/`` (GLoGD-GNN,
+Single-GNN, logistic regression; ``$ARTDS_MODELS_DIR`` overrides the folder) and the virtual
+trial's reference model. A learned model that does not load (missing or tampered artifacts) is
+left out of the choices and its one-line error is kept in :data:`MODEL_ERRORS` for the UI to
+show: the app never crashes on it and never pretends to serve a model it does not have. The
+default is the GLoGD-GNN ensemble when it loads, else the reference model.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly
+from htmltools import TagList, tags
 
+from engine import registry
+from engine.arte import OutcomeModel
 from engine.cohort import ReferenceModel, population_table
 from engine.protocols import PROTOCOL_NAMES, Protocol, load_protocol
 from engine.schema import read_cases
 
 __all__ = [
     "APP_DIR",
+    "DEFAULT_MODEL",
+    "EVALUATIONS",
+    "EVALUATION_ERRORS",
     "EXAMPLES",
+    "LEARNED_ARCHS",
     "MODELS",
+    "MODEL_CHOICES",
+    "MODEL_ERRORS",
     "PLOTLY_JS",
     "POPULATIONS",
     "PROTOCOLS",
     "PROTOCOL_CHOICES",
+    "REFERENCE",
     "STARTUP_CASES",
     "WWW_DIR",
+    "Evaluation",
+    "ModelChoice",
+    "load_evaluation",
+    "load_model_choices",
+    "model_caveat",
+    "with_code",
 ]
 
 APP_DIR = Path(__file__).resolve().parent
@@ -34,9 +60,118 @@ EXAMPLES_DIR = ROOT_DIR / "assets" / "examples"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 """plotly.js shipped inside the plotly package; served locally, never from a CDN."""
 
+LEARNED_ARCHS: tuple[str, ...] = ("glogd", "single", "logistic")
+"""Learned outcome-estimator architectures offered, in selector order (served one first)."""
+REFERENCE = "reference"
+"""Key of the virtual trial's reference (ground-truth) model among the choices."""
+_CHOICE_LABELS = {
+    "glogd": "GLoGD-GNN ensemble (served)",
+    "single": "Single-GNN ensemble",
+    "logistic": "Logistic regression ensemble",
+    REFERENCE: "Reference: virtual-trial truth",
+}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the "Outcome model" selector."""
+
+    key: str
+    """``"glogd"``, ``"single"``, ``"logistic"`` or ``"reference"``."""
+    choice_label: str
+    """What the selector shows, e.g. "GLoGD-GNN ensemble (served)"."""
+    model: OutcomeModel
+    """The loaded, read-only model."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A protocol's saved outcome-estimator evaluation (hash-checked when loaded)."""
+
+    summary: dict[str, Any]
+    """``engine.rtoe_train.evaluation_summary``: metrics per architecture and "tcp"/"ntcp"."""
+    payload: dict[str, Any]
+    """The raw evaluation payload (per-split ROC points under ``architectures``)."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_model_choices(
+    protocol_name: str, models_dir: Path | None = None
+) -> tuple[dict[str, ModelChoice], dict[str, str]]:
+    """Learned ensembles that load, then the reference model; errors of those that do not.
+
+    Args:
+        protocol_name: the protocol.
+        models_dir: the models folder (default: ``engine.registry.models_dir()``).
+
+    Returns:
+        (choices keyed "glogd"/"single"/"logistic"/"reference" in selector order, the one-line
+        error of every learned model left out).
+    """
+    choices: dict[str, ModelChoice] = {}
+    errors: dict[str, str] = {}
+    try:
+        from engine.rtoe_train import load_served_model
+    except ImportError as exc:  # learned models need torch; the reference model does not
+        errors = {arch: f"learned models unavailable ({exc})" for arch in LEARNED_ARCHS}
+    else:
+        for arch in LEARNED_ARCHS:
+            try:
+                model = load_served_model(protocol_name, arch, models_dir)
+            except registry.ArtifactError as exc:
+                errors[arch] = _one_line(exc)
+                continue
+            except (RuntimeError, KeyError, TypeError, ValueError, OSError) as exc:
+                # Artifacts that pass the hash check but do not fit this code (e.g. saved by
+                # another version): still one line in the UI, never a crash.
+                errors[arch] = f"could not be loaded ({type(exc).__name__}: {_one_line(exc)})"
+                continue
+            choices[arch] = ModelChoice(arch, _CHOICE_LABELS[arch], model)
+    choices[REFERENCE] = ModelChoice(REFERENCE, _CHOICE_LABELS[REFERENCE],
+                                     ReferenceModel(protocol_name))
+    return choices, errors
+
+
+def load_evaluation(
+    protocol_name: str, models_dir: Path | None = None
+) -> tuple[Evaluation | None, str | None]:
+    """The protocol's saved evaluation, or None and the one-line reason it did not load."""
+    try:
+        from engine.rtoe_train import FAMILY, evaluation_name, evaluation_summary
+    except ImportError as exc:
+        return None, f"learned models unavailable ({exc})"
+    try:
+        root = registry.models_dir() if models_dir is None else models_dir
+        payload, _ = registry.load_json_artifact(root, FAMILY, evaluation_name(protocol_name))
+        return Evaluation(summary=evaluation_summary(protocol_name, root), payload=payload), None
+    except (registry.ArtifactError, KeyError, TypeError, ValueError, OSError) as exc:
+        return None, _one_line(exc)
+
+
 PROTOCOLS: dict[str, Protocol] = {name: load_protocol(name) for name in PROTOCOL_NAMES}
-MODELS: dict[str, ReferenceModel] = {name: ReferenceModel(name) for name in PROTOCOL_NAMES}
-"""The outcome model served per protocol: the virtual trial's reference (ground-truth) model."""
+_LOADED = {name: load_model_choices(name) for name in PROTOCOL_NAMES}
+MODEL_CHOICES: dict[str, dict[str, ModelChoice]] = {n: c for n, (c, _) in _LOADED.items()}
+"""Per protocol, the outcome models that loaded, in selector order (learned, then reference)."""
+MODEL_ERRORS: dict[str, dict[str, str]] = {n: e for n, (_, e) in _LOADED.items()}
+"""Per protocol, the one-line load error of each learned model left out (empty when all load)."""
+DEFAULT_MODEL: dict[str, str] = {
+    name: "glogd" if "glogd" in choices else REFERENCE for name, choices in MODEL_CHOICES.items()
+}
+"""Per protocol, the key of the model a new session serves."""
+MODELS: dict[str, OutcomeModel] = {
+    name: MODEL_CHOICES[name][REFERENCE].model for name in PROTOCOL_NAMES
+}
+"""The virtual trial's reference (ground-truth) model per protocol."""
+_EVALUATED = {name: load_evaluation(name) for name in PROTOCOL_NAMES}
+EVALUATIONS: dict[str, Evaluation | None] = {n: e for n, (e, _) in _EVALUATED.items()}
+"""Per protocol, the saved outcome-estimator evaluation, None when there is none."""
+EVALUATION_ERRORS: dict[str, str | None] = {n: err for n, (_, err) in _EVALUATED.items()}
+"""Per protocol, why the evaluation did not load (None when it did)."""
+
 POPULATIONS: dict[str, pd.DataFrame] = {name: population_table(name) for name in PROTOCOL_NAMES}
 """Complete cases of each default virtual trial, for the population histograms."""
 EXAMPLES: dict[str, pd.DataFrame] = {
@@ -54,3 +189,17 @@ PROTOCOL_CHOICES: dict[str, str] = {
     for name, p in PROTOCOLS.items()
 }
 """Short labels for the protocol selector (the full label is shown on the panels)."""
+
+
+def model_caveat(model: OutcomeModel) -> str:
+    """One line on what the model is and is not, for the sidebar and the panels."""
+    if model.name == ReferenceModel.name:
+        return ("The virtual trial's ground truth: a reference for testing the workflow, not "
+                "clinical evidence.")
+    return "Learned on a virtual trial (simulated patients): not clinical evidence."
+
+
+def with_code(text: str) -> TagList:
+    """Plain text with its `backticked` commands shown as code (the text stays escaped)."""
+    parts = re.split(r"`([^`]+)`", text)
+    return TagList(*[tags.code(part) if i % 2 else part for i, part in enumerate(parts) if part])

@@ -1,12 +1,18 @@
 """Plotly figures shared by the app and the HTML report (one home for every chart).
 
-Three figures, each a plain function of engine data:
+Each figure is a plain function of engine data:
 
 - :func:`outcome_space_figure`: TCP (x) against NTCP (y) for every candidate adaptive dose, over
-  the reward landscape r = tcp (1 − ntcp) + goal bonus, with the goal regions outlined.
-- :func:`dose_response_figure`: TCP, NTCP and reward against the adaptive dose per fraction.
+  the reward landscape r = tcp (1 − ntcp) + goal bonus, with the goal regions outlined; for an
+  ensemble, the 1-sd covariance ellipse of (TCP, NTCP) at a subset of doses (as in ARCliDS
+  Fig. S8).
+- :func:`dose_response_figure`: TCP, NTCP and reward against the adaptive dose per fraction, with
+  a ±1 sd band for an ensemble.
 - :func:`population_figure`: where each case sits in the virtual-trial population, feature by
   feature.
+- Model review (outcome estimators): :func:`roc_figure` (cross-validated ROC curves),
+  :func:`learning_curve_figure` (AUROC against training-trial size with the Bayes ceiling) and
+  :func:`architecture_contrast_figure` (dose response of chosen patients per architecture).
 
 Colours come from the Okabe–Ito palette (distinguishable with the common colour-vision
 deficiencies); the reward landscape is a light grey scale so the case colours stay readable.
@@ -27,17 +33,23 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.arte import reward
+from engine.arte import OutcomeCurves, reward
 from engine.protocols import Protocol
 from engine.recommend import Recommendation, case_label
 
 __all__ = [
+    "ARCH_LABELS",
     "CASE_COLOURS",
     "PLOTLY_CONFIG",
+    "architecture_contrast_figure",
     "case_colour",
+    "covariance_ellipse",
     "dose_response_figure",
+    "ellipse_dose_indices",
+    "learning_curve_figure",
     "outcome_space_figure",
     "population_figure",
+    "roc_figure",
 ]
 
 CASE_COLOURS: tuple[str, ...] = (
@@ -63,7 +75,24 @@ PLOTLY_CONFIG: dict = {
 _FONT = dict(family="Helvetica Neue, Helvetica, Arial, sans-serif", size=13, color="#222222")
 _GRID = "#e3e3e3"
 _GOAL_STYLES = ({"dash": "solid", "width": 2.0}, {"dash": "dash", "width": 1.5})
-_VIRTUAL_TRIAL_NOTE = "Virtual-trial reference model — not clinical evidence"
+_VIRTUAL_TRIAL_NOTE = "Virtual trial (simulated patients) — not clinical evidence"
+_MIN_SD = 1e-6
+"""Ensemble spread below this (probability units) is treated as none (identical members)."""
+ELLIPSE_EVERY = 4
+"""Outcome space: a covariance ellipse at every this many grid doses (plus the first and last,
+the recommended and the selected dose). At every dose neighbouring ellipses overlap into a
+smear; every fourth keeps each one readable while still showing how the spread changes."""
+
+ARCH_LABELS: dict[str, str] = {
+    "glogd": "GLoGD-GNN",
+    "single": "Single-GNN",
+    "logistic": "Logistic regression",
+    "reference": "Virtual-trial truth",
+}
+"""Short names of the outcome-estimator architectures (and the reference truth)."""
+_ARCH_COLOURS = {"glogd": "#0072B2", "single": "#D55E00", "logistic": "#009E73",
+                 "reference": "#555555"}
+_ARCH_DASH = {"glogd": "solid", "single": "dash", "logistic": "dashdot", "reference": "dot"}
 
 
 def case_colour(index: int) -> str:
@@ -89,6 +118,104 @@ def _goal_text(goal: str | None, protocol: Protocol) -> str:
     return f"{goal} goal met"
 
 
+def _rgba(colour: str, alpha: float) -> str:
+    """``#rrggbb`` → ``rgba(r,g,b,alpha)`` (plotly fill colours)."""
+    r, g, b = (int(colour[k:k + 2], 16) for k in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha:g})"
+
+
+def covariance_ellipse(
+    mean_x: float,
+    mean_y: float,
+    var_x: float,
+    var_y: float,
+    cov_xy: float,
+    n_points: int = 40,
+    n_sd: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_sd`` ellipse of a 2-D normal as a closed polyline (first point = last point).
+
+    The covariance Σ = [[var_x, cov_xy], [cov_xy, var_y]] is eigen-decomposed, Σ = V Λ Vᵀ; the
+    ellipse is mean + n_sd · V Λ^½ (cos t, sin t) for t in [0, 2π]. Its semi-axes are n_sd times
+    the square roots of the eigenvalues, along the eigenvectors. Eigenvalues below zero (a
+    covariance that is not positive semi-definite by rounding) are clipped to zero, so a zero or
+    rank-one covariance gives a point or a line segment, never NaN.
+
+    Returns:
+        (x, y), each of shape [n_points].
+    """
+    if n_points < 2:
+        raise ValueError(f"n_points must be at least 2, got {n_points}")
+    cov = np.array([[var_x, cov_xy], [cov_xy, var_y]], dtype=np.float64)
+    cov = np.nan_to_num(cov, nan=0.0, posinf=0.0, neginf=0.0)
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)  # ascending, orthonormal columns
+    radii = n_sd * np.sqrt(np.clip(eigenvalues, 0.0, None))  # [2]
+    t = np.linspace(0.0, 2.0 * np.pi, n_points)
+    circle = np.stack([np.cos(t), np.sin(t)])  # [2, n_points]
+    points = eigenvectors @ (radii[:, None] * circle)  # [2, n_points]
+    points[:, -1] = points[:, 0]  # exactly closed
+    return mean_x + points[0], mean_y + points[1]
+
+
+def ellipse_dose_indices(
+    n_doses: int, *, every: int = ELLIPSE_EVERY, extra: Sequence[int] = ()
+) -> list[int]:
+    """Grid indices that get a covariance ellipse: every ``every``-th dose, the last dose and
+    ``extra`` (the recommended and selected doses), sorted and without repeats."""
+    if n_doses <= 0:
+        return []
+    keep = set(range(0, n_doses, max(every, 1))) | {n_doses - 1}
+    keep |= {int(j) for j in extra if 0 <= int(j) < n_doses}
+    return sorted(keep)
+
+
+def _has_spread(rec: Recommendation) -> bool:
+    """An ensemble whose members disagree somewhere (identical members have no spread)."""
+    if rec.n_members < 2:
+        return False
+    return bool(np.nanmax(np.concatenate([np.asarray(rec.tcp_sd, dtype=float),
+                                          np.asarray(rec.ntcp_sd, dtype=float)]),
+                          initial=0.0) > _MIN_SD)
+
+
+def _ellipse_trace(
+    rec: Recommendation, indices: list[int], colour: str, group: str, *, marked: bool = False
+) -> go.Scatter:
+    """1-sd (TCP, NTCP) ellipses of one case at ``indices``, one trace (None between rings).
+
+    ``marked`` rings (recommended and selected dose) are drawn stronger than the faint rings
+    along the curve. Rings are not clipped to 0–1 here (that would flatten them); the axes clip.
+    """
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for j in indices:
+        x, y = covariance_ellipse(
+            rec.tcp[j], rec.ntcp[j], rec.tcp_sd[j] ** 2, rec.ntcp_sd[j] ** 2,
+            rec.tcp_ntcp_cov[j],
+        )
+        xs += [*x.tolist(), None]
+        ys += [*y.tolist(), None]
+    return go.Scatter(
+        x=xs, y=ys, mode="lines", cliponaxis=True, connectgaps=False,
+        name=f"{_safe(rec.label)}: ±1 sd ellipses" + (" (marked doses)" if marked else ""),
+        legendgroup=group, showlegend=False,
+        line=dict(color=_rgba(colour, 0.9 if marked else 0.5), width=1.8 if marked else 1.0,
+                  dash="solid"),
+        fill="toself", fillcolor=_rgba(colour, 0.08 if marked else 0.035),
+        hoverinfo="skip",
+        meta="ellipse",
+    )
+
+
+def _model_line(recs: list[Recommendation]) -> str:
+    """"model version … · N ensemble members" for subtitles (first case's model)."""
+    if not recs:
+        return ""
+    rec = recs[0]
+    members = (f" · ensemble of {rec.n_members} members" if rec.n_members > 1 else "")
+    return f"model version {_safe(rec.model_version)}{members}"
+
+
 def _base_layout(fig: go.Figure, title: str, height: int, revision: str) -> None:
     """Shared look; ``revision`` keeps the user's zoom while it is unchanged (plotly uirevision)."""
     fig.update_layout(
@@ -108,9 +235,10 @@ def _base_layout(fig: go.Figure, title: str, height: int, revision: str) -> None
     )
 
 
-def _revision(protocol: Protocol, labels: list[str]) -> str:
-    """Same protocol and cases → same revision, so zoom survives e.g. moving the dose."""
-    digest = hashlib.sha1("\x00".join(labels).encode()).hexdigest()[:12]
+def _revision(protocol: Protocol, labels: list[str], model_version: str = "") -> str:
+    """Same protocol, cases and model → same revision, so zoom survives e.g. moving the dose
+    (another model redraws the full view: its curves may lie elsewhere)."""
+    digest = hashlib.sha1("\x00".join([model_version, *labels]).encode()).hexdigest()[:12]
     return f"{protocol.name}-{digest}"
 
 
@@ -194,9 +322,14 @@ def outcome_space_figure(
             in the high-TCP, low-NTCP corner). Buttons in the figure switch between both views.
 
     Returns:
-        A figure with the reward contour, the goal rectangles, one curve per case (±1 sd error
-        bars when the model is an ensemble), the selected dose (open circle) and the recommended
-        dose (star, legend entry "recommended: X Gy/fx").
+        A figure with the reward contour, the goal rectangles, one curve per case, the selected
+        dose (open circle) and the recommended dose (star, legend entry "recommended: X Gy/fx").
+        When the model is an ensemble whose members disagree, each case also gets its 1-sd
+        covariance ellipses of (TCP, NTCP) (``meta="ellipse"``, in the case's legend group):
+        faint at every :data:`ELLIPSE_EVERY`-th dose and the last, bold at the recommended and
+        the selected dose (two traces). The ellipses replace error bars (they show the same
+        ±1 sd along each axis, plus how TCP and NTCP move together). The hover gives the sd at
+        every dose.
     """
     selected_dose_gy = selected_dose_gy or {}
     bounds = _case_bounds(recs)
@@ -206,9 +339,11 @@ def outcome_space_figure(
     fig.add_trace(_reward_landscape(protocol, bounds))
     _add_goal_regions(fig, protocol)
 
+    any_ellipse = False
     for i, rec in enumerate(recs):
         colour = case_colour(i)
         label = _safe(rec.label)
+        group = f"case{i}"
         doses = np.asarray(rec.doses_gy, dtype=float)
         tcp = np.asarray(rec.tcp, dtype=float)
         ntcp = np.asarray(rec.ntcp, dtype=float)
@@ -216,21 +351,29 @@ def outcome_space_figure(
         ntcp_sd = np.asarray(rec.ntcp_sd, dtype=float)
         goals = [_goal_text(g, protocol) for g in rec.goal]
         custom = np.column_stack([doses, rec.reward, tcp_sd, ntcp_sd, np.asarray(goals, object)])
-        has_sd = bool(np.any(tcp_sd > 0) or np.any(ntcp_sd > 0))
+        has_sd = _has_spread(rec)
         sd_part = " ± %{customdata[2]:.1%}" if has_sd else ""
         sd_part_n = " ± %{customdata[3]:.1%}" if has_sd else ""
+        selected_j = (_nearest_index(doses, selected_dose_gy[rec.label])
+                      if rec.label in selected_dose_gy and len(doses) else None)
+        if has_sd and len(doses):
+            marked = {_nearest_index(doses, rec.recommended_dose_gy)}
+            if selected_j is not None:
+                marked.add(selected_j)
+            faint = [j for j in ellipse_dose_indices(len(doses)) if j not in marked]
+            if faint:
+                fig.add_trace(_ellipse_trace(rec, faint, colour, group))
+            fig.add_trace(_ellipse_trace(rec, sorted(marked), colour, group, marked=True))
+            any_ellipse = True
         fig.add_trace(
             go.Scatter(
                 x=tcp, y=ntcp,
                 mode="lines+markers", cliponaxis=False,
                 name=f"{label} (dose {_fmt_dose(doses[0])}–{_fmt_dose(doses[-1])} Gy/fx)"
                 if len(doses) else label,
+                legendgroup=group,
                 line=dict(color=colour, width=2.5),
                 marker=dict(color=colour, size=6),
-                error_x=dict(type="data", array=tcp_sd, visible=has_sd, color=colour,
-                             thickness=1, width=0),
-                error_y=dict(type="data", array=ntcp_sd, visible=has_sd, color=colour,
-                             thickness=1, width=0),
                 customdata=custom,
                 hovertemplate=(
                     f"<b>{label}</b><br>dose %{{customdata[0]:.2f}} Gy/fx<br>"
@@ -239,13 +382,13 @@ def outcome_space_figure(
                 ),
             )
         )
-        if rec.label in selected_dose_gy and len(doses):
-            j = _nearest_index(doses, selected_dose_gy[rec.label])
+        if selected_j is not None:
+            j = selected_j
             fig.add_trace(
                 go.Scatter(
                     x=[tcp[j]], y=[ntcp[j]], mode="markers", cliponaxis=False,
                     name=f"{label}: selected {_fmt_dose(doses[j])} Gy/fx",
-                    showlegend=False,
+                    legendgroup=group, showlegend=False,
                     marker=dict(symbol="circle-open", size=18, color=colour,
                                 line=dict(width=3, color=colour)),
                     hovertemplate=(
@@ -260,6 +403,7 @@ def outcome_space_figure(
                 x=[rec.recommended_tcp], y=[rec.recommended_ntcp], mode="markers",
                 cliponaxis=False,
                 name=f"recommended: {_fmt_dose(rec.recommended_dose_gy)} Gy/fx",
+                legendgroup=group,
                 marker=dict(symbol="star", size=20, color=colour,
                             line=dict(width=1.5, color="#ffffff")),
                 hovertemplate=(
@@ -272,16 +416,22 @@ def outcome_space_figure(
         )
 
     model = _safe(recs[0].model) if recs else "no cases"
-    _base_layout(fig, f"Outcome space · {model}", height=580 + 22 * len(recs),
-                 revision=_revision(protocol, [r.label for r in recs]))
+    _base_layout(fig, f"Outcome space · {model}", height=600 + 22 * len(recs),
+                 revision=_revision(protocol, [r.label for r in recs],
+                                    recs[0].model_version if recs else ""))
+    marks = "★ recommended dose" + (", ○ selected dose" if selected_dose_gy else "")
+    if any_ellipse:
+        marks += (f" · ellipses: ensemble ±1 sd at every {ELLIPSE_EVERY}th dose, bold at the "
+                  "marked doses")
+    subtitle = " · ".join(p for p in (_model_line(recs), _VIRTUAL_TRIAL_NOTE) if p)
     fig.update_layout(
-        margin=dict(l=80, r=30, t=76, b=70),
+        margin=dict(l=80, r=30, t=96, b=70),
         title=dict(subtitle=dict(
-            text=f"{_VIRTUAL_TRIAL_NOTE} · ★ recommended dose"
-            + (", ○ selected dose" if selected_dose_gy else ""),
-            font=dict(size=12, color="#666666"),
+            text=f"{subtitle}<br>{marks}", font=dict(size=12, color="#666666"),
         )),
-        legend=dict(entrywidth=0.5, entrywidthmode="fraction"),
+        # One legend block per case, side by side: its curve and its star share a legend group,
+        # so clicking the case hides the curve, ellipses, star and circle together.
+        legend=dict(entrywidth=190, entrywidthmode="pixels", tracegroupgap=0),
     )
     full = ([0.0, 1.0], [0.0, 1.0])
     zoomed = full if bounds is None else ([bounds[0], bounds[1]], [bounds[2], bounds[3]])
@@ -341,31 +491,53 @@ def _lower_first(text: str) -> str:
 def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.Figure:
     """TCP and NTCP (top) and reward (bottom) against the adaptive dose per fraction.
 
-    TCP is drawn solid, NTCP dashed, in the case's colour; ±1 sd error bars appear when the model
-    is an ensemble. The recommended dose of each case is a dotted vertical line across both rows.
+    TCP is drawn solid, NTCP dashed, in the case's colour. When the model is an ensemble whose
+    members disagree, a semi-transparent ±1 sd band (mean − sd to mean + sd, clipped to 0–1;
+    one ``fill="toself"`` trace, ``meta="band"``, in the case's legend group) surrounds each
+    mean curve. The recommended dose of each case is a dashed vertical line across both rows.
     """
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.62, 0.38],
     )
+    any_band = False
     for i, rec in enumerate(recs):
         colour = case_colour(i)
         label = _safe(rec.label)
+        group = f"case{i}"
         doses = np.asarray(rec.doses_gy, dtype=float)
+        has_sd = _has_spread(rec)
         for values, sd, name, dash in (
             (rec.tcp, rec.tcp_sd, "TCP", "solid"),
             (rec.ntcp, rec.ntcp_sd, "NTCP", "dash"),
         ):
+            mean = np.asarray(values, dtype=float)
             sd_arr = np.asarray(sd, dtype=float)
-            has_sd = bool(np.any(sd_arr > 0))
+            if has_sd:
+                lower = np.clip(mean - sd_arr, 0.0, 1.0)
+                upper = np.clip(mean + sd_arr, 0.0, 1.0)
+                fig.add_trace(
+                    go.Scatter(
+                        x=np.concatenate([doses, doses[::-1]]),
+                        y=np.concatenate([upper, lower[::-1]]),
+                        mode="lines", fill="toself",
+                        fillcolor=_rgba(colour, 0.16 if name == "TCP" else 0.10),
+                        line=dict(width=0, color=colour),
+                        name=f"{label}: {name} ±1 sd", legendgroup=group, showlegend=False,
+                        hoverinfo="skip", meta="band",
+                    ),
+                    row=1, col=1,
+                )
+                any_band = True
+            sd_hover = " ± %{customdata:.1%}" if has_sd else ""
             fig.add_trace(
                 go.Scatter(
-                    x=doses, y=values, mode="lines", name=f"{label}: {name}",
+                    x=doses, y=mean, mode="lines", name=f"{label}: {name}",
+                    legendgroup=group,
                     line=dict(color=colour, width=2.5, dash=dash),
-                    error_y=dict(type="data", array=sd_arr, visible=has_sd, color=colour,
-                                 thickness=1, width=0),
+                    customdata=sd_arr,
                     hovertemplate=(
                         f"<b>{label}</b><br>dose %{{x:.2f}} Gy/fx<br>{name} %{{y:.1%}}"
-                        "<extra></extra>"
+                        f"{sd_hover}<extra></extra>"
                     ),
                 ),
                 row=1, col=1,
@@ -373,6 +545,7 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
         fig.add_trace(
             go.Scatter(
                 x=doses, y=rec.reward, mode="lines+markers", name=f"{label}: reward",
+                legendgroup=group,
                 line=dict(color=colour, width=2),
                 marker=dict(size=4, color=colour),
                 hovertemplate=(
@@ -399,10 +572,16 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
         )
 
     model = _safe(recs[0].model) if recs else "no cases"
-    _base_layout(fig, f"Dose response · {model}", height=540 + 22 * len(recs),
-                 revision=_revision(protocol, [r.label for r in recs]))
-    fig.update_layout(margin=dict(l=80, r=30, t=56 + 16 * len(recs), b=80),
-                      legend=dict(y=-0.16, entrywidth=1 / 3, entrywidthmode="fraction"))
+    _base_layout(fig, f"Dose response · {model}", height=560 + 22 * len(recs),
+                 revision=_revision(protocol, [r.label for r in recs],
+                                    recs[0].model_version if recs else ""))
+    bands = " · shaded: ensemble ±1 sd" if any_band else ""
+    subtitle = " · ".join(p for p in (_model_line(recs), _VIRTUAL_TRIAL_NOTE) if p) + bands
+    fig.update_layout(margin=dict(l=80, r=30, t=76 + 16 * len(recs), b=80),
+                      title=dict(subtitle=dict(text=subtitle,
+                                               font=dict(size=12, color="#666666"))),
+                      legend=dict(y=-0.16, entrywidth=210, entrywidthmode="pixels",
+                                  tracegroupgap=6))
     grid = protocol.dose_grid()
     pad = 0.02 * (grid[-1] - grid[0])
     fig.update_xaxes(range=[grid[0] - pad, grid[-1] + pad], showgrid=True, gridcolor=_GRID,
@@ -559,4 +738,371 @@ def population_figure(
     fig.update_xaxes(showgrid=False, ticks="outside", tickfont=dict(size=10), nticks=5)
     fig.update_yaxes(showgrid=True, gridcolor=_GRID, tickfont=dict(size=10), nticks=4)
     fig.update_yaxes(title_text="cases", title_font=dict(size=11), col=1)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Model review: cross-validated ROC curves, learning curve, architecture contrast
+
+
+def _arch_order(archs: Sequence[str]) -> list[str]:
+    known = [a for a in ARCH_LABELS if a in archs]
+    return known + [a for a in archs if a not in ARCH_LABELS]
+
+
+def _arch_label(arch: str) -> str:
+    return ARCH_LABELS.get(arch, _safe(arch))
+
+
+def _arch_colour(arch: str, k: int) -> str:
+    return _ARCH_COLOURS.get(arch, CASE_COLOURS[(k + 3) % len(CASE_COLOURS)])
+
+
+def _outcome_panels(protocol: Protocol) -> list[tuple[str, str, str]]:
+    """(outcome column, "TCP"/"NTCP", readable outcome) for the target, then the organ at risk."""
+    return [
+        (protocol.target.outcome, "TCP", _safe(protocol.target.outcome_label)),
+        (protocol.oar.outcome, "NTCP", _safe(protocol.oar.outcome_label)),
+    ]
+
+
+def _mean_roc(splits: Sequence[dict], grid: np.ndarray) -> np.ndarray | None:
+    """Mean true-positive rate of the splits' ROC curves on a common false-positive-rate grid."""
+    curves = []
+    for split in splits:
+        fpr = np.asarray(split.get("fpr", []), dtype=float)
+        tpr = np.asarray(split.get("tpr", []), dtype=float)
+        if fpr.size < 2 or fpr.size != tpr.size:
+            continue
+        order = np.lexsort((tpr, fpr))  # by fpr, ties by tpr: the step's top is kept last
+        curves.append(np.interp(grid, fpr[order], tpr[order]))
+    if not curves:
+        return None
+    mean = np.mean(curves, axis=0)
+    mean[0] = 0.0 if grid[0] == 0.0 else mean[0]
+    return mean
+
+
+def roc_figure(payload: dict, protocol: Protocol, *, n_grid: int = 101) -> go.Figure:
+    """Cross-validated ROC curves of every architecture, TCP outcome left, NTCP outcome right.
+
+    Args:
+        payload: one protocol's evaluation payload (``payload["architectures"][arch][outcome]``
+            with ``roc``: one ``{"fpr": [...], "tpr": [...]}`` per CV split, ``cv_auroc_mean``
+            and ``cv_auroc_sd``), as saved by ``artds train rtoe``.
+        protocol: names the outcomes.
+        n_grid: points of the common false-positive-rate grid of the mean curve.
+
+    Thin lines are the single splits (``meta="split"``), the thick line their mean on the common
+    grid (vertical averaging, ``meta="mean"``); each panel has its own legend below it giving
+    the splits' AUROC mean ± sd per architecture. The dotted diagonal is chance.
+    """
+    archs = payload.get("architectures") or {}
+    panels = _outcome_panels(protocol)
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.12,
+        subplot_titles=[f"{short}: {label}" for _, short, label in panels],
+    )
+    grid = np.linspace(0.0, 1.0, n_grid)
+    scored: set[int] = set()
+    for col, (outcome, short, _) in enumerate(panels, start=1):
+        legend = "legend" if col == 1 else "legend2"
+        for k, arch in enumerate(_arch_order(list(archs))):
+            result = (archs.get(arch) or {}).get(outcome)
+            if not result:
+                continue
+            colour = _arch_colour(arch, k)
+            splits = result.get("roc") or []
+            xs: list[float | None] = []
+            ys: list[float | None] = []
+            for split in splits:
+                xs += [*map(float, split.get("fpr", [])), None]
+                ys += [*map(float, split.get("tpr", [])), None]
+            group = f"{arch}-{short}"
+            if xs:
+                fig.add_trace(
+                    go.Scatter(x=xs, y=ys, mode="lines", connectgaps=False,
+                               name=f"{_arch_label(arch)} · {short}: single splits",
+                               line=dict(color=_rgba(colour, 0.3), width=1),
+                               legend=legend, legendgroup=group, showlegend=False,
+                               hoverinfo="skip", meta="split"),
+                    row=1, col=col,
+                )
+            mean_tpr = _mean_roc(splits, grid)
+            if mean_tpr is None:
+                continue
+            scored.add(col)
+            m, sd = result.get("cv_auroc_mean"), result.get("cv_auroc_sd")
+            auroc = ("AUROC n/a" if m is None else
+                     f"AUROC {m:.2f}" + ("" if sd is None else f" ± {sd:.2f}"))
+            fig.add_trace(
+                go.Scatter(x=grid, y=mean_tpr, mode="lines",
+                           name=f"{_arch_label(arch)}: {auroc}",
+                           line=dict(color=colour, width=3, dash=_ARCH_DASH.get(arch, "solid")),
+                           legend=legend, legendgroup=group, legendrank=100 + k, meta="mean",
+                           hovertemplate=(
+                               f"<b>{_arch_label(arch)}</b> · {short}<br>"
+                               "FPR %{x:.2f}<br>mean TPR %{y:.2f}<extra></extra>"
+                           )),
+                row=1, col=col,
+            )
+        fig.add_trace(
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance (AUROC 0.5)",
+                       line=dict(color="#999999", dash="dot", width=1.2),
+                       legend=legend, legendrank=2000, hoverinfo="skip"),
+            row=1, col=col,
+        )
+    n_splits = max((len((archs.get(a) or {}).get(o, {}).get("roc") or [])
+                    for a in archs for o, _, _ in panels), default=0)
+    _base_layout(fig, f"Cross-validated ROC curves · {_safe(protocol.label)}", 600,
+                 revision=f"roc-{protocol.name}")
+    legend_style = dict(orientation="v", yanchor="top", y=-0.16, xanchor="left",
+                        font=dict(size=12), bgcolor="rgba(255,255,255,0)")
+    fig.update_layout(
+        margin=dict(l=70, r=30, t=96, b=30),
+        title=dict(subtitle=dict(
+            text=f"thin: each of {n_splits} stratified 80/20 splits · thick: their mean · "
+                 "virtual trial (simulated patients), not clinical evidence",
+            font=dict(size=12, color="#666666"))),
+        showlegend=True,
+        legend=dict(legend_style, x=0.0),
+        legend2=dict(legend_style, x=0.56),
+    )
+    for col, (outcome, _, _) in enumerate(panels, start=1):
+        if col in scored or not archs:
+            continue
+        counted = [r for r in ((archs.get(a) or {}).get(outcome) or {} for a in archs)
+                   if r.get("n_cases")]
+        n_cases = int(counted[0]["n_cases"]) if counted else 0
+        n_events = int(counted[0].get("n_events") or 0) if counted else 0
+        minority = min(n_events, n_cases - n_events)
+        fig.add_annotation(
+            text=("No ROC curve: no validation split held both outcomes"
+                  + (f"<br>(the smaller class has {minority} of {n_cases} cases)"
+                     if n_cases else "")),
+            xref=f"x{col if col > 1 else ''} domain", yref=f"y{col if col > 1 else ''} domain",
+            x=0.5, y=0.62, showarrow=False, font=dict(size=13, color="#555555"),
+            bgcolor="rgba(255,255,255,0.85)",
+        )
+    fig.update_annotations(font=dict(size=13))
+    fig.update_xaxes(range=[0, 1], title_text="false positive rate", showgrid=True,
+                     gridcolor=_GRID, mirror=True, tickformat=".1f", dtick=0.2)
+    fig.update_yaxes(range=[0, 1.01], showgrid=True, gridcolor=_GRID, mirror=True,
+                     tickformat=".1f", dtick=0.2)
+    fig.update_yaxes(title_text="true positive rate", col=1)
+    if not archs:
+        fig.add_annotation(text="No evaluation to show", xref="paper", yref="paper", x=0.5,
+                           y=0.5, showarrow=False, font=dict(size=16, color="#666666"))
+    return fig
+
+
+def learning_curve_figure(
+    rows: Sequence[dict], protocol: Protocol | None = None
+) -> go.Figure:
+    """AUROC on a fresh virtual cohort against the training-trial size, per architecture.
+
+    Args:
+        rows: ``{arch, outcome, n_train_patients, auroc_vs_truth, auroc_bayes_ceiling, ...}``
+            (the evaluation's ``learning_curve``).
+        protocol: when given, outcome columns are shown as "TCP: local control" etc.
+
+    One panel per outcome; the dashed grey line is the Bayes ceiling (the AUROC of the true
+    probabilities on the same draws), which no model can beat on average.
+    """
+    names: dict[str, str] = {}
+    if protocol is not None:
+        for outcome, short, label in _outcome_panels(protocol):
+            names[outcome] = f"{short}: {label}"
+            names[short.lower()] = f"{short}: {label}"
+    outcomes = list(dict.fromkeys(str(r.get("outcome")) for r in rows))
+    if protocol is not None:
+        order = [o for o, _, _ in _outcome_panels(protocol)] + ["tcp", "ntcp"]
+        outcomes.sort(key=lambda o: order.index(o) if o in order else len(order))
+    fig = make_subplots(
+        rows=1, cols=max(len(outcomes), 1), horizontal_spacing=0.1,
+        subplot_titles=[names.get(o, _safe(o)) for o in outcomes] or [""],
+    )
+    archs = _arch_order(list(dict.fromkeys(str(r.get("arch")) for r in rows)))
+    sizes = sorted({int(r["n_train_patients"]) for r in rows if r.get("n_train_patients")})
+    for col, outcome in enumerate(outcomes, start=1):
+        mine = [r for r in rows if str(r.get("outcome")) == outcome]
+        ceiling: dict[int, list[float]] = {}
+        for r in mine:
+            if r.get("auroc_bayes_ceiling") is not None:
+                ceiling.setdefault(int(r["n_train_patients"]), []).append(
+                    float(r["auroc_bayes_ceiling"]))
+        if ceiling:
+            xs = sorted(ceiling)
+            fig.add_trace(
+                go.Scatter(x=xs, y=[float(np.mean(ceiling[x])) for x in xs], mode="lines",
+                           name="Bayes ceiling (true probabilities)",
+                           line=dict(color="#777777", dash="dash", width=1.8),
+                           legendgroup="ceiling", showlegend=col == 1, legendrank=2000,
+                           hovertemplate="Bayes ceiling %{y:.3f}<extra></extra>"),
+                row=1, col=col,
+            )
+        for k, arch in enumerate(archs):
+            points = sorted((int(r["n_train_patients"]), r.get("auroc_vs_truth"))
+                            for r in mine if str(r.get("arch")) == arch)
+            points = [(n, float(a)) for n, a in points if a is not None]
+            if not points:
+                continue
+            colour = _arch_colour(arch, k)
+            fig.add_trace(
+                go.Scatter(
+                    x=[n for n, _ in points], y=[a for _, a in points], mode="lines+markers",
+                    name=_arch_label(arch), legendgroup=arch, showlegend=col == 1,
+                    legendrank=100 + k,
+                    line=dict(color=colour, width=2.4, dash=_ARCH_DASH.get(arch, "solid")),
+                    marker=dict(color=colour, size=8),
+                    hovertemplate=(f"<b>{_arch_label(arch)}</b><br>%{{x}} training patients"
+                                   "<br>AUROC %{y:.3f}<extra></extra>"),
+                ),
+                row=1, col=col,
+            )
+    _base_layout(fig, "Learning curve: AUROC on a fresh virtual cohort", 460,
+                 revision="learning-curve")
+    fig.update_layout(
+        margin=dict(l=70, r=30, t=96, b=40),
+        title=dict(subtitle=dict(
+            text="one model per size, each trained on its own virtual trial · virtual trial "
+                 "(simulated patients), not clinical evidence",
+            font=dict(size=12, color="#666666"))),
+        legend=dict(y=-0.2),
+    )
+    fig.update_annotations(font=dict(size=13))
+    fig.update_xaxes(type="log", title_text="patients in the training trial", showgrid=True,
+                     gridcolor=_GRID, mirror=True,
+                     **({"tickvals": sizes, "ticktext": [str(n) for n in sizes]}
+                        if sizes else {}))
+    fig.update_yaxes(title_text="AUROC", showgrid=True, gridcolor=_GRID, mirror=True,
+                     tickformat=".2f")
+    if not rows:
+        fig.add_annotation(text="No learning curve in this evaluation", xref="paper",
+                           yref="paper", x=0.5, y=0.5, showarrow=False,
+                           font=dict(size=16, color="#666666"))
+    return fig
+
+
+def _falls(mean: np.ndarray, tol: float = 1e-6) -> np.ndarray:
+    """Indices j ≥ 1 where the curve drops from dose j−1 to dose j by more than ``tol``."""
+    return np.flatnonzero(np.diff(mean) < -tol) + 1
+
+
+def architecture_contrast_figure(
+    cases_labels: Sequence[str],
+    curves_by_arch: dict[str, OutcomeCurves],
+    protocol: Protocol,
+) -> go.Figure:
+    """TCP and NTCP against dose for chosen patients, one line style per architecture.
+
+    Args:
+        cases_labels: the patients' labels, in the order of the curves' case axis.
+        curves_by_arch: ensemble curves per architecture key (``"glogd"``, ``"single"``,
+            ``"logistic"``, ``"reference"`` for the virtual-trial truth), each [M, P, D].
+        protocol: names the outcomes and the dose axis.
+
+    Colour is the case (as everywhere else), line style the architecture; the ensemble mean is
+    drawn (``meta`` = the architecture key). Every dose step over which a mean curve falls
+    although the dose rose is overdrawn with a broad translucent highlight (``meta="falls"``):
+    the Single-GNN may do this, GLoGD-GNN is monotone in dose by construction. The subtitle
+    counts the cases with such a fall per architecture and outcome. The legend has one key per
+    architecture (clicking it hides that architecture) and one per case.
+    """
+    panels = _outcome_panels(protocol)
+    fig = make_subplots(
+        rows=1, cols=2, horizontal_spacing=0.08, shared_xaxes=True,
+        subplot_titles=[f"{short}: {label}" for _, short, label in panels],
+    )
+    archs = _arch_order(list(curves_by_arch))
+    n_cases = len(cases_labels)
+    counts: dict[tuple[str, str], int] = {}
+    for k, arch in enumerate(archs):
+        curves = curves_by_arch[arch]
+        means = curves.mean()  # (tcp [P, D], ntcp [P, D])
+        doses = np.asarray(curves.doses_gy, dtype=float)
+        width = 2.6 if arch == "glogd" else 2.0
+        dash = _ARCH_DASH.get(arch, "solid")
+        # Legend key of the architecture: a grey line in its style (the group's only entry).
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="lines", name=_arch_label(arch), legendgroup=arch,
+            legendrank=100 + k, line=dict(color="#444444", width=width, dash=dash),
+            hoverinfo="skip"))
+        for col, ((_, short, _), mean_all) in enumerate(zip(panels, means, strict=True),
+                                                        start=1):
+            n_shown = min(len(cases_labels), mean_all.shape[0])
+            # Falling steps first, so the highlight lies under the curves.
+            seg_x: list[float | None] = []
+            seg_y: list[float | None] = []
+            n_falling = 0
+            for i in range(n_shown):
+                mean = np.asarray(mean_all[i], dtype=float)
+                falls = _falls(mean)
+                if falls.size:
+                    n_falling += 1
+                    for j in falls:
+                        seg_x += [float(doses[j - 1]), float(doses[j]), None]
+                        seg_y += [float(mean[j - 1]), float(mean[j]), None]
+            counts[(arch, short)] = n_falling
+            if seg_x:
+                fig.add_trace(
+                    go.Scatter(
+                        x=seg_x, y=seg_y, mode="lines", connectgaps=False,
+                        name=f"{_arch_label(arch)}: falls with dose",
+                        legendgroup=f"falls-{arch}", legendrank=1000 + k,
+                        showlegend=not any(t.legendgroup == f"falls-{arch}" and t.showlegend
+                                           for t in fig.data),
+                        # Okabe–Ito yellow, a highlighter no case colour uses.
+                        line=dict(color="rgba(240,228,66,0.8)", width=11),
+                        meta="falls", hoverinfo="skip",
+                    ),
+                    row=1, col=col,
+                )
+            for i in range(n_shown):
+                label = cases_labels[i]
+                colour = case_colour(i)
+                fig.add_trace(
+                    go.Scatter(
+                        x=doses, y=np.asarray(mean_all[i], dtype=float), mode="lines",
+                        name=f"{_safe(label)} · {_arch_label(arch)}",
+                        legendgroup=arch, showlegend=False,
+                        line=dict(color=colour, width=width, dash=dash),
+                        meta=arch,
+                        hovertemplate=(
+                            f"<b>{_safe(label)}</b> · {_arch_label(arch)}<br>"
+                            f"dose %{{x:.2f}} Gy/fx<br>{short} %{{y:.1%}}<extra></extra>"
+                        ),
+                    ),
+                    row=1, col=col,
+                )
+    for i, label in enumerate(cases_labels):
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], mode="lines", name=_safe(label), legendgroup=f"case{i}",
+            legendrank=500 + i, line=dict(color=case_colour(i), width=6), hoverinfo="skip"))
+    parts = []
+    for arch in archs:
+        if arch == "reference":
+            continue
+        tcp_n, ntcp_n = counts.get((arch, "TCP"), 0), counts.get((arch, "NTCP"), 0)
+        parts.append(f"{_arch_label(arch)} {tcp_n}/{n_cases} (TCP), {ntcp_n}/{n_cases} (NTCP)")
+    summary = ("cases whose mean curve falls with dose: " + "; ".join(parts)) if parts else ""
+    _base_layout(fig, "Dose response by architecture (ensemble means)", 560,
+                 revision=f"contrast-{_revision(protocol, list(cases_labels))}")
+    fig.update_layout(
+        margin=dict(l=70, r=30, t=100, b=40),
+        title=dict(subtitle=dict(
+            text=f"colour: case · line style: architecture · {summary}<br>"
+                 f"{_VIRTUAL_TRIAL_NOTE}",
+            font=dict(size=12, color="#666666"))),
+        legend=dict(y=-0.18, entrywidth=150, entrywidthmode="pixels"),
+    )
+    fig.update_annotations(font=dict(size=13))
+    fig.update_xaxes(title_text="adaptive dose per fraction (Gy/fx)", showgrid=True,
+                     gridcolor=_GRID, mirror=True)
+    fig.update_yaxes(range=[0, 1.02], tickformat=".0%", showgrid=True, gridcolor=_GRID,
+                     mirror=True)
+    fig.update_yaxes(title_text="probability", col=1)
+    if not cases_labels or not curves_by_arch:
+        fig.add_annotation(text="No cases to show", xref="paper", yref="paper", x=0.5, y=0.5,
+                           showarrow=False, font=dict(size=16, color="#666666"))
     return fig

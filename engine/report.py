@@ -1,9 +1,11 @@
 """Self-contained, interactive HTML report of a set of recommendations.
 
 :func:`render_report` fills ``engine/templates/report.html`` (Jinja2, autoescaping on) with the
-summary per case, the inputs, the physician's notes and the three figures of
-:mod:`engine.figures`. plotly.js is inlined once from the installed plotly package, so the file
-opens offline and references no external URL; it prints on A4 (print stylesheet in the template).
+summary per case, the outcome model (label, version, ensemble size), the inputs, the physician's
+notes and the three figures of :mod:`engine.figures` (with ensemble bands and covariance ellipses
+when the model is an ensemble). plotly.js is inlined once from the installed plotly package, so
+the file opens offline and references no external URL; it prints on A4 (print stylesheet in the
+template).
 Everything that comes from the user (ids, notes) is escaped by the template.
 """
 
@@ -37,9 +39,10 @@ __all__ = ["DISCLAIMER", "render_report", "report_filename"]
 _TEMPLATES = Path(__file__).parent / "templates"
 
 DISCLAIMER = (
-    "The outcome curves and dose recommendations in this report come from a reference model of "
-    "a virtual trial (simulated patients whose ground truth is known). They are not clinical "
-    "evidence and must not be used on their own to decide a patient's treatment."
+    "The outcome curves and dose recommendations in this report come from models of a virtual "
+    "trial (simulated patients whose ground truth is known): outcome estimators trained on it, "
+    "or its reference model. They are not clinical evidence and must not be used on their own "
+    "to decide a patient's treatment."
 )
 """Shown at the top of every report (and in the app)."""
 
@@ -54,6 +57,13 @@ class _SummaryRow:
     ntcp: float
     goal: str
     input_hash: str
+
+
+@dataclass(frozen=True)
+class _ModelRow:
+    label: str
+    version: str
+    n_members: int
 
 
 @dataclass(frozen=True)
@@ -191,7 +201,8 @@ def render_report(
         )
         for i, rec in enumerate(recs)
     ]
-    models = sorted({(rec.model, rec.model_version) for rec in recs})
+    models = [_ModelRow(label, version, n) for label, version, n in
+              sorted({(rec.model, rec.model_version, rec.n_members) for rec in recs})]
     figures = []
     if recs:
         figures.append(("Outcome space", _figure_html(

@@ -122,11 +122,12 @@ def outcome_space_server(
 
     @render.ui
     def model_label():
+        m = model()
         return ui.p(
-            ui.span("Model: ", class_="fw-semibold"), model().label,
+            ui.span("Model: ", class_="fw-semibold"), m.label,
             ui.br(),
-            ui.tags.small(f"version {model().version} · virtual-trial reference, not clinical "
-                          "evidence", class_="text-muted"),
+            ui.tags.small(f"version {m.version} · {shared.model_caveat(m)}",
+                          class_="text-muted"),
             class_="model-label",
         )
 

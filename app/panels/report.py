@@ -22,9 +22,10 @@ def report_ui() -> ui.TagList:
             ui.card_header("Report"),
             ui.p(
                 "One HTML file with the summary per case, the interactive figures (outcome "
-                "space, dose response, population), the inputs, your notes, the model and its "
-                "version, and an input hash per case. It opens offline in any browser and "
-                "prints on A4."
+                "space with the ensemble's covariance ellipses, dose response with its ±1 sd "
+                "band, population), the inputs, your notes, the outcome model with its version "
+                "and ensemble size, and an input hash per case. It opens offline in any "
+                "browser and prints on A4."
             ),
             ui.output_ui("contents"),
             ui.div(ui.download_button("download", "Download report (HTML)", class_="btn-primary")),
@@ -59,7 +60,9 @@ def report_server(
             ui.tags.li(f"Protocol: {protocol().label}"),
             ui.tags.li("Cases: " + ", ".join(r.label for r in current)),
             ui.tags.li(f"Physician notes: {n_notes} of {len(current)} cases"),
-            ui.tags.li(f"Model: {current[0].model} (version {current[0].model_version})"),
+            ui.tags.li(f"Model: {current[0].model} (version {current[0].model_version}"
+                       + (f", ensemble of {current[0].n_members} members)"
+                          if current[0].n_members > 1 else ")")),
         )
 
     @render.download(filename=lambda: report_filename(protocol()), media_type="text/html")

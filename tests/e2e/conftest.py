@@ -3,6 +3,11 @@
 The app starts once per session on a free localhost port (``uvicorn app.app:app``). Playwright
 uses the system Chromium (never ``playwright install``); the launch flags keep it offline and
 quiet. Every test gets a fresh browser context, hence a fresh Shiny session.
+
+The app serves whatever models/ holds (the environment is passed through unchanged, so an
+``ARTDS_MODELS_DIR`` set by the caller applies to the app and to the tests' own ``app.shared``
+alike); the tests read ``app.shared`` to know which models to expect, and pass with or without
+trained outcome models.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from tests.e2e.helpers import open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e
 
-PANELS = ("Data input", "Outcome space", "Population", "Report")
+PANELS = ("Data input", "Outcome space", "Population", "Report", "Model review")
 
 
 def _load_all_examples(page: Page, protocol: str) -> None:
@@ -55,8 +55,10 @@ def test_every_panel_renders_with_examples(
     expect(page.locator("#outcome-dose_response.js-plotly-plot")).to_have_count(1)
     expect(page.locator("#outcome-plot .contour")).not_to_have_count(0)
     expect(page.locator("#outcome-summary .case-summary")).not_to_have_count(0)
-    expect(page.locator("#outcome-model_label")).to_contain_text(
-        "reference model (virtual trial ground truth)")
+    # The served model (whatever models/ holds: GLoGD-GNN ensemble, else the reference).
+    served = shared.MODEL_CHOICES[protocol][shared.DEFAULT_MODEL[protocol]].model
+    expect(page.locator("#outcome-model_label")).to_contain_text(served.label)
+    expect(page.locator("#outcome-model_label")).to_contain_text(served.version)
     grid = shared.PROTOCOLS[protocol].dose_grid_gy
     # The slider spans the protocol's dose grid (ion.rangeSlider's end labels).
     slider = page.locator(".shiny-input-container:has(#outcome-dose)")
@@ -73,6 +75,14 @@ def test_every_panel_renders_with_examples(
     open_tab(page, "Report")
     expect(page.locator("#report-contents")).to_contain_text(label)
     expect(page.locator("#report-download")).to_be_visible()
+    _assert_clean(page, console_errors)
+
+    open_tab(page, "Model review")
+    if shared.EVALUATIONS[protocol] is not None:
+        expect(page.locator("#review-metrics table.metrics-table")).to_be_visible()
+        expect(page.locator("#review-roc.js-plotly-plot")).to_have_count(1)
+    else:
+        expect(page.locator("#review-metrics")).to_contain_text("No trained outcome models")
     _assert_clean(page, console_errors)
 
 

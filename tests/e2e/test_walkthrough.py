@@ -34,6 +34,11 @@ def test_walkthrough_load_select_dose_note_and_download(
     controller.InputActionButton(page, "data-clear").click()
     expect(page.locator("#data-cases_status")).to_contain_text("Load an example patient")
 
+    # This walk checks numbers against the reference model: choose it explicitly (a new
+    # session serves the learned GLoGD-GNN ensemble when models/ holds one).
+    controller.InputSelect(page, "model-choice").set(shared.REFERENCE)
+    expect(page.locator("#model-info")).to_contain_text(shared.MODELS["nsclc"].label)
+
     # Load one example patient; it becomes the shown case.
     controller.InputSelect(page, "data-example").set(PATIENT)
     controller.InputActionButton(page, "data-load_example").click()
@@ -100,6 +105,7 @@ def test_walkthrough_load_select_dose_note_and_download(
     assert f'<td class="num dose">{rec.recommended_dose_gy:g}</td>' in html
     assert "Escalate: poor mid-treatment response. &lt;b&gt;check&lt;/b&gt;" in html
     assert "reference model (virtual trial ground truth)" in html
+    assert "a single model (no ensemble spread)" in html
     assert rec.input_hash in html
     assert console_errors == []
 

@@ -1,4 +1,5 @@
-"""Figures shared by the app and the report (engine/figures.py), on hand-made outcome curves."""
+"""Figures shared by the app and the report (engine/figures.py), on hand-made outcome curves and
+a small fake evaluation payload."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ import pytest
 from engine.arte import OutcomeCurves, reward
 from engine.figures import (
     CASE_COLOURS,
+    architecture_contrast_figure,
+    covariance_ellipse,
     dose_response_figure,
+    ellipse_dose_indices,
+    learning_curve_figure,
     outcome_space_figure,
     population_figure,
+    roc_figure,
 )
 from engine.protocols import Protocol, load_protocol
 from engine.recommend import Recommendation, recommend
@@ -25,19 +31,23 @@ class CurveModel:
     label = "hand-made curves"
     version = "test-1"
 
-    def __init__(self, members: int = 1, tcp_mid: float = 0.35, ntcp_mid: float = 0.8) -> None:
+    def __init__(self, members: int = 1, tcp_mid: float = 0.35, ntcp_mid: float = 0.8,
+                 spread: float = 0.03) -> None:
         self.members = members
         self.tcp_mid = tcp_mid
         self.ntcp_mid = ntcp_mid
+        self.spread = spread
 
     def predict_curves(self, cases: pd.DataFrame, protocol: Protocol) -> OutcomeCurves:
         doses = protocol.dose_grid()
         g = np.linspace(0.0, 1.0, len(doses))[None, None, :]  # [1, 1, D]
         shift = np.arange(len(cases))[None, :, None] * 0.08  # [1, P, 1]
-        member = (np.arange(self.members)[:, None, None] - (self.members - 1) / 2) * 0.03
-        tcp = 1.0 / (1.0 + np.exp(-(g - self.tcp_mid - shift + member) / 0.15))  # [M, P, D]
-        ntcp = 1.0 / (1.0 + np.exp(-(g - self.ntcp_mid + shift / 2 + member) / 0.12))
-        return OutcomeCurves(doses_gy=doses, tcp=tcp, ntcp=ntcp)
+        k = np.arange(self.members)[:, None, None] - (self.members - 1) / 2  # [M, 1, 1]
+        # TCP and NTCP members move partly independently, so the covariance is full rank.
+        tcp = 1.0 / (1.0 + np.exp(-(g - self.tcp_mid - shift + self.spread * k) / 0.15))
+        ntcp = 1.0 / (1.0 + np.exp(-(g - self.ntcp_mid + shift / 2
+                                      + self.spread * (k % 2 - 0.4 * k)) / 0.12))
+        return OutcomeCurves(doses_gy=doses, tcp=tcp, ntcp=ntcp)  # [M, P, D] each
 
 
 def make_cases(protocol: Protocol, ids: list[str]) -> pd.DataFrame:
@@ -142,21 +152,118 @@ def test_outcome_space_marks_selected_dose_at_nearest_grid_point(nsclc, recs):
     assert circles[0].y[0] == pytest.approx(rec.ntcp[j])
 
 
-def test_outcome_space_error_bars_only_for_ensembles(nsclc, recs, ensemble_recs):
-    single = _case_curves(outcome_space_figure(recs, nsclc))
-    assert all(not c.error_x.visible and not c.error_y.visible for c in single)
-    ensemble = _case_curves(outcome_space_figure(ensemble_recs, nsclc))
-    for curve, rec in zip(ensemble, ensemble_recs, strict=True):
-        assert curve.error_x.visible and curve.error_y.visible
-        assert np.allclose(curve.error_x.array, rec.tcp_sd)
-        assert np.allclose(curve.error_y.array, rec.ntcp_sd)
-        assert max(rec.tcp_sd) > 0
+def _ellipses(fig: go.Figure) -> list:
+    return [t for t in fig.data if t.meta == "ellipse"]
+
+
+def _rings(trace) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Split a None-separated ellipse trace into its closed rings."""
+    rings, xs, ys = [], [], []
+    for x, y in zip(trace.x, trace.y, strict=True):
+        if x is None:
+            rings.append((np.array(xs, dtype=float), np.array(ys, dtype=float)))
+            xs, ys = [], []
+        else:
+            xs.append(x)
+            ys.append(y)
+    return rings
+
+
+def test_outcome_space_ellipses_only_for_ensembles(nsclc, recs, ensemble_recs):
+    assert _ellipses(outcome_space_figure(recs, nsclc)) == []
+    rec = ensemble_recs[0]
+    fig = outcome_space_figure(ensemble_recs, nsclc, selected_dose_gy={rec.label: 2.5})
+    curves = _case_curves(fig)
+    for curve, r in zip(curves, ensemble_recs, strict=True):
+        mine = [t for t in _ellipses(fig) if t.legendgroup == curve.legendgroup]
+        assert len(mine) == 2  # faint rings along the curve, bold rings at the marked doses
+        faint, bold = mine
+        assert bold.line.width > faint.line.width and bold.line.width < curve.line.width
+        for t in mine:
+            assert t.showlegend is False and t.hoverinfo == "skip"
+            assert "rgba" in t.line.color  # semi-transparent
+        doses = np.asarray(r.doses_gy)
+        marked = {int(np.argmin(np.abs(doses - r.recommended_dose_gy)))}
+        if r.label == rec.label:
+            marked.add(int(np.argmin(np.abs(doses - 2.5))))
+        every = ellipse_dose_indices(len(doses), extra=sorted(marked))
+        assert len(every) < len(doses)
+        order = [j for j in every if j not in marked] + sorted(marked)
+        assert len(_rings(bold)) == len(marked)
+        for (x, y), j in zip(_rings(faint) + _rings(bold), order, strict=True):
+            assert x[0] == pytest.approx(x[-1]) and y[0] == pytest.approx(y[-1])  # closed
+            # The 1-sd ellipse spans exactly ±sd along each axis around the mean.
+            assert (x.max() - x.min()) / 2 == pytest.approx(r.tcp_sd[j], rel=0.02)
+            assert (y.max() - y.min()) / 2 == pytest.approx(r.ntcp_sd[j], rel=0.02)
+            assert x.mean() == pytest.approx(r.tcp[j], abs=1e-3)
+    assert "±1 sd" in fig.layout.title.subtitle.text
+
+
+def test_outcome_space_no_ellipses_when_members_agree(nsclc, cases):
+    same = recommend(cases, nsclc, CurveModel(members=5, spread=0.0))
+    assert same[0].n_members == 5
+    fig = outcome_space_figure(same, nsclc)
+    assert _ellipses(fig) == []
+    assert "±" not in _case_curves(fig)[0].hovertemplate
+
+
+def test_outcome_space_hover_gives_the_sd_for_ensembles(nsclc, recs, ensemble_recs):
+    assert "±" not in _case_curves(outcome_space_figure(recs, nsclc))[0].hovertemplate
+    curve = _case_curves(outcome_space_figure(ensemble_recs, nsclc))[0]
+    assert "±" in curve.hovertemplate
+    assert np.allclose(np.asarray(curve.customdata[:, 2], dtype=float), ensemble_recs[0].tcp_sd)
+
+
+def test_ellipse_dose_indices_every_fourth_plus_marked():
+    assert ellipse_dose_indices(10) == [0, 4, 8, 9]
+    assert ellipse_dose_indices(10, extra=[5, 5, 42, -1]) == [0, 4, 5, 8, 9]
+    assert ellipse_dose_indices(0) == []
+
+
+def test_covariance_ellipse_axis_aligned_semi_axes():
+    x, y = covariance_ellipse(0.5, 0.2, 0.04, 0.01, 0.0, n_points=401)
+    assert x.shape == y.shape == (401,)
+    assert (x[0], y[0]) == (x[-1], y[-1])
+    assert x.max() - 0.5 == pytest.approx(0.2) and 0.5 - x.min() == pytest.approx(0.2)
+    assert y.max() - 0.2 == pytest.approx(0.1, rel=1e-4)
+    # Every point lies on the ellipse (x/a)² + (y/b)² = 1.
+    assert np.allclose(((x - 0.5) / 0.2) ** 2 + ((y - 0.2) / 0.1) ** 2, 1.0)
+    x2, _ = covariance_ellipse(0.5, 0.2, 0.04, 0.01, 0.0, n_points=401, n_sd=2.0)
+    assert x2.max() - 0.5 == pytest.approx(0.4)
+
+
+def test_covariance_ellipse_rotated_follows_eigenvectors():
+    # Eigenvalues 0.08 along (1, 1) and 0.02 along (1, -1).
+    cov = np.array([[0.05, 0.03], [0.03, 0.05]])
+    x, y = covariance_ellipse(0.0, 0.0, cov[0, 0], cov[1, 1], cov[0, 1], n_points=2001)
+    r = np.hypot(x, y)
+    far = np.argmax(r)
+    assert r[far] == pytest.approx(np.sqrt(0.08), rel=1e-4)  # major semi-axis
+    assert r.min() == pytest.approx(np.sqrt(0.02), rel=1e-4)  # minor semi-axis
+    direction = np.array([x[far], y[far]]) / r[far]
+    assert abs(direction @ np.array([1.0, 1.0]) / np.sqrt(2)) == pytest.approx(1.0, abs=1e-4)
+    # Points satisfy vᵀ Σ⁻¹ v = 1 (the 1-sd contour).
+    points = np.stack([x, y])
+    assert np.allclose(np.einsum("in,ij,jn->n", points, np.linalg.inv(cov), points), 1.0)
+
+
+def test_covariance_ellipse_degenerate_has_no_nan():
+    x, y = covariance_ellipse(0.3, 0.7, 0.0, 0.0, 0.0)
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(y))
+    assert np.allclose(x, 0.3) and np.allclose(y, 0.7)  # a point
+    # Perfectly correlated (rank one, slightly non-PSD by rounding): a segment, still finite.
+    x, y = covariance_ellipse(0.0, 0.0, 0.01, 0.04, 0.02 + 1e-12)
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(y))
+    assert np.allclose(y, 2 * x, atol=1e-5)
+    x, y = covariance_ellipse(0.0, 0.0, float("nan"), 0.01, 0.0)
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(y))
 
 
 def test_outcome_space_names_model_and_axes(nsclc, recs):
     fig = outcome_space_figure(recs, nsclc, zoom=False)
     assert "hand-made curves" in fig.layout.title.text
     assert "not clinical evidence" in fig.layout.title.subtitle.text
+    assert "version test-1" in fig.layout.title.subtitle.text
     assert "TCP" in fig.layout.xaxis.title.text
     assert "NTCP" in fig.layout.yaxis.title.text
     assert tuple(fig.layout.xaxis.range) == (0.0, 1.0)
@@ -209,6 +316,132 @@ def test_dose_response_traces_and_recommended_lines(nsclc, recs):
     assert "Gy/fx" in fig.layout.xaxis2.title.text
     tcp_trace = next(t for t in lines if t.name == f"{recs[0].label}: TCP")
     assert np.allclose(tcp_trace.x, recs[0].doses_gy)
+    assert [t for t in fig.data if t.meta == "band"] == []  # no band for a single model
+    assert "version test-1" in fig.layout.title.subtitle.text
+
+
+def test_dose_response_bands_for_ensembles(nsclc, ensemble_recs):
+    fig = dose_response_figure(ensemble_recs, nsclc)
+    bands = [t for t in fig.data if t.meta == "band"]
+    assert len(bands) == 2 * len(ensemble_recs)  # TCP and NTCP per case
+    rec = ensemble_recs[0]
+    n = len(rec.doses_gy)
+    for what, mean, sd in (("TCP", rec.tcp, rec.tcp_sd), ("NTCP", rec.ntcp, rec.ntcp_sd)):
+        band = next(b for b in bands if b.name == f"{rec.label}: {what} ±1 sd")
+        assert band.fill == "toself" and "rgba" in band.fillcolor
+        assert band.hoverinfo == "skip" and band.showlegend is False
+        y = np.asarray(band.y, dtype=float)
+        assert np.allclose(y[:n], np.clip(np.add(mean, sd), 0, 1))
+        assert np.allclose(y[n:][::-1], np.clip(np.subtract(mean, sd), 0, 1))
+        line = next(t for t in fig.data if t.name == f"{rec.label}: {what}")
+        assert band.legendgroup == line.legendgroup
+        assert "±" in line.hovertemplate
+    assert "±1 sd" in fig.layout.title.subtitle.text
+    assert "ensemble of 5 members" in fig.layout.title.subtitle.text
+
+
+# --------------------------------------------------------------------------------------------
+# Model review figures, on a small fake evaluation payload
+
+
+def _roc(points: list[tuple[float, float]]) -> dict[str, list[float]]:
+    return {"fpr": [p[0] for p in points], "tpr": [p[1] for p in points]}
+
+
+@pytest.fixture(scope="module")
+def payload(nsclc: Protocol) -> dict:
+    good = [_roc([(0, 0), (0, 0.5), (0.2, 0.8), (1, 1)]), _roc([(0, 0), (0.1, 0.6), (1, 1)])]
+    chance = [_roc([(0, 0), (0.5, 0.5), (1, 1)])] * 2
+    def result(roc, mean, sd, n_events=40):
+        return {"roc": roc, "cv_auroc_mean": mean, "cv_auroc_sd": sd, "n_cases": 67,
+                "n_events": n_events}
+    return {"architectures": {
+        "single": {nsclc.target.outcome: result(chance, 0.5, 0.0),
+                   nsclc.oar.outcome: result(good, 0.81, 0.04, 16)},
+        "glogd": {nsclc.target.outcome: result(good, 0.84, 0.05),
+                  nsclc.oar.outcome: result([], None, None, 1)},
+    }}
+
+
+def test_roc_figure_splits_means_chance_and_auroc_legend(nsclc, payload):
+    fig = roc_figure(payload, nsclc)
+    means = [t for t in fig.data if t.meta == "mean"]
+    splits = [t for t in fig.data if t.meta == "split"]
+    assert len(means) == len(splits) == 3  # glogd has no ROC for the NTCP outcome
+    names = [t.name for t in means]
+    assert "GLoGD-GNN: AUROC 0.84 ± 0.05" in names
+    assert "Single-GNN: AUROC 0.81 ± 0.04" in names
+    assert all(t.showlegend is not False for t in means)
+    assert all(t.showlegend is False for t in splits)
+    # Mean curves on a common grid, from (0, 0) to (1, 1), never decreasing.
+    for t in means:
+        x, y = np.asarray(t.x), np.asarray(t.y)
+        assert x[0] == 0.0 and x[-1] == 1.0 and y[0] == 0.0 and y[-1] == pytest.approx(1.0)
+        assert np.all(np.diff(y) >= -1e-12)
+    glogd_tcp = next(t for t in means if t.name.startswith("GLoGD") and t.xaxis == "x")
+    assert np.interp(0.2, glogd_tcp.x, glogd_tcp.y) == pytest.approx((0.8 + 0.6 + 0.4 / 9) / 2)
+    diagonals = [t for t in fig.data if t.name.startswith("chance")]
+    assert len(diagonals) == 2 and list(diagonals[0].x) == [0, 1]
+    assert {t.legend for t in means} == {"legend", "legend2"}  # one legend per outcome
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    assert "No ROC curve" not in texts
+    assert "not clinical evidence" in fig.layout.title.subtitle.text
+
+
+def test_roc_figure_says_when_an_outcome_could_not_be_scored(nsclc, payload):
+    only_glogd = {"architectures": {"glogd": payload["architectures"]["glogd"]}}
+    fig = roc_figure(only_glogd, nsclc)
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    assert "No ROC curve" in texts and "1 of 67" in texts
+    assert any("No evaluation" in a.text for a in roc_figure({}, nsclc).layout.annotations)
+
+
+def test_learning_curve_figure(nsclc):
+    rows = [
+        {"arch": arch, "outcome": outcome, "n_train_patients": n,
+         "auroc_vs_truth": 0.6 + 0.01 * i, "auroc_bayes_ceiling": 0.78, "gap_to_ceiling": 0.1}
+        for arch in ("glogd", "single")
+        for outcome in (nsclc.target.outcome, nsclc.oar.outcome)
+        for i, n in enumerate((67, 200, 1000))
+    ]
+    fig = learning_curve_figure(rows, nsclc)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(lines) == 4  # 2 architectures × 2 outcomes
+    assert list(lines[0].x) == [67, 200, 1000]
+    ceilings = [t for t in fig.data if t.name.startswith("Bayes ceiling")]
+    assert len(ceilings) == 2 and all(t.line.dash == "dash" for t in ceilings)
+    assert list(ceilings[0].y) == [0.78, 0.78, 0.78]
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0].startswith("TCP") and titles[1].startswith("NTCP")
+    assert fig.layout.xaxis.type == "log"
+    empty = learning_curve_figure([])
+    assert any("No learning curve" in a.text for a in empty.layout.annotations)
+
+
+def test_architecture_contrast_marks_where_single_gnn_falls(nsclc):
+    doses = nsclc.dose_grid()
+    d = len(doses)
+    rising = np.linspace(0.2, 0.8, d)[None, None, :].repeat(2, axis=1)  # [1, 2, D]
+    wiggly = rising.copy()
+    wiggly[0, 1, d // 2] = wiggly[0, 1, d // 2 - 1] - 0.1  # case 2 falls once
+    curves = {
+        "glogd": OutcomeCurves(doses_gy=doses, tcp=rising, ntcp=rising / 2),
+        "single": OutcomeCurves(doses_gy=doses, tcp=wiggly, ntcp=rising / 2),
+    }
+    fig = architecture_contrast_figure(["P-1", "<b>P-2</b>"], curves, nsclc)
+    glogd = [t for t in fig.data if t.meta == "glogd"]
+    single = [t for t in fig.data if t.meta == "single"]
+    assert len(glogd) == len(single) == 4  # 2 cases × TCP, NTCP
+    assert {t.line.dash for t in glogd} != {t.line.dash for t in single}
+    assert glogd[0].line.color == CASE_COLOURS[0] and glogd[1].line.color == CASE_COLOURS[1]
+    (falls,) = [t for t in fig.data if t.meta == "falls"]
+    assert falls.legendgroup == "falls-single" and falls.xaxis == "x"
+    assert list(falls.x[:2]) == pytest.approx([doses[d // 2 - 1], doses[d // 2]])
+    subtitle = fig.layout.title.subtitle.text
+    assert "GLoGD-GNN 0/2 (TCP), 0/2 (NTCP)" in subtitle
+    assert "Single-GNN 1/2 (TCP), 0/2 (NTCP)" in subtitle
+    names = " ".join(t.name for t in fig.data)
+    assert "<b>P-2</b>" not in names and "&lt;b&gt;P-2&lt;/b&gt;" in names
 
 
 @pytest.fixture(scope="module")

@@ -169,3 +169,32 @@ def test_report_with_no_cases(protocol):
 
 def test_report_filename_has_no_patient_ids(protocol):
     assert report_filename(protocol) == "artds-report-nsclc.html"
+
+
+class EnsembleCurveModel(CurveModel):
+    """Three members that disagree a little (an ensemble with spread)."""
+
+    label = "hand-made ensemble"
+    version = "test-ens-3"
+
+    def predict_curves(self, cases: pd.DataFrame, protocol: Protocol) -> OutcomeCurves:
+        one = super().predict_curves(cases, protocol)
+        k = np.array([-1.0, 0.0, 1.0])[:, None, None]  # [M, 1, 1]
+        return OutcomeCurves(
+            doses_gy=one.doses_gy,
+            tcp=np.clip(one.tcp + 0.03 * k, 0, 1),
+            ntcp=np.clip(one.ntcp + 0.02 * k * (k > 0), 0, 1),
+        )
+
+
+def test_report_names_the_model_and_its_ensemble_size(html, protocol, cases):
+    assert "a single model (no ensemble spread)" in html
+    recs = recommend(cases, protocol, EnsembleCurveModel())
+    assert recs[0].n_members == 3
+    ensemble = render_report(recs, cases, protocol, population=None)
+    assert "hand-made ensemble" in ensemble and "test-ens-3" in ensemble
+    assert "ensemble of 3 members" in ensemble
+    # The figures carry the ensemble's covariance ellipses and ±1 sd bands, still offline.
+    assert '"meta":"ellipse"' in ensemble and '"meta":"band"' in ensemble
+    assert '"meta":"ellipse"' not in html and '"meta":"band"' not in html
+    assert ensemble.count(get_plotlyjs()) == 1

@@ -1,0 +1,88 @@
+"""Sidebar "Outcome model" selector and the box naming the served model, its version and caveat.
+
+The choices are the models :mod:`app.shared` loaded for the current protocol (learned ensembles
+that loaded, then the reference model); learned models that failed to load are named in a small
+warning with their one-line error, so nothing is silently replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shiny import module, reactive, render, ui
+
+from app import shared
+from engine.arte import OutcomeModel
+from engine.protocols import Protocol
+
+__all__ = ["model_choice_server", "model_choice_sidebar_ui"]
+
+
+def _choices(protocol_name: str) -> dict[str, str]:
+    return {key: c.choice_label for key, c in shared.MODEL_CHOICES[protocol_name].items()}
+
+
+@module.ui
+def model_choice_sidebar_ui() -> ui.TagList:
+    first = next(iter(shared.PROTOCOLS))
+    return ui.TagList(
+        ui.input_select("choice", "Outcome model", choices=_choices(first),
+                        selected=shared.DEFAULT_MODEL[first], width="100%"),
+        ui.output_ui("info"),
+    )
+
+
+def _load_warning(protocol: Protocol) -> ui.Tag | None:
+    errors = shared.MODEL_ERRORS[protocol.name]
+    if not errors:
+        return None
+    names = {"glogd": "GLoGD-GNN", "single": "Single-GNN", "logistic": "logistic regression"}
+    if len(errors) == len(shared.LEARNED_ARCHS):
+        title = (f"No learned outcome model loaded for {protocol.name.upper()}: only the "
+                 "reference model is offered.")
+    else:
+        missing = ", ".join(names.get(k, k) for k in errors)
+        title = f"Not loaded for {protocol.name.upper()}: {missing}."
+    return ui.tags.details(
+        ui.tags.summary(title),
+        ui.tags.ul(*[ui.tags.li(ui.tags.strong(names.get(k, k)), ": ", shared.with_code(msg))
+                     for k, msg in errors.items()]),
+        class_="model-warning",
+    )
+
+
+@module.server
+def model_choice_server(
+    input, output, session, *, protocol: Callable[[], Protocol]
+) -> Callable[[], OutcomeModel]:
+    """Keep the selector in step with the protocol; return the selected model (reactive)."""
+
+    @reactive.effect
+    @reactive.event(protocol)
+    def _on_protocol() -> None:
+        name = protocol().name
+        with reactive.isolate():
+            current = input.choice()
+        choices = _choices(name)
+        selected = current if current in choices else shared.DEFAULT_MODEL[name]
+        ui.update_select("choice", choices=choices, selected=selected)
+
+    @reactive.calc
+    def model() -> OutcomeModel:
+        name = protocol().name
+        choices = shared.MODEL_CHOICES[name]
+        key = input.choice()
+        return choices[key if key in choices else shared.DEFAULT_MODEL[name]].model
+
+    @render.ui
+    def info():
+        m = model()
+        return ui.div(
+            ui.p(m.label, class_="mb-1 model-name"),
+            ui.tags.small(f"version {m.version}", class_="d-block text-muted model-version"),
+            ui.tags.small(shared.model_caveat(m), class_="d-block text-muted"),
+            _load_warning(protocol()),
+            class_="sidebar-model",
+        )
+
+    return model

@@ -1,0 +1,258 @@
+"""Model review panel (for physicists): how good are the learned outcome estimators?
+
+Shows the saved evaluation of the current protocol (metrics table per architecture and outcome,
+cross-validated ROC curves, learning curve) and contrasts the architectures' dose response on
+the shown cases. Every number comes from virtual trials; the panel says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+from shiny import module, reactive, render, ui
+
+from app import shared
+from app.plots import output_figure, render_figure
+from engine.arte import OutcomeCurves
+from engine.figures import (
+    ARCH_LABELS,
+    architecture_contrast_figure,
+    learning_curve_figure,
+    roc_figure,
+)
+from engine.protocols import Protocol
+from engine.recommend import case_label
+
+__all__ = ["model_review_server", "model_review_ui"]
+
+UNSCORED_NOTE = ("n/a: no cross-validation split held both outcomes in its validation part "
+                 "(too few cases of one kind), so no AUROC could be computed.")
+CONTRAST_ARCHS = ("glogd", "single", "reference")
+"""Drawn in the contrast: the served GLoGD-GNN, the Single-GNN baseline and the truth."""
+
+
+def no_models_message(protocol_name: str) -> str:
+    return (f"No trained outcome models in models/: run "
+            f"`artds train rtoe --protocol {protocol_name}`")
+
+
+def _num(value: object, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return format(float(value), fmt)
+
+
+def _pm(mean: object, sd: object) -> str:
+    if mean is None:
+        return "–"
+    return _num(mean, ".2f") + ("" if sd is None else f" ± {_num(sd, '.2f')}")
+
+
+def _when(created: object) -> str:
+    """``2026-11-23T18:30:16Z`` → ``2026-11-23 18:30 UTC`` (anything else unchanged)."""
+    text = str(created or "unknown")
+    if len(text) >= 16 and text[10] == "T" and text.endswith("Z"):
+        return f"{text[:10]} {text[11:16]} UTC"
+    return text
+
+
+def _metrics_table(summary: dict, protocol: Protocol) -> ui.Tag:
+    outcomes = (("tcp", "TCP", protocol.target.outcome_label),
+                ("ntcp", "NTCP", protocol.oar.outcome_label))
+    head = ui.tags.tr(
+        ui.tags.th("Model"), ui.tags.th("Outcome"),
+        ui.tags.th("CV AUROC", ui.br(), ui.tags.small("mean ± sd over splits"), class_="num"),
+        ui.tags.th("Fresh-cohort", ui.br(), "AUROC", class_="num"),
+        ui.tags.th("Bayes ceiling", ui.br(), ui.tags.small("true probabilities"),
+                   class_="num"),
+        ui.tags.th("Brier", class_="num"),
+        ui.tags.th("Monotonicity", ui.br(), "violations", ui.br(),
+                   ui.tags.small("share of patients"),
+                   class_="num"),
+        ui.tags.th("Ensemble sd", ui.br(), ui.tags.small("mean"), class_="num"),
+        ui.tags.th("Events / cases", ui.br(), ui.tags.small("training trial"), class_="num"),
+    )
+    rows = []
+    archs = summary.get("architectures", {})
+    for arch in [a for a in shared.LEARNED_ARCHS if a in archs] + \
+            [a for a in archs if a not in shared.LEARNED_ARCHS]:
+        for k, (key, short, label) in enumerate(outcomes):
+            m = archs[arch].get(key)
+            if not m:
+                continue
+            name = ARCH_LABELS.get(arch, arch) + (" (served)" if arch == "glogd" else "")
+            events = ("–" if m.get("n_cases") is None
+                      else f"{m.get('n_events', '–')} / {m['n_cases']}")
+            violations = m.get("monotonicity_violation_rate")
+            rows.append(ui.tags.tr(
+                ui.tags.td(name if k == 0 else "", class_="arch"),
+                ui.tags.td(ui.tags.strong(short), " ", label, class_="outcome"),
+                ui.tags.td(_pm(m.get("cv_auroc_mean"), m.get("cv_auroc_sd")) if
+                           m.get("cv_auroc_mean") is not None else
+                           ui.span("n/a *", title=UNSCORED_NOTE), class_="num"),
+                ui.tags.td(_num(m.get("auroc_vs_truth"), ".3f"), class_="num"),
+                ui.tags.td(_num(m.get("auroc_bayes_ceiling"), ".3f"), class_="num"),
+                ui.tags.td(_num(m.get("brier"), ".3f"), class_="num"),
+                ui.tags.td("–" if violations is None else f"{100 * violations:.1f} %",
+                           class_="num" + (" warn" if violations else "")),
+                ui.tags.td(_num(m.get("ensemble_sd_mean"), ".3f"), class_="num"),
+                ui.tags.td(events, class_="num"),
+                class_="first-of-arch" if k == 0 else None,
+            ))
+    unscored = any(m.get("cv_auroc_mean") is None for per in archs.values()
+                   for m in per.values())
+    return ui.TagList(
+        ui.div(
+            ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*rows),
+                          class_="table table-sm metrics-table"),
+            class_="table-responsive",
+        ),
+        ui.p(f"* {UNSCORED_NOTE}", class_="small text-muted mt-1 mb-0") if unscored else None,
+    )
+
+
+@module.ui
+def model_review_ui() -> ui.TagList:
+    return ui.TagList(
+        ui.card(
+            ui.card_header("Model review: learned outcome estimators"),
+            ui.output_ui("intro"),
+            ui.output_ui("metrics"),
+        ),
+        ui.card(
+            ui.card_header("Cross-validated ROC curves"),
+            ui.output_ui("roc_note"),
+            output_figure("roc", min_height="0px"),
+            full_screen=True,
+        ),
+        ui.card(
+            ui.card_header("Learning curve"),
+            ui.output_ui("learning_note"),
+            output_figure("learning", min_height="0px"),
+            full_screen=True,
+        ),
+        ui.card(
+            ui.card_header("Single-GNN against GLoGD-GNN on the shown cases"),
+            ui.output_ui("contrast_note"),
+            output_figure("contrast", min_height="0px"),
+            full_screen=True,
+        ),
+    )
+
+
+@module.server
+def model_review_server(
+    input, output, session, *,
+    protocol: Callable[[], Protocol],
+    cases: Callable[[], pd.DataFrame],
+) -> None:
+    """Metrics, ROC and learning curves of the saved evaluation; the architecture contrast."""
+
+    @reactive.calc
+    def evaluation() -> shared.Evaluation | None:
+        return shared.EVALUATIONS[protocol().name]
+
+    @render.ui
+    def intro():
+        ev = evaluation()
+        lead = ui.p(
+            "All numbers here come from virtual trials (simulated patients whose true outcome "
+            "probabilities are known), not from clinical data.",
+            class_="small text-muted mb-2 review-lead",
+        )
+        if ev is None:
+            return lead
+        s = ev.summary
+        n_eval = (s.get("eval_cohort") or {}).get("n_patients")
+        n_train = next((m.get("n_cases") for per in s.get("architectures", {}).values()
+                        for m in per.values() if m.get("n_cases")), None)
+        return ui.TagList(lead, ui.p(
+            f"Cross-validation: 10 stratified 80/20 splits of the {n_train}-case training "
+            f"trial. Fresh-cohort AUROC: each final ensemble scored on {n_eval} new simulated "
+            "patients, next to the Bayes ceiling (the AUROC of their true probabilities, the "
+            f"best any model can do). Grid “{s.get('grid')}”, evaluation saved "
+            f"{_when(s.get('created'))}.",
+            class_="small mb-2",
+        ))
+
+    @render.ui
+    def metrics():
+        ev = evaluation()
+        if ev is None:
+            why = shared.EVALUATION_ERRORS.get(protocol().name)
+            return ui.div(
+                ui.p(shared.with_code(no_models_message(protocol().name)), class_="mb-1"),
+                ui.tags.small(shared.with_code(why), class_="text-muted d-block")
+                if why else None,
+                class_="artds-empty",
+            )
+        return _metrics_table(ev.summary, protocol())
+
+    @render.ui
+    def roc_note():
+        if evaluation() is None:
+            return ui.div("No evaluation saved for this protocol.", class_="artds-empty")
+        return None
+
+    @render_figure
+    def roc():
+        ev = evaluation()
+        return None if ev is None else roc_figure(ev.payload, protocol())
+
+    @render.ui
+    def learning_note():
+        ev = evaluation()
+        if ev is None:
+            return ui.div("No evaluation saved for this protocol.", class_="artds-empty")
+        if not ev.summary.get("learning_curve"):
+            return ui.div("This evaluation has no learning curve (it is computed by a full "
+                          "training run).", class_="artds-empty")
+        return None
+
+    @render_figure
+    def learning():
+        ev = evaluation()
+        rows = None if ev is None else ev.summary.get("learning_curve")
+        return learning_curve_figure(rows, protocol()) if rows else None
+
+    @reactive.calc
+    def contrast_curves() -> tuple[list[str], dict[str, OutcomeCurves]]:
+        p, shown = protocol(), cases()
+        if shown.empty:
+            return [], {}
+        choices = shared.MODEL_CHOICES[p.name]
+        shown = shown.reset_index(drop=True)
+        curves = {arch: choices[arch].model.predict_curves(shown, p)
+                  for arch in CONTRAST_ARCHS if arch in choices}
+        with_site = "site_id" in p.id_columns and "site_id" in shown.columns
+        labels = [case_label(str(r["patient_id"]), int(r["site_id"]) if with_site else None)
+                  for _, r in shown.iterrows()]
+        return labels, curves
+
+    @render.ui
+    def contrast_note():
+        p = protocol()
+        missing = [ARCH_LABELS[a] for a in ("glogd", "single")
+                   if a not in shared.MODEL_CHOICES[p.name]]
+        if missing:
+            return ui.div(
+                f"Not available for {p.name.upper()}: {' and '.join(missing)}. ",
+                shared.with_code(no_models_message(p.name)), class_="artds-empty")
+        if cases().empty:
+            return ui.div("Choose cases in the sidebar to compare the architectures on them.",
+                          class_="artds-empty")
+        return ui.p(
+            "Ensemble-mean TCP and NTCP of each shown case. The GLoGD-GNN passes the dose "
+            "through a logistic function, so its curves can only rise with dose; the "
+            "Single-GNN takes the dose as one more input and may fall (✕). Dotted: the "
+            "virtual trial's true curve.", class_="small text-muted mb-1",
+        )
+
+    @render_figure
+    def contrast():
+        p = protocol()
+        if any(a not in shared.MODEL_CHOICES[p.name] for a in ("glogd", "single")):
+            return None
+        labels, curves = contrast_curves()
+        return architecture_contrast_figure(labels, curves, p) if labels else None
