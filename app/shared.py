@@ -35,7 +35,6 @@ __all__ = [
     "EVALUATION_ERRORS",
     "EXAMPLES",
     "LEARNED_ARCHS",
-    "MODELS",
     "MODEL_CHOICES",
     "MODEL_ERRORS",
     "PLOTLY_JS",
@@ -43,6 +42,7 @@ __all__ = [
     "PROTOCOLS",
     "PROTOCOL_CHOICES",
     "REFERENCE",
+    "REFERENCE_MODELS",
     "STARTUP_CASES",
     "WWW_DIR",
     "Evaluation",
@@ -89,7 +89,7 @@ class Evaluation:
     """A protocol's saved outcome-estimator evaluation (hash-checked when loaded)."""
 
     summary: dict[str, Any]
-    """``engine.rtoe_train.evaluation_summary``: metrics per architecture and "tcp"/"ntcp"."""
+    """``engine.rtoe_train.summarise_evaluation``: metrics per architecture and "tcp"/"ntcp"."""
     payload: dict[str, Any]
     """The raw evaluation payload (per-split ROC points under ``architectures``)."""
 
@@ -141,13 +141,12 @@ def load_evaluation(
 ) -> tuple[Evaluation | None, str | None]:
     """The protocol's saved evaluation, or None and the one-line reason it did not load."""
     try:
-        from engine.rtoe_train import FAMILY, evaluation_name, evaluation_summary
+        from engine.rtoe_train import load_evaluation, summarise_evaluation
     except ImportError as exc:
         return None, f"learned models unavailable ({exc})"
     try:
-        root = registry.models_dir() if models_dir is None else models_dir
-        payload, _ = registry.load_json_artifact(root, FAMILY, evaluation_name(protocol_name))
-        return Evaluation(summary=evaluation_summary(protocol_name, root), payload=payload), None
+        payload, meta = load_evaluation(protocol_name, models_dir)  # read and hash-checked once
+        return Evaluation(summary=summarise_evaluation(payload, meta), payload=payload), None
     except (registry.ArtifactError, KeyError, TypeError, ValueError, OSError) as exc:
         return None, _one_line(exc)
 
@@ -162,7 +161,7 @@ DEFAULT_MODEL: dict[str, str] = {
     name: "glogd" if "glogd" in choices else REFERENCE for name, choices in MODEL_CHOICES.items()
 }
 """Per protocol, the key of the model a new session serves."""
-MODELS: dict[str, OutcomeModel] = {
+REFERENCE_MODELS: dict[str, OutcomeModel] = {
     name: MODEL_CHOICES[name][REFERENCE].model for name in PROTOCOL_NAMES
 }
 """The virtual trial's reference (ground-truth) model per protocol."""

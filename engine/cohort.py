@@ -208,8 +208,14 @@ def _sites_moments(spec: TrialSpec) -> tuple[float, float]:
     return float(values.mean()), float(max(values.std(), 1e-6))
 
 
-def _from_latent(spec: TrialSpec, node: NodeSpec, u: np.ndarray, table: pd.DataFrame) -> np.ndarray:
-    """Observed value of ``node`` from its latent standard score ``u`` (before clipping)."""
+def _from_latent(
+    spec: TrialSpec, node: NodeSpec, u: np.ndarray, dose_eval_gy: np.ndarray
+) -> np.ndarray:
+    """Observed value of ``node`` from its latent standard score ``u`` (before clipping).
+
+    ``dose_eval_gy`` is the evaluation dose per fraction of each drawn unit (shape of ``u``);
+    only dosimetric nodes use it.
+    """
     p = node.params
     if node.dist == "normal":
         return p["mean"] + p["sd"] * u
@@ -220,7 +226,7 @@ def _from_latent(spec: TrialSpec, node: NodeSpec, u: np.ndarray, table: pd.DataF
     if node.dist == "dose":
         n_eval = spec.protocol.n_eval_fractions
         ratio = p["ratio_median"] * np.exp(p["ratio_log_sd"] * u)
-        return n_eval * table["dose_eval_gy"].to_numpy() * ratio
+        return n_eval * dose_eval_gy * ratio
     raise ValueError(f"node {node.name}: distribution {node.dist!r} has no latent form")
 
 
@@ -289,7 +295,8 @@ def _draw_features(spec: TrialSpec, n_patients: int, rng: np.random.Generator) -
     de = spec.dose_eval
     d_eval = rng.normal(de["mean_gy"], de["sd_gy"], n_patients)
     d_eval = np.clip(np.round(d_eval / de["round_gy"]) * de["round_gy"], de["min_gy"], de["max_gy"])
-    table["dose_eval_gy"] = np.round(d_eval[patient_index], 6)
+    d_eval = np.round(d_eval, 6)  # per patient, exactly as stored in the table
+    table["dose_eval_gy"] = d_eval[patient_index]
 
     z_cols: dict[str, np.ndarray] = {}
     for node in spec.nodes:
@@ -310,8 +317,7 @@ def _draw_features(spec: TrialSpec, n_patients: int, rng: np.random.Generator) -
                 parent_z = parent_z + w * z
             noise_sd = math.sqrt(max(0.0, 1.0 - sum(w * w for w in node.parents.values())))
             u = parent_z + noise_sd * rng.standard_normal(n_draw)
-            frame = table if site_level else table.groupby(patient_index).first()
-            values = _from_latent(spec, node, u, frame)
+            values = _from_latent(spec, node, u, d_eval[patient_index] if site_level else d_eval)
         values = _clip_to_protocol(protocol, node.name, values)
         table[node.name] = values if site_level else values[patient_index]
         z_cols[node.name] = standard_scores(spec, table, [node.name])[:, 0]

@@ -598,12 +598,22 @@ def load_served_model(
     return ensemble_model(protocol, tcp, ntcp, arch=arch, version=version)
 
 
-def evaluation_summary(protocol_name: str, models_dir: Any = None) -> dict[str, Any]:
-    """What `artds evaluate rtoe --json` prints, from the saved (hash-checked) evaluation."""
+def load_evaluation(protocol_name: str, models_dir: Any = None) -> tuple[dict[str, Any], Any]:
+    """The saved evaluation payload of a protocol and its (hash-checked) artifact metadata."""
     from engine import registry
 
     models_dir = registry.models_dir() if models_dir is None else models_dir
-    payload, meta = registry.load_json_artifact(models_dir, FAMILY, evaluation_name(protocol_name))
+    return registry.load_json_artifact(models_dir, FAMILY, evaluation_name(protocol_name))
+
+
+def evaluation_summary(protocol_name: str, models_dir: Any = None) -> dict[str, Any]:
+    """What `artds evaluate rtoe --json` prints, from the saved (hash-checked) evaluation."""
+    return summarise_evaluation(*load_evaluation(protocol_name, models_dir))
+
+
+def summarise_evaluation(payload: dict[str, Any], meta: Any) -> dict[str, Any]:
+    """Metrics per architecture and outcome key ("tcp"/"ntcp") of a loaded evaluation payload."""
+    protocol_name = payload["protocol"]
     keys = (
         "cv_auroc_mean",
         "cv_auroc_sd",
@@ -617,13 +627,8 @@ def evaluation_summary(protocol_name: str, models_dir: Any = None) -> dict[str, 
         "n_cases",
         "best_config",
     )
-    outcome_key = {
-        payload_outcome: name
-        for name, payload_outcome in (
-            ("tcp", load_protocol(protocol_name).target.outcome),
-            ("ntcp", load_protocol(protocol_name).oar.outcome),
-        )
-    }
+    protocol = load_protocol(protocol_name)
+    outcome_key = {protocol.target.outcome: "tcp", protocol.oar.outcome: "ntcp"}
     archs = {
         arch: {
             outcome_key[o]: {k: res.get(k) for k in keys} | {"outcome": o}

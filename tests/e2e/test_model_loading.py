@@ -38,7 +38,7 @@ def test_loaded_state_is_consistent() -> None:
                                                                  shared.REFERENCE}
         assert shared.DEFAULT_MODEL[name] == ("glogd" if "glogd" in choices
                                               else shared.REFERENCE)
-        assert shared.MODELS[name] is choices[shared.REFERENCE].model
+        assert shared.REFERENCE_MODELS[name] is choices[shared.REFERENCE].model
         for key, choice in choices.items():
             if key != shared.REFERENCE:
                 assert choice.model.protocol.name == name

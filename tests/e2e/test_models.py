@@ -37,7 +37,7 @@ def test_served_model_label_version_ellipses_and_switch_to_reference(
     choices = shared.MODEL_CHOICES[PROTOCOL]
     default = shared.DEFAULT_MODEL[PROTOCOL]
     served = choices[default].model
-    reference = shared.MODELS[PROTOCOL]
+    reference = shared.REFERENCE_MODELS[PROTOCOL]
     open_app(page, app_url)
 
     # The selector lists the loaded models with readable labels, the served one selected.

@@ -21,7 +21,7 @@ def _expected_recommendation():
     """The recommendation the engine makes for the example patient (what the UI must show)."""
     examples = shared.EXAMPLES["nsclc"]
     case = examples[examples["patient_id"] == PATIENT].reset_index(drop=True)
-    (rec,) = recommend(case, shared.PROTOCOLS["nsclc"], shared.MODELS["nsclc"])
+    (rec,) = recommend(case, shared.PROTOCOLS["nsclc"], shared.REFERENCE_MODELS["nsclc"])
     return rec
 
 
@@ -37,7 +37,7 @@ def test_walkthrough_load_select_dose_note_and_download(
     # This walk checks numbers against the reference model: choose it explicitly (a new
     # session serves the learned GLoGD-GNN ensemble when models/ holds one).
     controller.InputSelect(page, "model-choice").set(shared.REFERENCE)
-    expect(page.locator("#model-info")).to_contain_text(shared.MODELS["nsclc"].label)
+    expect(page.locator("#model-info")).to_contain_text(shared.REFERENCE_MODELS["nsclc"].label)
 
     # Load one example patient; it becomes the shown case.
     controller.InputSelect(page, "data-example").set(PATIENT)
