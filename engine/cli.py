@@ -159,6 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             models_dir=args.models_dir,
             learning_curve=not args.no_learning_curve,
             seed=args.seed,
+            select_by=args.select_by,
             progress_factory=text_progress,
             log=lambda msg: print(msg, file=sys.stderr),
         )
@@ -244,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     rtoe.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
     rtoe.add_argument("--workers", type=int, default=None, help="local pool size (default: cores)")
     rtoe.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    rtoe.add_argument(
+        "--select-by",
+        default="auroc",
+        choices=("auroc", "log_loss"),
+        help="grid-search criterion: mean CV AUROC (default, the paper's; log-loss where no "
+        "split is scorable) or mean CV log-loss",
+    )
     rtoe.add_argument("--models-dir", default=None, help="artifact folder (default: models/)")
     rtoe.add_argument(
         "--no-learning-curve",

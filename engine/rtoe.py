@@ -40,7 +40,7 @@ from torch import nn
 from torch_geometric.nn import DenseGCNConv
 
 from engine.arte import OutcomeCurves, adapted_geud_norm
-from engine.evaluation import auroc
+from engine.evaluation import auroc, log_loss
 from engine.graphs import FeatureEncoder, feature_graph
 from engine.protocols import Protocol, Structure
 from engine.radiobiology import geud_transition, logistic_outcome, normalise_geud
@@ -258,7 +258,8 @@ class OutcomeEstimator:
 
     Learned attributes (after :meth:`fit` or :meth:`from_state_dict`): ``encoder_``
     (:class:`~engine.graphs.FeatureEncoder`), ``net_`` (single, logistic) or ``mu_net_`` and
-    ``t_net_`` (glogd), ``history_`` ({epoch: eval AUROC}) and ``loss_`` (mean training loss per
+    ``t_net_`` (glogd), ``history_`` ({epoch: eval AUROC}), ``eval_log_loss_`` ({epoch: eval
+    mean log-loss}) and ``loss_`` (mean training loss per
     epoch; GLoGD: of the T pass, which sees the updated μ).
     """
 
@@ -336,16 +337,17 @@ class OutcomeEstimator:
     @contextmanager
     def _inference(self) -> Iterator[None]:
         """No gradients and every network in eval mode; previous modes restored afterwards."""
-        nets = list(self._nets().values())
-        modes = [net.training for net in nets]
+        # Served networks are already in eval mode; toggling modes walks every submodule and
+        # cost about a fifth of a one-case prediction, so only networks in training mode switch.
+        training = [net for net in self._nets().values() if net.training]
         try:
             with torch.no_grad():
-                for net in nets:
+                for net in training:
                     net.eval()
                 yield
         finally:
-            for net, mode in zip(nets, modes, strict=True):
-                net.train(mode)
+            for net in training:
+                net.train()
 
     def _mu_t_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """GLoGD (μ, T), each float64 [P], for node values [P, N], in inference mode."""
@@ -391,8 +393,9 @@ class OutcomeEstimator:
             eval_set: optional (cases, labels) scored during training.
             eval_epochs: epoch counts (0 … ``config.epochs``) after which to record
                 ``history_[epoch]`` = AUROC of the predictions at the eval cases' received doses
-                (NaN when the eval labels hold one class). The logistic baseline does not train
-                by epochs; it records its single fit's AUROC under every requested epoch.
+                (NaN when the eval labels hold one class) and ``eval_log_loss_[epoch]`` = their
+                mean log-loss (defined for one class too). The logistic baseline does not train
+                by epochs; it records its single fit's scores under every requested epoch.
         """
         cfg = self.config
         _ = self.structure  # validates the outcome name
@@ -414,6 +417,7 @@ class OutcomeEstimator:
         if cfg.arch == "glogd":
             self._init_glogd_heads(g_train)
         self.history_: dict[int, float] = {}
+        self.eval_log_loss_: dict[int, float] = {}
         self.loss_: list[float] = []
 
         x = self._encode(cases)  # [P, N]
@@ -426,7 +430,8 @@ class OutcomeEstimator:
         if cfg.arch == "logistic":
             self._fit_logistic(x, y)
             if scorer is not None:
-                self.history_ = dict.fromkeys(eval_epochs, scorer())
+                for epoch in eval_epochs:
+                    self._record(epoch, scorer)
         else:
             order = oversample_indices(y, rng) if cfg.oversample else np.arange(len(y))
             self._train_network(x, g.float(), target, order, rng, scorer, eval_epochs)
@@ -454,7 +459,7 @@ class OutcomeEstimator:
         target: torch.Tensor,
         order: np.ndarray,
         rng: np.random.Generator,
-        scorer: Callable[[], float] | None,
+        scorer: Callable[[], tuple[float, float]] | None,
         eval_epochs: list[int],
     ) -> None:
         """Adam epochs over the rows ``order`` (Single-GNN, or GLoGD's alternating passes).
@@ -465,12 +470,12 @@ class OutcomeEstimator:
             target: labels [P] (float32).
             order: training row indices, oversampled when configured.
             rng: the fit's Generator (shuffling).
-            scorer: eval-set AUROC, recorded in ``history_`` at ``eval_epochs``.
+            scorer: eval-set (AUROC, log-loss), recorded at ``eval_epochs``.
             eval_epochs: sorted epoch counts to score.
         """
         cfg = self.config
         if scorer is not None and 0 in eval_epochs:
-            self.history_[0] = scorer()
+            self._record(0, scorer)
         for net in self._nets().values():
             net.train()
         if cfg.arch == "single":
@@ -486,7 +491,7 @@ class OutcomeEstimator:
                 loss = self._glogd_pass(x, g, target, order, rng, opt_t, train_mu=False)
             self.loss_.append(loss)
             if scorer is not None and epoch in eval_epochs:
-                self.history_[epoch] = scorer()
+                self._record(epoch, scorer)
 
     def _batches(self, order: np.ndarray, rng: np.random.Generator, *tensors: torch.Tensor) -> zip:
         """Shuffle ``order`` (row indices), gather ``tensors`` once, yield per-batch views.
@@ -578,8 +583,13 @@ class OutcomeEstimator:
             self.net_.linear.weight.copy_(theta[:-1].unsqueeze(0))
             self.net_.linear.bias.copy_(theta[-1:])
 
-    def _eval_scorer(self, eval_set: tuple[pd.DataFrame, np.ndarray]) -> Callable[[], float]:
-        """A closure scoring AUROC on the eval set (inputs encoded once)."""
+    def _record(self, epoch: int, scorer: Callable[[], tuple[float, float]]) -> None:
+        self.history_[epoch], self.eval_log_loss_[epoch] = scorer()
+
+    def _eval_scorer(
+        self, eval_set: tuple[pd.DataFrame, np.ndarray]
+    ) -> Callable[[], tuple[float, float]]:
+        """A closure scoring (AUROC, mean log-loss) on the eval set (inputs encoded once)."""
         eval_cases, eval_y = eval_set
         eval_y = _labels(eval_y, len(eval_cases), "eval_set labels")
         x = self._encode(eval_cases)  # [Pe, N]
@@ -587,10 +597,9 @@ class OutcomeEstimator:
         g = g.unsqueeze(1)  # [Pe, 1]
         one_class = eval_y.min() == eval_y.max()
 
-        def score() -> float:
-            if one_class:
-                return math.nan
-            return auroc(self._proba_tensor(x, g)[:, 0].numpy(), eval_y)
+        def score() -> tuple[float, float]:
+            p = self._proba_tensor(x, g)[:, 0].numpy()
+            return (math.nan if one_class else auroc(p, eval_y)), log_loss(p, eval_y)
 
         return score
 
@@ -663,7 +672,7 @@ class OutcomeEstimator:
             sub = {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
             net.load_state_dict(sub, strict=True)
             net.eval()
-        est.history_, est.loss_ = {}, []
+        est.history_, est.eval_log_loss_, est.loss_ = {}, {}, []
         return est
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from engine.arte import adapted_geud_norm
 from engine.cohort import generate_cohort
-from engine.evaluation import auroc
+from engine.evaluation import auroc, log_loss
 from engine.graphs import feature_graph
 from engine.protocols import PROTOCOL_NAMES, load_protocol
 from engine.radiobiology import logistic_outcome
@@ -242,10 +242,13 @@ def test_eval_history_recorded_at_requested_epochs(small, other, arch):
     assert sorted(est.history_) == [0, 2, 4]
     assert all(0.0 <= v <= 1.0 for v in est.history_.values())
     assert est.history_[4] == pytest.approx(auroc(est.predict_proba(other), y_eval))
+    assert sorted(est.eval_log_loss_) == [0, 2, 4]
+    assert est.eval_log_loss_[4] == pytest.approx(log_loss(est.predict_proba(other), y_eval))
     one_class = OutcomeEstimator(NSCLC, "rp2", cfg).fit(
         small, small["rp2"].to_numpy(), eval_set=(other, np.zeros(len(other))), eval_epochs=[1]
     )
     assert math.isnan(one_class.history_[1])
+    assert math.isfinite(one_class.eval_log_loss_[1])  # log-loss is defined on one class
 
 
 def test_eval_epochs_are_validated(small):

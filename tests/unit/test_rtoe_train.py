@@ -19,6 +19,7 @@ from engine.registry import ArtifactError, list_artifacts
 from engine.rtoe_train import (
     GRIDS,
     N_MEMBERS,
+    _best_row,
     cross_validate,
     evaluation_summary,
     load_served_model,
@@ -182,3 +183,27 @@ def test_training_is_reproducible_across_executors(tiny_models, tmp_path):
     first = {m.file: m.sha256 for m in list_artifacts(models, "rtoe") if m.file.endswith(".pt")}
     second = {m.file: m.sha256 for m in list_artifacts(again, "rtoe") if m.file.endswith(".pt")}
     assert first == second and len(first) == 30
+
+
+def _row(auroc_mean, log_loss_mean, epochs):
+    return {"config": {"epochs": epochs}, "auroc_mean": auroc_mean, "log_loss_mean": log_loss_mean}
+
+
+def test_best_row_by_auroc_by_log_loss_and_fallback():
+    table = [_row(0.60, 0.80, 25), _row(0.70, 0.90, 50), _row(0.65, 0.60, 100)]
+    assert _best_row(table, "auroc")["config"]["epochs"] == 50
+    assert _best_row(table, "log_loss")["config"]["epochs"] == 100
+    # no split scorable by AUROC (one-class test sets): the log-loss decides, not the first row
+    unscorable = [_row(None, 0.30, 25), _row(None, 0.10, 50), _row(None, 0.20, 100)]
+    assert _best_row(unscorable, "auroc")["config"]["epochs"] == 50
+    with pytest.raises(ValueError, match="select_by"):
+        _best_row(table, "brier")
+
+
+def test_cross_validation_records_log_loss(tiny_models):
+    _, payload = tiny_models
+    for per_outcome in payload["architectures"].values():
+        for res in per_outcome.values():
+            assert res["select_by"] == "auroc"
+            assert res["cv_log_loss_mean"] > 0 and res["cv_log_loss_sd"] >= 0
+            assert all(row["log_loss_mean"] > 0 for row in res["grid"])
