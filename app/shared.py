@@ -195,7 +195,9 @@ def model_caveat(model: OutcomeModel) -> str:
     if model.name == ReferenceModel.name:
         return ("The virtual trial's ground truth: a reference for testing the workflow, not "
                 "clinical evidence.")
-    return "Learned on a virtual trial (simulated patients): not clinical evidence."
+    caveat = "Learned on a virtual trial (simulated patients): not clinical evidence."
+    warnings = getattr(model, "warnings", ())
+    return " ".join([caveat, *(f"Warning: {w}." for w in warnings)])
 
 
 def with_code(text: str) -> TagList:

@@ -43,9 +43,12 @@ def _outcome_model(protocol_name: str, model: str, models_dir: str | None):
     from engine.rtoe_train import load_served_model
 
     try:
-        return load_served_model(protocol_name, model, models_dir)
+        served = load_served_model(protocol_name, model, models_dir)
     except ArtifactError as err:
         raise InputError(f"{err} (--model reference uses the virtual trial's truth)") from err
+    for warning in served.warnings:
+        print(f"artds: warning: {warning}", file=sys.stderr)
+    return served
 
 
 def _recommendations(args: argparse.Namespace):

@@ -695,6 +695,8 @@ class EnsembleOutcomeModel:
         name: short identifier.
         label: what users see.
         version: version string recorded with every recommendation.
+        warnings: one-line cautions shown wherever the model is named (e.g. trained on an older
+            virtual trial than the current one).
     """
 
     def __init__(
@@ -706,6 +708,7 @@ class EnsembleOutcomeModel:
         name: str,
         label: str,
         version: str,
+        warnings: Sequence[str] = (),
     ) -> None:
         if not tcp_members or len(tcp_members) != len(ntcp_members):
             raise ValueError(
@@ -728,6 +731,7 @@ class EnsembleOutcomeModel:
         self.name = name
         self.label = label
         self.version = version
+        self.warnings = tuple(warnings)
 
     def predict_curves(self, cases: pd.DataFrame, protocol: Protocol) -> OutcomeCurves:
         """TCP and NTCP over ``protocol.dose_grid()``, each [M, P, D]."""

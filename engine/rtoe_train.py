@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.cohort import DEFAULT_TRIAL_SEED, generate_cohort
+from engine.cohort import DEFAULT_TRIAL_SEED, generate_cohort, load_trial_spec
 from engine.evaluation import auroc, log_loss
 from engine.executor import Executor
 from engine.protocols import Protocol, load_protocol
@@ -438,6 +438,7 @@ def ensemble_model(
     *,
     arch: str,
     version: str,
+    warnings: Sequence[str] = (),
 ) -> EnsembleOutcomeModel:
     """The servable outcome model of one architecture."""
     names = {"glogd": "GLoGD-GNN", "single": "Single-GNN", "logistic": "logistic regression"}
@@ -449,6 +450,7 @@ def ensemble_model(
         name=f"rtoe-{arch}",
         label=label,
         version=version,
+        warnings=warnings,
     )
 
 
@@ -642,7 +644,26 @@ def load_served_model(
     ntcp, ntcp_meta = load_members(protocol_name, arch, protocol.oar.outcome, models_dir)
     digest = "".join(m.sha256[:4] for m in [*tcp_meta, *ntcp_meta])
     version = f"rtoe-{protocol_name}-{arch}-{hashlib.sha256(digest.encode()).hexdigest()[:10]}"
-    return ensemble_model(protocol, tcp, ntcp, arch=arch, version=version)
+    return ensemble_model(
+        protocol, tcp, ntcp, arch=arch, version=version,
+        warnings=stale_trial_warnings(protocol_name, [*tcp_meta, *ntcp_meta]),
+    )
+
+
+def stale_trial_warnings(protocol_name: str, metas: Sequence[Any]) -> list[str]:
+    """A caution when artifacts were trained on another version of the virtual trial.
+
+    The weights still load (they are intact), but their recorded metrics describe a trial whose
+    truth has since changed, so users are told to retrain.
+    """
+    current = load_trial_spec(protocol_name).version
+    trained_on = sorted({m.cohort_version for m in metas} - {current})
+    if not trained_on:
+        return []
+    return [
+        f"trained on virtual trial {', '.join(trained_on)}, but the current trial is {current}: "
+        f"its metrics may not hold; retrain with `artds train rtoe --protocol {protocol_name}`"
+    ]
 
 
 def load_evaluation(protocol_name: str, models_dir: Any = None) -> tuple[dict[str, Any], Any]:

@@ -207,3 +207,19 @@ def test_cross_validation_records_log_loss(tiny_models):
             assert res["select_by"] == "auroc"
             assert res["cv_log_loss_mean"] > 0 and res["cv_log_loss_sd"] >= 0
             assert all(row["log_loss_mean"] > 0 for row in res["grid"])
+
+
+def test_models_of_another_trial_version_are_flagged(tiny_models):
+    from types import SimpleNamespace
+
+    from engine.cohort import load_trial_spec
+    from engine.rtoe_train import stale_trial_warnings
+
+    models, _ = tiny_models
+    assert load_served_model("nsclc", "glogd", models).warnings == ()
+    current = load_trial_spec("nsclc").version
+    metas = [SimpleNamespace(cohort_version=current), SimpleNamespace(cohort_version="trial-old")]
+    (warning,) = stale_trial_warnings("nsclc", metas)
+    assert "trial-old" in warning and current in warning
+    assert "artds train rtoe --protocol nsclc" in warning
+    assert stale_trial_warnings("nsclc", metas[:1]) == []
