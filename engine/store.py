@@ -986,9 +986,11 @@ class Store:
                                        dict(r.outputs))
                     for r in s.scalars(q)]
 
-    def count_recommendations(self) -> int:
+    def audit_marker(self) -> tuple[int, int]:
+        """(newest recommendation id, newest audit event id): changes whenever either grows."""
         with self.session() as s:
-            return int(s.scalar(select(func.count()).select_from(RecommendationRecord)) or 0)
+            return (int(s.scalar(select(func.max(RecommendationRecord.id))) or 0),
+                    int(s.scalar(select(func.max(AuditEvent.id))) or 0))
 
     def recommendations_csv(self, *, protocol: str | None = None) -> str:
         """The audit trail as CSV (every row, oldest first), one line per recommendation."""
@@ -1076,6 +1078,11 @@ class Store:
                          .where(Promotion.protocol == protocol)
                          .order_by(Promotion.id.desc()).limit(1))
             return None if m is None else _model_info(m)
+
+    def latest_promotion_id(self) -> int:
+        """Id of the newest promotion of any protocol (0 when none): cheap to poll."""
+        with self.session() as s:
+            return int(s.scalar(select(func.max(Promotion.id))) or 0)
 
     def promotions(self, protocol: str) -> list[PromotionInfo]:
         """Promotions and rollbacks of a protocol, newest first."""
