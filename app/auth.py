@@ -80,7 +80,8 @@ def logout_form(request: HTTPConnection | None) -> str:
     token = "" if request is None else request.scope.get(_CSRF_KEY, "")
     return (f'<form method="post" action="logout" class="artds-logout">'
             f'<input type="hidden" name="csrf" value="{html.escape(token)}">'
-            f'<button type="submit" class="btn btn-sm btn-outline-light">Log out</button></form>')
+            '<button type="submit" class="btn btn-sm btn-outline-secondary">Log out</button>'
+            '</form>')
 
 
 def _csrf_for(token: str) -> str:

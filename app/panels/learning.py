@@ -176,7 +176,7 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
     def promotion_marker() -> int:
         return store.latest_promotion_id()
 
-    sent: dict[str, object] = {"choices": None}
+    sent: dict[str, object] = {"choices": None, "job": None}
 
     @reactive.effect
     def _version_choices() -> None:
@@ -190,7 +190,13 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
             choices[v.version] = f"{v.version} ({', '.join(tags)}, {_when(v.created_at)})"
         with reactive.isolate():
             selected = input.version()
-        if selected not in choices:
+        j = job()
+        fresh = (j is not None and j.status == "done" and j.model_version in choices
+                 and sent.get("job") != j.id)
+        if fresh:  # a job just finished here or elsewhere: show its version
+            sent["job"] = j.id
+            selected = j.model_version
+        elif selected not in choices:
             learned = [v.version for v in found if v.source == "learning"]
             selected = learned[0] if learned else (next(iter(choices), None))
         if sent["choices"] == (choices, selected):
@@ -393,7 +399,8 @@ def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo 
                               ("ntcp", "NTCP", protocol.oar.outcome_label)):
         m, s = mine.get(key, {}), theirs.get(key, {})
         n_cases, n_events = m.get("n_cases"), m.get("n_events")
-        held = ("" if n_cases is None else f" ({n_cases} cases, {n_events} events)")
+        held = ("" if n_cases is None or selected.source != "learning"
+                else f" ({n_cases} cases, {n_events} events)")
         rows.append(ui.tags.tr(ui.tags.th(f"{short}: {label}", colspan="3"),
                                class_="outcome-row"))
         why = m.get("why_not")
