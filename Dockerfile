@@ -22,11 +22,11 @@ COPY engine ./engine
 COPY app ./app
 COPY assets ./assets
 COPY models ./models
-RUN pip install -c constraints.txt -e . && chown -R artds:artds /app
+RUN pip install -c constraints.txt -e . && mkdir -p /app/var && chown -R artds:artds /app
 
 USER artds
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/', timeout=4).status == 200 else 1)"
+    CMD python -c "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
 
 CMD ["artds", "serve", "--host", "0.0.0.0", "--port", "8000"]

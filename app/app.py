@@ -1,8 +1,18 @@
-"""artds Shiny app: adaptive radiotherapy decision support (five panels).
+"""artds Shiny app: adaptive radiotherapy decision support.
 
-Run with ``uvicorn app.app:app`` (or ``shiny run app/app.py``). The app serves the learned
-outcome-estimator ensembles of models/ (GLoGD-GNN by default) or the virtual trial's reference
-model, chosen in the sidebar and named with its version on every panel; all maths is in
+Run with ``uvicorn app.app:app`` (or ``artds serve``). Everything is behind the login gate of
+:mod:`app.auth`; the page is built for the user's role and the server registers only the panels
+that role may use (so a clinician's session cannot reach a physicist's outputs even by sending
+inputs by hand):
+
+* every role: Data input, Outcome space, Population, Report, Help;
+* physicist (and admin): also Model review, Learning Mode, Audit trail (and other physicist
+  panels: add them to ``_physicist_panels`` and their server call under ``if physicist``);
+* admin: also Users.
+
+The app serves the outcome model promoted to Operation Mode (the shipped GLoGD-GNN ensemble until
+a Learning Mode version is promoted) or another model chosen in the sidebar, named with its
+version on every panel; every recommendation shown is written to the audit trail. All maths is in
 ``engine``.
 """
 
@@ -11,12 +21,20 @@ from __future__ import annotations
 from shiny import App, reactive, ui
 
 from app import shared
+from app.auth import LoginGate, logout_form, request_user, session_user, watch_session
+from app.db import get_store
+from app.panels.audit import audit_server, audit_ui, record_shown
 from app.panels.data_input import data_input_server, data_input_sidebar_ui, data_input_ui
+from app.panels.help import help_ui, panel_help
+from app.panels.learning import learning_server, learning_ui, shutdown_training_pool
 from app.panels.model_choice import model_choice_server, model_choice_sidebar_ui
 from app.panels.model_review import model_review_server, model_review_ui
 from app.panels.outcome_space import outcome_space_server, outcome_space_ui
 from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
+from app.panels.users import users_server, users_ui
+from app.serving import register_shipped_models
+from engine.auth import role_allows
 from engine.recommend import Recommendation, recommend
 
 __all__ = ["app", "create_app"]
@@ -30,10 +48,33 @@ def _head() -> ui.TagList:
         ui.tags.link(rel="stylesheet", href="www/app.css"),
         ui.tags.script(src="vendor/plotly.min.js"),
         ui.tags.script(src="www/plots.js"),
+        ui.tags.script(src="www/session.js"),
+    )
+
+
+def _physicist_panels() -> list:
+    return [
+        ui.nav_panel("Model review", panel_help("review"), model_review_ui("review"),
+                     value="review"),
+        ui.nav_panel("Learning Mode", learning_ui("learning"), value="learning"),
+        ui.nav_panel("Audit trail", audit_ui("audit"), value="audit"),
+    ]
+
+
+def _user_menu(request) -> ui.Tag:
+    user = request_user(request)
+    if user is None:
+        return ui.span()
+    return ui.div(
+        ui.span(ui.tags.strong(user.username), f" · {user.role}", class_="artds-user"),
+        ui.HTML(logout_form(request)),
+        class_="artds-user-menu",
     )
 
 
 def app_ui(request=None) -> ui.Tag:
+    user = request_user(request)
+    role = user.role if user else None
     first = next(iter(shared.PROTOCOLS))
     sidebar = ui.sidebar(
         ui.input_select("protocol", "Protocol", choices=shared.PROTOCOL_CHOICES,
@@ -43,12 +84,23 @@ def app_ui(request=None) -> ui.Tag:
         width=305,
         id="sidebar",
     )
+    panels = [
+        ui.nav_panel("Data input", panel_help("data"), data_input_ui("data"), value="data"),
+        ui.nav_panel("Outcome space", panel_help("outcome"), outcome_space_ui("outcome"),
+                     value="outcome"),
+        ui.nav_panel("Population", panel_help("population"), population_ui("population"),
+                     value="population"),
+        ui.nav_panel("Report", panel_help("report"), report_ui("report"), value="report"),
+    ]
+    if role_allows(role, "physicist"):
+        panels += _physicist_panels()
+    if role_allows(role, "admin"):
+        panels.append(ui.nav_panel("Users", users_ui("users"), value="users"))
+    panels.append(ui.nav_panel("Help", help_ui(), value="help"))
     return ui.page_navbar(
-        ui.nav_panel("Data input", data_input_ui("data"), value="data"),
-        ui.nav_panel("Outcome space", outcome_space_ui("outcome"), value="outcome"),
-        ui.nav_panel("Population", population_ui("population"), value="population"),
-        ui.nav_panel("Report", report_ui("report"), value="report"),
-        ui.nav_panel("Model review", model_review_ui("review"), value="review"),
+        *panels,
+        ui.nav_spacer(),
+        ui.nav_control(_user_menu(request)),
         title=TITLE,
         id="nav",
         sidebar=sidebar,
@@ -60,32 +112,50 @@ def app_ui(request=None) -> ui.Tag:
 
 
 def server(input, output, session) -> None:
+    user = session_user(session)
+    if user is None:  # only reachable without the gate (a misconfigured deployment)
+        raise RuntimeError("artds sessions need a logged-in user (serve app.app:app)")
+    store = get_store()
+    watch_session(session, store)
+    physicist = role_allows(user.role, "physicist")
+
     @reactive.calc
     def protocol():
         return shared.PROTOCOLS[input.protocol()]
 
-    model = model_choice_server("model", protocol=protocol)
-    selection = data_input_server("data", protocol=protocol)
+    model = model_choice_server("model", protocol=protocol, store=store)
+    selection = data_input_server("data", protocol=protocol, db=store, user=user)
 
     @reactive.calc
     def recs() -> list[Recommendation]:
         shown = selection.shown()
         return recommend(shown, protocol(), model()) if not shown.empty else []
 
+    audit_ids = record_shown(store, user, session.id, recs)
     outcome_space_server("outcome", protocol=protocol, model=model, recs=recs)
     population_server("population", protocol=protocol, cases=selection.shown)
     report_server("report", protocol=protocol, recs=recs, cases=selection.shown,
-                  notes=selection.notes)
-    model_review_server("review", protocol=protocol, cases=selection.shown)
+                  notes=selection.notes, user=user, audit_ids=audit_ids)
+    if physicist:
+        model_review_server("review", protocol=protocol, cases=selection.shown)
+        learning_server("learning", protocol=protocol, store=store, user=user)
+        audit_server("audit", protocol=protocol, store=store, user=user)
+    if role_allows(user.role, "admin"):
+        users_server("users", store=store, user=user)
 
 
-def create_app() -> App:
-    """The app, with its static files: app/www and plotly.js from the plotly package."""
-    return App(
+def create_app() -> LoginGate:
+    """The app behind its login gate, with its static files (app/www, plotly.js from the plotly
+    package); opens and migrates the database and registers the shipped models."""
+    store = get_store()
+    register_shipped_models(store)
+    shiny_app = App(
         app_ui,
         server,
         static_assets={"/www": shared.WWW_DIR, "/vendor/plotly.min.js": shared.PLOTLY_JS},
     )
+    shiny_app.on_shutdown(shutdown_training_pool)
+    return LoginGate(shiny_app, store)
 
 
 app = create_app()

@@ -34,7 +34,7 @@ from engine.figures import (
 from engine.protocols import Protocol
 from engine.recommend import Recommendation, case_label
 
-__all__ = ["DISCLAIMER", "render_report", "report_filename"]
+__all__ = ["DISCLAIMER", "render_inputs", "render_report", "report_filename"]
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -57,6 +57,8 @@ class _SummaryRow:
     ntcp: float
     goal: str
     input_hash: str
+    audit_id: int | None
+    model_version: str
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,8 @@ def render_report(
     population: pd.DataFrame | None,
     notes: dict[str, str] | None = None,
     generated_at: datetime | None = None,
+    user: str | None = None,
+    audit_ids: dict[str, int] | None = None,
 ) -> str:
     """Render the report as one self-contained HTML document.
 
@@ -177,6 +181,9 @@ def render_report(
         notes: physician notes keyed by case label (:attr:`Recommendation.label`); plain text,
             escaped in the output.
         generated_at: time stamp printed in the report (default: now, UTC).
+        user: who generated it (the logged-in user), printed with the time.
+        audit_ids: audit-trail id of each case's recommendation keyed by case label, printed
+            next to its input hash and model version.
 
     Returns:
         The HTML text (UTF-8 when written), plotly.js inlined once, no external URLs.
@@ -198,6 +205,8 @@ def render_report(
             ntcp=rec.recommended_ntcp,
             goal=_goal_label(rec.recommended_goal, protocol),
             input_hash=rec.input_hash,
+            audit_id=(audit_ids or {}).get(rec.label),
+            model_version=rec.model_version,
         )
         for i, rec in enumerate(recs)
     ]
@@ -221,6 +230,7 @@ def render_report(
         generated_at=generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         generated_iso=generated_at.astimezone(UTC).isoformat(timespec="seconds"),
         artds_version=__version__,
+        user=user,
         models=models,
         summary=summary,
         case_labels=labels,
@@ -231,4 +241,48 @@ def render_report(
         figures=figures,
         plotly_js=Markup(_plotly_js()),
         plotly_config=PLOTLY_CONFIG,
+    )
+
+
+def render_inputs(
+    cases: pd.DataFrame,
+    protocol: Protocol,
+    *,
+    notes: dict[str, str] | None = None,
+    user: str | None = None,
+    versions: dict[str, int] | None = None,
+    generated_at: datetime | None = None,
+) -> str:
+    """A printable page of the inputs of ``cases`` (one column per case), with ids, units,
+    accepted ranges, the input hash and stored version of each case, and the notes (escaped).
+    Self-contained, no script but a print button."""
+    from engine.recommend import input_hash
+
+    notes = notes or {}
+    generated_at = (generated_at or datetime.now(UTC)).astimezone(UTC)
+    cases = cases.reset_index(drop=True)
+    labels = _case_labels(cases, protocol) if len(cases) else []
+    hashes = [input_hash(row, protocol) for _, row in cases.iterrows()]
+    extra = []
+    for col, label in (("dose_adapt_gy", "Adaptive dose per fraction given"),
+                       (protocol.target.outcome, protocol.target.outcome_label),
+                       (protocol.oar.outcome, protocol.oar.outcome_label)):
+        if col in cases.columns and cases[col].notna().any():
+            unit = "Gy" if col == "dose_adapt_gy" else "0/1"
+            extra.append(_InputRow(label, unit, "", [
+                "unknown" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+                else _fmt_value(v, col != "dose_adapt_gy") for v in cases[col]]))
+    template = _environment().get_template("inputs.html")
+    return template.render(
+        title=f"artds inputs — {protocol.label}",
+        protocol=protocol,
+        disclaimer=DISCLAIMER,
+        generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        user=user,
+        artds_version=__version__,
+        case_labels=labels,
+        hashes=hashes,
+        versions=[(versions or {}).get(lab) for lab in labels],
+        input_rows=(_input_rows(cases, protocol) + extra) if len(cases) else [],
+        notes=[(lab, notes[lab]) for lab in labels if notes.get(lab, "").strip()],
     )

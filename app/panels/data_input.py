@@ -2,7 +2,12 @@
 
 Cases are validated by :mod:`engine.schema` (``read_cases`` for files, ``validate_dataframe`` for
 the form). A refused file or form shows every problem (row, column, value, message) and leaves
-the current cases untouched. Cases and notes are per session and per protocol.
+the current cases untouched. The session's working set of cases is per session and per protocol;
+everything added is also saved in the database (:mod:`engine.store`) as a new input version when
+it changed, physician notes are saved per patient with "Save notes" (versioned), follow-ups (the
+adaptive dose given and the outcomes) add a version, and stored patients can be loaded again in
+any later session. The inputs download as CSV (which uploads again unchanged) or as a printable
+page.
 """
 
 from __future__ import annotations
@@ -19,9 +24,18 @@ from shiny.types import SilentException
 
 from app import shared
 from engine.protocols import Protocol
-from engine.recommend import case_label
-from engine.schema import MAX_FILE_BYTES, MAX_NOTE_CHARS, Problem, SchemaError, read_cases
+from engine.recommend import case_label, input_hash
+from engine.report import render_inputs
+from engine.schema import (
+    MAX_FILE_BYTES,
+    MAX_NOTE_CHARS,
+    Problem,
+    SchemaError,
+    column_specs,
+    read_cases,
+)
 from engine.schema import validate_dataframe as validate_cases
+from engine.store import CaseRecord, NoteInfo, SavedInput, Store, UserInfo
 
 __all__ = [
     "CaseSelection",
@@ -142,6 +156,38 @@ def _numeric_field(input_id: str, label: str, unit: str, lo: float, hi: float, s
     )
 
 
+def _stored_columns(protocol: Protocol) -> list[str]:
+    return [*protocol.id_columns, *protocol.feature_names, "dose_eval_gy", "dose_adapt_gy",
+            *protocol.outcome_names]
+
+
+def case_records(cases: pd.DataFrame, protocol: Protocol) -> list[CaseRecord]:
+    """What the store keeps of each case (ids, features, doses, known outcomes; no note)."""
+    columns = _stored_columns(protocol)
+    with_site = "site_id" in protocol.id_columns and "site_id" in cases.columns
+    out = []
+    for label, (_, row) in zip(_labels(cases, protocol), cases.iterrows(), strict=True):
+        values = {c: (row[c] if c in row.index else None) for c in columns}
+        out.append(CaseRecord(label, str(row["patient_id"]),
+                              int(row["site_id"]) if with_site else None, values,
+                              input_hash(row, protocol)))
+    return out
+
+
+def _when(t) -> str:
+    return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _inputs_csv(cases: pd.DataFrame, protocol: Protocol, notes: dict[str, str]) -> str:
+    """The cases in the upload format (optional columns only when some value is known)."""
+    table = cases.copy()
+    table["note"] = [notes.get(lab, "") for lab in _labels(cases, protocol)]
+    columns = [c for c in _stored_columns(protocol) if c in table.columns
+               and (c not in ("dose_adapt_gy", *protocol.outcome_names) or table[c].notna().any())]
+    return table[[*columns, "note"]].to_csv(index=False, float_format="%.10g",
+                                            lineterminator="\n")
+
+
 @module.ui
 def data_input_sidebar_ui() -> ui.TagList:
     """The case chooser, shown in the page sidebar so it is at hand on every panel."""
@@ -197,8 +243,33 @@ def data_input_ui() -> ui.TagList:
                 ui.div(
                     ui.input_action_button("clear", "Remove all cases",
                                            class_="btn-outline-danger btn-sm"),
-                    class_="mt-2",
+                    ui.download_button("inputs_csv", "Save inputs (CSV)",
+                                       class_="btn-outline-primary btn-sm"),
+                    ui.download_button("inputs_print", "Printable inputs (HTML)",
+                                       class_="btn-outline-primary btn-sm"),
+                    class_="mt-2 d-flex flex-wrap gap-2",
                 ),
+                ui.output_ui("versions"),
+            ),
+            col_widths=(5, 7),
+        ),
+        ui.layout_columns(
+            ui.card(
+                ui.card_header("Saved patients"),
+                ui.input_selectize("saved", "Stored cases of this protocol", choices=[],
+                                   multiple=True, width="100%",
+                                   options={"placeholder": "No stored case yet",
+                                            "plugins": ["remove_button"]}),
+                ui.div(ui.input_action_button("load_saved", "Load selected",
+                                              class_="btn-primary btn-sm")),
+                ui.output_ui("saved_status"),
+            ),
+            ui.card(
+                ui.card_header("Follow-up: dose given and outcomes"),
+                ui.output_ui("followup_form"),
+                ui.div(ui.input_action_button("save_followup", "Save follow-up",
+                                              class_="btn-primary btn-sm")),
+                ui.output_ui("followup_status"),
             ),
             col_widths=(5, 7),
         ),
@@ -215,9 +286,13 @@ def data_input_ui() -> ui.TagList:
             ),
             ui.card(
                 ui.card_header("Physician notes"),
-                ui.tags.small("One note per shown case; notes go into the report.",
+                ui.tags.small("One note per shown case; notes go into the report. “Save "
+                              "notes” stores them with the patient (each save is a version).",
                               class_="text-muted"),
                 ui.output_ui("notes_ui"),
+                ui.div(ui.input_action_button("save_notes", "Save notes",
+                                              class_="btn-primary btn-sm")),
+                ui.output_ui("notes_saved"),
             ),
             col_widths=(8, 4),
         ),
@@ -226,15 +301,22 @@ def data_input_ui() -> ui.TagList:
 
 @module.server
 def data_input_server(
-    input, output, session, *, protocol: Callable[[], Protocol]
+    input, output, session, *, protocol: Callable[[], Protocol], db: Store, user: UserInfo
 ) -> CaseSelection:
-    """Own the session's cases and notes; return the reactive views siblings need."""
+    """Own the session's cases and notes (saved to ``db`` as ``user``); return the reactive
+    views siblings need."""
     store: reactive.Value[dict[str, pd.DataFrame]] = reactive.value(
         {name: shared.STARTUP_CASES[name].copy() for name in shared.PROTOCOLS}
     )
-    notes_store: reactive.Value[dict[str, dict[str, str]]] = reactive.value(
-        {name: {} for name in shared.PROTOCOLS}
-    )
+    notes_store: reactive.Value[dict[str, dict[str, str]]] = reactive.value({
+        name: {lab: n.text for lab, n in db.latest_notes(
+            name, _labels(shared.STARTUP_CASES[name], shared.PROTOCOLS[name])).items()}
+        for name in shared.PROTOCOLS
+    })
+    db_changed = reactive.value(0)
+    saved_msg: reactive.Value[tuple[bool, str] | None] = reactive.value(None)
+    notes_msg: reactive.Value[str | None] = reactive.value(None)
+    followup_msg: reactive.Value[tuple[bool, str] | list[Problem] | None] = reactive.value(None)
     upload_problems: reactive.Value[tuple[str, list[Problem]] | None] = reactive.value(None)
     form_problems: reactive.Value[list[Problem] | None] = reactive.value(None)
     status: reactive.Value[dict[str, str]] = reactive.value({})
@@ -269,9 +351,13 @@ def data_input_server(
         ui.update_selectize("show", choices=_labels(store()[name], protocol()),
                             selected=selected)
 
-    def _add_cases(new: pd.DataFrame) -> tuple[int, int]:
-        """Merge validated cases (same id: replaced); returns (added, replaced)."""
+    def _add_cases(new: pd.DataFrame, source: str) -> tuple[int, int]:
+        """Merge validated cases (same id: replaced), save them to the database as new input
+        versions where they changed, and bring in their stored notes; returns (added,
+        replaced)."""
         p = protocol()
+        db.save_cases(p.name, case_records(new, p), source=source, username=user.username)
+        db_changed.set(db_changed() + 1)
         with reactive.isolate():
             current = store()[p.name]
             current_labels = _labels(current, p)
@@ -281,13 +367,20 @@ def data_input_server(
         keep = current.iloc[[i for i, lab in enumerate(current_labels) if lab not in new_labels]]
         merged = pd.concat([keep, new], ignore_index=True) if not keep.empty else new.copy()
         store.set({**store(), p.name: merged.reset_index(drop=True)})
+        with reactive.isolate():
+            current_notes = dict(notes_store()[p.name])
+        for lab, note in db.latest_notes(p.name, new_labels).items():
+            if not current_notes.get(lab, "").strip():
+                current_notes[lab] = note.text
         if "note" in new.columns:
-            with reactive.isolate():
-                current_notes = dict(notes_store()[p.name])
+            records = {r.label: r for r in case_records(new, p)}
             for lab, text in zip(new_labels, new["note"].fillna(""), strict=True):
                 if str(text).strip():
                     current_notes[lab] = str(text)
-            notes_store.set({**notes_store(), p.name: current_notes})
+                    r = records[lab]
+                    db.save_note(p.name, lab, r.patient_id, r.site_id, str(text),
+                                 username=user.username)
+        notes_store.set({**notes_store(), p.name: current_notes})
         if len(new_labels) >= MAX_SHOWN:
             selection = new_labels[:MAX_SHOWN]
         else:
@@ -332,7 +425,7 @@ def data_input_server(
         if examples.empty:
             _set_status("example", "Choose an example first.")
             return
-        added, replaced = _add_cases(examples.reset_index(drop=True))
+        added, replaced = _add_cases(examples.reset_index(drop=True), "example")
         _set_status("example", _summary(added, replaced, "the example file"))
 
     @reactive.effect
@@ -355,7 +448,7 @@ def data_input_server(
             _set_status("upload", "")
             return
         upload_problems.set(None)
-        added, replaced = _add_cases(new)
+        added, replaced = _add_cases(new, "upload")
         _set_status("upload", _summary(added, replaced, filename))
 
     @reactive.effect
@@ -375,7 +468,7 @@ def data_input_server(
             _set_status("form", "")
             return
         form_problems.set(None)
-        added, replaced = _add_cases(new)
+        added, replaced = _add_cases(new, "form")
         _set_status("form", _summary(added, replaced, "the form"))
 
     @reactive.effect
@@ -509,4 +602,190 @@ def data_input_server(
             for lab in labs
         ])
 
+    # ------------------------------------------------------------ saved patients
+
+    @reactive.effect
+    def _saved_choices() -> None:
+        db_changed()
+        name = protocol().name
+        choices = {}
+        for ps in db.patients(name):
+            extra = " · outcomes known" if ps.has_outcomes else ""
+            choices[ps.label] = (f"{ps.label} (v{ps.n_versions}, {_when(ps.latest_at)}, "
+                                 f"{ps.latest_by}{extra})")
+        with reactive.isolate():
+            keep = [lab for lab in (input.saved() or ()) if lab in choices]
+        ui.update_selectize("saved", choices=choices, selected=keep)
+
+    @reactive.effect
+    @reactive.event(input.load_saved)
+    def _load_saved() -> None:
+        p = protocol()
+        labels = list(input.saved() or ())
+        if not labels:
+            saved_msg.set((False, "Choose stored cases to load first."))
+            return
+        found = db.latest_inputs(p.name, labels)
+        columns = _stored_columns(p)
+        frame = pd.DataFrame([{c: found[lab].values.get(c) for c in columns}
+                              for lab in labels if lab in found], columns=columns)
+        frame = frame.astype(object).where(frame.notna(), None)
+        try:
+            new = validate_cases(frame, p)
+        except SchemaError as err:
+            saved_msg.set((False, f"The stored inputs no longer validate: {err}"))
+            return
+        added, replaced = _add_cases(new, "saved")
+        saved_msg.set((True, _summary(added, replaced, "the database")))
+
+    @render.ui
+    def saved_status():
+        msg = saved_msg()
+        if msg is None:
+            return None
+        ok, text = msg
+        return ui.p(text, class_="small mt-2 " + ("text-success" if ok else "text-danger"))
+
+    @render.ui
+    def versions():
+        db_changed()
+        p = protocol()
+        labs = _labels(shown(), p)
+        if not labs:
+            return None
+        latest = db.latest_inputs(p.name, labs)
+        items = []
+        for lab in labs:
+            v = latest.get(lab)
+            if v is None:
+                items.append(ui.tags.li(ui.tags.strong(lab), ": not saved (example shown at "
+                                        "start; it is saved once you load or change it)"))
+                continue
+            history = db.input_history(p.name, lab)
+            items.append(ui.tags.li(
+                ui.tags.strong(lab),
+                f": version {v.version} of {len(history)}, saved {_when(v.created_at)} by "
+                f"{v.created_by} ({v.source}) · input hash ",
+                ui.tags.code(v.input_hash[:12]),
+                _version_details(history) if len(history) > 1 else None,
+            ))
+        return ui.div(ui.tags.strong("Stored versions of the shown cases", class_="small"),
+                      ui.tags.ul(*items, class_="small mb-0 versions-list"), class_="mt-2")
+
+    # ------------------------------------------------------------ notes
+
+    @reactive.effect
+    @reactive.event(input.save_notes)
+    def _save_notes() -> None:
+        p = protocol()
+        written = notes()
+        saved = 0
+        for r in case_records(shown(), p):
+            text = written.get(r.label, "")[:MAX_NOTE_CHARS]
+            if db.save_note(p.name, r.label, r.patient_id, r.site_id, text,
+                            username=user.username) is not None:
+                saved += 1
+        notes_msg.set(f"{saved} note{'s' if saved != 1 else ''} saved." if saved
+                      else "No change to save.")
+        db_changed.set(db_changed() + 1)
+
+    @render.ui
+    def notes_saved():
+        db_changed()
+        p = protocol()
+        labs = _labels(shown(), p)
+        found: dict[str, NoteInfo] = db.latest_notes(p.name, labs) if labs else {}
+        lines = [ui.tags.li(ui.tags.strong(lab), f": saved {_when(n.created_at)} by "
+                            f"{n.created_by} (version {n.version})")
+                 for lab, n in found.items()]
+        msg = notes_msg()
+        return ui.TagList(
+            ui.p(msg, class_="small text-success mt-2 mb-1", role="status") if msg else None,
+            ui.tags.ul(*lines, class_="small text-muted mb-0 notes-meta") if lines else None,
+        )
+
+    # ------------------------------------------------------------ follow-up
+
+    @render.ui
+    def followup_form():
+        p = protocol()
+        labs = _labels(shown(), p)
+        if not labs:
+            return ui.div("Choose a case in the sidebar to record its follow-up.",
+                          class_="artds-empty")
+        spec = next(c for c in column_specs(p) if c.name == "dose_adapt_gy")
+        yes_no = {"": "unknown", "1": "1 (yes)", "0": "0 (no)"}
+        return ui.layout_column_wrap(
+            ui.input_select("fu_case", "Case", choices=labs),
+            ui.input_numeric("fu_dose", f"Adaptive dose per fraction given (Gy, accepted "
+                             f"{spec.min:g} – {spec.max:g})", value=None, min=spec.min,
+                             max=spec.max, step=0.1),
+            ui.input_select("fu_target", p.target.outcome_label, choices=yes_no),
+            ui.input_select("fu_oar", p.oar.outcome_label, choices=yes_no),
+            width="200px", fill=False,
+        )
+
+    @reactive.effect
+    @reactive.event(input.save_followup)
+    def _save_followup() -> None:
+        p = protocol()
+        current, labs = shown(), _labels(shown(), p)
+        label = input.fu_case() if "fu_case" in input else None
+        if not label or label not in labs:
+            followup_msg.set((False, "Choose a case first."))
+            return
+        row = current.iloc[[labs.index(label)]].reset_index(drop=True)
+        frame = row[[c for c in _stored_columns(p) if c in row.columns]].copy()
+        frame["dose_adapt_gy"] = input.fu_dose()
+        frame[p.target.outcome] = input.fu_target() or None
+        frame[p.oar.outcome] = input.fu_oar() or None
+        frame = frame.astype(object).where(frame.notna(), None)
+        try:
+            new = validate_cases(frame, p)
+        except SchemaError as err:
+            followup_msg.set(err.problems)
+            return
+        _add_cases(new, "follow-up")
+        followup_msg.set((True, f"Follow-up of {label} saved as a new input version."))
+
+    @render.ui
+    def followup_status():
+        msg = followup_msg()
+        if msg is None:
+            return None
+        if isinstance(msg, list):
+            return _error_box("The follow-up was not saved.", msg, show_rows=False,
+                              note="Correct the fields above and save again.",
+                              labels=_form_labels(protocol()))
+        ok, text = msg
+        return ui.p(text, class_="small mt-2 " + ("text-success" if ok else "text-danger"))
+
+    # ------------------------------------------------------------ save / print inputs
+
+    @render.download(filename=lambda: f"artds-inputs-{protocol().name}.csv",
+                     media_type="text/csv")
+    def inputs_csv():
+        yield _inputs_csv(cases(), protocol(), notes())
+
+    @render.download(filename=lambda: f"artds-inputs-{protocol().name}.html",
+                     media_type="text/html")
+    def inputs_print():
+        p = protocol()
+        saved = db.latest_inputs(p.name, labels())
+        yield render_inputs(cases(), p, notes=notes(), user=user.username,
+                            versions={lab: v.version for lab, v in saved.items()})
+
     return CaseSelection(cases=cases, shown=shown, notes=notes)
+
+
+def _version_details(history: list[SavedInput]) -> ui.Tag:
+    """Every stored version of a case, with the values that changed from the one before."""
+    rows = []
+    previous: dict = {}
+    for v in history:
+        changed = [k for k, val in v.values.items() if previous and previous.get(k) != val]
+        rows.append(ui.tags.li(
+            f"v{v.version}: {_when(v.created_at)}, {v.created_by} ({v.source})",
+            f" — changed: {', '.join(changed)}" if changed else ""))
+        previous = v.values
+    return ui.tags.details(ui.tags.summary("history"), ui.tags.ul(*rows))

@@ -2,7 +2,9 @@
 
 The choices are the models :mod:`app.shared` loaded for the current protocol (learned ensembles
 that loaded, then the reference model); learned models that failed to load are named in a small
-warning with their one-line error, so nothing is silently replaced.
+warning with their one-line error, so nothing is silently replaced. The "served" GLoGD-GNN entry
+is whatever version is promoted to Operation Mode (:mod:`app.serving`, read from the database and
+re-read when anyone promotes or rolls back).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from collections.abc import Callable
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.serving import served_model
 from engine.arte import OutcomeModel
 from engine.protocols import Protocol
+from engine.store import Store
 
 __all__ = ["model_choice_server", "model_choice_sidebar_ui"]
 
@@ -53,9 +57,18 @@ def _load_warning(protocol: Protocol) -> ui.Tag | None:
 
 @module.server
 def model_choice_server(
-    input, output, session, *, protocol: Callable[[], Protocol]
+    input, output, session, *, protocol: Callable[[], Protocol], store: Store | None = None
 ) -> Callable[[], OutcomeModel]:
     """Keep the selector in step with the protocol; return the selected model (reactive)."""
+
+    @reactive.poll(lambda: store.latest_promotion_id() if store is not None else 0, 10)
+    def promotion_marker() -> int:
+        return store.latest_promotion_id() if store is not None else 0
+
+    @reactive.calc
+    def served():
+        promotion_marker()
+        return None if store is None else served_model(protocol().name, store)
 
     @reactive.effect
     @reactive.event(protocol)
@@ -72,7 +85,11 @@ def model_choice_server(
         name = protocol().name
         choices = shared.MODEL_CHOICES[name]
         key = input.choice()
-        return choices[key if key in choices else shared.DEFAULT_MODEL[name]].model
+        key = key if key in choices else shared.DEFAULT_MODEL[name]
+        current = served()
+        if key == "glogd" and current is not None:
+            return current.model
+        return choices[key].model
 
     @render.ui
     def info():
@@ -82,6 +99,8 @@ def model_choice_server(
             ui.tags.small(f"version {m.version}", class_="d-block text-muted model-version"),
             ui.tags.small(shared.model_caveat(m), class_="d-block text-muted"),
             _load_warning(protocol()),
+            ui.div(served().warning, class_="model-warning", role="alert")
+            if served() is not None and served().warning else None,
             class_="sidebar-model",
         )
 

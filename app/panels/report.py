@@ -11,6 +11,7 @@ from app import shared
 from engine.protocols import Protocol
 from engine.recommend import Recommendation
 from engine.report import DISCLAIMER, render_report, report_filename
+from engine.store import UserInfo
 
 __all__ = ["report_server", "report_ui"]
 
@@ -24,8 +25,9 @@ def report_ui() -> ui.TagList:
                 "One HTML file with the summary per case, the interactive figures (outcome "
                 "space with the ensemble's covariance ellipses, dose response with its ±1 sd "
                 "band, population), the inputs, your notes, the outcome model with its version "
-                "and ensemble size, and an input hash per case. It opens offline in any "
-                "browser and prints on A4."
+                "and ensemble size, your user name and the time, and per case its input hash "
+                "and the audit-trail id of its recommendation. It opens offline in any browser "
+                "and prints on A4."
             ),
             ui.output_ui("contents"),
             ui.div(ui.download_button("download", "Download report (HTML)", class_="btn-primary")),
@@ -42,8 +44,10 @@ def report_server(
     recs: Callable[[], list[Recommendation]],
     cases: Callable[[], pd.DataFrame],
     notes: Callable[[], dict[str, str]],
+    user: UserInfo,
+    audit_ids: Callable[[], dict[str, int]],
 ) -> None:
-    """Offer the report of the shown cases for download."""
+    """Offer the report of the shown cases for download (with the user and audit ids)."""
 
     @render.ui
     def contents():
@@ -72,4 +76,6 @@ def report_server(
             recs(), cases(), p,
             population=shared.POPULATIONS[p.name],
             notes=notes(),
+            user=user.username,
+            audit_ids=audit_ids(),
         )

@@ -1,6 +1,9 @@
 """Browser tests: run the real app in a subprocess and drive it with Debian's Chromium.
 
-The app starts once per session on a free localhost port (``uvicorn app.app:app``). Playwright
+The app starts once per session on a free localhost port (``uvicorn app.app:app``) with its own
+temporary SQLite database (``$ARTDS_DATABASE_URL``) and Learning Mode folder, in which
+``artds user add`` first creates one user per role (:data:`tests.e2e.helpers.USERS`); the
+helpers' ``open_app`` logs in when the login page appears. Playwright
 uses the system Chromium (never ``playwright install``); the launch flags keep it offline and
 quiet. Every test gets a fresh browser context, hence a fresh Shiny session.
 
@@ -25,6 +28,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Page
+
+from tests.e2e.helpers import USERS
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_LIMIT_S = 120.0
@@ -58,11 +63,28 @@ def browser_type_launch_args() -> dict:
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The app's database (a fresh SQLite file) with one user per role of ``USERS``."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'artds.sqlite3'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ARTDS_DATABASE_URL": url}
+    for role, (username, password) in USERS.items():
+        subprocess.run(
+            [sys.executable, "-m", "engine.cli", "user", "add", "--username", username,
+             "--role", role, "--password-stdin"],
+            input=password + "\n", text=True, check=True, capture_output=True, cwd=ROOT,
+            env=env, timeout=120)
+    return url
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory, app_database_url: str) -> Iterator[str]:
     """Start ``uvicorn app.app:app`` on a free port and yield its URL."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("app") / "app.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    app_dir = tmp_path_factory.mktemp("app")
+    log_path = app_dir / "app.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+           "ARTDS_DATABASE_URL": app_database_url,
+           "ARTDS_LEARNING_DIR": str(app_dir / "learning")}
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "app.app:app", "--host", "127.0.0.1",
@@ -76,7 +98,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if proc.poll() is not None:
                 raise RuntimeError(f"the app exited early:\n{log_path.read_text()}")
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
                     if response.status == 200:
                         break
             except (urllib.error.URLError, ConnectionError, TimeoutError):

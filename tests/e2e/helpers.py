@@ -1,10 +1,17 @@
-"""Small helpers shared by the browser tests (waiting for Shiny, switching panels)."""
+"""Small helpers shared by the browser tests (logging in, waiting for Shiny, switching panels)."""
 
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-__all__ = ["open_app", "open_tab", "wait_for_shiny", "wait_idle"]
+__all__ = ["USERS", "log_in", "open_app", "open_tab", "wait_for_shiny", "wait_idle"]
+
+USERS: dict[str, tuple[str, str]] = {
+    "clinician": ("e2e-clinician", "clinician-pass-1234"),
+    "physicist": ("e2e-physicist", "physicist-pass-1234"),
+    "admin": ("e2e-admin", "admin-pass-12345678"),
+}
+"""Role → (user name, password) created in the e2e app's temporary database (test-only)."""
 
 
 def wait_for_shiny(page: Page) -> None:
@@ -26,8 +33,19 @@ def wait_idle(page: Page) -> None:
     )
 
 
-def open_app(page: Page, url: str) -> None:
+def log_in(page: Page, role: str = "physicist") -> None:
+    """Fill and submit the login form shown on ``page`` as the e2e user of ``role``."""
+    username, password = USERS[role]
+    page.locator("#username").fill(username)
+    page.locator("#password").fill(password)
+    page.locator("#login-form button[type=submit]").click()
+
+
+def open_app(page: Page, url: str, role: str = "physicist") -> None:
+    """Open the app, logging in as ``role`` when the login page appears, and wait for Shiny."""
     page.goto(url)
+    if page.locator("#login-form").count() > 0:
+        log_in(page, role)
     wait_for_shiny(page)
     expect(page.locator(".navbar-brand")).to_contain_text("adaptive RT decision support")
 

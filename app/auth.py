@@ -1,0 +1,310 @@
+"""The login gate in front of the Shiny app: nothing is served without a valid session.
+
+:class:`LoginGate` is an ASGI wrapper around the Shiny app. It serves a plain login page
+(``GET/POST /login``, self-contained: no script, no asset), ``POST /logout`` and ``GET /healthz``
+(for the container health check; it says nothing but "ok"); every other request (the page, its
+static assets, plotly.js, uploads, downloads, the websocket) needs the signed session cookie of a
+live session, else:
+
+* a page request (``GET /``) is redirected to ``/login``;
+* any other HTTP request gets ``401``;
+* a websocket handshake is refused (HTTP 403) before Shiny sees it.
+
+The user of an accepted request is put in the ASGI scope (``scope["artds.user"]``), where
+:func:`request_user` (UI functions) and :func:`session_user` (server functions) read it, so the
+UI is built for the user's role and the server registers only what the role allows.
+
+Sessions live in the database (``engine.store``): any app process behind a load balancer accepts
+them, logout ends them everywhere, and they expire after ``$ARTDS_SESSION_MAX_AGE_S`` (default 8
+hours); the server also re-checks open websockets every minute (see :func:`watch_session`).
+The cookie is HttpOnly, SameSite=Lax, and Secure when the request came over HTTPS or
+``$ARTDS_COOKIE_SECURE=1``. Login and logout forms carry a CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+
+from engine import auth as accounts
+from engine.store import Store, UserInfo
+
+__all__ = [
+    "COOKIE_NAME",
+    "LoginGate",
+    "logout_form",
+    "request_user",
+    "session_token",
+    "session_user",
+]
+
+COOKIE_NAME = "artds_session"
+"""Name of the session cookie."""
+_CSRF_COOKIE = "artds_login_csrf"
+_MAX_FORM_BYTES = 8192
+_USER_KEY = "artds.user"
+_TOKEN_KEY = "artds.token"
+_CSRF_KEY = "artds.csrf"
+
+ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]],
+                   Awaitable[None]]
+
+
+def request_user(request: HTTPConnection | None) -> UserInfo | None:
+    """The logged-in user of a request the gate let through (None outside the gate)."""
+    return None if request is None else request.scope.get(_USER_KEY)
+
+
+def session_token(conn: HTTPConnection) -> str | None:
+    """The raw session token of an accepted request (for logout and re-checks)."""
+    return conn.scope.get(_TOKEN_KEY)
+
+
+def session_user(session: Any) -> UserInfo | None:
+    """The logged-in user of a Shiny session (from its websocket's scope)."""
+    conn = getattr(session, "http_conn", None)
+    return None if conn is None else conn.scope.get(_USER_KEY)
+
+
+def logout_form(request: HTTPConnection | None) -> str:
+    """HTML of the navbar's "Log out" form (POST with the CSRF token of this session)."""
+    token = "" if request is None else request.scope.get(_CSRF_KEY, "")
+    return (f'<form method="post" action="logout" class="artds-logout">'
+            f'<input type="hidden" name="csrf" value="{html.escape(token)}">'
+            '<button type="submit" class="btn btn-sm btn-outline-secondary">Log out</button>'
+            '</form>')
+
+
+def _csrf_for(token: str) -> str:
+    return hashlib.sha256(f"logout:{token}".encode()).hexdigest()[:32]
+
+
+def _remote(conn: HTTPConnection) -> str:
+    client = conn.client
+    return client.host if client else "unknown"
+
+
+class LoginGate:
+    """ASGI wrapper: login page, logout, and a session check on everything else.
+
+    Args:
+        app: the Shiny app (any ASGI app).
+        store: the database holding users, sessions and login attempts.
+    """
+
+    def __init__(self, app: ASGIApp, store: Store) -> None:
+        self.app = app
+        self.store = store
+        self.signer = accounts.SessionSigner(accounts.secret_key(store))
+        self.max_age_s = accounts.session_max_age_s()
+        self.secure_env = os.environ.get("ARTDS_COOKIE_SECURE", "") in ("1", "true", "yes")
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)  # lifespan
+            return
+        conn = HTTPConnection(scope)
+        path = scope.get("path", "")
+        if kind == "http":
+            if path == "/login":
+                response = await self._login(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+            if path == "/logout":
+                response = await self._logout(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+            if path == "/healthz":
+                await PlainTextResponse("ok")(scope, receive, send)
+                return
+        found = await run_in_threadpool(self._cookie_user, conn)
+        if found is None:
+            if kind == "websocket":
+                await receive()  # the websocket.connect message
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            if scope.get("method") == "GET" and path in ("/", ""):
+                response: Response = RedirectResponse("login", status_code=303)
+            else:
+                response = PlainTextResponse("Log in first.", status_code=401)
+            await response(scope, receive, send)
+            return
+        user, token = found
+        inner = {**scope, _USER_KEY: user, _TOKEN_KEY: token, _CSRF_KEY: _csrf_for(token)}
+        await self.app(inner, receive, send)
+
+    # ------------------------------------------------------------------ sessions
+
+    def _cookie_user(self, conn: HTTPConnection) -> tuple[UserInfo, str] | None:
+        raw = conn.cookies.get(COOKIE_NAME)
+        if not raw:
+            return None
+        token = self.signer.unsign(raw, self.max_age_s)
+        if token is None:
+            return None
+        user = accounts.session_user(self.store, token)
+        return None if user is None else (user, token)
+
+    def _secure(self, conn: HTTPConnection) -> bool:
+        return self.secure_env or conn.url.scheme in ("https", "wss")
+
+    # ------------------------------------------------------------------ login / logout
+
+    async def _login(self, request: Request) -> Response:
+        if request.method == "GET":
+            if await run_in_threadpool(self._cookie_user, request) is not None:
+                return RedirectResponse("./", status_code=303)
+            return self._login_page(request)
+        if request.method != "POST":
+            return PlainTextResponse("Method not allowed.", status_code=405)
+        form = await _small_form(request)
+        if form is None:
+            return PlainTextResponse("Bad request.", status_code=400)
+        csrf_cookie = request.cookies.get(_CSRF_COOKIE, "")
+        if not csrf_cookie or not secrets.compare_digest(csrf_cookie, form.get("csrf", "")):
+            return self._login_page(request, error="The login form expired; please try again.",
+                                    status=400)
+        username = form.get("username", "").strip()
+        result = await run_in_threadpool(
+            accounts.authenticate, self.store, username, form.get("password", ""),
+            remote=_remote(request))
+        if result.user is None:
+            status = 429 if result.retry_after_s else 401
+            page = self._login_page(request, error=result.error, username=username,
+                                    status=status)
+            if result.retry_after_s:
+                page.headers["Retry-After"] = str(result.retry_after_s)
+            return page
+        token = await run_in_threadpool(accounts.start_session, self.store,
+                                        result.user.username, self.max_age_s)
+        response = RedirectResponse("./", status_code=303)
+        response.set_cookie(COOKIE_NAME, self.signer.sign(token), max_age=self.max_age_s,
+                            httponly=True, samesite="lax", secure=self._secure(request), path="/")
+        response.delete_cookie(_CSRF_COOKIE, path="/")
+        return response
+
+    async def _logout(self, request: Request) -> Response:
+        if request.method != "POST":
+            return PlainTextResponse("Use the Log out button.", status_code=405)
+        found = await run_in_threadpool(self._cookie_user, request)
+        response = RedirectResponse("login", status_code=303)
+        if found is not None:
+            user, token = found
+            form = await _small_form(request) or {}
+            if not secrets.compare_digest(form.get("csrf", ""), _csrf_for(token)):
+                return PlainTextResponse("Bad request.", status_code=400)
+            await run_in_threadpool(accounts.end_session, self.store, token,
+                                    username=user.username)
+        response.delete_cookie(COOKIE_NAME, path="/")
+        return response
+
+    def _login_page(self, request: Request, *, error: str | None = None, username: str = "",
+                    status: int = 200) -> Response:
+        csrf = request.cookies.get(_CSRF_COOKIE) or secrets.token_urlsafe(24)
+        no_users = self.store.count_users() == 0
+        response = Response(_LOGIN_HTML.format(
+            error=(f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""),
+            setup=(_SETUP_HINT if no_users else ""),
+            username=html.escape(username),
+            csrf=html.escape(csrf),
+        ), status_code=status, media_type="text/html; charset=utf-8")
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.set_cookie(_CSRF_COOKIE, csrf, max_age=3600, httponly=True, samesite="strict",
+                            secure=self._secure(request), path="/")
+        return response
+
+
+async def _small_form(request: Request) -> dict[str, str] | None:
+    """A urlencoded form body of at most a few kilobytes (None when bigger or malformed)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_FORM_BYTES:
+            return None
+    try:
+        parsed = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return {k: v[0] for k, v in parsed.items()}
+
+
+_SETUP_HINT = (
+    '<p class="hint">No user exists yet. Create the first administrator on the server with '
+    "<code>artds user add --username NAME --role admin</code> (or start it with "
+    "<code>make run</code>, which asks for one).</p>"
+)
+
+_LOGIN_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Log in — artds</title>
+<link rel="icon" href="data:,">
+<style>
+ body {{ font-family: "Helvetica Neue", Helvetica, Arial, sans-serif; background: #f3f5f7;
+        color: #1f2328; margin: 0; }}
+ main {{ max-width: 380px; margin: 10vh auto; background: #fff; padding: 28px 32px;
+        border-radius: 8px; box-shadow: 0 1px 4px rgba(0,0,0,.12); }}
+ h1 {{ font-size: 1.25rem; margin: 0 0 4px; }}
+ p.sub {{ color: #5c6670; margin: 0 0 18px; font-size: .9rem; }}
+ label {{ display: block; font-weight: 600; margin: 12px 0 4px; font-size: .9rem; }}
+ input[type=text], input[type=password] {{ width: 100%; box-sizing: border-box; padding: 8px;
+        border: 1px solid #b8c0c8; border-radius: 4px; font-size: 1rem; }}
+ input:focus, button:focus {{ outline: 3px solid #80b3e6; outline-offset: 1px; }}
+ button {{ margin-top: 18px; width: 100%; padding: 9px; background: #0b5394; color: #fff;
+        border: 0; border-radius: 4px; font-size: 1rem; cursor: pointer; }}
+ .error {{ background: #fdecea; border-left: 4px solid #c0392b; padding: 8px 10px;
+        font-size: .9rem; }}
+ .hint {{ background: #fff4e5; border-left: 4px solid #e69f00; padding: 8px 10px;
+        font-size: .85rem; }}
+ .foot {{ color: #5c6670; font-size: .78rem; margin-top: 18px; }}
+</style></head>
+<body><main>
+<h1>artds</h1>
+<p class="sub">Adaptive radiotherapy decision support</p>
+{setup}{error}
+<form method="post" action="login" id="login-form">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="username">User name</label>
+<input type="text" id="username" name="username" value="{username}" autocomplete="username"
+ required autofocus maxlength="64">
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required
+ maxlength="1024">
+<button type="submit">Log in</button>
+</form>
+<p class="foot">Sessions end after a working day or when you log out. Figures from virtual
+trials are not clinical evidence.</p>
+</main></body></html>
+"""
+
+
+def watch_session(session: Any, store: Store, *, every_s: float = 60.0) -> None:
+    """Re-check the Shiny session's login every ``every_s`` seconds; once it has expired, been
+    logged out (in any tab or process) or the user disabled, send the browser to the login page
+    and close the session, so an open websocket outlives its login by at most ``every_s``."""
+    import asyncio
+
+    from shiny import reactive
+
+    token = session_token(session.http_conn)
+
+    @reactive.effect
+    async def _check() -> None:
+        reactive.invalidate_later(every_s)
+        alive = token is not None and await asyncio.to_thread(
+            accounts.session_user, store, token) is not None
+        if not alive:
+            await session.send_custom_message("artds-session-ended", {})
+            await asyncio.sleep(1.0)
+            await session.close()

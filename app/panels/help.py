@@ -1,0 +1,115 @@
+"""Help: a short help box on every panel and the user guide (the "Help" tab).
+
+The boxes are ``<details>`` elements: closed by default, opened by click or keyboard (Tab to the
+summary, Enter), and printed open or closed as the user left them. All text is static.
+"""
+
+from __future__ import annotations
+
+from shiny import ui
+
+from engine.report import DISCLAIMER
+
+__all__ = ["HELP", "help_ui", "panel_help"]
+
+HELP: dict[str, tuple[str, list[str]]] = {
+    "data": ("Help: entering patients", [
+        "Load an example, upload a CSV file (format: docs/data-format.md) or type a patient "
+        "into the form. Every case you add is saved in the database as a new input version; "
+        "nothing saved is ever overwritten, and an identical re-entry adds no version.",
+        "Choose up to seven cases in the sidebar to compare them side by side on every panel "
+        "(one colour each). “Saved patients” reloads stored cases after a restart; the history "
+        "lists every stored version with who stored it and when.",
+        "Physician notes belong to the patient: press “Save notes” to store them (each save is "
+        "a new version); they are shown again whenever the patient is loaded and go into the "
+        "report. Notes are plain text: markup is shown as typed, never run.",
+        "When the outcome is known, record the adaptive dose given and the outcomes under "
+        "“Follow-up”: Learning Mode trains on such cases.",
+        "Download the inputs as CSV (it uploads again unchanged) or as a printable page.",
+    ]),
+    "outcome": ("Help: reading the outcome space", [
+        "Each curve runs over the candidate adaptive doses per fraction: x is the tumour "
+        "control probability (TCP), y the normal-tissue complication probability (NTCP). Good "
+        "outcomes lie bottom right.",
+        "The background is the reward tcp·(1 − ntcp) plus the goal bonus; the shaded boxes "
+        "are the goals (population goal, default goal) of the protocol.",
+        "The star marks the recommended dose; the open circle the dose chosen with the slider. "
+        "Ellipses show the ensemble's one-standard-deviation spread of (TCP, NTCP) at each dose: "
+        "wide ellipses mean the models disagree.",
+        "Zoom by dragging a box, pan with the mode bar, double-click (or the house icon) to "
+        "reset; the zoom is kept while you move the dose.",
+        "The dose-response plot shows TCP, NTCP and the reward against the dose with a ±1 sd "
+        "band.",
+    ]),
+    "population": ("Help: where the patient sits", [
+        "Grey bars: the complete cases of the protocol's virtual trial, feature by feature. "
+        "Coloured lines: the shown cases; hover for the value and its percentile. A case far "
+        "outside the population is one the models have seen little like.",
+    ]),
+    "report": ("Help: the report", [
+        "One self-contained HTML file: it opens offline, its plots stay interactive, and it "
+        "prints on A4. It carries the user, the time, the input hash of every case, the model "
+        "versions, the audit-trail ids of the recommendations, the notes and the disclaimer.",
+    ]),
+    "review": ("Help: model review", [
+        "Cross-validated and fresh-cohort AUROC of the learned outcome estimators, next to the "
+        "Bayes ceiling (the best any model can reach on the virtual trial). The contrast plot "
+        "shows why the GLoGD-GNN is served: its curves can only rise with dose.",
+    ]),
+}
+"""Per panel: the summary line and the paragraphs of its help box."""
+
+
+def panel_help(key: str) -> ui.Tag:
+    """The collapsible help box of a panel."""
+    title, paragraphs = HELP[key]
+    return ui.tags.details(ui.tags.summary(title), *[ui.p(p) for p in paragraphs],
+                           class_="artds-help")
+
+
+def help_ui() -> ui.Tag:
+    """The user guide."""
+    sections = [
+        ("What artds does",
+         "For a patient halfway through radiotherapy, artds predicts, for every candidate "
+         "adaptive dose per fraction, the probability of tumour control (TCP) and of a "
+         "complication (NTCP), marks the dose an AI recommends, and shows where the patient "
+         "sits among comparable patients. It supports a decision; it does not make it."),
+        ("Curves and ellipses",
+         "In the outcome space each case is a curve through its candidate doses. The outcome "
+         "models are ensembles; an ellipse around a point shows how much the members disagree "
+         "at that dose (one standard deviation of TCP and NTCP and their covariance). Trust a "
+         "recommendation less when its ellipses are wide."),
+        ("Reward and goals",
+         "The recommended dose maximises the reward tcp·(1 − ntcp), plus 2 when the protocol's "
+         "population goal is met (e.g. NSCLC: TCP > 70 % and NTCP < 17.2 %) or plus 1 when the "
+         "default goal is met (TCP > 50 % and NTCP < 50 %)."),
+        ("q-value",
+         "When a learned decision maker (Double DQN) recommends the dose, its q-value for a "
+         "dose is the reward it expects from giving that dose; the recommended dose is the one "
+         "with the highest q-value, and the spread over the ensemble of decision makers is its "
+         "uncertainty."),
+        ("Operation Mode and Learning Mode",
+         "In Operation Mode the app serves the outcome-model version a physicist promoted. In "
+         "Learning Mode a physicist retrains the models on the clinic's stored cases with known "
+         "outcomes, compares the new version with the serving one on the same held-out cases, "
+         "and promotes it (or rolls back) explicitly; every promotion is recorded."),
+        ("Roles",
+         "Clinicians enter patients, see recommendations, write notes and download reports. "
+         "Physicists also review models, run Learning Mode and read the audit trail. "
+         "Administrators also manage users."),
+        ("Audit trail",
+         "Every recommendation shown is stored with the user, the time, the hash of the inputs "
+         "and the model versions; the report prints the same identifiers, so a printed report "
+         "can always be traced back."),
+        ("Keyboard",
+         "Every control is reachable with Tab; Enter or Space presses buttons and opens help "
+         "boxes; the arrow keys move the dose slider."),
+    ]
+    return ui.div(
+        ui.h2("User guide", class_="h4"),
+        ui.div(ui.tags.strong("Not clinical evidence. "), DISCLAIMER,
+               class_="artds-disclaimer", role="note"),
+        *[ui.div(ui.h3(title, class_="h6 mt-3"), ui.p(text)) for title, text in sections],
+        class_="artds-guide",
+    )

@@ -1,0 +1,447 @@
+"""Learning Mode panel (physicists): retrain on stored cases, compare, promote, roll back.
+
+Training runs as an ``@reactive.extended_task`` whose CPU work happens in a separate worker
+process (``engine.learning.run_job``, one process per app process, shut down with the app), so
+this and every other session stay responsive. Progress, messages and the cancel flag live in the
+job's database row: the progress bar polls it, "Cancel" sets the flag and the worker stops at its
+next step, and a job started in another session or app process shows here too.
+
+A finished job registers a new model version; it serves only after "Promote to Operation Mode"
+(confirmed in a dialog, recorded with the user, time and reason). "Roll back" promotes the version
+that served before the current one. Nothing here deletes a version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC
+
+from shiny import module, reactive, render, ui
+
+from app import shared
+from app.serving import served_model
+from engine.auth import role_allows
+from engine.learning import BUDGETS, LearningConfig, learning_dir, run_job
+from engine.protocols import Protocol
+from engine.store import JobInfo, ModelVersionInfo, Store, UserInfo
+
+__all__ = ["learning_server", "learning_ui", "shutdown_training_pool"]
+
+_POOL: ProcessPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_ACTIVE = ("queued", "running")
+
+
+def _pool() -> ProcessPoolExecutor:
+    """The app process's training worker (spawned, so torch starts clean in it)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ProcessPoolExecutor(max_workers=1,
+                                        mp_context=multiprocessing.get_context("spawn"))
+        return _POOL
+
+
+def shutdown_training_pool() -> None:
+    """Stop the training worker (app shutdown); a running job is left to finish or is killed."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.shutdown(wait=False, cancel_futures=True)
+            _POOL = None
+
+
+def _when(info_time) -> str:
+    return "–" if info_time is None else info_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _num(value, fmt: str = ".3f") -> str:
+    return "–" if value is None else format(float(value), fmt)
+
+
+@module.ui
+def learning_ui() -> ui.TagList:
+    budgets = {"standard": "Standard (the served configuration, 5 members)",
+               "tiny": "Tiny (seconds; for tests and demonstrations)"}
+    assert set(budgets) == set(BUDGETS)
+    return ui.TagList(
+        ui.tags.details(
+            ui.tags.summary("Help: Learning Mode"),
+            ui.p("Retrain the outcome estimators on this clinic's stored cases whose outcome is "
+                 "known (the adaptive dose given and both outcomes recorded, e.g. through "
+                 "“Follow-up” on the Data input panel or an uploaded file with those columns), "
+                 "optionally pooled with the virtual trial. Training runs in the background; "
+                 "you can leave this panel, and cancel."),
+            ui.p("The new version is compared with the version serving now on the same "
+                 "held-out clinic cases (paired) and on a fresh virtual cohort. It serves only "
+                 "after you promote it; every promotion and rollback is recorded with your name, "
+                 "the time and your reason."),
+            class_="artds-help",
+        ),
+        ui.layout_columns(
+            ui.card(
+                ui.card_header("Train a new version"),
+                ui.output_ui("data_summary"),
+                ui.input_select("budget", "Training budget", choices=budgets,
+                                selected="standard"),
+                ui.input_checkbox("pool", "Pool with the virtual trial", value=True),
+                ui.div(
+                    ui.input_task_button("start", "Train a new version",
+                                         label_busy="Training…"),
+                    ui.input_action_button("cancel", "Cancel", class_="btn-outline-danger"),
+                    class_="d-flex gap-2",
+                ),
+                ui.output_ui("progress"),
+            ),
+            ui.card(
+                ui.card_header("Operation Mode: serving version"),
+                ui.output_ui("serving_info"),
+                ui.input_select("version", "Model version", choices=[], width="100%"),
+                ui.input_text("reason", "Reason (recorded with the promotion)", width="100%",
+                              placeholder="e.g. better held-out AUROC on our cases"),
+                ui.div(
+                    ui.input_action_button("promote", "Promote to Operation Mode",
+                                           class_="btn-primary"),
+                    ui.input_action_button("rollback", "Roll back",
+                                           class_="btn-outline-secondary"),
+                    class_="d-flex gap-2",
+                ),
+                ui.output_ui("promote_status"),
+            ),
+            col_widths=(5, 7),
+        ),
+        ui.card(
+            ui.card_header("Metrics: the selected version next to the serving version"),
+            ui.output_ui("comparison"),
+        ),
+        ui.card(
+            ui.card_header("Promotions and rollbacks"),
+            ui.output_ui("history"),
+        ),
+    )
+
+
+@module.server
+def learning_server(input, output, session, *, protocol: Callable[[], Protocol], store: Store,
+                    user: UserInfo) -> None:
+    """Learning Mode for physicists (the caller registers it only for them)."""
+    if not role_allows(user.role, "physicist"):
+        raise PermissionError("Learning Mode is for physicists")
+    database_url = store.url.render_as_string(hide_password=False)
+    changed = reactive.value(0)
+    promote_msg: reactive.Value[tuple[bool, str] | None] = reactive.value(None)
+    start_msg: reactive.Value[str | None] = reactive.value(None)
+
+    @ui.bind_task_button(button_id="start")
+    @reactive.extended_task
+    async def train(job_id: int) -> str | None:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_pool(), run_job, database_url, job_id,
+                                          str(learning_dir()))
+
+    @reactive.calc
+    def cases():
+        changed()
+        return store.inputs_with_outcomes(protocol().name)
+
+    @reactive.calc
+    def job() -> JobInfo | None:
+        changed()
+        train.status()  # re-read when the task finishes
+        found = store.jobs(protocol().name, limit=1)
+        info = found[0] if found else None
+        # Poll fast while a job runs (the progress bar), slowly otherwise (a job started by
+        # another physicist or app process still shows up).
+        reactive.invalidate_later(0.5 if info is not None and info.status in _ACTIVE else 10)
+        return info
+
+    @reactive.calc
+    def versions() -> list[ModelVersionInfo]:
+        changed()
+        j = job()
+        _ = None if j is None else (j.id, j.status)
+        return store.model_versions(protocol().name)
+
+    @reactive.calc
+    def serving_now():
+        changed()
+        promotion_marker()
+        return served_model(protocol().name, store)
+
+    @reactive.poll(store.latest_promotion_id, 5)
+    def promotion_marker() -> int:
+        return store.latest_promotion_id()
+
+    sent: dict[str, object] = {"choices": None, "job": None}
+
+    @reactive.effect
+    def _version_choices() -> None:
+        found = versions()
+        current = serving_now().info
+        choices = {}
+        for v in found:
+            tags = [v.source]
+            if current is not None and v.version == current.version:
+                tags.append("serving")
+            choices[v.version] = f"{v.version} ({', '.join(tags)}, {_when(v.created_at)})"
+        with reactive.isolate():
+            selected = input.version()
+        j = job()
+        fresh = (j is not None and j.status == "done" and j.model_version in choices
+                 and sent.get("job") != j.id)
+        if fresh:  # a job just finished here or elsewhere: show its version
+            sent["job"] = j.id
+            selected = j.model_version
+        elif selected not in choices:
+            learned = [v.version for v in found if v.source == "learning"]
+            selected = learned[0] if learned else (next(iter(choices), None))
+        if sent["choices"] == (choices, selected):
+            return  # unchanged: do not reset the user's selection
+        sent["choices"] = (choices, selected)
+        ui.update_select("version", choices=choices, selected=selected)
+
+    @render.ui
+    def data_summary():
+        found = cases()
+        p = protocol()
+        n = len(found)
+        events = {o: sum(int(c.values.get(o) or 0) for c in found) for o in p.outcome_names}
+        text = (f"{n} stored {p.name.upper()} case{'s' if n != 1 else ''} with known outcomes"
+                + (": " + ", ".join(f"{events[o]} with {o.replace('_', ' ')}"
+                                    for o in p.outcome_names) if n else "") + ".")
+        n_virtual = len(shared.POPULATIONS[p.name])
+        return ui.TagList(
+            ui.p(text, class_="mb-1"),
+            ui.p(f"Pooling adds the virtual trial's {n_virtual} complete cases (simulated "
+                 "patients).", class_="small text-muted"),
+            None if n else ui.div("No stored case has a known outcome yet: train on the "
+                                  "virtual trial alone, or record follow-ups first.",
+                                  class_="artds-empty"),
+        )
+
+    @reactive.effect
+    @reactive.event(input.start)
+    def _start() -> None:
+        current = job()
+        if current is not None and current.status in _ACTIVE:
+            start_msg.set(f"Job {current.id} is still {current.status}; wait or cancel it.")
+            return
+        if not cases() and not input.pool():
+            start_msg.set("Nothing to train on: no stored case has a known outcome. Pool with "
+                          "the virtual trial or record follow-ups first.")
+            return
+        config = LearningConfig(protocol=protocol().name, budget=input.budget(),
+                                pool_virtual_trial=bool(input.pool()))
+        job_id = store.create_job(config.protocol, config.to_dict(), username=user.username)
+        start_msg.set(None)
+        changed.set(changed() + 1)
+        train(job_id)
+
+    @reactive.effect
+    @reactive.event(input.cancel)
+    def _cancel() -> None:
+        current = job()
+        if current is not None and current.status in _ACTIVE:
+            store.request_cancel(current.id, username=user.username)
+            changed.set(changed() + 1)
+
+    @render.ui
+    def progress():
+        note = start_msg()
+        j = job()
+        if j is None:
+            return ui.div(note or "No training job yet.", class_="artds-empty mt-2")
+        pct = round(100 * j.progress)
+        bar_class = {"done": "bg-success", "failed": "bg-danger", "cancelled": "bg-secondary"}
+        bar = ui.div(
+            ui.div(f"{pct} %", class_="progress-bar " + bar_class.get(j.status, ""),
+                   role="progressbar", style=f"width: {pct}%",
+                   **{"aria-valuenow": str(pct), "aria-valuemin": "0", "aria-valuemax": "100"}),
+            class_="progress mt-2", style="height: 1.4rem;",
+        )
+        status = {"queued": "Queued", "running": "Training", "done": "Finished",
+                  "failed": "Failed", "cancelled": "Cancelled"}[j.status]
+        lines = [ui.tags.strong(f"Job {j.id}: {status}"),
+                 f" — {j.message}" if j.message else "",
+                 ui.br(),
+                 ui.tags.small(f"started by {j.created_by} at {_when(j.created_at)}"
+                               + (" · cancel requested" if j.cancel_requested
+                                  and j.status in _ACTIVE else ""), class_="text-muted")]
+        if j.status == "failed":
+            lines += [ui.br(), ui.span(j.error, class_="text-danger")]
+        if j.status == "done" and j.model_version:
+            lines += [ui.br(), "New version ", ui.tags.code(j.model_version),
+                      ": compare it below, then promote it if it is better."]
+        return ui.div(bar, ui.p(*lines, class_="small mt-1 job-status"),
+                      ui.div(note, class_="small text-danger") if note else None,
+                      id="learning-job", **{"data-status": j.status})
+
+    @render.ui
+    def serving_info():
+        s = serving_now()
+        info = s.info
+        return ui.div(
+            ui.p(ui.span("Serving now: ", class_="fw-semibold"),
+                 ui.tags.code(s.model.version, class_="serving-version"),
+                 f" ({info.source}, since {_when(_since(info))})" if info else "",
+                 class_="mb-1"),
+            ui.div(s.warning, class_="model-warning") if s.warning else None,
+        )
+
+    def _since(info: ModelVersionInfo):
+        history = store.promotions(info.protocol)
+        return history[0].created_at if history else info.created_at
+
+    @render.ui
+    def comparison():
+        found = {v.version: v for v in versions()}
+        selected = found.get(input.version() or "")
+        if selected is None:
+            return ui.div("No model version registered for this protocol.",
+                          class_="artds-empty")
+        return _comparison_table(selected, serving_now().info, protocol())
+
+    @render.ui
+    def history():
+        changed()
+        promotion_marker()
+        rows = store.promotions(protocol().name)
+        if not rows:
+            return ui.div("No promotion yet: the shipped version serves.", class_="artds-empty")
+        return ui.tags.table(
+            ui.tags.thead(ui.tags.tr(*[ui.tags.th(h) for h in
+                                       ("Time", "User", "Action", "Version", "Reason")])),
+            ui.tags.tbody(*[ui.tags.tr(ui.tags.td(_when(p.created_at)), ui.tags.td(p.created_by),
+                                       ui.tags.td(p.action), ui.tags.td(ui.tags.code(p.version)),
+                                       ui.tags.td(p.reason))
+                            for p in rows]),
+            class_="table table-sm promotions-table",
+        )
+
+    @reactive.effect
+    @reactive.event(input.promote)
+    def _ask_promote() -> None:
+        version = input.version()
+        current = serving_now().info
+        if not version:
+            return
+        if current is not None and version == current.version:
+            promote_msg.set((False, f"{version} is already serving."))
+            return
+        ui.modal_show(ui.modal(
+            ui.p("Promote ", ui.tags.code(version), f" to Operation Mode for "
+                 f"{protocol().name.upper()}? Every user will be served this version from now "
+                 "on; the promotion is recorded with your name, the time and the reason."),
+            title="Promote to Operation Mode",
+            footer=ui.TagList(ui.modal_button("Cancel"),
+                              ui.input_action_button("confirm_promote", "Promote",
+                                                     class_="btn-primary")),
+            easy_close=True,
+        ))
+
+    @reactive.effect
+    @reactive.event(input.confirm_promote)
+    def _promote() -> None:
+        ui.modal_remove()
+        _do_promote(input.version(), "promote")
+
+    @reactive.effect
+    @reactive.event(input.rollback)
+    def _rollback() -> None:
+        history = store.promotions(protocol().name)
+        if not history:
+            promote_msg.set((False, "Nothing to roll back: no version was ever promoted."))
+            return
+        current = history[0].version
+        earlier = next((p.version for p in history[1:] if p.version != current), None)
+        if earlier is None:  # only one promotion: back to the shipped version
+            shipped = [v for v in versions() if v.source == "shipped"]
+            earlier = shipped[0].version if shipped else None
+        if earlier is None or earlier == current:
+            promote_msg.set((False, "No earlier version to roll back to."))
+            return
+        _do_promote(earlier, "rollback")
+
+    def _do_promote(version: str, action: str) -> None:
+        reason = (input.reason() or "").strip()[:500]
+        try:
+            store.promote(protocol().name, version, username=user.username, action=action,
+                          reason=reason)
+        except ValueError as err:
+            promote_msg.set((False, str(err)))
+            return
+        verb = "Promoted" if action == "promote" else "Rolled back to"
+        promote_msg.set((True, f"{verb} {version}: it serves {protocol().name.upper()} now."))
+        changed.set(changed() + 1)
+
+    @render.ui
+    def promote_status():
+        msg = promote_msg()
+        if msg is None:
+            return None
+        ok, text = msg
+        return ui.div(text, class_="small mt-2 " + ("text-success" if ok else "text-danger"),
+                      role="status", id="learning-promote-status")
+
+
+def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo | None,
+                      protocol: Protocol) -> ui.Tag:
+    metrics = selected.metrics or {}
+    mine = metrics.get("candidate", metrics)
+    theirs = metrics.get("serving", {})
+    against = metrics.get("serving_version")
+    rows = []
+    for key, short, label in (("tcp", "TCP", protocol.target.outcome_label),
+                              ("ntcp", "NTCP", protocol.oar.outcome_label)):
+        m, s = mine.get(key, {}), theirs.get(key, {})
+        n_cases, n_events = m.get("n_cases"), m.get("n_events")
+        held = ("" if n_cases is None or selected.source != "learning"
+                else f" ({n_cases} cases, {n_events} events)")
+        rows.append(ui.tags.tr(ui.tags.th(f"{short}: {label}", colspan="3"),
+                               class_="outcome-row"))
+        why = m.get("why_not")
+        for name, k, fmt in (
+            (f"Held-out AUROC, clinic cases{held}", "held_out_auroc", ".3f"),
+            ("Held-out Brier, clinic cases", "held_out_brier", ".3f"),
+            ("AUROC, fresh virtual cohort", "auroc_vs_truth", ".3f"),
+            ("Bayes ceiling, fresh virtual cohort", "auroc_bayes_ceiling", ".3f"),
+            ("Brier, fresh virtual cohort", "brier", ".3f"),
+            ("Monotonicity violations", "monotonicity_violation_rate", ".1%"),
+            ("Ensemble sd (mean)", "ensemble_sd_mean", ".3f"),
+        ):
+            mine_text = _num(m.get(k), fmt)
+            if why and k.startswith("held_out"):
+                mine_text = ui.span("n/a", title=why)
+            rows.append(ui.tags.tr(ui.tags.td(name), ui.tags.td(mine_text, class_="num"),
+                                   ui.tags.td(_num(s.get(k), fmt), class_="num")))
+    notes = []
+    if selected.source == "learning":
+        t = selected.training
+        notes.append(f"Trained by {selected.created_by} on {t.get('n_clinic_cases', 0)} clinic "
+                     f"cases + {t.get('n_virtual_cases', 0)} virtual-trial cases "
+                     f"({t.get('config', {}).get('budget', '?')} budget). Held-out: the same "
+                     "clinic cases held out for both versions; the right column is the version "
+                     "that served when it was trained.")
+        if serving_now is not None and against and serving_now.version != against:
+            notes.append(f"The version serving now ({serving_now.version}) differs from the "
+                         f"one it was compared with ({against}).")
+    else:
+        notes.append("The shipped version, trained on the virtual trial (metrics from its saved "
+                     "evaluation on the fresh virtual cohort).")
+    notes.append("Virtual-cohort figures come from simulated patients: not clinical evidence.")
+    return ui.TagList(
+        ui.tags.table(
+            ui.tags.thead(ui.tags.tr(
+                ui.tags.th("Metric"),
+                ui.tags.th("Selected: ", ui.tags.code(selected.version), class_="num"),
+                ui.tags.th("Serving when trained: ",
+                           ui.tags.code(against) if against else "–", class_="num"))),
+            ui.tags.tbody(*rows),
+            class_="table table-sm metrics-table comparison-table",
+        ),
+        *[ui.p(n, class_="small text-muted mb-1") for n in notes],
+    )

@@ -1,0 +1,232 @@
+"""Accounts and sessions: argon2 password hashes, roles, login throttling, signed session tokens.
+
+Nothing here knows about HTTP; ``app/auth.py`` puts it behind a login page and a cookie.
+
+* Passwords are hashed with argon2id (argon2-cffi defaults); there is no default password
+  anywhere: the first admin is created by ``artds user add`` or ``make run`` from what the
+  operator types (or ``$ARTDS_ADMIN_PASSWORD``).
+* Roles are ranked: a physicist may do everything a clinician may, an admin everything a
+  physicist may (:func:`role_allows`).
+* A login is refused without checking the password once a user name has
+  :data:`MAX_FAILURES_PER_USER` failed attempts within :data:`THROTTLE_WINDOW_S` (or a remote
+  address :data:`MAX_FAILURES_PER_REMOTE`); the attempts are rows in the database, so every app
+  process applies the same limit.
+* A session is a random token; the database keeps only its sha256 with the expiry and the logout
+  time, and the cookie carries the token signed (itsdangerous, HMAC-SHA1 over a key from
+  ``$ARTDS_SECRET_KEY`` or generated once and kept in the database).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from engine.store import ROLES, Store, StoreError, UserInfo
+
+__all__ = [
+    "MAX_FAILURES_PER_REMOTE",
+    "MAX_FAILURES_PER_USER",
+    "MIN_PASSWORD_CHARS",
+    "SECRET_KEY_ENV",
+    "SESSION_MAX_AGE_ENV",
+    "THROTTLE_WINDOW_S",
+    "LoginResult",
+    "SessionSigner",
+    "authenticate",
+    "change_password",
+    "check_password",
+    "check_username",
+    "create_user",
+    "end_session",
+    "role_allows",
+    "secret_key",
+    "session_max_age_s",
+    "session_user",
+    "start_session",
+]
+
+MIN_PASSWORD_CHARS = 10
+"""Shortest accepted password, characters."""
+MAX_PASSWORD_CHARS = 1024
+"""Longest accepted password, characters (argon2 would take more; a bound keeps it cheap)."""
+MAX_FAILURES_PER_USER = 5
+"""Failed logins of one user name within the window after which logins are refused."""
+MAX_FAILURES_PER_REMOTE = 20
+"""Failed logins from one address within the window after which logins are refused."""
+THROTTLE_WINDOW_S = 15 * 60
+"""Throttling window, seconds."""
+SESSION_MAX_AGE_ENV = "ARTDS_SESSION_MAX_AGE_S"
+"""Environment variable: session lifetime in seconds (default :data:`DEFAULT_SESSION_MAX_AGE_S`)."""
+DEFAULT_SESSION_MAX_AGE_S = 8 * 3600
+"""A session lasts one working day, then the user logs in again."""
+SECRET_KEY_ENV = "ARTDS_SECRET_KEY"
+"""Environment variable holding the cookie-signing key (else one is generated and stored)."""
+_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{1,63}")
+_RANK = {role: i for i, role in enumerate(ROLES)}
+_HASHER = PasswordHasher()
+_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))  # verified for unknown users (timing)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """What a login attempt gave."""
+
+    user: UserInfo | None
+    """The user when the password was right, else None."""
+    error: str | None
+    """Why not, for the login page (never says whether the user name exists)."""
+    retry_after_s: int = 0
+    """Seconds until a throttled login may be tried again (0 when not throttled)."""
+
+
+def role_allows(role: str | None, needed: str) -> bool:
+    """Whether ``role`` may do what ``needed`` may (clinician < physicist < admin)."""
+    if role not in _RANK:
+        return False
+    return _RANK[role] >= _RANK[needed]
+
+
+def check_username(username: str) -> str:
+    """The user name, or ValueError naming what is wrong."""
+    if not _USERNAME.fullmatch(username or ""):
+        raise ValueError(
+            f"user name {username!r} must be 2-64 characters of letters, digits, '.', '_', '@' "
+            "or '-', starting with a letter or digit"
+        )
+    return username
+
+
+def check_password(password: str) -> str:
+    """The password, or ValueError when it is too short or too long."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise ValueError(f"the password must have at most {MAX_PASSWORD_CHARS} characters")
+    return password
+
+
+def create_user(store: Store, username: str, password: str, role: str, *,
+                created_by: str) -> UserInfo:
+    """Validate and create a user; raises ValueError (bad name, password, role, duplicate)."""
+    check_username(username)
+    check_password(password)
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    try:
+        return store.add_user(username, _HASHER.hash(password), role, created_by=created_by)
+    except StoreError as err:
+        raise ValueError(str(err)) from None
+
+
+def change_password(store: Store, username: str, password: str, *, by: str) -> None:
+    check_password(password)
+    try:
+        store.set_password_hash(username, _HASHER.hash(password), by=by)
+    except StoreError as err:
+        raise ValueError(str(err)) from None
+
+
+def authenticate(store: Store, username: str, password: str, *, remote: str) -> LoginResult:
+    """Check a login, throttled per user name and per remote address; records the attempt."""
+    username = (username or "").strip()[:64]
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=THROTTLE_WINDOW_S)
+    for count, oldest, limit in (
+        (*store.failed_logins_since(since, username=username), MAX_FAILURES_PER_USER),
+        (*store.failed_logins_since(since, remote=remote), MAX_FAILURES_PER_REMOTE),
+    ):
+        if count >= limit:
+            wait = THROTTLE_WINDOW_S
+            if oldest is not None:
+                wait = int((oldest + timedelta(seconds=THROTTLE_WINDOW_S) - now).total_seconds())
+            wait = max(wait, 1)
+            store.record_login_attempt(username or "?", remote, False)
+            return LoginResult(None, f"Too many failed logins. Try again in "
+                               f"{max(1, round(wait / 60))} minute(s).", wait)
+    stored = store.password_hash(username) if username else None
+    ok = False
+    try:
+        ok = _HASHER.verify(stored or _DUMMY_HASH, password or "") and stored is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    store.record_login_attempt(username or "?", remote, ok)
+    if not ok:
+        return LoginResult(None, "Wrong user name or password.")
+    if stored is not None and _HASHER.check_needs_rehash(stored):
+        store.set_password_hash(username, _HASHER.hash(password), by=username)
+    user = store.user(username)
+    return LoginResult(user, None if user else "Wrong user name or password.")
+
+
+def session_max_age_s() -> int:
+    """Session lifetime, seconds (``$ARTDS_SESSION_MAX_AGE_S``, default 8 hours)."""
+    raw = os.environ.get(SESSION_MAX_AGE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SESSION_MAX_AGE_S
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{SESSION_MAX_AGE_ENV}={raw!r} is not a whole number of seconds") \
+            from None
+    if not 10 <= value <= 7 * 24 * 3600:
+        raise ValueError(f"{SESSION_MAX_AGE_ENV}={value} must lie in 10 … 604800 seconds")
+    return value
+
+
+def secret_key(store: Store) -> str:
+    """The cookie-signing key: ``$ARTDS_SECRET_KEY``, else generated once and kept in the store
+    (so every app process behind a load balancer signs alike)."""
+    env = os.environ.get(SECRET_KEY_ENV, "").strip()
+    if env:
+        if len(env) < 32:
+            raise ValueError(f"{SECRET_KEY_ENV} must have at least 32 characters")
+        return env
+    return store.setting_or_create("secret_key", lambda: secrets.token_urlsafe(48))
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class SessionSigner:
+    """Signs session tokens for the cookie and checks them (signature and age)."""
+
+    def __init__(self, key: str) -> None:
+        self._serializer = URLSafeTimedSerializer(key, salt="artds-session")
+
+    def sign(self, token: str) -> str:
+        return self._serializer.dumps(token)
+
+    def unsign(self, value: str, max_age_s: int) -> str | None:
+        """The token of a well-signed, young enough cookie value, else None."""
+        try:
+            token = self._serializer.loads(value, max_age=max_age_s)
+        except (BadSignature, ValueError, TypeError):
+            return None
+        return token if isinstance(token, str) else None
+
+
+def start_session(store: Store, username: str, max_age_s: int) -> str:
+    """A new random session token for ``username`` (stored as its sha256)."""
+    token = secrets.token_urlsafe(32)
+    store.create_session(username, _sha256(token), max_age_s)
+    return token
+
+
+def session_user(store: Store, token: str) -> UserInfo | None:
+    """The user of a live session token, None when unknown, expired or logged out."""
+    found = store.session_user(_sha256(token))
+    return None if found is None else found[0]
+
+
+def end_session(store: Store, token: str, *, username: str) -> None:
+    """Log out: the token stops working in every process at once."""
+    store.revoke_session(_sha256(token), username=username)

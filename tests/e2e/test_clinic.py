@@ -1,0 +1,279 @@
+"""The clinic-ready app in Chromium: login, logout, roles, persistence, audit, Learning Mode.
+
+Runs against the e2e app (temporary SQLite database with one user per role, see conftest). Tests
+that change what every session sees (promotion) put it back before they end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Page, expect
+from shiny.playwright import controller
+
+from app import shared
+from engine.cohort import generate_cohort
+from engine.store import Store
+from tests.e2e.helpers import USERS, log_in, open_app, open_tab, wait_idle
+
+pytestmark = pytest.mark.e2e
+
+PHYSICIST_TABS = ("Model review", "Learning Mode", "Audit trail")
+
+
+def _status(url: str, method: str = "GET") -> int:
+    request = urllib.request.Request(url, method=method)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_unauthenticated_requests_are_refused(app_url: str) -> None:
+    assert _status(app_url + "/") == 303  # to the login page
+    for path in ("/www/app.css", "/vendor/plotly.min.js", "/www/plots.js",
+                 "/session/0123/download/report-download?w=", "/anything"):
+        assert _status(app_url + path) == 401, path
+    assert _status(app_url + "/session/0123/upload/x", method="POST") == 401
+    assert _status(app_url + "/login") == 200
+    assert _status(app_url + "/healthz") == 200
+    # The websocket handshake is refused before Shiny sees it.
+    parts = urlsplit(app_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /websocket/ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n")
+        answer = sock.recv(200).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 403"), answer
+
+
+def test_login_wrong_password_logout(page: Page, app_url: str,
+                                     console_errors: list[str]) -> None:
+    page.goto(app_url)
+    expect(page.locator("#login-form")).to_be_visible()
+    username, _ = USERS["clinician"]
+    page.locator("#username").fill(username)
+    page.locator("#password").fill("not the password")
+    page.locator("#login-form button[type=submit]").click()
+    expect(page.locator(".error")).to_contain_text("Wrong user name or password")
+    log_in(page, "clinician")
+    expect(page.locator(".artds-user")).to_contain_text(f"{username} · clinician")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "artds_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    assert [e for e in console_errors if "401" not in e] == []  # 401: the wrong login
+    page.get_by_role("button", name="Log out").click()
+    expect(page.locator("#login-form")).to_be_visible()
+    page.goto(app_url)  # the old session no longer opens the app
+    expect(page.locator("#login-form")).to_be_visible()
+
+
+def test_login_throttled_after_repeated_failures(page: Page, app_url: str) -> None:
+    page.goto(app_url + "/login")
+    for _ in range(5):
+        page.locator("#username").fill("e2e-nobody")
+        page.locator("#password").fill("guess-guess")
+        page.locator("#login-form button[type=submit]").click()
+        expect(page.locator(".error")).to_contain_text("Wrong user name or password")
+    page.locator("#password").fill("guess-guess")
+    with page.expect_response(lambda r: r.url.endswith("/login") and
+                              r.request.method == "POST") as info:
+        page.locator("#login-form button[type=submit]").click()
+    assert info.value.status == 429
+    expect(page.locator(".error")).to_contain_text("Too many failed logins")
+
+
+def test_clinician_role_limits_enforced_on_the_server(
+    page: Page, app_url: str, app_database_url: str, console_errors: list[str]
+) -> None:
+    open_app(page, app_url, role="clinician")
+    for tab in ("Data input", "Outcome space", "Population", "Report", "Help"):
+        expect(page.get_by_role("tab", name=tab)).to_have_count(1)
+    for tab in (*PHYSICIST_TABS, "Users"):
+        expect(page.get_by_role("tab", name=tab)).to_have_count(0)
+    # Sending a physicist's input by hand does nothing: the server never registered it.
+    store = Store(app_database_url)
+    before = len(store.jobs(limit=100))
+    page.evaluate("() => Shiny.setInputValue('learning-start', 1, {priority: 'event'})")
+    page.evaluate("() => Shiny.setInputValue('audit-protocol', 'nsclc')")
+    wait_idle(page)
+    assert len(store.jobs(limit=100)) == before
+    store.dispose()
+    expect(page.locator(".shiny-output-error")).to_have_count(0)
+    assert console_errors == []
+
+
+def test_admin_adds_a_user(page: Page, app_url: str, app_database_url: str) -> None:
+    open_app(page, app_url, role="admin")
+    for tab in (*PHYSICIST_TABS, "Users"):
+        expect(page.get_by_role("tab", name=tab)).to_have_count(1)
+    open_tab(page, "Users")
+    controller.InputText(page, "users-username").set("e2e-new-clinician")
+    page.locator("#users-password").fill("new-clinician-pass")
+    page.locator("#users-password2").fill("new-clinician-pass")
+    controller.InputActionButton(page, "users-add").click()
+    expect(page.locator("#users-add_status")).to_contain_text("Added clinician e2e-new-clinician")
+    expect(page.locator("#users-table")).to_contain_text("e2e-new-clinician")
+    store = Store(app_database_url)
+    assert store.user("e2e-new-clinician").role == "clinician"
+    store.dispose()
+
+
+def test_two_patients_compared_side_by_side(page: Page, app_url: str,
+                                            console_errors: list[str]) -> None:
+    open_app(page, app_url, role="clinician")
+    controller.InputSelect(page, "data-example").set("EX-NSCLC-02")
+    controller.InputActionButton(page, "data-load_example").click()
+    show = controller.InputSelectize(page, "data-show")
+    show.expect_selected(["EX-NSCLC-01", "EX-NSCLC-02"])
+    open_tab(page, "Outcome space")
+    summary = page.locator("#outcome-summary .case-summary")
+    expect(summary).to_have_count(2)
+    expect(summary.nth(0)).to_contain_text("EX-NSCLC-01")
+    expect(summary.nth(1)).to_contain_text("EX-NSCLC-02")
+    names = page.evaluate("() => document.getElementById('outcome-plot').data.map(t => t.name)")
+    assert any("EX-NSCLC-01" in str(n) for n in names)
+    assert any("EX-NSCLC-02" in str(n) for n in names)
+    open_tab(page, "Population")
+    for pid in ("EX-NSCLC-01", "EX-NSCLC-02"):
+        expect(page.locator("#population-plot .legendtext", has_text=pid)).to_have_count(1)
+    assert console_errors == []
+
+
+def test_note_saved_shown_after_reload_escaped_in_app_and_report(
+    page: Page, app_url: str, app_database_url: str, console_errors: list[str], tmp_path: Path
+) -> None:
+    first = str(shared.STARTUP_CASES["nsclc"].iloc[0]["patient_id"])
+    text = "<script>window.__pwned = 1</script> Escalate: poor response & high IL-6."
+    open_app(page, app_url, role="clinician")
+    note = page.get_by_label(f"Notes for {first}")
+    note.fill(text)
+    note.blur()
+    controller.InputActionButton(page, "data-save_notes").click()
+    expect(page.locator("#data-notes_saved")).to_contain_text("1 note saved")
+    expect(page.locator("#data-notes_saved")).to_contain_text(USERS["clinician"][0])
+
+    page.reload()
+    open_app(page, app_url, role="clinician")  # still logged in: no login form
+    expect(page.get_by_label(f"Notes for {first}")).to_have_value(text)
+    assert page.evaluate("() => window.__pwned") is None
+    expect(page.locator("#data-notes_saved script")).to_have_count(0)
+
+    open_tab(page, "Outcome space")  # the recommendation is shown, hence audited
+    expect(page.locator("#outcome-summary")).to_contain_text("Recommended:")
+    open_tab(page, "Report")
+    with page.expect_download() as info:
+        controller.DownloadButton(page, "report-download").click()
+    saved = tmp_path / "report.html"
+    info.value.save_as(saved)
+    html = saved.read_text(encoding="utf-8")
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt; Escalate" in html
+    assert "<script>window.__pwned" not in html
+    assert USERS["clinician"][0] in html
+    assert "not clinical evidence" in html.lower()
+    store = Store(app_database_url)
+    (rec,) = store.recommendations(username=USERS["clinician"][0], limit=1)
+    store.dispose()
+    assert rec.input_hash in html and rec.model_version in html
+    assert f'<td class="num audit-id">{rec.id}</td>' in html
+    report_page = page.context.new_page()
+    report_page.goto(saved.as_uri())
+    expect(report_page.locator("#notes")).to_contain_text("<script>window.__pwned")
+    assert report_page.evaluate("() => window.__pwned") is None
+    report_page.close()
+    assert console_errors == []
+
+
+def test_audit_trail_lists_and_exports_recommendations(
+    page: Page, app_url: str, tmp_path: Path, console_errors: list[str]
+) -> None:
+    open_app(page, app_url, role="physicist")
+    open_tab(page, "Outcome space")
+    expect(page.locator("#outcome-summary")).to_contain_text("Recommended:")
+    open_tab(page, "Audit trail")
+    username = USERS["physicist"][0]
+    expect(page.locator("#audit-recommendations")).to_contain_text(username, timeout=15_000)
+    expect(page.locator("#audit-events")).to_contain_text("login")
+    with page.expect_download() as info:
+        controller.DownloadButton(page, "audit-csv").click()
+    saved = tmp_path / "audit.csv"
+    info.value.save_as(saved)
+    rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
+    mine = [r for r in rows if r["user"] == username]
+    assert mine and all(len(r["input_hash"]) == 64 for r in mine)
+    assert {"time_utc", "outcome_model_version", "recommended_dose_gy"} <= set(rows[0])
+    assert console_errors == []
+
+
+def _cases_with_outcomes(n: int) -> bytes:
+    """A clinic file of ``n`` virtual patients with the dose given and both outcomes."""
+    p = shared.PROTOCOLS["nsclc"]
+    cohort = generate_cohort("nsclc", seed=777, n_patients=3 * n).complete_table.head(n)
+    columns = [*p.id_columns, *p.feature_names, "dose_eval_gy", "dose_adapt_gy",
+               *p.outcome_names]
+    table = cohort[columns].copy()
+    table["patient_id"] = [f"LM-{i:03d}" for i in range(len(table))]
+    return table.to_csv(index=False, float_format="%.6g").encode()
+
+
+def test_learning_mode_tiny_run_then_promotion_and_rollback(
+    page: Page, app_url: str, app_database_url: str, console_errors: list[str]
+) -> None:
+    open_app(page, app_url, role="physicist")
+    controller.InputFile(page, "data-upload").set(
+        {"name": "followed_up.csv", "mimeType": "text/csv", "buffer": _cases_with_outcomes(24)})
+    expect(page.locator("#data-upload_status")).to_contain_text("24 cases added")
+    open_tab(page, "Learning Mode")
+    expect(page.locator("#learning-data_summary")).to_contain_text("24 stored NSCLC cases")
+    controller.InputSelect(page, "learning-budget").set("tiny")
+    page.locator("#learning-start").click()
+    job = page.locator("#learning-job")
+    expect(job.locator(".progress-bar")).to_be_visible(timeout=30_000)
+    expect(job).to_have_attribute("data-status", "done", timeout=180_000)
+    expect(job).to_contain_text("New version")
+    new_version = job.locator("code").inner_text()
+    assert new_version.startswith("learn-nsclc-glogd-")
+    comparison = page.locator("#learning-comparison")
+    expect(comparison).to_contain_text(new_version)
+    expect(comparison).to_contain_text("Held-out AUROC, clinic cases")
+    expect(comparison).to_contain_text("AUROC, fresh virtual cohort")
+    shipped = shared.MODEL_CHOICES["nsclc"]["glogd"].model.version
+    expect(comparison).to_contain_text(shipped)  # compared with the version serving
+
+    controller.InputSelect(page, "learning-version").set(new_version)
+    controller.InputText(page, "learning-reason").set("e2e: tiny run")
+    page.locator("#learning-promote").click()
+    modal = page.locator(".modal-dialog")
+    expect(modal).to_contain_text("Promote")
+    modal.locator("#learning-confirm_promote").click()
+    store = Store(app_database_url)
+    try:
+        expect(page.locator("#learning-promote_status")).to_contain_text(f"Promoted {new_version}")
+        assert store.serving_version("nsclc").version == new_version
+        expect(page.locator("#model-info")).to_contain_text(new_version, timeout=20_000)
+        expect(page.locator("#learning-history")).to_contain_text("e2e: tiny run")
+    finally:
+        page.locator("#learning-rollback").click()
+        expect(page.locator("#learning-promote_status")).to_contain_text(
+            f"Rolled back to {shipped}")
+        assert store.serving_version("nsclc").version == shipped
+        actions = [p.action for p in store.promotions("nsclc")][:2]
+        store.dispose()
+    assert actions == ["rollback", "promote"]
+    expect(page.locator("#model-info")).to_contain_text(shipped, timeout=20_000)
+    expect(page.locator(".shiny-output-error")).to_have_count(0)
+    assert console_errors == []

@@ -1,0 +1,162 @@
+"""engine.auth: argon2 hashes, roles, throttled logins, signed session tokens; `artds user`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import auth
+from engine.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"
+
+
+def test_roles_are_ranked() -> None:
+    assert auth.role_allows("admin", "physicist") and auth.role_allows("physicist", "clinician")
+    assert not auth.role_allows("clinician", "physicist")
+    assert not auth.role_allows("physicist", "admin")
+    assert not auth.role_allows(None, "clinician") and not auth.role_allows("root", "clinician")
+
+
+def test_passwords_are_argon2_hashed_never_stored_plain(sqlite_store: Store) -> None:
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    stored = sqlite_store.password_hash("ann")
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+    for bad_name in ("", "a", "has space", "x" * 65, "<script>"):
+        with pytest.raises(ValueError, match="user name"):
+            auth.create_user(sqlite_store, bad_name, PASSWORD, "clinician", created_by="cli")
+    with pytest.raises(ValueError, match="at least 10"):
+        auth.create_user(sqlite_store, "bob", "short", "clinician", created_by="cli")
+    with pytest.raises(ValueError, match="role"):
+        auth.create_user(sqlite_store, "bob", PASSWORD, "surgeon", created_by="cli")
+    with pytest.raises(ValueError, match="already exists"):
+        auth.create_user(sqlite_store, "ann", PASSWORD, "admin", created_by="cli")
+
+
+def test_login_right_wrong_and_unknown_user(sqlite_store: Store) -> None:
+    auth.create_user(sqlite_store, "ann", PASSWORD, "physicist", created_by="cli")
+    ok = auth.authenticate(sqlite_store, "ann", PASSWORD, remote="1.2.3.4")
+    assert ok.user is not None and ok.user.role == "physicist" and ok.error is None
+    wrong = auth.authenticate(sqlite_store, "ann", "nope", remote="1.2.3.4")
+    unknown = auth.authenticate(sqlite_store, "zed", PASSWORD, remote="1.2.3.4")
+    assert wrong.user is None and unknown.user is None
+    assert wrong.error == unknown.error  # does not tell whether the user exists
+    sqlite_store.set_active("ann", False, by="root")
+    assert auth.authenticate(sqlite_store, "ann", PASSWORD, remote="1.2.3.4").user is None
+
+
+def test_login_is_throttled_after_repeated_failures(sqlite_store: Store) -> None:
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    for _ in range(auth.MAX_FAILURES_PER_USER):
+        assert auth.authenticate(sqlite_store, "ann", "guess", remote="5.6.7.8").user is None
+    blocked = auth.authenticate(sqlite_store, "ann", PASSWORD, remote="9.9.9.9")
+    assert blocked.user is None and blocked.retry_after_s > 0
+    assert "Too many failed logins" in blocked.error
+    # Another user from another address is unaffected.
+    auth.create_user(sqlite_store, "bob", PASSWORD, "clinician", created_by="cli")
+    assert auth.authenticate(sqlite_store, "bob", PASSWORD, remote="8.8.8.8").user is not None
+
+
+def test_login_is_throttled_per_remote_address(sqlite_store: Store) -> None:
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    for k in range(auth.MAX_FAILURES_PER_REMOTE):
+        auth.authenticate(sqlite_store, f"guess{k}", "x", remote="6.6.6.6")
+    assert auth.authenticate(sqlite_store, "ann", PASSWORD, remote="6.6.6.6").user is None
+    assert auth.authenticate(sqlite_store, "ann", PASSWORD, remote="7.7.7.7").user is not None
+
+
+def test_session_tokens_signed_stored_hashed_and_revocable(sqlite_store: Store) -> None:
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    token = auth.start_session(sqlite_store, "ann", 3600)
+    assert auth.session_user(sqlite_store, token).username == "ann"
+    signer = auth.SessionSigner(auth.secret_key(sqlite_store))
+    cookie = signer.sign(token)
+    assert cookie != token and cookie.count(".") == 2  # payload.timestamp.signature
+    assert signer.unsign(cookie, 3600) == token
+    assert signer.unsign(cookie[:-2] + "xx", 3600) is None  # tampered
+    assert auth.SessionSigner("another key of enough length....").unsign(cookie, 3600) is None
+    auth.end_session(sqlite_store, token, username="ann")
+    assert auth.session_user(sqlite_store, token) is None
+
+
+def test_secret_key_from_env_or_generated_once(sqlite_store: Store, monkeypatch) -> None:
+    monkeypatch.delenv(auth.SECRET_KEY_ENV, raising=False)
+    first = auth.secret_key(sqlite_store)
+    assert len(first) >= 32 and auth.secret_key(sqlite_store) == first
+    monkeypatch.setenv(auth.SECRET_KEY_ENV, "k" * 40)
+    assert auth.secret_key(sqlite_store) == "k" * 40
+    monkeypatch.setenv(auth.SECRET_KEY_ENV, "short")
+    with pytest.raises(ValueError):
+        auth.secret_key(sqlite_store)
+
+
+def test_session_max_age_from_env(monkeypatch) -> None:
+    monkeypatch.delenv(auth.SESSION_MAX_AGE_ENV, raising=False)
+    assert auth.session_max_age_s() == 8 * 3600
+    monkeypatch.setenv(auth.SESSION_MAX_AGE_ENV, "60")
+    assert auth.session_max_age_s() == 60
+    monkeypatch.setenv(auth.SESSION_MAX_AGE_ENV, "soon")
+    with pytest.raises(ValueError, match="whole number"):
+        auth.session_max_age_s()
+
+
+def _artds(args: list[str], db: Path, stdin: str = "", env: dict | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args], input=stdin, capture_output=True,
+        text=True, cwd=ROOT, env={"ARTDS_DATABASE_URL": f"sqlite:///{db}", "PATH": "/usr/bin",
+                                  **(env or {})}, timeout=120)
+
+
+def test_cli_user_add_list_role_disable(tmp_path: Path) -> None:
+    db = tmp_path / "cli.sqlite3"
+    added = _artds(["user", "add", "--username", "ann", "--role", "clinician",
+                    "--password-stdin"], db, stdin=PASSWORD + "\n")
+    assert added.returncode == 0, added.stderr
+    assert "created clinician ann" in added.stdout
+    # No password anywhere: refused with one line, exit code 2.
+    refused = _artds(["user", "add", "--username", "bob", "--role", "admin"], db)
+    assert refused.returncode == 2 and "no password given" in refused.stderr
+    short = _artds(["user", "add", "--username", "bob", "--role", "admin", "--password-stdin"],
+                   db, stdin="short\n")
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    from_env = _artds(["user", "add", "--username", "bob", "--role", "admin"], db,
+                      env={"ARTDS_PASSWORD": PASSWORD})
+    assert from_env.returncode == 0, from_env.stderr
+    assert _artds(["user", "role", "--username", "ann", "--role", "physicist"], db).returncode == 0
+    assert _artds(["user", "disable", "--username", "bob"], db).returncode == 0
+    listing = _artds(["user", "list"], db).stdout.splitlines()
+    assert [line.split("\t")[:3] for line in listing] == [["ann", "physicist", "active"],
+                                                          ["bob", "admin", "disabled"]]
+    store = Store(f"sqlite:///{db}")
+    assert auth.authenticate(store, "ann", PASSWORD, remote="x").user is not None
+    assert auth.authenticate(store, "bob", PASSWORD, remote="x").user is None
+    store.dispose()
+
+
+def test_serve_refuses_to_start_without_a_first_admin(tmp_path: Path) -> None:
+    db = tmp_path / "serve.sqlite3"
+    result = _artds(["serve", "--port", "1"], db)
+    assert result.returncode == 2
+    assert "no user exists yet" in result.stderr and "ARTDS_ADMIN_USER" in result.stderr
+
+
+def test_first_admin_from_environment(tmp_path: Path) -> None:
+    from engine.cli import ensure_first_admin
+
+    store = Store(f"sqlite:///{tmp_path / 'first.sqlite3'}")
+    store.upgrade()
+    import os
+
+    os.environ["ARTDS_ADMIN_USER"], os.environ["ARTDS_ADMIN_PASSWORD"] = "root", PASSWORD
+    try:
+        ensure_first_admin(store)
+        ensure_first_admin(store)  # a second start changes nothing
+    finally:
+        del os.environ["ARTDS_ADMIN_USER"], os.environ["ARTDS_ADMIN_PASSWORD"]
+    assert [(u.username, u.role, u.created_by) for u in store.users()] == [
+        ("root", "admin", "setup")]
+    store.dispose()

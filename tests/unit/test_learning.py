@@ -1,0 +1,91 @@
+"""engine.learning: a tiny Learning Mode job end to end (store → worker → version), cancel,
+hash checks of the written version, and the clinic table's validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine import learning, registry
+from engine.cohort import generate_cohort
+from engine.protocols import load_protocol
+from engine.recommend import input_hash
+from engine.store import CaseRecord, Store
+
+PROTOCOL = load_protocol("nsclc")
+
+
+def _store_cases(store: Store, n: int) -> None:
+    cohort = generate_cohort("nsclc", seed=321, n_patients=3 * n).complete_table.head(n)
+    columns = [*PROTOCOL.id_columns, *PROTOCOL.feature_names, "dose_eval_gy", "dose_adapt_gy",
+               *PROTOCOL.outcome_names]
+    records = [CaseRecord(f"C-{i}", f"C-{i}", None, {**row, "patient_id": f"C-{i}"},
+                          input_hash(cohort.iloc[i], PROTOCOL))
+               for i, row in enumerate(cohort[columns].to_dict("records"))]
+    store.save_cases("nsclc", records, source="upload", username="phil")
+
+
+def test_tiny_job_registers_a_hash_checked_version(sqlite_store: Store, tmp_path: Path) -> None:
+    tmp_path = tmp_path / "learning"
+    _store_cases(sqlite_store, 20)
+    url = sqlite_store.url.render_as_string(hide_password=False)
+    config = learning.LearningConfig("nsclc", budget="tiny", pool_virtual_trial=True)
+    job = sqlite_store.create_job("nsclc", config.to_dict(), username="phil")
+    version = learning.run_job(url, job, str(tmp_path))
+    info = sqlite_store.job(job)
+    assert info.status == "done", info.error
+    assert info.progress == 1.0 and info.model_version == version
+    registered = sqlite_store.model_version(version)
+    assert registered.source == "learning" and registered.created_by == "phil"
+    assert registered.training["n_clinic_cases"] == 20
+    assert registered.training["n_virtual_cases"] > 0
+    cand = registered.metrics["candidate"]
+    for key in ("tcp", "ntcp"):
+        assert 0.0 <= cand[key]["auroc_vs_truth"] <= 1.0
+        assert cand[key]["monotonicity_violation_rate"] == 0.0  # GLoGD: monotone by design
+        assert cand[key]["n_cases"] == 20
+    model = learning.load_version_model("nsclc", "glogd", registered.location, version, "x")
+    curves = model.predict_curves(generate_cohort("nsclc").complete_table.head(3), PROTOCOL)
+    assert curves.tcp.shape[:2] == (5, 3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [version]  # no temporary left
+    # A changed artifact is refused.
+    member = next((tmp_path / version / "rtoe").glob("*.pt"))
+    member.write_bytes(member.read_bytes() + b"x")
+    with pytest.raises(registry.ArtifactError, match="sha256"):
+        learning.load_version_model("nsclc", "glogd", registered.location, version, "x")
+
+
+def test_cancelled_job_leaves_nothing(sqlite_store: Store, tmp_path: Path) -> None:
+    tmp_path = tmp_path / "learning"
+    tmp_path.mkdir()
+    url = sqlite_store.url.render_as_string(hide_password=False)
+    config = learning.LearningConfig("nsclc", budget="tiny")
+    job = sqlite_store.create_job("nsclc", config.to_dict(), username="phil")
+    sqlite_store.request_cancel(job, username="phil")
+    assert learning.run_job(url, job, str(tmp_path)) is None
+    assert sqlite_store.job(job).status == "cancelled"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_midway_removes_the_partial_version(tmp_path: Path) -> None:
+    calls = []
+
+    def progress(frac: float, message: str) -> bool:
+        calls.append(frac)
+        return frac > 0.3
+
+    empty = learning.clinic_table(PROTOCOL, [])
+    with pytest.raises(learning.Cancelled):
+        learning.train_version(learning.LearningConfig("nsclc", budget="tiny"), empty,
+                               tmp_path, progress=progress)
+    assert calls == sorted(calls) and list(tmp_path.iterdir()) == []
+
+
+def test_no_data_without_pooling_is_refused(tmp_path: Path) -> None:
+    empty = learning.clinic_table(PROTOCOL, [])
+    with pytest.raises(ValueError, match="no stored case has a known outcome"):
+        learning.train_version(learning.LearningConfig("nsclc", budget="tiny",
+                                                       pool_virtual_trial=False), empty, tmp_path)
+    with pytest.raises(ValueError, match="budget"):
+        learning.LearningConfig("nsclc", budget="huge")
