@@ -142,6 +142,36 @@ class ReplayBuffer:
         }
 
 
+class _NStepTrace:
+    """Turns the one-step transitions of a lock-step episode into n-step ones.
+
+    ``push`` takes one vectorised step and returns the n-step transitions that became complete:
+    (s_t, a_t, Σ_{i<n} γ^i r_{t+i}, s_{t+n}, done, mask(s_{t+n})). When the episode ends, the
+    last ones are flushed with their shorter reward sums and ``done`` = True (no bootstrap, so
+    the γ^n of the target does not matter for them).
+    """
+
+    def __init__(self, n: int, discount: float) -> None:
+        self.n, self.discount = n, discount
+        self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def push(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+             next_obs: np.ndarray, done: bool, next_mask: np.ndarray) -> list[tuple]:
+        self.pending.append((obs, actions, np.zeros(rewards.shape, np.float64)))
+        m = len(self.pending)
+        for i, (_, _, acc) in enumerate(self.pending):
+            acc += self.discount ** (m - 1 - i) * rewards
+        out = []
+        if len(self.pending) == self.n and not done:
+            o, a, acc = self.pending.pop(0)
+            out.append((o, a, acc.astype(np.float32), next_obs, False, next_mask))
+        if done:
+            out += [(o, a, acc.astype(np.float32), next_obs, True, next_mask)
+                    for o, a, acc in self.pending]
+            self.pending = []
+        return out
+
+
 @contextmanager
 def _one_thread() -> Iterator[None]:
     before = torch.get_num_threads()
@@ -203,6 +233,7 @@ class DQNPlanner:
                 obs, mask = env.reset(bio)
                 total = np.zeros(dq.n_envs)
                 ep_losses = []
+                trace = _NStepTrace(dq.n_step, dq.discount)
                 done = False
                 while not done:
                     with torch.no_grad():
@@ -212,7 +243,8 @@ class DQNPlanner:
                     explore = rng.random(dq.n_envs) < eps
                     actions = np.where(explore, random, greedy)
                     next_obs, raw, rel, done, next_mask = env.step(actions)
-                    buffer.add(obs, actions, rel.astype(np.float32), next_obs, done, next_mask)
+                    for item in trace.push(obs, actions, rel, next_obs, done, next_mask):
+                        buffer.add(*item)
                     total += raw
                     obs, mask = next_obs, next_mask
                     if buffer.size < max(dq.learning_starts, dq.batch_size):
@@ -246,7 +278,7 @@ class DQNPlanner:
             q_next_online = online(b["next_obs"])  # [B, A]
             q_next_target = target(b["next_obs"])  # [B, A]
         y = double_dqn_target(b["rewards"], b["dones"], q_next_online, q_next_target,
-                              b["next_mask"], dq.discount)  # [B]
+                              b["next_mask"], dq.discount ** dq.n_step)  # [B]
         q = online(b["obs"]).gather(1, b["actions"][:, None]).squeeze(1)  # [B]
         loss = nn.functional.smooth_l1_loss(q, y)
         optimiser.zero_grad()
