@@ -101,7 +101,7 @@ def outcome_summary(outcome: PlanOutcome, sf_target: float) -> dict[str, Any]:
         "tumour_bed_range": [float(bed.min()), float(bed.max())],
         "oar_bed_mean": float(outcome.oar_bed_gy.mean()),
         "one_minus_sf_mean": float(np.mean(1.0 - sf)),
-        "sf_median": float(np.median(sf)),
+        "log10_sf_median": float(np.log10(max(float(np.median(sf)), 1e-300))),
         "p_sf_below_1e4": float(np.mean(sf < sf_target)),
         "mean_return": float(outcome.returns.mean()),
         "n_scenarios": int(n),

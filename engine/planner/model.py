@@ -48,9 +48,9 @@ import numpy as np
 
 __all__ = [
     "OarBiology",
+    "Trajectory",
     "TumourBiology",
     "TumourState",
-    "Trajectory",
     "action_set",
     "bed_lower_bound_gy",
     "lq_survival",
@@ -348,7 +348,7 @@ def reference_continuation(reference_doses_gy: np.ndarray, bio: TumourBiology,
     alpha, oer, rho = p["alpha_per_gy"], p["oer"], p["rho"]
     beta = alpha / p["alpha_beta_gy"]
     n = reference_doses_gy.shape[-1]
-    g = np.zeros(alpha.shape + (n + 1, 2))
+    g = np.zeros((*alpha.shape, n + 1, 2))
     g[..., n, :] = 1.0
     for k in range(n - 1, -1, -1):
         d, t = reference_doses_gy[k], gaps_days[k]
