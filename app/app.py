@@ -1,4 +1,4 @@
-"""artds Shiny app: adaptive radiotherapy decision support (five panels).
+"""artds Shiny app: adaptive radiotherapy decision support (six panels).
 
 Run with ``uvicorn app.app:app`` (or ``shiny run app/app.py``). The app serves the learned
 outcome-estimator ensembles of models/ (GLoGD-GNN by default) or the virtual trial's reference
@@ -15,6 +15,7 @@ from app.panels.data_input import data_input_server, data_input_sidebar_ui, data
 from app.panels.model_choice import model_choice_server, model_choice_sidebar_ui
 from app.panels.model_review import model_review_server, model_review_ui
 from app.panels.outcome_space import outcome_space_server, outcome_space_ui
+from app.panels.planner import planner_server, planner_ui, shutdown_planner_pool
 from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
 from engine.recommend import Recommendation, recommend
@@ -49,6 +50,7 @@ def app_ui(request=None) -> ui.Tag:
         ui.nav_panel("Population", population_ui("population"), value="population"),
         ui.nav_panel("Report", report_ui("report"), value="report"),
         ui.nav_panel("Model review", model_review_ui("review"), value="review"),
+        ui.nav_panel("Fractionation planner", planner_ui("planner"), value="planner"),
         title=TITLE,
         id="nav",
         sidebar=sidebar,
@@ -77,15 +79,18 @@ def server(input, output, session) -> None:
     report_server("report", protocol=protocol, recs=recs, cases=selection.shown,
                   notes=selection.notes)
     model_review_server("review", protocol=protocol, cases=selection.shown)
+    planner_server("planner")  # alpha_per_gy=<reactive α from the SF2 panel> once it exists
 
 
 def create_app() -> App:
     """The app, with its static files: app/www and plotly.js from the plotly package."""
-    return App(
+    application = App(
         app_ui,
         server,
         static_assets={"/www": shared.WWW_DIR, "/vendor/plotly.min.js": shared.PLOTLY_JS},
     )
+    application.on_shutdown(shutdown_planner_pool)
+    return application
 
 
 app = create_app()

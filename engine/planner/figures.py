@@ -98,7 +98,9 @@ def weekly_dose_figure(result: PlanResult) -> go.Figure:
                      mirror=True)
     fig.update_xaxes(title_text="week of treatment (fractions)", row=2, col=1)
     fig.update_yaxes(showgrid=True, gridcolor=_GRID, mirror=True)
-    fig.update_yaxes(title_text="Gy", row=1, col=1)
+    all_doses = [d for _, weekly, _, _ in lines for d in weekly]
+    fig.update_yaxes(title_text="Gy", range=[min(all_doses) - 0.05, max(all_doses) + 0.05],
+                     row=1, col=1)
     fig.update_yaxes(title_text="%", range=[0, 100], row=2, col=1)
     adapt = ", ".join(f"W{w}" for w in p["adaptation_weeks"]) or "none"
     _layout(fig, f"Weekly dose: ART plan and reference · adaptation points {adapt}", 560)
@@ -119,7 +121,7 @@ def volume_box_figure(result: PlanResult) -> go.Figure:
             hovertemplate=f"{name}<br>%{{x}}: %{{y:.3g}} %<extra></extra>"))
     fig.update_layout(boxmode="group")
     fig.update_yaxes(type="log", title_text="tumour volume, % of initial (log)",
-                     showgrid=True, gridcolor=_GRID, mirror=True)
+                     showgrid=True, gridcolor=_GRID, mirror=True, exponentformat="power")
     fig.update_xaxes(title_text="start of week", mirror=True)
     _layout(fig, "Predicted tumour volume by week", 420)
     return fig
