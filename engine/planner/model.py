@@ -105,12 +105,6 @@ class TumourBiology:
         """The scenarios at ``index`` (array index into the broadcast 1-D parameters)."""
         return TumourBiology(**{k: v[index] for k, v in self.arrays().items()})
 
-    def expand(self, ndim: int) -> TumourBiology:
-        """Parameters reshaped to ``[S, 1, ..., 1]`` with ``ndim`` trailing axes, so a plan axis
-        can be broadcast behind the scenario axis."""
-        return TumourBiology(**{k: v.reshape(v.shape + (1,) * ndim)
-                                for k, v in self.arrays().items()})
-
     @property
     def beta_per_gy2(self) -> np.ndarray:
         """β = α / (α/β), Gy⁻²."""

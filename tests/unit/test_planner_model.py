@@ -16,6 +16,7 @@ from engine.planner.model import (
     action_set,
     bed_lower_bound_gy,
     oar_bed_increment_gy,
+    oar_volume_step,
     reference_continuation,
     simulate,
     treatment_days,
@@ -110,6 +111,14 @@ def test_bed_hand_computed():
     oar = OarBiology()
     assert oar_bed_increment_gy(2.0, 1.0, oar) == pytest.approx(
         1.4 + 1.96 / 3 - (1 / 15 + 1 / 3.5) / 0.3)
+
+
+def test_oar_volume_step_hand_computed():
+    oar = OarBiology()
+    d = 0.7 * 2.0
+    expect = math.exp(-0.3 * d - 0.1 * d * d) * math.exp(1 / 15) * math.exp(1 / 3.5)
+    assert oar_volume_step(1.0, 2.0, 1.0, oar) == pytest.approx(expect)
+    assert oar_volume_step(1.0, 0.0, 0.0, oar) == 1.0
 
 
 def test_step_hand_computed():
