@@ -146,7 +146,8 @@ class CourseConfig:
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """Reward (15): λ1 BED^T − λ2 (BED^T_Ref − BED^T)⁺ − λ3 (SF·SF^Ref − ε)⁺ − λ4 (OAR excess)⁺.
+    """Reward (15): λ1 BED^T − λ2 (BED^T_Ref − BED^T)⁺ − λ3 (SF·SF^Ref − ε)⁺ − λ4 (OAR excess)⁺,
+    the OAR excess being BED^φ − BED^φ_Ref − tol |BED^φ_Ref|.
 
     All BEDs are cumulative after k fractions and compared with the equal-dose reference plan on
     the same biology after k fractions; SF·SF^Ref is the final surviving fraction projected by
@@ -166,8 +167,8 @@ class RewardWeights:
     sf_target: float = 1e-4
     """ε, the surviving-fraction cap (0.01 %). Accepted 1e-12–1."""
     oar_tolerance: float = 0.005
-    """Allowed relative OAR BED increase over the reference before λ4 applies (+0.5 %).
-    Accepted 0–0.5."""
+    """Allowed OAR BED increase over the reference before λ4 applies, relative to the
+    reference's magnitude (+0.5 %). Accepted 0–0.5."""
     oar_two_sided: bool = False
     """When True the OAR term is λ4 (BED^φ − BED^φ_Ref) without the hinge, so sparing below the
     reference is rewarded (the "OAR sparing" preference of the paper's Table 7)."""

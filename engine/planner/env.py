@@ -10,7 +10,7 @@ Reward (15), with every quantity cumulative after k fractions and compared with 
 reference plan on the same biology after k fractions (``Ref``)::
 
     J_k = λ1 BED^T_k − λ2 (BED^T_Ref,k − BED^T_k)⁺ − λ3 (SF_k SF^Ref_{N−k} − ε)⁺
-          − λ4 (BED^φ_k − (1 + tol) BED^φ_Ref,k)⁺
+          − λ4 (BED^φ_k − BED^φ_Ref,k − tol |BED^φ_Ref,k|)⁺
 
 (two-sided OAR term ``λ4 (BED^φ_k − BED^φ_Ref,k)`` for the OAR-sparing preference). In
 "terminal" mode the step reward is J_k − J_{k−1}, so a course's return is J_N − J_0 (J_0 is the
@@ -87,7 +87,10 @@ def objective(bed_t: np.ndarray, ref_bed_t: np.ndarray, sf_projected: np.ndarray
     if w.oar_two_sided:
         oar_term = oar_bed - ref_oar_bed
     else:
-        oar_term = np.maximum(oar_bed - (1.0 + w.oar_tolerance) * ref_oar_bed, 0.0)
+        # Tolerance relative to |reference|: with a small γ the time terms of (18) can make
+        # the reference OAR BED negative, and (1 + tol)·ref would then tighten the limit.
+        oar_term = np.maximum(oar_bed - ref_oar_bed - w.oar_tolerance * np.abs(ref_oar_bed),
+                              0.0)
     return (w.lambda_tumour * bed_t - w.lambda_tumour_shortfall * shortfall
             - w.lambda_sf * sf_excess - w.lambda_oar * oar_term)
 

@@ -206,7 +206,9 @@ def _beamlet_block(cfg: PlanConfig, art_weekly: np.ndarray, adaptation_weeks: li
 
 
 def _percent(new: float, old: float) -> float:
-    return 100.0 * (new - old) / old if old else float("nan")
+    """Relative change in %, against |old| so that a fall stays negative when old < 0 (the OAR
+    BED (18) is negative for small γ, its time terms exceeding its dose terms)."""
+    return 100.0 * (new - old) / abs(old) if old else float("nan")
 
 
 def run_plan(cfg: PlanConfig, progress: StageProgress | None = None) -> PlanResult:
@@ -345,6 +347,13 @@ def _notes(captured: float | None, gain: float, bed_gain: float, oar_change: flo
         f"OAR BED {oracle_oar:+.2f} %; the ART plan: {bed_gain:+.2f} % at {oar_change:+.2f} % "
         f"(OAR tolerance +{tol_percent:.2g} %)."
     )
+    if summaries["reference"]["oar_bed_mean"] < 0:
+        notes.append(
+            f"The reference OAR BED is negative ({summaries['reference']['oar_bed_mean']:.2f} "
+            "Gy): with this sparing factor the repair and repopulation terms of eq. (18) exceed "
+            "its dose terms. Percentages are relative to its magnitude; read OAR BED as a "
+            "relative score only."
+        )
     p_ref = summaries["reference"]["p_sf_below_1e4"]
     p_art = summaries["art"]["p_sf_below_1e4"]
     if p_ref >= 0.999 and p_art >= 0.999:

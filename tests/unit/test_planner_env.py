@@ -117,9 +117,20 @@ def test_oar_penalty_applies_beyond_the_tolerance(scen):
     cfg = replace(CFG, reward=w, course=replace(CFG.course, total_dose_bounds_gy=(60, 80)))
     s2 = prepare_scenarios(scen.bio, cfg)
     out = plan_returns(high, s2, cfg)
-    excess = out.oar_bed_gy - 1.005 * s2.ref_oar_bed[-1]
+    excess = out.oar_bed_gy - s2.ref_oar_bed[-1] - 0.005 * abs(s2.ref_oar_bed[-1])
     assert np.all(excess > 0)
     assert np.allclose(out.returns, out.tumour_bed_gy - 4.0 * excess)
+
+
+def test_oar_tolerance_is_relative_to_the_magnitude_of_a_negative_reference(scen):
+    from engine.planner.env import objective
+
+    w = RewardWeights(lambda_tumour=0.0, lambda_tumour_shortfall=0.0, lambda_sf=0.0,
+                      lambda_oar=1.0, oar_tolerance=0.1)
+    zero = np.zeros(1)
+    # Reference −10 Gy: up to −9 Gy is tolerated, −8 Gy exceeds it by 1 Gy.
+    assert objective(zero, zero, zero, np.array([-9.0]), np.array([-10.0]), w)[0] == 0.0
+    assert objective(zero, zero, zero, np.array([-8.0]), np.array([-10.0]), w)[0] == -1.0
 
 
 def test_config_validation_names_the_field():
