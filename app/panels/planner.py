@@ -70,10 +70,19 @@ def _pool() -> ProcessPoolExecutor:
 
 
 def shutdown_planner_pool() -> None:
-    """Stop the worker process (registered as the app's shutdown hook)."""
+    """Stop the worker process (the app's shutdown hook, and at interpreter exit).
+
+    ``shutdown(wait=False)`` alone leaves an idle spawned worker orphaned when the server exits
+    right after it, so the workers are terminated and joined explicitly; a running job is
+    abandoned (the app is going away)."""
     global _POOL
     if _POOL is not None:
+        workers = list((getattr(_POOL, "_processes", None) or {}).values())
         _POOL.shutdown(wait=False, cancel_futures=True)
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            proc.join(timeout=5)
         _POOL = None
 
 
