@@ -6,8 +6,9 @@ that role may use (so a clinician's session cannot reach a physicist's outputs e
 inputs by hand):
 
 * every role: Data input, Outcome space, Population, Report, Help;
-* physicist (and admin): also Model review, Learning Mode, Audit trail (and other physicist
-  panels: add them to ``_physicist_panels`` and their server call under ``if physicist``);
+* physicist (and admin): also Model review, Learning Mode, Audit trail, Fractionation planner
+  (other physicist panels: add them to ``_physicist_panels`` and their server call under
+  ``if physicist``);
 * admin: also Users.
 
 The app serves the outcome model promoted to Operation Mode (the shipped GLoGD-GNN ensemble until
@@ -30,6 +31,7 @@ from app.panels.learning import learning_server, learning_ui, shutdown_training_
 from app.panels.model_choice import model_choice_server, model_choice_sidebar_ui
 from app.panels.model_review import model_review_server, model_review_ui
 from app.panels.outcome_space import outcome_space_server, outcome_space_ui
+from app.panels.planner import planner_server, planner_ui, shutdown_planner_pool
 from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
 from app.panels.users import users_server, users_ui
@@ -58,6 +60,8 @@ def _physicist_panels() -> list:
                      value="review"),
         ui.nav_panel("Learning Mode", learning_ui("learning"), value="learning"),
         ui.nav_panel("Audit trail", audit_ui("audit"), value="audit"),
+        ui.nav_panel("Fractionation planner", panel_help("planner"), planner_ui("planner"),
+                     value="planner"),
     ]
 
 
@@ -140,6 +144,7 @@ def server(input, output, session) -> None:
         model_review_server("review", protocol=protocol, cases=selection.shown)
         learning_server("learning", protocol=protocol, store=store, user=user)
         audit_server("audit", protocol=protocol, store=store, user=user)
+        planner_server("planner")  # alpha_per_gy=<reactive α from the SF2 panel> once it exists
     if role_allows(user.role, "admin"):
         users_server("users", store=store, user=user)
 
@@ -155,6 +160,7 @@ def create_app() -> LoginGate:
         static_assets={"/www": shared.WWW_DIR, "/vendor/plotly.min.js": shared.PLOTLY_JS},
     )
     shiny_app.on_shutdown(shutdown_training_pool)
+    shiny_app.on_shutdown(shutdown_planner_pool)
     return LoginGate(shiny_app, store)
 
 

@@ -56,6 +56,19 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "Bayes ceiling (the best any model can reach on the virtual trial). The contrast plot "
         "shows why the GLoGD-GNN is served: its curves can only rise with dose.",
     ]),
+    "planner": ("Help: fractionation planner", [
+        "Plans a whole 35-fraction course (7 weeks × 5 fractions, 1.8/2.0/2.2 Gy per fraction) "
+        "with a Double-DQN agent trained on a tumour-response model whose biology (α, α/β, "
+        "repopulation and decay times) is sampled from the ranges you set, then compares the "
+        "adaptive (ART) plan with the equal-dose reference of 2 Gy × 35 on fresh scenarios.",
+        "The exact oracle scores every one of the 3⁷ weekly plans on the same scenarios: the "
+        "oracle ratio and the share of the oracle's gain the planner captures tell how close "
+        "the agent came to the best reachable plan. Under this model the reachable gain over "
+        "the reference is small (well under 1 % tumour BED at +0.5 % OAR BED).",
+        "A patient's own α (for example carried over from the SF2 panel) fixes α in every "
+        "scenario. Everything here comes from a response model over simulated scenarios: it "
+        "is not clinical evidence (docs/planner.md).",
+    ]),
 }
 """Per panel: the summary line and the paragraphs of its help box."""
 

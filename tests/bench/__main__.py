@@ -64,6 +64,35 @@ def _bench_learned(name, protocol, one, many) -> None:
         )
 
 
+def _bench_planner() -> None:
+    """RL fractionation planner: one default run (training, evaluation, oracle, beamlet LP as
+    timed by the pipeline itself) and repeated timings of the exact oracle alone."""
+    import numpy as np
+    import torch
+
+    from engine.planner import PlanConfig, run_plan
+    from engine.planner.env import prepare_scenarios, sample_biology
+    from engine.planner.oracle import solve_oracle
+
+    torch.set_num_threads(1)
+    cfg = PlanConfig()
+    p = run_plan(cfg).payload
+    print(json.dumps({
+        "bench": "planner.default_run", "train_s": round(p["train_seconds"], 2),
+        "evaluate_s": round(p["evaluate_seconds"], 3),
+        "oracle_s": round(p["oracle_seconds"], 3),
+        "beamlet_s": round(p["beamlet"]["seconds"], 3),
+        "episodes": cfg.dqn.n_episodes, "oracle_ratio": round(p["oracle_ratio"], 5),
+        "oracle_gain_captured": (None if p["oracle_gain_captured"] is None
+                                 else round(p["oracle_gain_captured"], 4)),
+    }))
+    scen = prepare_scenarios(
+        sample_biology(cfg.biology, cfg.n_eval_scenarios, np.random.default_rng(1)), cfg)
+    _emit("planner.oracle_2187_plans_500_scenarios",
+          _timed(partial(solve_oracle, scen, cfg), 3), plans=3**7,
+          scenarios=cfg.n_eval_scenarios)
+
+
 def main() -> None:
     import tempfile
     from pathlib import Path
@@ -97,3 +126,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    _bench_planner()

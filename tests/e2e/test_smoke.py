@@ -11,7 +11,8 @@ from tests.e2e.helpers import open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e
 
-PANELS = ("Data input", "Outcome space", "Population", "Report", "Model review")
+PANELS = ("Data input", "Outcome space", "Population", "Report", "Model review",
+          "Fractionation planner")
 
 
 def _load_all_examples(page: Page, protocol: str) -> None:
