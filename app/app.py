@@ -1,4 +1,4 @@
-"""artds Shiny app: adaptive radiotherapy decision support (five panels).
+"""artds Shiny app: adaptive radiotherapy decision support (six panels).
 
 Run with ``uvicorn app.app:app`` (or ``shiny run app/app.py``). The app serves the learned
 outcome-estimator ensembles of models/ (GLoGD-GNN by default) or the virtual trial's reference
@@ -17,6 +17,7 @@ from app.panels.model_review import model_review_server, model_review_ui
 from app.panels.outcome_space import outcome_space_server, outcome_space_ui
 from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
+from app.panels.sf2 import sf2_server, sf2_ui
 from engine.recommend import Recommendation, recommend
 
 __all__ = ["app", "create_app"]
@@ -49,6 +50,7 @@ def app_ui(request=None) -> ui.Tag:
         ui.nav_panel("Population", population_ui("population"), value="population"),
         ui.nav_panel("Report", report_ui("report"), value="report"),
         ui.nav_panel("Model review", model_review_ui("review"), value="review"),
+        ui.nav_panel("SF2", sf2_ui("sf2"), value="sf2"),
         title=TITLE,
         id="nav",
         sidebar=sidebar,
@@ -77,6 +79,8 @@ def server(input, output, session) -> None:
     report_server("report", protocol=protocol, recs=recs, cases=selection.shown,
                   notes=selection.notes)
     model_review_server("review", protocol=protocol, cases=selection.shown)
+    # The α (Gy⁻¹) chosen on the SF2 panel, for the fractionation planner (None until chosen).
+    sf2_alpha = sf2_server("sf2")  # noqa: F841 - wired to the planner panel when it lands
 
 
 def create_app() -> App:

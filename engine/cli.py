@@ -216,8 +216,11 @@ def cmd_train_sf2(args: argparse.Namespace) -> int:
                             progress=text_progress("sf2 members"))
     print(f"sf2: {len(summary['members'])} members on {summary['n_lines']} lines "
           f"({summary['data_version']}); genes: {', '.join(summary['genes'])}")
+    from engine.registry import models_dir
+
+    root = Path(args.models_dir) if args.models_dir else models_dir()
     for path in summary["files"]:
-        print(f"  wrote models/{path}")
+        print(f"  wrote {root / path}")
     return 0
 
 
@@ -250,10 +253,12 @@ def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
         result = evaluate(config, executor,
                           progress=None if args.json else text_progress("sf2 evaluation"))
     if args.save:
+        from engine.registry import models_dir
         from engine.sf2.evaluate import save_evaluation
 
         meta = save_evaluation(result, args.models_dir)
-        print(f"saved models/{meta.file}", file=sys.stderr)
+        root = Path(args.models_dir) if args.models_dir else models_dir()
+        print(f"saved {root / meta.file}", file=sys.stderr)
     if args.json:
         print(json.dumps(_rounded(result), indent=2, allow_nan=False))
         return 0
@@ -429,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated: lung, pan_cancer (default both)")
     ev_sf2.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     ev_sf2.add_argument("--save", action="store_true",
-                        help="also save the result as models/sf2/evaluation.json (the app shows it)")
+                        help="also save the result as models/sf2/evaluation.json "
+                        "(the app shows it)")
     ev_sf2.add_argument("--executor", default="local", choices=("serial", "local", "ray"),
                         help="where folds run (default: a local process pool)")
     ev_sf2.add_argument("--address", default=None, help="Ray cluster address")

@@ -68,8 +68,8 @@ __all__ = [
     "load_panel",
     "load_rsi_profiles",
     "read_expression_upload",
-    "write_example_uploads",
     "subgroups",
+    "write_example_uploads",
 ]
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "assets" / "data"
@@ -393,9 +393,10 @@ def read_expression_upload(
         if name.startswith(RAW_PREFIX):
             gene = name[len(RAW_PREFIX):]
             if gene not in RSI_GENES:
+                accepted = ", ".join(RAW_PREFIX + g for g in RSI_GENES)
                 problems.append(Problem(1, name, _clip(name),
                                         f"column {_clip(name)!r}: only the 10 RSI genes are read "
-                                        f"on the raw scale ({', '.join(RAW_PREFIX + g for g in RSI_GENES)})"))
+                                        f"on the raw scale ({accepted})"))
             else:
                 raw_cols.append((j, gene))
         elif name in panel:
@@ -477,8 +478,12 @@ def read_expression_upload(
             cell = row[j].strip()
             value = _parse_float(cell)
             if value is None or not math.isfinite(value) or not lo <= value <= hi:
-                what = "is empty" if not cell else f"value {_clip(cell)!r} is not a number" \
-                    if value is None or not math.isfinite(value) else f"value {cell} is out of range"
+                if not cell:
+                    what = "is empty"
+                elif value is None or not math.isfinite(value):
+                    what = f"value {_clip(cell)!r} is not a number"
+                else:
+                    what = f"value {cell} is out of range"
                 problems.append(Problem(line, gene, _clip(cell),
                                         f"row {line}, gene {gene}: {what}; accepted: a z-score "
                                         f"on the training panel's scale between {lo:g} and "

@@ -295,7 +295,7 @@ def rsi_on_data() -> dict[str, Any]:
         "mae": float(np.abs(scored["rsi"] - scored["sf2"]).mean()),
         "spearman": _spearman(scored["rsi"].to_numpy(), scored["sf2"].to_numpy()),
         "tissues": sorted(set(scored["tissue"])),
-        "lines": frame.to_dict(orient="records"),
+        "lines": frame.astype(object).where(frame.notna(), None).to_dict(orient="records"),
         "panel_rsi_genes_present": [g for g in ("AR", "JUN", "STAT1", "PRKCB", "RELA", "ABL1",
                                                 "SUMO1", "PAK2", "HDAC1", "IRF1")
                                     if g in load_panel().genes],
@@ -467,7 +467,7 @@ def save_evaluation(result: dict[str, Any], models_dir: Any = None):
 
     root = Path(models_dir) if models_dir is not None else registry.models_dir()
     panel = load_panel()
-    table = panel.lines[["cell_line", "tissue", "sf2"]].join(panel.expression)
+    table = pd.concat([panel.lines[["cell_line", "tissue", "sf2"]], panel.expression], axis=1)
     metrics = {
         f"{s}.{m}.mae": info["methods"][m]["mae"]["mean"]
         for s, info in result["settings"].items()

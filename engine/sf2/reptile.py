@@ -24,6 +24,7 @@ and masked.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -91,7 +92,7 @@ class MLP(nn.Module):
         self.activation = activation
         self.output = output
         self.layers = nn.ModuleList(
-            nn.Linear(a, b) for a, b in zip(layer_sizes[:-1], layer_sizes[1:], strict=False))
+            nn.Linear(a, b) for a, b in itertools.pairwise(layer_sizes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         params = [p.unsqueeze(0) for p in self.parameters()]
@@ -197,10 +198,8 @@ def _gradients(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
         grads[2 * k + 1] = g.sum(1)  # [T, out]
         if k > 0:
             g = torch.bmm(g, params[2 * k])  # dL/dh_{k}, [T, k, in]
-            if activation == "relu":
-                g = g * (zs[k - 1] > 0)
-            else:
-                g = g * (1.0 - hs[k] ** 2)
+            # ReLU': 1 where the pre-activation was positive; tanh' = 1 - tanh².
+            g = g * (zs[k - 1] > 0) if activation == "relu" else g * (1.0 - hs[k] ** 2)
     return grads
 
 
