@@ -427,7 +427,9 @@ def summary_table(result: dict[str, Any]) -> pd.DataFrame:
     """One row per setting × method: protocol, uses_own_label, mae/spearman/n_lines mean and sd."""
     rows = []
     for setting, info in result["settings"].items():
-        for method, m in info["methods"].items():
+        order = [m for m in METHODS if m in info["methods"]]
+        for method in order + [m for m in info["methods"] if m not in METHODS]:
+            m = info["methods"][method]
             rows.append({
                 "setting": setting, "method": method, "protocol": m["protocol"],
                 "uses_own_label": m["uses_own_label"],
@@ -467,7 +469,8 @@ def save_evaluation(result: dict[str, Any], models_dir: Any = None):
 
     root = Path(models_dir) if models_dir is not None else registry.models_dir()
     panel = load_panel()
-    table = pd.concat([panel.lines[["cell_line", "tissue", "sf2"]], panel.expression], axis=1)
+    table = pd.concat([panel.lines[["cell_line", "tissue", "sf2"]].reset_index(),
+                       panel.expression.reset_index(drop=True)], axis=1)
     metrics = {
         f"{s}.{m}.mae": info["methods"][m]["mae"]["mean"]
         for s, info in result["settings"].items()
@@ -475,7 +478,7 @@ def save_evaluation(result: dict[str, Any], models_dir: Any = None):
     }
     return registry.save_json_artifact(
         root, "sf2", EVALUATION_NAME, result, seed=int(result["config"]["seed"]),
-        config=result["config"], data_hash=registry.data_hash(table.reset_index()),
+        config=result["config"], data_hash=registry.data_hash(table),
         cohort_version=panel.version, metrics=metrics)
 
 

@@ -21,6 +21,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from engine.sf2.evaluate import METHODS
+
 __all__ = [
     "evaluation_figure",
     "gene_influence_figure",
@@ -175,7 +177,9 @@ def evaluation_figure(result: dict[str, Any]) -> go.Figure:
                                         for s in settings], horizontal_spacing=0.04)
     for k, s in enumerate(settings):
         methods = result["settings"][s]["methods"]
-        names = list(methods)[::-1]
+        # Table order (honest protocol first), whatever order the saved JSON has (sorted keys).
+        names = ([m for m in METHODS if m in methods] +
+                 [m for m in methods if m not in METHODS])[::-1]
         means = [methods[m]["mae"]["mean"] for m in names]
         sds = [methods[m]["mae"]["sd"] for m in names]
         leak = [methods[m]["uses_own_label"] for m in names]

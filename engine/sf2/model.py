@@ -18,7 +18,7 @@ labelled line) the members' initialisations score the sample unadapted (``adapte
 α for the planner: SF2 = exp(−2α − 4β) with a fixed α/β (default 10 Gy, the usual tumour
 value, also the NSCLC protocol's), so α = −ln(SF2) / (2 + 4/(α/β)) and β = α/(α/β). A fixed α/β
 keeps α > 0 for every SF2 < 1; the GARD convention (β fixed at 0.05 Gy⁻²) would give α ≤ 0 for
-SF2 ≥ 0.82 — a fifth of these proliferation-assay lines. GARD itself is reported with its own
+SF2 ≥ 0.82 — 14 % of these proliferation-assay lines. GARD itself is reported with its own
 published convention (:mod:`engine.sf2.rsi`).
 """
 
