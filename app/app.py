@@ -6,8 +6,8 @@ that role may use (so a clinician's session cannot reach a physicist's outputs e
 inputs by hand):
 
 * every role: Data input, Outcome space, Population, Report, Help;
-* physicist (and admin): also Model review, Learning Mode, Audit trail, Fractionation planner
-  (other physicist panels: add them to ``_physicist_panels`` and their server call under
+* physicist (and admin): also Model review, Learning Mode, Audit trail, Fractionation planner,
+  SF2 (other physicist panels: add them to ``_physicist_panels`` and their server call under
   ``if physicist``);
 * admin: also Users.
 
@@ -34,6 +34,7 @@ from app.panels.outcome_space import outcome_space_server, outcome_space_ui
 from app.panels.planner import planner_server, planner_ui, shutdown_planner_pool
 from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
+from app.panels.sf2 import sf2_server, sf2_ui
 from app.panels.users import users_server, users_ui
 from app.serving import register_shipped_models
 from engine.auth import role_allows
@@ -62,6 +63,7 @@ def _physicist_panels() -> list:
         ui.nav_panel("Audit trail", audit_ui("audit"), value="audit"),
         ui.nav_panel("Fractionation planner", panel_help("planner"), planner_ui("planner"),
                      value="planner"),
+        ui.nav_panel("SF2", panel_help("sf2"), sf2_ui("sf2"), value="sf2"),
     ]
 
 
@@ -144,7 +146,8 @@ def server(input, output, session) -> None:
         model_review_server("review", protocol=protocol, cases=selection.shown)
         learning_server("learning", protocol=protocol, store=store, user=user)
         audit_server("audit", protocol=protocol, store=store, user=user)
-        planner_server("planner")  # alpha_per_gy=<reactive α from the SF2 panel> once it exists
+        # The α (Gy⁻¹) chosen on the SF2 panel goes to the planner (None until chosen).
+        planner_server("planner", alpha_per_gy=sf2_server("sf2"))
     if role_allows(user.role, "admin"):
         users_server("users", store=store, user=user)
 

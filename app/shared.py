@@ -204,3 +204,41 @@ def with_code(text: str) -> TagList:
     """Plain text with its `backticked` commands shown as code (the text stays escaped)."""
     parts = re.split(r"`([^`]+)`", text)
     return TagList(*[tags.code(part) if i % 2 else part for i, part in enumerate(parts) if part])
+
+
+# --- SF2 (radiosensitivity from gene expression) ------------------------------------------------
+
+
+def load_sf2() -> tuple[Any, str | None, dict[str, Any] | None, str | None]:
+    """The served SF2 ensemble and the saved SF2 evaluation, each with its one-line load error.
+
+    Returns:
+        (model or None, model error or None, evaluation payload or None, evaluation error).
+    """
+    model = evaluation = None
+    model_error = evaluation_error = None
+    try:
+        from engine.sf2.model import load_served_sf2
+
+        model = load_served_sf2()
+    except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
+            RuntimeError, OSError) as exc:
+        model_error = _one_line(exc)
+    try:
+        from engine.sf2.evaluate import load_evaluation as load_sf2_evaluation
+
+        evaluation, _ = load_sf2_evaluation()
+    except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
+            OSError) as exc:
+        evaluation_error = _one_line(exc)
+    return model, model_error, evaluation, evaluation_error
+
+
+SF2_MODEL, SF2_MODEL_ERROR, SF2_EVALUATION, SF2_EVALUATION_ERROR = load_sf2()
+"""The served SF2 REPTILE ensemble (None when models/sf2 has none, with the reason) and the
+saved cross-validation of every SF2 method (``artds sf2 evaluate --save``)."""
+SF2_EXAMPLE_FILES: dict[str, Path] = {
+    "sf2_cell_lines.csv": EXAMPLES_DIR / "sf2_cell_lines.csv",
+    "sf2_full_profiles.csv": EXAMPLES_DIR / "sf2_full_profiles.csv",
+}
+"""Example SF2 uploads (offered for download in the panel)."""

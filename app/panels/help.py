@@ -69,6 +69,18 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "scenario. Everything here comes from a response model over simulated scenarios: it "
         "is not clinical evidence (docs/planner.md).",
     ]),
+    "sf2": ("Help: radiosensitivity (SF2)", [
+        "Predicts a tumour's surviving fraction after 2 Gy (SF2) from its gene expression with "
+        "an ensemble of meta-learned networks (REPTILE) adapted on labelled cell lines of the "
+        "same subgroup; ± is the ensemble's standard deviation. Pick a cell line of the panel "
+        "or upload profiles (format: docs/sf2.md).",
+        "The bars show which genes push this prediction up or down. RSI and GARD appear when "
+        "the upload carries all ten RSI genes on an absolute scale.",
+        "Honest cross-validation finds little signal: predicting the training mean is about as "
+        "accurate (docs/sf2.md). Trained on cell lines in a proliferation assay, not on "
+        "patients: not clinical evidence. “Use α in fractionation planner” fixes the patient's "
+        "α in the planner.",
+    ]),
 }
 """Per panel: the summary line and the paragraphs of its help box."""
 

@@ -91,11 +91,62 @@ def _bench_planner() -> None:
     _emit("planner.oracle_2187_plans_500_scenarios",
           _timed(partial(solve_oracle, scen, cfg), 3), plans=3**7,
           scenarios=cfg.n_eval_scenarios)
+def _bench_sf2() -> None:
+    """SF2: prediction latency of the served ensemble, upload validation, one evaluation fold."""
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from engine.registry import ArtifactError
+    from engine.sf2 import evaluate as ev
+    from engine.sf2.data import load_panel, read_expression_upload, subgroups
+    from engine.sf2.model import load_served_sf2
+    from engine.sf2.tasks import support_indices
+
+    torch.set_num_threads(1)
+    example = Path(__file__).resolve().parents[2] / "assets/examples/sf2_full_profiles.csv"
+    panel = load_panel()
+    try:
+        model = load_served_sf2()
+    except ArtifactError as err:
+        print(json.dumps({"bench": "sf2", "skipped": str(err)}))
+        return
+    kwargs = {"required_genes": model.genes, "panel_genes": panel.genes}
+    upload = read_expression_upload(example, **kwargs)
+    one = read_expression_upload(example.read_bytes().split(b"\n", 2)[0] + b"\n" +
+                                 example.read_bytes().split(b"\n", 2)[1] + b"\n", **kwargs)
+    _emit("sf2.validate_upload_5_full_profiles", _timed(
+        partial(read_expression_upload, example, **kwargs), 20), genes=706)
+    _emit("sf2.predict_one_sample", _timed(partial(model.predict_upload, one), 20),
+          members=len(model.members), support_draws=model.config.n_support_draws)
+    _emit("sf2.predict_5_samples_with_rsi", _timed(partial(model.predict_upload, upload), 10))
+    lung = list(model.reference.index[model.reference["tissue"] == "lung"])
+    _emit("sf2.predict_57_lung_lines", _timed(partial(model.predict_lines, lung), 3))
+    for setting in ("lung", "pan_cancer"):
+        lines = panel.setting(setting).lines
+        sg = subgroups(lines, setting).to_numpy()
+        rng = np.random.default_rng(0)
+        folds = ev.stratified_folds(sg, 5, rng)
+        test, train = np.nonzero(folds == 0)[0], np.nonzero(folds != 0)[0]
+        for iterations in (ev.DEFAULT_ITERATIONS, 3000):
+            config = ev.EvaluationConfig(n_iterations=iterations)
+            job = ev._FoldJob(setting, 0, 0, train, test,
+                              support_indices(test, train, sg, 5, rng), tuple(panel.genes[:20]),
+                              config, seed=0)
+            start = time.perf_counter()  # one cold run: a fold is long, no warm-up repeat
+            ev._run_fold(job)
+            _emit(f"sf2.evaluate_one_fold.{setting}.{iterations}_iterations",
+                  [(time.perf_counter() - start) * 1000.0],
+                  folds_per_run_3_repeats=15, note="a run is 2 settings x repeats x 5 folds, "
+                  "spread over the local pool's workers")
 
 
 def main() -> None:
     import tempfile
     from pathlib import Path
+
+    _bench_sf2()
 
     for name in PROTOCOL_NAMES:
         protocol, model = load_protocol(name), ReferenceModel(name)
