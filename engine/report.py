@@ -57,6 +57,10 @@ class _SummaryRow:
     ntcp: float
     goal: str
     input_hash: str
+    dose_sem_gy: float | None = None
+    q_value: float | None = None
+    exact_argmax_dose_gy: float | None = None
+    goals_met: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,9 +202,18 @@ def render_report(
             ntcp=rec.recommended_ntcp,
             goal=_goal_label(rec.recommended_goal, protocol),
             input_hash=rec.input_hash,
+            dose_sem_gy=rec.recommended_dose_sem_gy,
+            q_value=rec.q_value,
+            exact_argmax_dose_gy=rec.exact_argmax_dose_gy,
+            goals_met=tuple(
+                (g.name, rec.recommended_tcp > g.tcp_min and rec.recommended_ntcp < g.ntcp_max)
+                for g in protocol.goals
+            ),
         )
         for i, rec in enumerate(recs)
     ]
+    recommenders = sorted({(r.recommender, r.odm_version or "", r.recommender_note or "")
+                           for r in recs})
     models = [_ModelRow(label, version, n) for label, version, n in
               sorted({(rec.model, rec.model_version, rec.n_members) for rec in recs})]
     figures = []
@@ -222,6 +235,7 @@ def render_report(
         generated_iso=generated_at.astimezone(UTC).isoformat(timespec="seconds"),
         artds_version=__version__,
         models=models,
+        recommenders=recommenders,
         summary=summary,
         case_labels=labels,
         input_rows=_input_rows(cases, protocol) if len(cases) else [],

@@ -13,8 +13,8 @@ from engine.cohort import ReferenceModel, generate_cohort
 from engine.executor import SerialExecutor
 from engine.odm_train import (
     ODM_FAMILY,
-    OdmUnavailable,
     OdmJob,
+    OdmUnavailable,
     _odm_job,
     load_odm_evaluation,
     load_served_odm,
