@@ -1227,7 +1227,7 @@ def gan_overlay_figure(checks: dict, protocol: Protocol, *, n_cols: int = 4) -> 
     titles = [f"{_wrap(_safe(labels.get(c, c)), 28)}<br>JSD {jsd.get(c, float('nan')):.3f}"
               for c in columns]
     fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles,
-                        vertical_spacing=0.12, horizontal_spacing=0.06)
+                        vertical_spacing=0.09, horizontal_spacing=0.06)
     series = (("training", "training trial", "#0072B2"), ("synthetic", "synthetic (GAN)",
                                                           "#E69F00"))
     for k, col in enumerate(columns):
@@ -1254,7 +1254,7 @@ def gan_overlay_figure(checks: dict, protocol: Protocol, *, n_cols: int = 4) -> 
         fig.update_xaxes(showticklabels=False, row=row, col=c)
     fig.update_layout(barmode="group", bargap=0.05)
     _base_layout(fig, "Synthetic patients (WGAN-GP) against the training trial",
-                 height=260 * n_rows + 120, revision=f"gan-{protocol.name}")
+                 height=240 * n_rows + 130, revision=f"gan-{protocol.name}")
     fig.update_annotations(font_size=11)
     fig.update_layout(margin=dict(l=50, r=20, t=110, b=40),
                       legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0.0,
