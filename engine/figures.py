@@ -1256,9 +1256,8 @@ def gan_overlay_figure(checks: dict, protocol: Protocol, *, n_cols: int = 4) -> 
     _base_layout(fig, "Synthetic patients (WGAN-GP) against the training trial",
                  height=240 * n_rows + 130, revision=f"gan-{protocol.name}")
     fig.update_annotations(font_size=11)
-    fig.update_layout(margin=dict(l=50, r=20, t=110, b=40),
-                      legend=dict(orientation="h", y=1.0, yanchor="bottom", x=0.0,
-                                  yref="container"),
+    fig.update_layout(margin=dict(l=50, r=20, t=110, b=60),
+                      legend=dict(orientation="h", y=-0.02, yanchor="top", x=0.0),
                       title=dict(subtitle=dict(
                           text=f"{_VIRTUAL_TRIAL_NOTE} · share of cases per bin · JSD in bits "
                                "(0 identical, 1 disjoint)",
