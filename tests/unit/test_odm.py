@@ -93,7 +93,7 @@ def test_flattened_memory_keeps_every_transition():
 def test_tiny_budget_learns_the_argmax_of_a_toy_reward(unit):
     """Reward peaks at a state-dependent dose; a small Q-net must find that peak."""
     rng = np.random.default_rng(0)
-    n, d = 300, 11
+    n, d = 200, 11
     doses = np.linspace(0.0, 1.0, d)
     x = rng.uniform(-1, 1, (n, 2))
     peak = 0.5 + 0.4 * x[:, 0]  # [N] in 0.1…0.9
@@ -103,8 +103,8 @@ def test_tiny_budget_learns_the_argmax_of_a_toy_reward(unit):
         torch.tensor(reward, dtype=torch.float32), torch.zeros(n, d, 2),
         torch.ones(n, d, dtype=torch.bool),
     )
-    epochs = 60 if unit == "state" else 4
-    config = ODMConfig(hidden=64, n_layers=2, lr=3e-3, batch_size=32, epochs=epochs,
+    epochs = 40 if unit == "state" else 4
+    config = ODMConfig(hidden=32, n_layers=2, lr=3e-3, batch_size=32, epochs=epochs,
                        batch_unit=unit, seed=1)
     dqn = DoubleDQN(2, d, config).fit(memory)
     test = rng.uniform(-1, 1, (200, 2))
