@@ -135,7 +135,10 @@ def server(input, output, session) -> None:
     @reactive.calc
     def recs() -> list[Recommendation]:
         shown = selection.shown()
-        return recommend(shown, protocol(), model()) if not shown.empty else []
+        if shown.empty:
+            return []
+        odm, note = shared.decision_maker(protocol().name, model())
+        return recommend(shown, protocol(), model(), odm, odm_note=note)
 
     audit_ids = record_shown(store, user, session.id, recs)
     outcome_space_server("outcome", protocol=protocol, model=model, recs=recs)

@@ -9,6 +9,11 @@ trial's reference model. A learned model that does not load (missing or tampered
 left out of the choices and its one-line error is kept in :data:`MODEL_ERRORS` for the UI to
 show: the app never crashes on it and never pretends to serve a model it does not have. The
 default is the GLoGD-GNN ensemble when it loads, else the reference model.
+
+Decision makers. Per protocol and learned outcome model, the Double-DQN ensemble trained against
+exactly that model version (:func:`engine.odm_train.odm_for_model`) is loaded once; when there is
+none (reference truth, logistic baseline, missing or stale artifacts) the recommendation is the
+exact reward argmax and :data:`DECISION_MAKERS` keeps the one-line reason, which the panels show.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from engine.schema import read_cases
 
 __all__ = [
     "APP_DIR",
+    "DECISION_MAKERS",
     "DEFAULT_MODEL",
     "EVALUATIONS",
     "EVALUATION_ERRORS",
@@ -37,6 +43,7 @@ __all__ = [
     "LEARNED_ARCHS",
     "MODEL_CHOICES",
     "MODEL_ERRORS",
+    "ODM_REVIEWS",
     "PLOTLY_JS",
     "POPULATIONS",
     "PROTOCOLS",
@@ -47,8 +54,12 @@ __all__ = [
     "WWW_DIR",
     "Evaluation",
     "ModelChoice",
+    "OdmReview",
+    "decision_maker",
+    "load_decision_makers",
     "load_evaluation",
     "load_model_choices",
+    "load_odm_review",
     "model_caveat",
     "with_code",
 ]
@@ -151,6 +162,66 @@ def load_evaluation(
         return None, _one_line(exc)
 
 
+@dataclass(frozen=True)
+class OdmReview:
+    """A protocol's saved decision-maker and synthetic-patient checks (hash-checked on load)."""
+
+    odm: dict[str, Any] | None
+    """``artds evaluate odm`` payload (per architecture, with per-case rows), None if absent."""
+    odm_summary: dict[str, Any] | None
+    """:func:`engine.odm_train.summarise_odm_evaluation` of it (stale flags included)."""
+    gan: dict[str, Any] | None
+    """The GAN's distribution checks (per-feature JSD and histograms), None if absent."""
+    errors: dict[str, str]
+    """One-line reasons for what did not load, keyed "odm" / "gan"."""
+
+
+def load_decision_makers(
+    protocol_name: str, choices: dict[str, ModelChoice], models_dir: Path | None = None
+) -> dict[str, tuple[Any, str | None]]:
+    """Per model choice: (the ODM ensemble serving it, None) or (None, why there is none)."""
+    try:
+        from engine.odm_train import OdmUnavailable, odm_for_model
+    except ImportError as exc:
+        return {key: (None, f"decision makers unavailable ({exc})") for key in choices}
+    out: dict[str, tuple[Any, str | None]] = {}
+    for key, choice in choices.items():
+        try:
+            out[key] = (odm_for_model(protocol_name, choice.model, models_dir), None)
+        except OdmUnavailable as exc:
+            out[key] = (None, _one_line(exc))
+        except (RuntimeError, KeyError, TypeError, ValueError, OSError) as exc:
+            out[key] = (None, f"decision maker could not be loaded ({type(exc).__name__}: "
+                              f"{_one_line(exc)}); the exact argmax of the reward is shown")
+    return out
+
+
+def load_odm_review(protocol_name: str, models_dir: Path | None = None) -> OdmReview:
+    """The saved ODM evaluation and GAN checks of a protocol, each None with a reason if absent."""
+    errors: dict[str, str] = {}
+    odm = summary = gan = None
+    try:
+        from engine.odm_train import (
+            load_gan_evaluation,
+            load_odm_evaluation,
+            served_rtoe_versions,
+            summarise_odm_evaluation,
+        )
+    except ImportError as exc:
+        return OdmReview(None, None, None, {"odm": str(exc), "gan": str(exc)})
+    try:
+        odm, meta = load_odm_evaluation(protocol_name, models_dir)
+        summary = summarise_odm_evaluation(
+            odm, meta, served_rtoe_versions(protocol_name, models_dir))
+    except (registry.ArtifactError, KeyError, TypeError, ValueError, OSError) as exc:
+        odm, errors["odm"] = None, _one_line(exc)
+    try:
+        gan = load_gan_evaluation(protocol_name, models_dir)
+    except (registry.ArtifactError, KeyError, TypeError, ValueError, OSError) as exc:
+        errors["gan"] = _one_line(exc)
+    return OdmReview(odm, summary, gan, errors)
+
+
 PROTOCOLS: dict[str, Protocol] = {name: load_protocol(name) for name in PROTOCOL_NAMES}
 _LOADED = {name: load_model_choices(name) for name in PROTOCOL_NAMES}
 MODEL_CHOICES: dict[str, dict[str, ModelChoice]] = {n: c for n, (c, _) in _LOADED.items()}
@@ -170,6 +241,22 @@ EVALUATIONS: dict[str, Evaluation | None] = {n: e for n, (e, _) in _EVALUATED.it
 """Per protocol, the saved outcome-estimator evaluation, None when there is none."""
 EVALUATION_ERRORS: dict[str, str | None] = {n: err for n, (_, err) in _EVALUATED.items()}
 """Per protocol, why the evaluation did not load (None when it did)."""
+
+DECISION_MAKERS: dict[str, dict[str, tuple[Any, str | None]]] = {
+    name: load_decision_makers(name, MODEL_CHOICES[name]) for name in PROTOCOL_NAMES
+}
+"""Per protocol and model key: (ODM ensemble, None) or (None, one-line reason it is absent)."""
+ODM_REVIEWS: dict[str, OdmReview] = {name: load_odm_review(name) for name in PROTOCOL_NAMES}
+"""Per protocol, the saved decision-maker evaluation and synthetic-patient checks."""
+
+
+def decision_maker(protocol_name: str, model: OutcomeModel) -> tuple[Any, str | None]:
+    """(ODM ensemble, None) serving ``model``, or (None, the reason) — looked up, never loaded."""
+    for key, choice in MODEL_CHOICES[protocol_name].items():
+        if choice.model is model:
+            return DECISION_MAKERS[protocol_name][key]
+    return None, "no decision maker is trained for this model; the exact argmax is shown"
+
 
 POPULATIONS: dict[str, pd.DataFrame] = {name: population_table(name) for name in PROTOCOL_NAMES}
 """Complete cases of each default virtual trial, for the population histograms."""

@@ -54,13 +54,26 @@ def _outcome_model(protocol_name: str, model: str, models_dir: str | None):
     return served
 
 
+def _decision_maker(protocol_name: str, model, models_dir: str | None):
+    """(the ODM ensemble serving ``model``, None) or (None, why not): never an error."""
+    try:
+        from engine.odm_train import OdmUnavailable, odm_for_model
+    except ImportError as err:  # pragma: no cover - torch missing
+        return None, f"decision maker unavailable ({err})"
+    try:
+        return odm_for_model(protocol_name, model, models_dir), None
+    except OdmUnavailable as err:
+        return None, str(err)
+
+
 def _recommendations(args: argparse.Namespace):
     from engine.recommend import recommend
 
     protocol = load_protocol(args.protocol)
     cases = _read_input(args.input, args.protocol)
     model = _outcome_model(args.protocol, args.model, args.models_dir)
-    return protocol, cases, recommend(cases, protocol, model)
+    odm, note = _decision_maker(args.protocol, model, args.models_dir)
+    return protocol, cases, recommend(cases, protocol, model, odm, odm_note=note)
 
 
 def _rounded(value: object) -> object:
@@ -84,12 +97,17 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return 0
     print(f"{protocol.label} — {len(recs)} case(s); model: {recs[0].model if recs else '-'}")
+    if recs and recs[0].recommender_note:
+        print(f"  note: {recs[0].recommender_note}")
     for r in recs:
         goal = r.recommended_goal or "no goal met"
-        print(
-            f"  {r.label}: {r.recommended_dose_gy:.1f} Gy/fraction "
-            f"(TCP {r.recommended_tcp:.1%}, NTCP {r.recommended_ntcp:.1%}, {goal})"
-        )
+        if r.recommended_dose_sem_gy is not None:
+            dose = (f"{r.recommended_dose_gy:.2f} ± {r.recommended_dose_sem_gy:.2f} Gy/fraction "
+                    f"(q {r.q_value:.2f}; exact argmax {r.exact_argmax_dose_gy:g})")
+        else:
+            dose = f"{r.recommended_dose_gy:.1f} Gy/fraction"
+        print(f"  {r.label}: {dose} "
+              f"(TCP {r.recommended_tcp:.1%}, NTCP {r.recommended_ntcp:.1%}, {goal})")
     return 0
 
 
@@ -177,6 +195,95 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{args.protocol} {arch:8s} {outcome:15s} CV AUROC {cv_text}; fresh cohort "
                 f"{res['auroc_vs_truth']:.3f} (ceiling {res['auroc_bayes_ceiling']:.3f})"
             )
+    return 0
+
+
+def cmd_train_gan(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.odm_train import train_gan
+
+    torch.set_num_threads(1)
+    checks = train_gan(args.protocol, budget=args.budget, models_dir=args.models_dir,
+                       seed=args.seed, log=lambda msg: print(msg, file=sys.stderr))
+    print(f"{args.protocol} GAN: mean per-feature JSD vs the training trial "
+          f"{checks['jsd_vs_training_mean']:.3f}, vs a 10,000-patient virtual population "
+          f"{checks['jsd_vs_population_mean']:.3f} (training trial vs population: "
+          f"{checks['jsd_training_vs_population_mean']:.3f})")
+    return 0
+
+
+def cmd_train_odm(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.executor import make_executor, text_progress
+    from engine.odm_train import train_odm
+    from engine.registry import ArtifactError
+
+    torch.set_num_threads(1)
+    try:
+        executor = make_executor(args.executor, address=args.address, n_workers=args.workers)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    with executor:
+        try:
+            payload = train_odm(
+                args.protocol, executor, budget=args.budget, archs=args.arch,
+                models_dir=args.models_dir, seed=args.seed, with_gan=not args.reuse_gan,
+                progress_factory=text_progress, log=lambda msg: print(msg, file=sys.stderr),
+            )
+        except ArtifactError as err:
+            raise InputError(str(err)) from err
+    print(f"{args.protocol}: wall seconds {payload['wall_seconds']}")
+    for arch, m in payload["architectures"].items():
+        t = m["trial"]
+        print(f"{args.protocol} {arch}+DDQN: RMSD vs clinic {t['rmsd_gy']['overall']['mean']:.2f} "
+              f"Gy/fx; argmax_reward_ratio {t['argmax_reward_ratio']:.3f}; gain_captured "
+              f"{_fmt(t['gain_captured'])}; true-reward loss vs oracle "
+              f"{t['regret']['odm']['true_reward_loss']:.3f} (exact argmax "
+              f"{t['regret']['exact_argmax']['true_reward_loss']:.3f}, historic "
+              f"{t['regret']['historic']['true_reward_loss']:.3f})")
+    return 0
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def cmd_evaluate_odm(args: argparse.Namespace) -> int:
+    from engine.odm_train import (
+        load_odm_evaluation,
+        served_rtoe_versions,
+        summarise_odm_evaluation,
+    )
+    from engine.registry import ArtifactError
+
+    try:
+        payload, meta = load_odm_evaluation(args.protocol, args.models_dir)
+    except ArtifactError as err:
+        raise InputError(str(err)) from err
+    summary = summarise_odm_evaluation(
+        payload, meta, served_rtoe_versions(args.protocol, args.models_dir)
+    )
+    if args.json:
+        print(json.dumps(_rounded(summary), indent=2))
+        return 0
+    for arch, m in summary["architectures"].items():
+        rm = m["rmsd_gy"]["overall"]
+        se = m["self_evaluation"]["overall"]
+        reg = m["regret"]
+        print(f"{arch}+DDQN ({m['odm_version']}){' STALE: ' + m['note'] if m['stale'] else ''}")
+        print(f"  RMSD vs clinical decisions {rm['mean']:.2f} ± {rm['sem'] or 0:.2f} Gy/fx; "
+              f"self-evaluation good {se['good']:.0%}, bad {se['bad']:.0%}, "
+              f"not sure {se['not_sure']:.0%}")
+        print(f"  argmax_reward_ratio {m['argmax_reward_ratio']:.3f}; gain_captured "
+              f"{_fmt(m['gain_captured'])}")
+        print(f"  vs oracle: |dose error| ODM {reg['odm']['dose_abs_error_gy']:.2f}, exact argmax "
+              f"{reg['exact_argmax']['dose_abs_error_gy']:.2f}, historic "
+              f"{reg['historic']['dose_abs_error_gy']:.2f} Gy/fx; true-reward loss "
+              f"{reg['odm']['true_reward_loss']:.3f} / "
+              f"{reg['exact_argmax']['true_reward_loss']:.3f} / "
+              f"{reg['historic']['true_reward_loss']:.3f}")
     return 0
 
 
@@ -621,6 +728,32 @@ def build_parser() -> argparse.ArgumentParser:
         "sf2", help="SF2 from gene expression: the served REPTILE ensemble (models/sf2/)")
     _add_sf2_train_args(sf2_train)
 
+    gan = train_sub.add_parser("gan", help="WGAN-GP synthetic patients and their JSD checks")
+    gan.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
+    gan.add_argument("--budget", default="default", choices=("default", "paper", "tiny"),
+                     help="training budget (the GAN is the paper's in default and paper)")
+    gan.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    gan.add_argument("--models-dir", default=None, help="artifact folder (default: models/)")
+    gan.set_defaults(func=cmd_train_gan)
+
+    odm = train_sub.add_parser(
+        "odm", help="GAN, then Double-DQN decision makers on the served outcome models, evaluated"
+    )
+    odm.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
+    odm.add_argument("--budget", default="default", choices=("default", "paper", "tiny"),
+                     help="default: 100 ODM epochs; paper: 300 as printed; tiny: smoke test")
+    odm.add_argument("--arch", nargs="+", default=["glogd", "single"],
+                     choices=("glogd", "single"), help="outcome architectures (default both)")
+    odm.add_argument("--reuse-gan", action="store_true",
+                     help="plan on the saved GAN instead of retraining it first")
+    odm.add_argument("--executor", default="local", choices=("serial", "local", "ray"),
+                     help="where member jobs run: in-process, a local process pool, or Ray")
+    odm.add_argument("--address", default=None, help="Ray cluster address (with --executor ray)")
+    odm.add_argument("--workers", type=int, default=None, help="local pool size (default: cores)")
+    odm.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    odm.add_argument("--models-dir", default=None, help="artifact folder (default: models/)")
+    odm.set_defaults(func=cmd_train_odm)
+
     evaluate = sub.add_parser("evaluate", help="print the saved evaluation of trained models")
     eval_sub = evaluate.add_subparsers(dest="family", required=True)
     ev = eval_sub.add_parser("rtoe", help="outcome estimators per architecture and outcome")
@@ -628,6 +761,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.add_argument("--models-dir", default=None, help="artifact folder (default: models/)")
     ev.set_defaults(func=cmd_evaluate)
+    ev_odm = eval_sub.add_parser(
+        "odm", help="decision makers: vs clinical decisions, vs the exact argmax, vs the oracle"
+    )
+    ev_odm.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
+    ev_odm.add_argument("--json", action="store_true", help="print one JSON object")
+    ev_odm.add_argument("--models-dir", default=None, help="artifact folder (default: models/)")
+    ev_odm.set_defaults(func=cmd_evaluate_odm)
 
     plan = sub.add_parser(
         "plan", help="train the RL fractionation planner and compare ART with the reference"

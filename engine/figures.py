@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import itertools
 import re
 import textwrap
 from collections.abc import Sequence
@@ -46,9 +47,14 @@ __all__ = [
     "covariance_ellipse",
     "dose_response_figure",
     "ellipse_dose_indices",
+    "gan_overlay_figure",
     "learning_curve_figure",
+    "odm_decisions_figure",
+    "odm_rmsd_figure",
+    "odm_self_evaluation_figure",
     "outcome_space_figure",
     "population_figure",
+    "recommendation_text",
     "roc_figure",
 ]
 
@@ -303,6 +309,38 @@ def _add_goal_regions(fig: go.Figure, protocol: Protocol) -> None:
         )
 
 
+def recommendation_text(rec: Recommendation, *, q: bool = True) -> str:
+    """"3.12 ± 0.05 Gy/fx (q 2.71)" for an ODM recommendation, "3.2 Gy/fx" otherwise."""
+    if rec.recommended_dose_sem_gy is None:
+        return f"{_fmt_dose(rec.recommended_dose_gy)} Gy/fx"
+    q_text = "" if rec.q_value is None or not q else f" (q {rec.q_value:.2f})"
+    return f"{rec.recommended_dose_gy:.2f} ± {rec.recommended_dose_sem_gy:.2f} Gy/fx{q_text}"
+
+
+def _recommender_text(rec: Recommendation) -> str:
+    if rec.recommender == "odm":
+        return (f"Double-DQN ensemble of {len(rec.member_doses_gy or [])} members; exact "
+                f"reward argmax {_fmt_dose(rec.exact_argmax_dose_gy)} Gy/fx")
+    return "exact reward argmax (no decision maker served)"
+
+
+def _sem_segment(rec: Recommendation, colour: str, group: str) -> go.Scatter:
+    """The curve between recommended dose − SEM and + SEM, drawn as a thick translucent band."""
+    doses = np.asarray(rec.doses_gy, dtype=float)
+    lo = max(rec.recommended_dose_gy - rec.recommended_dose_sem_gy, doses[0])
+    hi = min(rec.recommended_dose_gy + rec.recommended_dose_sem_gy, doses[-1])
+    along = np.linspace(lo, hi, 15)
+    tcp = np.interp(along, doses, np.asarray(rec.tcp, dtype=float))
+    ntcp = np.interp(along, doses, np.asarray(rec.ntcp, dtype=float))
+    return go.Scatter(
+        x=tcp, y=ntcp, mode="lines", cliponaxis=False, legendgroup=group, showlegend=False,
+        name=f"{_safe(rec.label)}: recommended dose ± SEM",
+        line=dict(color=_rgba(colour, 0.35), width=12), meta="sem",
+        hovertemplate=(f"<b>{_safe(rec.label)}</b> recommended dose ± SEM<br>"
+                       f"{lo:.2f}–{hi:.2f} Gy/fx<extra></extra>"),
+    )
+
+
 def outcome_space_figure(
     recs: list[Recommendation],
     protocol: Protocol,
@@ -398,19 +436,38 @@ def outcome_space_figure(
                     ),
                 )
             )
+        if rec.recommended_dose_sem_gy and len(doses) > 1:
+            fig.add_trace(_sem_segment(rec, colour, group))
+        if rec.recommender == "odm" and len(doses):
+            j = _nearest_index(doses, rec.exact_argmax_dose_gy)
+            fig.add_trace(
+                go.Scatter(
+                    x=[tcp[j]], y=[ntcp[j]], mode="markers", cliponaxis=False,
+                    name=f"{label}: exact reward argmax {_fmt_dose(doses[j])} Gy/fx",
+                    legendgroup=group, showlegend=False, meta="exact-argmax",
+                    marker=dict(symbol="diamond-open", size=13, color=colour,
+                                line=dict(width=2, color=colour)),
+                    hovertemplate=(
+                        f"<b>{label}</b> exact reward argmax<br>"
+                        f"dose {_fmt_dose(doses[j])} Gy/fx<br>TCP {tcp[j]:.1%}<br>"
+                        f"NTCP {ntcp[j]:.1%}<br>reward {rec.reward[j]:.3f}<extra></extra>"
+                    ),
+                )
+            )
         fig.add_trace(
             go.Scatter(
                 x=[rec.recommended_tcp], y=[rec.recommended_ntcp], mode="markers",
                 cliponaxis=False,
-                name=f"recommended: {_fmt_dose(rec.recommended_dose_gy)} Gy/fx",
+                name=f"recommended: {recommendation_text(rec, q=False)}",
                 legendgroup=group,
                 marker=dict(symbol="star", size=20, color=colour,
                             line=dict(width=1.5, color="#ffffff")),
                 hovertemplate=(
                     f"<b>{label}</b> recommended<br>"
-                    f"dose {_fmt_dose(rec.recommended_dose_gy)} Gy/fx<br>"
+                    f"dose {recommendation_text(rec)}<br>"
                     f"TCP {rec.recommended_tcp:.1%}<br>NTCP {rec.recommended_ntcp:.1%}<br>"
-                    f"{_goal_text(rec.recommended_goal, protocol)}<extra></extra>"
+                    f"{_goal_text(rec.recommended_goal, protocol)}<br>"
+                    f"{_safe(_recommender_text(rec))}<extra></extra>"
                 ),
             )
         )
@@ -419,10 +476,12 @@ def outcome_space_figure(
     _base_layout(fig, f"Outcome space · {model}", height=600 + 22 * len(recs),
                  revision=_revision(protocol, [r.label for r in recs],
                                     recs[0].model_version if recs else ""))
-    marks = "★ recommended dose" + (", ○ selected dose" if selected_dose_gy else "")
+    odm_marks = any(r.recommender == "odm" for r in recs)
+    marks = ("★ recommended dose (band: ± SEM), ◇ exact argmax" if odm_marks
+             else "★ recommended dose") + (", ○ selected" if selected_dose_gy else "")
     if any_ellipse:
-        marks += (f" · ellipses: ensemble ±1 sd at every {ELLIPSE_EVERY}th dose, bold at the "
-                  "marked doses")
+        marks += (f" · ellipses: ensemble ±1 sd at every {ELLIPSE_EVERY}th dose"
+                  + ("" if odm_marks else ", bold at the marked doses"))
     subtitle = " · ".join(p for p in (_model_line(recs), _VIRTUAL_TRIAL_NOTE) if p)
     fig.update_layout(
         margin=dict(l=80, r=30, t=96, b=70),
@@ -556,17 +615,40 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
             row=2, col=1,
         )
         for row in (1, 2):
+            if rec.recommended_dose_sem_gy:
+                fig.add_vrect(
+                    x0=rec.recommended_dose_gy - rec.recommended_dose_sem_gy,
+                    x1=rec.recommended_dose_gy + rec.recommended_dose_sem_gy,
+                    fillcolor=_rgba(colour, 0.15), line_width=0, layer="below",
+                    row=row, col=1,
+                )
             fig.add_vline(
                 x=rec.recommended_dose_gy, line=dict(color=colour, width=2, dash="dash"),
                 opacity=0.9,
                 row=row, col=1,
+            )
+        if rec.recommender == "odm":
+            doses_arr = np.asarray(rec.doses_gy, dtype=float)
+            j = _nearest_index(doses_arr, rec.exact_argmax_dose_gy)
+            fig.add_trace(
+                go.Scatter(
+                    x=[doses_arr[j]], y=[rec.reward[j]], mode="markers",
+                    name=f"{label}: exact reward argmax", legendgroup=group, showlegend=False,
+                    marker=dict(symbol="diamond-open", size=12, color=colour,
+                                line=dict(width=2, color=colour)),
+                    meta="exact-argmax",
+                    hovertemplate=(f"<b>{label}</b> exact reward argmax<br>"
+                                   f"dose {_fmt_dose(doses_arr[j])} Gy/fx<br>"
+                                   f"reward {rec.reward[j]:.3f}<extra></extra>"),
+                ),
+                row=2, col=1,
             )
         grid = protocol.dose_grid()
         where = (rec.recommended_dose_gy - grid[0]) / max(grid[-1] - grid[0], 1e-9)
         anchor = "left" if where < 0.15 else "right" if where > 0.85 else "center"
         fig.add_annotation(
             x=rec.recommended_dose_gy, y=1.0, xref="x", yref="y domain",
-            text=f"{label}: recommended {_fmt_dose(rec.recommended_dose_gy)} Gy/fx",
+            text=f"{label}: recommended {recommendation_text(rec)}",
             showarrow=False, yanchor="bottom", xanchor=anchor, yshift=4 + 16 * i,
             font=dict(size=11, color=colour), bgcolor="rgba(255,255,255,0.8)",
         )
@@ -576,6 +658,8 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
                  revision=_revision(protocol, [r.label for r in recs],
                                     recs[0].model_version if recs else ""))
     bands = " · shaded: ensemble ±1 sd" if any_band else ""
+    if any(r.recommended_dose_sem_gy for r in recs):
+        bands += " · band: recommended ± SEM · ◇ exact argmax"
     subtitle = " · ".join(p for p in (_model_line(recs), _VIRTUAL_TRIAL_NOTE) if p) + bands
     fig.update_layout(margin=dict(l=80, r=30, t=76 + 16 * len(recs), b=80),
                       title=dict(subtitle=dict(text=subtitle,
@@ -1105,4 +1189,189 @@ def architecture_contrast_figure(
     if not cases_labels or not curves_by_arch:
         fig.add_annotation(text="No cases to show", xref="paper", yref="paper", x=0.5, y=0.5,
                            showarrow=False, font=dict(size=16, color="#666666"))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Model review: synthetic patients (WGAN-GP) and the decision makers (Double DQN)
+
+_ODM_GROUPS = (("overall", "all cases"), ("positive", "positive outcome"),
+               ("negative", "negative outcome"))
+_VERDICT_STYLE = (("good", "Good", "#009E73"), ("bad", "Bad", "#D55E00"),
+                  ("not_sure", "Not sure", "#BBBBBB"))
+
+
+def gan_overlay_figure(checks: dict, protocol: Protocol, *, n_cols: int = 4) -> go.Figure:
+    """Per-feature histograms: the training trial, the GAN's synthetic patients, the population.
+
+    Args:
+        checks: the GAN evaluation saved by ``artds train gan`` (``histograms`` per column with
+            ``edges`` and ``shares`` of "training", "synthetic" and "population"; ``jsd_vs_
+            training`` per column).
+        protocol: names the features.
+
+    Bars: training trial (blue) and synthetic (orange), share of rows per bin; the line is a
+    10,000-patient virtual population from the trial's generator (what the GAN should find).
+    Each panel's title gives the Jensen–Shannon divergence of synthetic vs training (bits).
+    """
+    from engine.gan import gan_columns
+
+    hist = checks.get("histograms") or {}
+    # Protocol order (the saved JSON has its keys sorted alphabetically).
+    columns = [c for c in gan_columns(protocol) if c in hist] + [
+        c for c in hist if c not in gan_columns(protocol)]
+    n_rows = max(1, -(-len(columns) // n_cols))
+    labels = {f.name: f.label for f in protocol.features} | {
+        "dose_eval_gy": "Evaluation dose per fraction"}
+    jsd = checks.get("jsd_vs_training") or {}
+    titles = [f"{_wrap(_safe(labels.get(c, c)), 28)}<br>JSD {jsd.get(c, float('nan')):.3f}"
+              for c in columns]
+    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=titles,
+                        vertical_spacing=0.09, horizontal_spacing=0.06)
+    series = (("training", "training trial", "#0072B2"), ("synthetic", "synthetic (GAN)",
+                                                          "#E69F00"))
+    for k, col in enumerate(columns):
+        h = hist[col]
+        edges = np.asarray(h["edges"], dtype=float)
+        if h.get("integer"):
+            centres = 0.5 * (edges[:-1] + edges[1:])
+            x = [f"{v:g}" for v in centres]
+        else:
+            x = [f"{a:.3g}–{b:.3g}" for a, b in itertools.pairwise(edges)]
+        row, c = k // n_cols + 1, k % n_cols + 1
+        for key, name, colour in series:
+            fig.add_trace(go.Bar(x=x, y=h["shares"].get(key, []), name=name, legendgroup=key,
+                                 marker_color=_rgba(colour, 0.7), showlegend=k == 0,
+                                 hovertemplate=f"{name}<br>%{{x}}: %{{y:.1%}}<extra></extra>"),
+                          row=row, col=c)
+        if "population" in h["shares"]:
+            fig.add_trace(go.Scatter(x=x, y=h["shares"]["population"], mode="lines",
+                                     name="virtual population (truth)", legendgroup="pop",
+                                     line=dict(color="#333333", width=1.5, dash="dot"),
+                                     showlegend=k == 0,
+                                     hovertemplate="population<br>%{x}: %{y:.1%}<extra></extra>"),
+                          row=row, col=c)
+        fig.update_xaxes(showticklabels=False, row=row, col=c)
+    fig.update_layout(barmode="group", bargap=0.05)
+    _base_layout(fig, "Synthetic patients (WGAN-GP) against the training trial",
+                 height=240 * n_rows + 130, revision=f"gan-{protocol.name}")
+    fig.update_annotations(font_size=11)
+    fig.update_layout(margin=dict(l=50, r=20, t=110, b=60),
+                      legend=dict(orientation="h", y=-0.02, yanchor="top", x=0.0),
+                      title=dict(subtitle=dict(
+                          text=f"{_VIRTUAL_TRIAL_NOTE} · share of cases per bin · JSD in bits "
+                               "(0 identical, 1 disjoint)",
+                          font=dict(size=12, color="#666666"))))
+    fig.update_yaxes(tickformat=".0%", showgrid=True, gridcolor=_GRID)
+    return fig
+
+
+def odm_rmsd_figure(payload: dict) -> go.Figure:
+    """RMSD between recommendation and clinical decision (ARCliDS Figs. 10–11, top): per
+    architecture, overall and by clinical outcome, mean ± sem over the ODM members."""
+    fig = go.Figure()
+    archs = _arch_order(list(payload.get("architectures") or {}))
+    for k, arch in enumerate(archs):
+        trial = payload["architectures"][arch]["trial"]
+        means = [trial["rmsd_gy"][g]["mean"] for g, _ in _ODM_GROUPS]
+        sems = [trial["rmsd_gy"][g]["sem"] or 0.0 for g, _ in _ODM_GROUPS]
+        fig.add_trace(go.Bar(
+            x=[label for _, label in _ODM_GROUPS], y=means, name=f"{_arch_label(arch)} + DDQN",
+            marker_color=_arch_colour(arch, k), error_y=dict(type="data", array=sems),
+            hovertemplate=f"{_arch_label(arch)} + DDQN<br>%{{x}}: %{{y:.2f}} Gy/fx<extra></extra>",
+        ))
+    _base_layout(fig, "RMSD from the clinical decisions", height=380,
+                 revision=f"odm-rmsd-{payload.get('protocol')}")
+    fig.update_layout(barmode="group", legend=dict(y=-0.2),
+                      title=dict(subtitle=dict(text="mean ± sem over the 5 decision makers · "
+                                               + _VIRTUAL_TRIAL_NOTE,
+                                               font=dict(size=12, color="#666666"))))
+    fig.update_yaxes(title_text="RMSD (Gy/fx)", rangemode="tozero", showgrid=True,
+                     gridcolor=_GRID)
+    return fig
+
+
+def odm_self_evaluation_figure(payload: dict) -> go.Figure:
+    """Self-evaluation shares (ARCliDS Table 1; Figs. 10–11, middle): Good / Bad / Not sure per
+    architecture, overall and by clinical outcome, stacked to 100 %."""
+    archs = _arch_order(list(payload.get("architectures") or {}))
+    x = [[_arch_label(a) for a in archs for _ in _ODM_GROUPS],
+         [label for _ in archs for _, label in _ODM_GROUPS]]
+    fig = go.Figure()
+    for key, name, colour in _VERDICT_STYLE:
+        y, n = [], []
+        for arch in archs:
+            se = payload["architectures"][arch]["trial"]["self_evaluation"]
+            for g, _ in _ODM_GROUPS:
+                y.append(se[g].get(key) or 0.0)
+                n.append(se[g].get("n", 0))
+        fig.add_trace(go.Bar(x=x, y=y, name=name, marker_color=colour, customdata=n,
+                             hovertemplate=f"{name}: %{{y:.0%}} of %{{customdata}} cases"
+                                           "<extra></extra>"))
+    _base_layout(fig, "Self-evaluation of the recommendations", height=400,
+                 revision=f"odm-self-{payload.get('protocol')}")
+    fig.update_layout(barmode="stack", legend=dict(y=-0.25, traceorder="normal"),
+                      title=dict(subtitle=dict(
+                          text="Table 1: direction from the outcome; positive outcome: Good "
+                               "within 10 % of the top grid dose",
+                          font=dict(size=12, color="#666666"))))
+    fig.update_yaxes(title_text="share of cases", tickformat=".0%", range=[0, 1],
+                     showgrid=True, gridcolor=_GRID)
+    return fig
+
+
+def odm_decisions_figure(payload: dict, protocol: Protocol) -> go.Figure:
+    """Recommendation vs clinical decision per case (ARCliDS Figs. 10–11, bottom), one row per
+    architecture: cases sorted by the clinical dose; clinical decisions coloured by outcome,
+    recommendations (± SEM) coloured by their q-value (the AI's confidence)."""
+    archs = _arch_order(list(payload.get("architectures") or {}))
+    fig = make_subplots(
+        rows=max(1, len(archs)), cols=1, shared_xaxes=True, vertical_spacing=0.12,
+        subplot_titles=[f"{_arch_label(a)} + DDQN" for a in archs])
+    q_all = [q for a in archs for q in payload["architectures"][a]["trial"]["patients"]["q_value"]]
+    q_lo, q_hi = (min(q_all), max(q_all)) if q_all else (0.0, 1.0)
+    for k, arch in enumerate(archs):
+        rows = payload["architectures"][arch]["trial"]["patients"]
+        order = np.argsort(np.asarray(rows["clinical_dose_gy"]), kind="stable")
+        idx = np.arange(1, len(order) + 1)
+
+        def take(key: str, order: np.ndarray = order, rows: dict = rows) -> np.ndarray:
+            return np.asarray(rows[key], dtype=object)[order]
+
+        labels = [_safe(v) for v in take("label")]
+        positive = (take("tumour_controlled") == 1) & (take("toxicity") == 0)
+        for mask, name, colour in ((positive, "clinical decision, positive outcome", "#009E73"),
+                                   (~positive, "clinical decision, negative outcome",
+                                    "#D55E00")):
+            fig.add_trace(go.Scatter(
+                x=idx[mask], y=take("clinical_dose_gy")[mask].astype(float), mode="markers",
+                name=name, legendgroup=name, showlegend=k == 0,
+                marker=dict(symbol="square", size=8, color=colour),
+                text=np.asarray(labels, dtype=object)[mask],
+                hovertemplate="%{text}<br>clinical %{y:.2f} Gy/fx<extra></extra>",
+            ), row=k + 1, col=1)
+        verdict = take("self_evaluation")
+        fig.add_trace(go.Scatter(
+            x=idx, y=take("recommended_dose_gy").astype(float), mode="markers",
+            name="recommendation (colour: q-value)", legendgroup="rec", showlegend=k == 0,
+            error_y=dict(type="data", array=take("recommended_dose_sem_gy").astype(float),
+                         thickness=1, width=0, color="#777777"),
+            marker=dict(symbol="circle", size=8, color=take("q_value").astype(float),
+                        colorscale="Viridis", cmin=q_lo, cmax=q_hi,
+                        showscale=k == 0, line=dict(width=0.5, color="#333333"),
+                        colorbar=dict(title=dict(text="q-value", side="right"), thickness=12,
+                                      len=0.6)),
+            customdata=np.column_stack([take("q_value").astype(float), verdict]),
+            text=labels,
+            hovertemplate=("%{text}<br>recommended %{y:.2f} Gy/fx<br>q %{customdata[0]:.2f}"
+                           "<br>self-evaluation: %{customdata[1]}<extra></extra>"),
+        ), row=k + 1, col=1)
+        fig.update_yaxes(title_text="Gy/fx", row=k + 1, col=1, showgrid=True, gridcolor=_GRID)
+    fig.update_xaxes(title_text="case (sorted by the clinical decision)", row=len(archs), col=1)
+    _base_layout(fig, "Recommendation against the clinical decision, case by case",
+                 height=300 * max(1, len(archs)) + 140,
+                 revision=f"odm-decisions-{protocol.name}")
+    fig.update_layout(legend=dict(y=-0.12), title=dict(subtitle=dict(
+        text=f"{_VIRTUAL_TRIAL_NOTE} · error bars: SEM over the 5 decision makers",
+        font=dict(size=12, color="#666666"))))
     return fig

@@ -1,8 +1,16 @@
 """Dose recommendation: outcome curves over the dose grid, reward, and the recommended dose.
 
-Until learned decision makers are served, the recommendation is the exact argmax of the reward
-of the outcome model's (ensemble-mean) curves over the protocol's dose grid; ties go to the lower
-dose.
+The recommended dose comes from the optimal decision maker (ODM, :mod:`engine.odm`) when one is
+served for the outcome model: the mean of its members' greedy doses, with the standard error of
+that mean and the members' mean q-value (the expected reward, read as the AI's confidence). TCP,
+NTCP and goal at that dose are read from the outcome model's ensemble-mean curves, linearly
+between grid doses (:func:`engine.arte.at_dose`).
+
+The exact argmax of the reward of the ensemble-mean curves over the dose grid (ties to the lower
+dose) is always reported next to it, and is the recommendation when no ODM can serve — none is
+trained for the model (reference truth, logistic baseline), its artifacts do not load, or it was
+trained against another version of the outcome model. ``recommender`` says which one it is and
+``recommender_note`` why.
 """
 
 from __future__ import annotations
@@ -11,14 +19,20 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from engine.arte import OutcomeModel, goal_index, reward
+from engine.arte import OutcomeModel, at_dose, goal_index, reward
 from engine.protocols import Protocol
 
-__all__ = ["Recommendation", "case_label", "input_hash", "recommend"]
+__all__ = ["EXACT_ARGMAX", "ODM", "Recommendation", "case_label", "input_hash", "recommend"]
+
+ODM = "odm"
+"""``Recommendation.recommender`` when the ODM ensemble recommended the dose."""
+EXACT_ARGMAX = "exact-argmax"
+"""``Recommendation.recommender`` when the dose is the exact reward argmax over the grid."""
 
 
 @dataclass(frozen=True)
@@ -57,15 +71,31 @@ class Recommendation:
     goal: list[str | None]
     """Name of the first goal met per dose, None where no goal is met."""
     recommended_dose_gy: float
-    """Dose per fraction with the highest reward, Gy (lowest such dose on ties)."""
+    """Recommended dose per fraction, Gy: the ODM members' mean greedy dose, or the exact reward
+    argmax when no ODM serves (see ``recommender``)."""
     recommended_tcp: float
-    """TCP at the recommended dose."""
+    """TCP at the recommended dose (ensemble mean, linear between grid doses)."""
     recommended_ntcp: float
     """NTCP at the recommended dose."""
     recommended_goal: str | None
     """Goal met at the recommended dose, if any."""
     dose_eval_gy: float
     """Evaluation-phase dose per fraction the curves start from, Gy."""
+    exact_argmax_dose_gy: float = math.nan
+    """Grid dose with the highest reward of the ensemble-mean curves, Gy (lowest on ties)."""
+    recommended_dose_sem_gy: float | None = None
+    """Standard error of the ODM members' mean dose, Gy; None without an ODM."""
+    q_value: float | None = None
+    """The ODM members' mean q-value of their chosen dose (expected reward, 0–3 with the goal
+    bonuses): the recommendation's confidence; None without an ODM."""
+    member_doses_gy: list[float] | None = None
+    """Each ODM member's greedy dose, Gy; None without an ODM."""
+    recommender: str = EXACT_ARGMAX
+    """``"odm"`` (Double-DQN ensemble) or ``"exact-argmax"`` (reward argmax over the grid)."""
+    odm_version: str | None = None
+    """Version of the ODM ensemble that recommended, None without one."""
+    recommender_note: str | None = None
+    """Why the exact argmax is shown instead of an ODM recommendation (None with an ODM)."""
 
     @property
     def label(self) -> str:
@@ -97,7 +127,14 @@ def input_hash(case: pd.Series, protocol: Protocol) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def recommend(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> list[Recommendation]:
+def recommend(
+    cases: pd.DataFrame,
+    protocol: Protocol,
+    model: OutcomeModel,
+    odm: Any = None,
+    *,
+    odm_note: str | None = None,
+) -> list[Recommendation]:
     """Recommend an adaptive dose per fraction for every row of ``cases``.
 
     Args:
@@ -105,6 +142,10 @@ def recommend(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> l
             ``dose_eval_gy``, with no missing values.
         protocol: the treatment protocol.
         model: the outcome model serving TCP/NTCP curves.
+        odm: an :class:`engine.odm.ODMEnsemble` trained against ``model``, or None. One trained
+            against another outcome-model version is not used: the exact argmax is recommended
+            with a note saying so (never an error).
+        odm_note: why no ODM is given (shown as ``recommender_note``), when ``odm`` is None.
     """
     if cases.empty:
         return []
@@ -118,10 +159,37 @@ def recommend(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> l
     best = np.argmax(rewards, axis=1)  # first maximum = lowest dose on ties
     doses = curves.doses_gy
     goal_names = [g.name for g in protocol.goals]
+
+    note = odm_note or "no decision maker is served; the exact argmax of the reward is shown"
+    if odm is not None and odm.rtoe_version != model.version:
+        note = (f"decision maker {odm.version} was trained against outcome model "
+                f"{odm.rtoe_version}, not the served {model.version}: the exact argmax of the "
+                f"reward is shown; retrain with `artds train odm --protocol {protocol.name}`")
+        odm = None
+    if odm is not None:
+        pred = odm.predict(cases)
+        rec_dose = pred.dose_gy  # [P]
+        rec_tcp, rec_ntcp = at_dose(doses, tcp, rec_dose), at_dose(doses, ntcp, rec_dose)
+    else:
+        pred = None
+        rec_dose = doses[best]
+        rec_tcp, rec_ntcp = tcp[np.arange(len(cases)), best], ntcp[np.arange(len(cases)), best]
+    rec_goal = goal_index(rec_tcp, rec_ntcp, protocol.goals)  # [P]
+
     out = []
     for i, row in cases.iterrows():
         b = int(best[i])
         site = row.get("site_id") if "site_id" in protocol.id_columns else None
+        odm_fields: dict[str, Any] = {"recommender": EXACT_ARGMAX, "recommender_note": note}
+        if pred is not None:
+            odm_fields = {
+                "recommender": ODM,
+                "recommender_note": None,
+                "recommended_dose_sem_gy": float(pred.dose_sem_gy[i]),
+                "q_value": float(pred.q_value[i]),
+                "member_doses_gy": [float(d) for d in pred.member_dose_gy[:, i]],
+                "odm_version": odm.version,
+            }
         out.append(
             Recommendation(
                 patient_id=str(row["patient_id"]),
@@ -139,11 +207,13 @@ def recommend(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> l
                 n_members=curves.n_members,
                 reward=rewards[i].tolist(),
                 goal=[goal_names[g] if g >= 0 else None for g in goals[i]],
-                recommended_dose_gy=float(doses[b]),
-                recommended_tcp=float(tcp[i, b]),
-                recommended_ntcp=float(ntcp[i, b]),
-                recommended_goal=goal_names[goals[i, b]] if goals[i, b] >= 0 else None,
+                recommended_dose_gy=float(rec_dose[i]),
+                recommended_tcp=float(rec_tcp[i]),
+                recommended_ntcp=float(rec_ntcp[i]),
+                recommended_goal=goal_names[rec_goal[i]] if rec_goal[i] >= 0 else None,
                 dose_eval_gy=float(row["dose_eval_gy"]),
+                exact_argmax_dose_gy=float(doses[b]),
+                **odm_fields,
             )
         )
     return out

@@ -59,6 +59,10 @@ class _SummaryRow:
     input_hash: str
     audit_id: int | None
     model_version: str
+    dose_sem_gy: float | None = None
+    q_value: float | None = None
+    exact_argmax_dose_gy: float | None = None
+    goals_met: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,9 +211,18 @@ def render_report(
             input_hash=rec.input_hash,
             audit_id=(audit_ids or {}).get(rec.label),
             model_version=rec.model_version,
+            dose_sem_gy=rec.recommended_dose_sem_gy,
+            q_value=rec.q_value,
+            exact_argmax_dose_gy=rec.exact_argmax_dose_gy,
+            goals_met=tuple(
+                (g.name, rec.recommended_tcp > g.tcp_min and rec.recommended_ntcp < g.ntcp_max)
+                for g in protocol.goals
+            ),
         )
         for i, rec in enumerate(recs)
     ]
+    recommenders = sorted({(r.recommender, r.odm_version or "", r.recommender_note or "")
+                           for r in recs})
     models = [_ModelRow(label, version, n) for label, version, n in
               sorted({(rec.model, rec.model_version, rec.n_members) for rec in recs})]
     figures = []
@@ -232,6 +245,7 @@ def render_report(
         artds_version=__version__,
         user=user,
         models=models,
+        recommenders=recommenders,
         summary=summary,
         case_labels=labels,
         input_rows=_input_rows(cases, protocol) if len(cases) else [],

@@ -13,6 +13,7 @@ import pandas as pd
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.panels.odm_review import odm_review_server, odm_review_ui
 from app.plots import output_figure, render_figure
 from engine.arte import OutcomeCurves
 from engine.figures import (
@@ -138,6 +139,7 @@ def model_review_ui() -> ui.TagList:
             output_figure("contrast", min_height="0px"),
             full_screen=True,
         ),
+        odm_review_ui("odm"),
     )
 
 
@@ -147,7 +149,9 @@ def model_review_server(
     protocol: Callable[[], Protocol],
     cases: Callable[[], pd.DataFrame],
 ) -> None:
-    """Metrics, ROC and learning curves of the saved evaluation; the architecture contrast."""
+    """Metrics, ROC and learning curves of the saved evaluation; the architecture contrast;
+    the decision makers and synthetic patients (:mod:`app.panels.odm_review`)."""
+    odm_review_server("odm", protocol=protocol)
 
     @reactive.calc
     def evaluation() -> shared.Evaluation | None:

@@ -9,7 +9,12 @@ from shiny import module, reactive, render, ui
 from app import shared
 from app.plots import output_figure, render_figure
 from engine.arte import OutcomeModel
-from engine.figures import case_colour, dose_response_figure, outcome_space_figure
+from engine.figures import (
+    case_colour,
+    dose_response_figure,
+    outcome_space_figure,
+    recommendation_text,
+)
 from engine.protocols import Protocol
 from engine.recommend import Recommendation
 
@@ -49,13 +54,39 @@ def _case_summary(i: int, rec: Recommendation, dose_gy: float, protocol: Protoco
             class_="selected-line",
         ),
         ui.p(
-            ui.span(f"Recommended: {rec.recommended_dose_gy:g} Gy/fx", class_="what rec"),
+            ui.span(f"Recommended: {recommendation_text(rec)}", class_="what rec"),
             f" → TCP {_pct(rec.recommended_tcp)}, NTCP {_pct(rec.recommended_ntcp)} "
             f"({_goal_text(rec.recommended_goal, protocol)}).",
             class_="recommended-line",
         ),
+        _recommender_line(rec),
+        ui.tags.ul(*[_goal_flag(g, rec) for g in protocol.goals], class_="goal-flags"),
         class_="case-summary",
     )
+
+
+def _recommender_line(rec: Recommendation) -> ui.Tag:
+    if rec.recommender == "odm":
+        members = ", ".join(f"{d:g}" for d in rec.member_doses_gy or [])
+        return ui.p(
+            ui.tags.small(
+                f"Double-DQN decision maker ({len(rec.member_doses_gy or [])} members: "
+                f"{members} Gy/fx); mean ± SEM; q-value = expected reward, the confidence "
+                f"(0–3 with the goal bonuses). Exact reward argmax: "
+                f"{rec.exact_argmax_dose_gy:g} Gy/fx.",
+                class_="text-muted"),
+            class_="recommender-line mb-1",
+        )
+    return ui.p(ui.tags.small("Exact reward argmax over the dose grid: ",
+                              shared.with_code(rec.recommender_note or ""),
+                              class_="text-muted"),
+                class_="recommender-line mb-1")
+
+
+def _goal_flag(goal, rec: Recommendation) -> ui.Tag:
+    met = rec.recommended_tcp > goal.tcp_min and rec.recommended_ntcp < goal.ntcp_max
+    return ui.tags.li(("✓ " if met else "✗ ") + goal.label,
+                      class_="goal-met" if met else "goal-not-met")
 
 
 @module.ui

@@ -1,4 +1,8 @@
-"""Benchmarks: `make bench` prints one JSON object per line. Measures, never asserts."""
+"""Benchmarks: `make bench` prints one JSON object per line. Measures, never asserts.
+
+``python -m tests.bench --retrain`` also times the full default retrain of the synthetic-patient
+GANs and the ODM ensembles of both protocols (into a temporary copy of models/; minutes).
+"""
 
 from __future__ import annotations
 
@@ -142,7 +146,56 @@ def _bench_sf2() -> None:
                   "spread over the local pool's workers")
 
 
+def _bench_recommender(name, protocol, one) -> None:
+    """One full recommendation: every outcome member's curves plus the 5 ODM members."""
+    from engine.odm_train import OdmUnavailable, odm_for_model
+    from engine.registry import ArtifactError
+    from engine.rtoe_train import load_served_model
+
+    for arch in ("glogd", "single"):
+        try:
+            model = load_served_model(name, arch)
+            odm = odm_for_model(name, model)
+        except (ArtifactError, OdmUnavailable) as err:
+            print(json.dumps({"bench": f"{name}.{arch}.odm", "skipped": str(err)}))
+            continue
+        _emit(
+            f"{name}.{arch}.recommend_one_case_rtoe_and_odm",
+            _timed(partial(recommend, one, protocol, model, odm), 200),
+            outcome_members=len(model.tcp_members) + len(model.ntcp_members),
+            odm_members=len(odm.members),
+        )
+
+
+def _bench_retrain() -> None:
+    """Full default retrain of GAN + ODM (both architectures) per protocol, in a temp folder."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from engine.executor import make_executor
+    from engine.odm_train import train_odm
+    from engine.registry import models_dir
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "models"
+        shutil.copytree(models_dir(), target)
+        for name in PROTOCOL_NAMES:
+            start = time.perf_counter()
+            with make_executor("local") as executor:
+                payload = train_odm(name, executor, budget="default", models_dir=target)
+            print(json.dumps({
+                "bench": f"{name}.retrain_gan_and_odm_default",
+                "seconds": round(time.perf_counter() - start, 1),
+                "phases_seconds": payload["wall_seconds"],
+            }))
+
+
 def main() -> None:
+    import sys
     import tempfile
     from pathlib import Path
 
@@ -164,6 +217,7 @@ def main() -> None:
         )
         _emit(f"{name}.generate_default_trial", _timed(partial(generate_cohort, name), 10))
         _bench_learned(name, protocol, one, many)
+        _bench_recommender(name, protocol, one)
         with tempfile.TemporaryDirectory() as tmp:
             path = write_cases_csv(
                 many.iloc[:10_000].drop(columns=["complete"]), protocol, Path(tmp) / "cases.csv"
@@ -173,6 +227,11 @@ def main() -> None:
                 _timed(partial(read_cases, path, name), 3),
                 bytes=path.stat().st_size,
             )
+    if "--retrain" in sys.argv[1:]:
+        _bench_retrain()
+    else:
+        print(json.dumps({"bench": "retrain_gan_and_odm_default",
+                          "skipped": "pass --retrain to time it (minutes)"}))
 
 
 if __name__ == "__main__":

@@ -57,3 +57,66 @@ def test_outcome_curves_statistics():
     np.testing.assert_allclose(mean_tcp, tcp.mean(0))
     single = OutcomeCurves(doses_gy=np.arange(4.0), tcp=tcp[:1], ntcp=ntcp[:1])
     assert not single.sd()[0].any() and not single.covariance().any()
+
+
+def _tiny_ensemble(arch: str, n_members: int = 3):
+    from engine.cohort import generate_cohort
+    from engine.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+
+    cases = generate_cohort("nsclc").complete_table
+    members = {
+        outcome: [
+            OutcomeEstimator(
+                NSCLC, outcome, RTOEConfig(arch=arch, hidden=8, n_layers=1, epochs=1, seed=k)
+            ).fit(cases, cases[outcome].to_numpy())
+            for k in range(n_members)
+        ]
+        for outcome in NSCLC.outcome_names
+    }
+    return EnsembleOutcomeModel(NSCLC, members["local_control"], members["rp2"], name="t",
+                                label="tiny", version="v")
+
+
+@pytest.mark.parametrize("arch", ["glogd", "single"])
+def test_vectorised_arte_equals_the_per_member_loop(arch):
+    from engine.arte import evaluate_arte
+    from engine.cohort import generate_cohort
+    from engine.odm import arte_member
+
+    model = _tiny_ensemble(arch)
+    cases = generate_cohort("nsclc", seed=4, n_patients=20).complete_table
+    batched = evaluate_arte(cases, NSCLC, model)
+    m, p, d = 3, len(cases), len(NSCLC.dose_grid_gy)
+    assert batched.tcp.shape == batched.reward.shape == batched.goal.shape == (m, p, d)
+    assert batched.goal_flags.shape == (len(NSCLC.goals), m, p, d)
+    assert batched.target_geud_gy.shape == (p, d)
+    for k in range(m):
+        one = evaluate_arte(cases, NSCLC, arte_member(model, k))
+        np.testing.assert_array_equal(batched.tcp[k], one.tcp[0])
+        np.testing.assert_array_equal(batched.ntcp[k], one.ntcp[0])
+        np.testing.assert_array_equal(batched.reward[k], one.reward[0])
+        np.testing.assert_array_equal(batched.goal[k], one.goal[0])
+        np.testing.assert_array_equal(batched.goal_flags[:, k], one.goal_flags[:, 0])
+        np.testing.assert_array_equal(
+            batched.reward[k], reward(one.tcp[0], one.ntcp[0], NSCLC.goals)
+        )
+    np.testing.assert_allclose(
+        batched.target_geud_gy, adapted_geud(cases, NSCLC, NSCLC.target, NSCLC.dose_grid())
+    )
+    # goal flags are the goal definitions, independent of priority
+    g0 = NSCLC.goals[0]
+    np.testing.assert_array_equal(
+        batched.goal_flags[0], (batched.tcp > g0.tcp_min) & (batched.ntcp < g0.ntcp_max)
+    )
+
+
+def test_at_dose_interpolates_linearly_and_hits_grid_points():
+    from engine.arte import at_dose
+
+    grid = np.array([1.0, 2.0, 3.0])
+    values = np.array([[0.0, 1.0, 4.0], [2.0, 2.0, 2.0]])
+    np.testing.assert_allclose(at_dose(grid, values, np.array([2.5, 1.0])), [2.5, 2.0])
+    np.testing.assert_allclose(at_dose(grid, values, np.array([3.0, 9.0])), [4.0, 2.0])
+    stacked = np.stack([values, 2 * values])  # leading member axis
+    np.testing.assert_allclose(at_dose(grid, stacked, np.array([1.5, 2.0])), [[0.5, 2.0],
+                                                                                [1.0, 4.0]])

@@ -108,3 +108,71 @@ def test_help_lists_the_commands(capsys):
     out = capsys.readouterr().out
     for command in ("serve", "cohort", "recommend", "report"):
         assert command in out
+
+
+def test_recommend_json_has_the_decision_maker_fields(capsys):
+    """With the reference model: the exact argmax, and why; the keys are always present."""
+    assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]),
+                 "--json", *REF]) == 0
+    for patient in json.loads(capsys.readouterr().out)["patients"]:
+        assert patient["recommender"] == "exact-argmax"
+        assert patient["recommended_dose_sem_gy"] is None and patient["q_value"] is None
+        assert patient["odm_version"] is None
+        assert patient["recommended_dose_gy"] == patient["exact_argmax_dose_gy"]
+        assert "no decision maker is trained" in patient["recommender_note"]
+
+
+@pytest.mark.parametrize("name", PROTOCOL_NAMES)
+def test_recommend_json_with_the_served_models(name, capsys):
+    """Default model: the ODM when one is trained against the served outcome models, else the
+    exact argmax with a note saying why (e.g. the outcome models were retrained since)."""
+    from engine.odm_train import OdmUnavailable, odm_for_model
+    from engine.registry import ArtifactError
+    from engine.rtoe_train import load_served_model
+
+    try:
+        odm = odm_for_model(name, load_served_model(name, "glogd"))
+    except (ArtifactError, OdmUnavailable):
+        odm = None
+    code = main(["recommend", "--protocol", name, "--input", str(EXAMPLES[name]), "--json"])
+    if code != 0:  # no trained outcome model at all
+        assert "artds train rtoe" in capsys.readouterr().err
+        return
+    for patient in json.loads(capsys.readouterr().out)["patients"]:
+        grid = patient["doses_gy"]
+        assert patient["exact_argmax_dose_gy"] in grid
+        if odm is None:
+            assert patient["recommender"] == "exact-argmax" and patient["recommender_note"]
+            continue
+        assert patient["recommender"] == "odm" and patient["odm_version"] == odm.version
+        members = patient["member_doses_gy"]
+        assert len(members) == len(odm.members) and set(members) <= set(grid)
+        assert patient["recommended_dose_gy"] == pytest.approx(sum(members) / len(members),
+                                                               abs=1e-6)
+        assert patient["recommended_dose_sem_gy"] >= 0 and patient["q_value"] is not None
+
+
+@pytest.mark.parametrize("name", PROTOCOL_NAMES)
+def test_evaluate_odm_json(name, capsys):
+    code = main(["evaluate", "odm", "--protocol", name, "--json"])
+    if code == 2:  # nothing trained: one line naming the command
+        assert f"artds train odm --protocol {name}" in capsys.readouterr().err
+        return
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["protocol"] == name
+    for arch in ("glogd", "single"):
+        m = summary["architectures"][arch]
+        for group in ("overall", "positive", "negative"):
+            assert set(m["rmsd_gy"][group]) == {"mean", "sem"}
+            assert set(m["self_evaluation"][group]) == {"good", "bad", "not_sure", "n"}
+        for key in ("argmax_reward_ratio", "gain_captured", "stale", "odm_version",
+                    "rtoe_version", "fresh_cohort"):
+            assert key in m
+        for policy in ("odm", "exact_argmax", "historic"):
+            assert set(m["regret"][policy]) >= {"dose_abs_error_gy", "true_reward_loss"}
+
+
+def test_evaluate_odm_without_artifacts_exits_2(tmp_path, capsys):
+    assert main(["evaluate", "odm", "--protocol", "hcc", "--models-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "artds train odm --protocol hcc" in err[0]

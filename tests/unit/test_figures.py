@@ -499,3 +499,108 @@ def test_population_skips_missing_values_and_uses_log_axis_for_skewed(nsclc, pop
     axis = fig.layout[f"xaxis{afp + 1}"]
     assert axis.title.text == "log scale"
     assert "10000" in list(axis.ticktext)
+
+
+# --- decision maker (ODM) and synthetic patients (GAN) --------------------------------------
+
+
+class _ConstantQ:
+    """A Q-network stand-in whose greedy dose is grid index ``best`` for every case."""
+
+    def __init__(self, n_doses: int, best: int) -> None:
+        import torch
+
+        self.q = torch.zeros(n_doses)
+        self.q[best] = 1.5
+
+    def eval(self):
+        return self
+
+    def __call__(self, x):
+        return self.q.expand(x.shape[0], -1)
+
+
+def _odm_recs(protocol: Protocol, cases: pd.DataFrame, model) -> list[Recommendation]:
+    from engine.gan import TabularTransform
+    from engine.odm import ODMEnsemble
+
+    d = len(protocol.dose_grid_gy)
+    members = [_ConstantQ(d, j) for j in (5, 7, 9)]
+    encoder = TabularTransform(protocol).fit(pd.concat([cases] * 2, ignore_index=True))
+    odm = ODMEnsemble(protocol, encoder, members, version="odm-t", rtoe_version=model.version,
+                      arch="glogd")
+    return recommend(cases, protocol, model, odm)
+
+
+def test_outcome_space_marks_the_odm_dose_with_sem_and_the_exact_argmax():
+    nsclc = load_protocol("nsclc")
+    cases = make_cases(nsclc, ["A", "B"])
+    model = CurveModel(members=3)
+    recs = _odm_recs(nsclc, cases, model)
+    doses = nsclc.dose_grid()
+    assert recs[0].recommended_dose_gy == pytest.approx(doses[[5, 7, 9]].mean())
+    fig = outcome_space_figure(recs, nsclc)
+    metas = [t.meta for t in fig.data]
+    assert metas.count("sem") == 2 and metas.count("exact-argmax") == 2
+    star = next(t for t in fig.data if t.name and t.name.startswith("recommended:"))
+    assert "±" in star.name and "q " in star.hovertemplate
+    # the star sits on the curve at the (off-grid) mean dose
+    assert star.x[0] == pytest.approx(np.interp(recs[0].recommended_dose_gy, doses,
+                                                recs[0].tcp))
+    dr = dose_response_figure(recs, nsclc)
+    assert any(t.meta == "exact-argmax" for t in dr.data)
+    assert any(s.type == "rect" for s in dr.layout.shapes)  # the ± SEM band
+    # without a decision maker: no SEM band, no exact-argmax marker
+    plain = outcome_space_figure(recommend(cases, nsclc, model), nsclc)
+    assert not any(t.meta in ("sem", "exact-argmax") for t in plain.data)
+
+
+def _odm_payload() -> dict:
+    group = {"mean": 0.7, "sem": 0.05}
+    shares = {"good": 0.5, "bad": 0.25, "not_sure": 0.25, "n": 4}
+    patients = {
+        "label": ["P1", "P2", "P3", "P4"], "clinical_dose_gy": [2.0, 3.0, 2.5, 3.5],
+        "tumour_controlled": [1, 0, 1, 0], "toxicity": [0, 0, 1, 1],
+        "recommended_dose_gy": [2.1, 3.3, 2.2, 3.0], "recommended_dose_sem_gy": [0.1] * 4,
+        "q_value": [2.1, 0.4, 1.0, 0.2], "exact_argmax_dose_gy": [2.0, 3.4, 2.2, 3.0],
+        "self_evaluation": ["good", "good", "good", "good"],
+    }
+    trial = {"rmsd_gy": dict.fromkeys(("overall", "positive", "negative"), group),
+             "self_evaluation": dict.fromkeys(("overall", "positive", "negative"), shares),
+             "patients": patients}
+    return {"protocol": "nsclc",
+            "architectures": {"glogd": {"trial": trial}, "single": {"trial": trial}}}
+
+
+def test_odm_review_figures():
+    from engine.figures import odm_decisions_figure, odm_rmsd_figure, odm_self_evaluation_figure
+
+    payload = _odm_payload()
+    rmsd = odm_rmsd_figure(payload)
+    assert [t.name for t in rmsd.data] == ["GLoGD-GNN + DDQN", "Single-GNN + DDQN"]
+    assert list(rmsd.data[0].error_y.array) == [0.05] * 3
+    se = odm_self_evaluation_figure(payload)
+    assert [t.name for t in se.data] == ["Good", "Bad", "Not sure"]
+    assert se.layout.barmode == "stack"
+    dec = odm_decisions_figure(payload, load_protocol("nsclc"))
+    recs = [t for t in dec.data if t.legendgroup == "rec"]
+    # cases sorted by the clinical dose (P1 2.0, P3 2.5, P2 3.0, P4 3.5), coloured by q
+    assert len(recs) == 2 and list(recs[0].marker.color) == [2.1, 1.0, 0.4, 0.2]
+    assert list(recs[0].y) == [2.1, 2.2, 3.3, 3.0]
+    labels = [t.text for t in dec.data if t.legendgroup and "clinical" in t.legendgroup]
+    assert any("P1" in list(x) for x in labels)
+
+
+def test_gan_overlay_keeps_protocol_feature_order():
+    from engine.figures import gan_overlay_figure
+    from engine.gan import feature_histograms, gan_columns
+
+    nsclc = load_protocol("nsclc")
+    cases = make_cases(nsclc, ["A", "B", "C"])
+    hist = feature_histograms(nsclc, {"training": cases, "synthetic": cases})
+    checks = {"histograms": dict(sorted(hist.items())), "jsd_vs_training": dict.fromkeys(hist, 0.0)}
+    fig = gan_overlay_figure(checks, nsclc)
+    titles = [a.text for a in fig.layout.annotations]
+    first = nsclc.feature(gan_columns(nsclc)[0]).label
+    assert titles[0].startswith(first[:20])
+    assert sum(1 for t in fig.data if t.name == "training trial") == len(gan_columns(nsclc))

@@ -198,3 +198,18 @@ def test_report_names_the_model_and_its_ensemble_size(html, protocol, cases):
     assert '"meta":"ellipse"' in ensemble and '"meta":"band"' in ensemble
     assert '"meta":"ellipse"' not in html and '"meta":"band"' not in html
     assert ensemble.count(get_plotlyjs()) == 1
+
+
+def test_report_shows_the_decision_maker_or_why_not(recs, cases, protocol):
+    from dataclasses import replace
+
+    odm_recs = [replace(r, recommender="odm", recommender_note=None, odm_version="odm-test-1",
+                        recommended_dose_gy=2.37, recommended_dose_sem_gy=0.12, q_value=1.5,
+                        member_doses_gy=[2.2, 2.4, 2.5]) for r in recs]
+    html = render_report(odm_recs, cases, protocol, population=None)
+    assert "Double-DQN decision maker" in html and "odm-test-1" in html
+    assert ">2.37<" in html and ">0.12<" in html and ">1.50<" in html
+    assert "± SEM" in html and "Exact reward argmax" in html
+    plain = render_report(recs, cases, protocol, population=None)
+    assert "Double-DQN decision maker" not in plain
+    assert "exact reward argmax" in plain and recs[0].recommender_note in plain

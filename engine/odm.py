@@ -1,0 +1,468 @@
+"""Optimal decision maker (ODM): Double-DQN Q-networks trained on ARTE by planning and learning.
+
+ARCliDS (Fig. 8, S6; DESIGN.md §3). A Q-network maps a patient's mid-treatment state (the
+protocol's features and the evaluation dose per fraction) to one q-value per candidate adaptive
+dose of the protocol's grid; the greedy policy recommends the dose with the highest q-value.
+
+Planning: 4,000 synthetic patients (drawn with replacement from the WGAN-GP's 10,000), every
+candidate dose evaluated by one ARTE member, are stored as transitions (s, a, r, s', done) with
+the goal flags; s' is the state after the adaptive phase (the dosimetric features replaced by the
+adapted gEUDs). Learning: Double DQN (van Hasselt et al. 2016) on that memory — Huber loss,
+Adam 5e-4, batch 128, Polyak averaging of the target network with factor 0.99, γ 0.8, 300 epochs.
+Every episode ends after its one step (the clinician chooses one adaptive dose), so the Double-DQN
+target reduces to the reward; the general target is :func:`double_dqn_target`, tested on a
+multi-step MDP. With one-step episodes the best any ODM can do is the exact argmax of its ARTE's
+reward over the grid: the evaluation measures how close it gets.
+
+Batches. Planning explores every dose of every state, so a minibatch can hold 128 planned states
+with all their D transitions (``batch_unit="state"``, the default: the same Double-DQN update on
+the same memory, grouped by state, 32 steps per epoch for 4,000 states) or 128 transitions drawn
+from the flattened memory (``batch_unit="transition"``, the literal reading; D times as many
+steps per epoch).
+
+Five members, member k on ARTE member k (its own TCP and NTCP estimators) and its own draw of
+planning patients, give the recommendation's mean and standard error (:class:`ODMEnsemble`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.arte import ARTEOutcome
+from engine.gan import TabularTransform
+from engine.protocols import Protocol
+
+__all__ = [
+    "BATCH_UNITS",
+    "DoubleDQN",
+    "ODMConfig",
+    "ODMEnsemble",
+    "ODMPrediction",
+    "QNetwork",
+    "Transitions",
+    "arte_member",
+    "double_dqn_target",
+    "ensemble_version",
+    "plan",
+    "polyak_update",
+    "state_columns",
+]
+
+BATCH_UNITS: tuple[str, ...] = ("state", "transition")
+"""What a minibatch of ``batch_size`` holds: planned states with all their doses, or single
+transitions (see the module docstring)."""
+
+
+@dataclass(frozen=True)
+class ODMConfig:
+    """Hyperparameters of one ODM member (ARCliDS S6)."""
+
+    hidden: int = 256
+    """Width of every hidden layer of the Q-network."""
+    n_layers: int = 5
+    """Hidden layers of the Q-network."""
+    lr: float = 5e-4
+    """Adam learning rate."""
+    batch_size: int = 128
+    """Minibatch size, in units of ``batch_unit``."""
+    batch_unit: str = "state"
+    """``"state"`` (planned states with every dose) or ``"transition"``."""
+    epochs: int = 300
+    """Passes over the planning memory."""
+    gamma: float = 0.8
+    """Discount factor (irrelevant for one-step episodes, used by the general target)."""
+    polyak: float = 0.99
+    """Target-network averaging: θ_target ← polyak θ_target + (1 − polyak) θ_online per step."""
+    huber_delta: float = 1.0
+    """Huber loss threshold (reward units)."""
+    grad_clip_norm: float = 10.0
+    """Gradient norm clip of each step (0 disables)."""
+    n_planning_patients: int = 4000
+    """Synthetic patients drawn with replacement for one member's planning memory."""
+    seed: int = 0
+    """Seed of the initialisation, the planning draw and the minibatch order."""
+
+    def __post_init__(self) -> None:
+        checks = {
+            "hidden": self.hidden >= 1,
+            "n_layers": self.n_layers >= 1,
+            "lr": self.lr > 0,
+            "batch_size": self.batch_size >= 1,
+            "batch_unit": self.batch_unit in BATCH_UNITS,
+            "epochs": self.epochs >= 0,
+            "gamma": 0 <= self.gamma <= 1,
+            "polyak": 0 <= self.polyak <= 1,
+            "huber_delta": self.huber_delta > 0,
+            "grad_clip_norm": self.grad_clip_norm >= 0,
+            "n_planning_patients": self.n_planning_patients >= 1,
+            "seed": self.seed >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"ODMConfig.{name}={getattr(self, name)!r} is out of range")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ODMConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown ODMConfig field(s): {', '.join(unknown)}")
+        return cls(**raw)
+
+
+def state_columns(protocol: Protocol) -> tuple[str, ...]:
+    """Columns of the patient state: the protocol features, then ``dose_eval_gy``."""
+    return (*protocol.feature_names, "dose_eval_gy")
+
+
+class QNetwork(nn.Module):
+    """MLP: encoded state [B, S] → q-value per action [B, A] (``n_layers`` × ReLU(hidden))."""
+
+    def __init__(self, n_state: int, n_actions: int, hidden: int = 256, n_layers: int = 5) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_state
+        for _ in range(n_layers):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, n_actions))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        """q-values [..., A] for states [..., S]."""
+        return self.net(states)
+
+
+def double_dqn_target(
+    rewards: torch.Tensor,
+    dones: torch.Tensor,
+    next_q_online: torch.Tensor,
+    next_q_target: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """Double-DQN target y = r + γ (1 − done) Q_target(s', argmax_a Q_online(s', a)).
+
+    The online network picks the next action, the target network scores it (van Hasselt et al.
+    2016), which removes the max operator's overestimation bias of plain DQN.
+
+    Args:
+        rewards: [...] reward of each transition.
+        dones: [...] bool or 0/1, True where the episode ends with the transition.
+        next_q_online: [..., A] online-network q-values of the next states.
+        next_q_target: [..., A] target-network q-values of the same next states.
+        gamma: discount factor.
+
+    Returns:
+        Targets [...], without gradient.
+    """
+    with torch.no_grad():
+        best = next_q_online.argmax(dim=-1, keepdim=True)  # [..., 1]
+        bootstrap = next_q_target.gather(-1, best).squeeze(-1)  # [...]
+        alive = 1.0 - dones.to(rewards.dtype)
+        return rewards + gamma * alive * bootstrap
+
+
+def polyak_update(target: nn.Module, online: nn.Module, polyak: float) -> None:
+    """θ_target ← polyak · θ_target + (1 − polyak) · θ_online, in place."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1.0 - polyak)
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """A replay memory of rows, each holding K transitions that share one start state.
+
+    One-step ODM planning stores each planned patient as a row with all D doses (K = D, every
+    ``done`` True); a generic memory has K = 1.
+    """
+
+    states: torch.Tensor
+    """Start states, float32 [N, S]."""
+    actions: torch.Tensor
+    """Actions taken, int64 [N, K]."""
+    rewards: torch.Tensor
+    """Rewards, float32 [N, K]."""
+    next_states: torch.Tensor
+    """Next states, float32 [N, K, S]."""
+    dones: torch.Tensor
+    """Episode ended with the transition, bool [N, K]."""
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+    def rows(self, index: torch.Tensor) -> Transitions:
+        """The rows ``index`` (int64 [B]) as a smaller memory."""
+        return Transitions(
+            self.states[index],
+            self.actions[index],
+            self.rewards[index],
+            self.next_states[index],
+            self.dones[index],
+        )
+
+    def flattened(self) -> Transitions:
+        """The same transitions as N·K rows of one transition each (K = 1)."""
+        n, k = self.actions.shape
+        return Transitions(
+            states=self.states.repeat_interleave(k, dim=0),
+            actions=self.actions.reshape(n * k, 1),
+            rewards=self.rewards.reshape(n * k, 1),
+            next_states=self.next_states.reshape(n * k, 1, -1),
+            dones=self.dones.reshape(n * k, 1),
+        )
+
+
+class DoubleDQN:
+    """Double-DQN learner on a fixed replay memory (planning-and-learning; scikit-learn shape).
+
+    Args:
+        n_state: state dimension S.
+        n_actions: number of actions A.
+        config: hyperparameters (``n_planning_patients`` is not used here).
+
+    Learned attributes after :meth:`fit`: ``online_`` and ``target_`` (:class:`QNetwork`) and
+    ``loss_`` (mean Huber loss per epoch).
+    """
+
+    def __init__(self, n_state: int, n_actions: int, config: ODMConfig) -> None:
+        self.n_state = n_state
+        self.n_actions = n_actions
+        self.config = config
+
+    def _targets(self, batch: Transitions) -> torch.Tensor:
+        """Double-DQN targets [B, K]; next states are only evaluated where the episode goes on.
+
+        When every transition of the batch is terminal (one-step ODM planning) no next state is
+        evaluated at all: the bootstrap terms are zero-width placeholders ([B, K, 1]) that
+        :func:`double_dqn_target` multiplies by (1 − done) = 0.
+        """
+        alive = ~batch.dones
+        if not alive.any():
+            placeholder = torch.zeros(*batch.actions.shape, 1)  # [B, K, 1]
+            return double_dqn_target(
+                batch.rewards, batch.dones, placeholder, placeholder, self.config.gamma
+            )
+        next_online = torch.zeros(*batch.actions.shape, self.n_actions)  # [B, K, A]
+        next_target = torch.zeros_like(next_online)
+        with torch.no_grad():
+            nxt = batch.next_states[alive]  # [n, S]
+            next_online[alive] = self.online_(nxt)
+            next_target[alive] = self.target_(nxt)
+        return double_dqn_target(
+            batch.rewards, batch.dones, next_online, next_target, self.config.gamma
+        )
+
+    def fit(self, memory: Transitions) -> DoubleDQN:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        self.online_ = QNetwork(self.n_state, self.n_actions, cfg.hidden, cfg.n_layers)
+        self.target_ = QNetwork(self.n_state, self.n_actions, cfg.hidden, cfg.n_layers)
+        self.target_.load_state_dict(self.online_.state_dict())
+        self.target_.requires_grad_(False)
+        # The fused CPU kernel gives the same update several times faster for these small nets.
+        opt = torch.optim.Adam(self.online_.parameters(), lr=cfg.lr, fused=True)
+        if cfg.batch_unit == "transition":
+            memory = memory.flattened()
+        self.loss_: list[float] = []
+        self.online_.train()
+        n = len(memory)
+        for _ in range(cfg.epochs):
+            perm = torch.from_numpy(rng.permutation(n))
+            total = torch.zeros(())
+            for idx in perm.split(cfg.batch_size):
+                batch = memory.rows(idx)
+                y = self._targets(batch)  # [B, K]
+                q = self.online_(batch.states).gather(1, batch.actions)  # [B, K]
+                loss = F.huber_loss(q, y, delta=cfg.huber_delta)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip_norm > 0:
+                    nn.utils.clip_grad_norm_(self.online_.parameters(), cfg.grad_clip_norm)
+                opt.step()
+                polyak_update(self.target_, self.online_, cfg.polyak)
+                total += loss.detach() * len(idx)
+            self.loss_.append(float(total) / n)
+        self.online_.eval()
+        return self
+
+    def q_values(self, states: torch.Tensor) -> torch.Tensor:
+        """Online-network q-values [N, A] for states [N, S]."""
+        with torch.no_grad():
+            return self.online_(states)
+
+
+# ------------------------------------------------------------------------------------------------
+# Planning
+
+
+def _next_states(
+    cases: pd.DataFrame, protocol: Protocol, arte: ARTEOutcome, encoder: TabularTransform
+) -> torch.Tensor:
+    """Encoded states after the adaptive phase, float32 [P, D, S]: gEUD features replaced by the
+    adapted gEUDs of each dose."""
+    base = cases[list(state_columns(protocol))].reset_index(drop=True)
+    p, d = arte.target_geud_gy.shape
+    expanded = base.loc[base.index.repeat(d)].reset_index(drop=True)
+    expanded[protocol.target.geud_feature] = arte.target_geud_gy.reshape(-1)
+    expanded[protocol.oar.geud_feature] = arte.oar_geud_gy.reshape(-1)
+    encoded = encoder.transform(expanded)  # [P·D, S]
+    return torch.from_numpy(encoded).reshape(p, d, -1)
+
+
+def plan(
+    cases: pd.DataFrame,
+    protocol: Protocol,
+    arte: ARTEOutcome,
+    encoder: TabularTransform,
+    member: int = 0,
+) -> tuple[Transitions, np.ndarray]:
+    """Planning memory of one ARTE member: every case × every dose as a one-step transition.
+
+    Args:
+        cases: P planning cases (features and ``dose_eval_gy``).
+        protocol: the protocol (dose grid, gEUD features).
+        arte: :func:`engine.arte.evaluate_arte` of ``cases`` (any number of members).
+        encoder: fitted state encoder (features and ``dose_eval_gy``).
+        member: which ARTE member's rewards to store.
+
+    Returns:
+        (transitions with K = D, all terminal; goal flags bool [G, P, D] of that member).
+    """
+    p, d = arte.target_geud_gy.shape
+    states = torch.from_numpy(encoder.transform(cases[list(state_columns(protocol))]))  # [P, S]
+    memory = Transitions(
+        states=states,
+        actions=torch.arange(d).expand(p, d).clone(),  # [P, D]
+        rewards=torch.from_numpy(arte.reward[member].astype(np.float32)),  # [P, D]
+        next_states=_next_states(cases, protocol, arte, encoder),  # [P, D, S]
+        dones=torch.ones(p, d, dtype=torch.bool),
+    )
+    return memory, arte.goal_flags[:, member]
+
+
+# ------------------------------------------------------------------------------------------------
+# Serving
+
+
+@dataclass(frozen=True)
+class ODMPrediction:
+    """The ODM ensemble's recommendation for a batch of cases."""
+
+    doses_gy: np.ndarray
+    """Candidate doses per fraction, Gy, [D]."""
+    q_values: np.ndarray
+    """q-value per member, case and dose, [M, P, D]."""
+    member_dose_gy: np.ndarray
+    """Each member's greedy dose (lowest dose on ties), Gy, [M, P]."""
+    member_q_value: np.ndarray
+    """Each member's q-value at its greedy dose, [M, P]."""
+
+    @property
+    def n_members(self) -> int:
+        return int(self.q_values.shape[0])
+
+    @property
+    def dose_gy(self) -> np.ndarray:
+        """Recommended dose per fraction: the members' mean, Gy, [P]."""
+        return self.member_dose_gy.mean(axis=0)
+
+    @property
+    def dose_sem_gy(self) -> np.ndarray:
+        """Standard error of the mean dose, sd(ddof=1)/√M, Gy, [P]; 0 for one member."""
+        m = self.n_members
+        if m < 2:
+            return np.zeros(self.member_dose_gy.shape[1])
+        return self.member_dose_gy.std(axis=0, ddof=1) / np.sqrt(m)
+
+    @property
+    def q_value(self) -> np.ndarray:
+        """Confidence: the members' mean q-value of their chosen dose (expected reward), [P]."""
+        return self.member_q_value.mean(axis=0)
+
+
+class ODMEnsemble:
+    """Serves the recommendation of M trained Q-networks (an ODM ensemble).
+
+    Args:
+        protocol: the protocol every member was trained for.
+        encoder: fitted state encoder shared by the members.
+        members: Q-networks, each [.., S] → [.., D] with D the protocol's grid.
+        version: version string of this ensemble.
+        rtoe_version: version of the outcome-model ensemble the members were trained against;
+            serving compares it with the served outcome model's version.
+        arch: architecture of that outcome model (``"glogd"``, ``"single"``).
+    """
+
+    def __init__(
+        self,
+        protocol: Protocol,
+        encoder: TabularTransform,
+        members: Sequence[QNetwork],
+        *,
+        version: str,
+        rtoe_version: str,
+        arch: str,
+    ) -> None:
+        if not members:
+            raise ValueError("an ODM ensemble needs at least one member")
+        self.protocol = protocol
+        self.encoder = encoder
+        self.members = list(members)
+        for net in self.members:
+            net.eval()
+        self.version = version
+        self.rtoe_version = rtoe_version
+        self.arch = arch
+
+    def states(self, cases: pd.DataFrame) -> torch.Tensor:
+        """Encoded states, float32 [P, S]."""
+        return torch.from_numpy(self.encoder.transform(cases[list(state_columns(self.protocol))]))
+
+    def predict(self, cases: pd.DataFrame) -> ODMPrediction:
+        """Every member's greedy dose and q-values for the cases."""
+        doses = self.protocol.dose_grid()
+        x = self.states(cases)  # [P, S]
+        with torch.no_grad():
+            q = torch.stack([net(x) for net in self.members]).double().numpy()  # [M, P, D]
+        best = np.argmax(q, axis=2)  # first maximum: lowest dose on ties
+        return ODMPrediction(
+            doses_gy=doses,
+            q_values=q,
+            member_dose_gy=doses[best],
+            member_q_value=np.take_along_axis(q, best[..., None], axis=2)[..., 0],
+        )
+
+
+def ensemble_version(protocol_name: str, arch: str, sha256s: Sequence[str]) -> str:
+    """``odm-<protocol>-<arch>-<10 hex>`` from the members' artifact hashes (in member order)."""
+    digest = hashlib.sha256("".join(s[:8] for s in sha256s).encode()).hexdigest()[:10]
+    return f"odm-{protocol_name}-{arch}-{digest}"
+
+
+def arte_member(model: Any, k: int) -> Any:
+    """Outcome model made of member ``k`` of a learned ensemble (the ARTE member ODM k plans on)."""
+    from engine.rtoe import EnsembleOutcomeModel
+
+    return EnsembleOutcomeModel(
+        model.protocol,
+        [model.tcp_members[k]],
+        [model.ntcp_members[k]],
+        name=f"{model.name}[{k}]",
+        label=f"{model.label}, member {k}",
+        version=f"{model.version}[{k}]",
+    )
+

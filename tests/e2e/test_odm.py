@@ -1,0 +1,87 @@
+"""The decision maker in the app: recommended dose ± SEM, q-value, exact argmax, goal flags, and
+the decision-maker review. Passes with or without trained ODMs (then the fallback is checked)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+from shiny.playwright import controller
+
+from app import shared
+from tests.e2e.helpers import open_app, open_tab
+
+pytestmark = pytest.mark.e2e
+
+PROTOCOL = "nsclc"
+
+
+def _has_trace(plot: str, meta: str) -> str:
+    return (f"() => (document.getElementById('{plot}').data || [])"
+            f".some((t) => t.meta === '{meta}')")
+
+
+def _clean(page: Page, console_errors: list[str]) -> None:
+    expect(page.locator(".shiny-output-error")).to_have_count(0)
+    assert page.locator("text=Traceback").count() == 0
+    assert console_errors == []
+
+
+def test_outcome_space_shows_the_recommendation_with_sem_and_q(
+    page: Page, app_url: str, console_errors: list[str]
+) -> None:
+    default = shared.DEFAULT_MODEL[PROTOCOL]
+    odm, _note = shared.DECISION_MAKERS[PROTOCOL][default]
+    open_app(page, app_url)
+    open_tab(page, "Outcome space")
+    summary = page.locator("#outcome-summary")
+    expect(page.locator("#outcome-plot.js-plotly-plot")).to_be_visible()
+    expect(summary.locator(".goal-flags li")).to_have_count(len(shared.PROTOCOLS[PROTOCOL].goals))
+    if odm is not None:
+        rec_line = summary.locator(".recommended-line")
+        expect(rec_line).to_contain_text(re.compile(r"Recommended: \d\.\d\d ± \d\.\d\d Gy/fx "
+                                                    r"\(q -?\d+\.\d\d\)"))
+        expect(summary.locator(".recommender-line")).to_contain_text("Double-DQN decision maker")
+        expect(summary.locator(".recommender-line")).to_contain_text("Exact reward argmax")
+        page.wait_for_function(_has_trace("outcome-plot", "sem"))
+        page.wait_for_function(_has_trace("outcome-plot", "exact-argmax"))
+        expect(page.locator("#outcome-plot .legendtext", has_text="±").first).to_be_visible()
+        expect(page.locator("#outcome-dose_response .annotation-text",
+                            has_text="±").first).to_be_visible()
+    else:
+        expect(summary.locator(".recommender-line")).to_contain_text(
+            "Exact reward argmax over the dose grid")
+    _clean(page, console_errors)
+
+    # The reference model has no decision maker: the exact argmax, with the reason shown.
+    controller.InputSelect(page, "model-choice").set(shared.REFERENCE)
+    expect(summary.locator(".recommender-line")).to_contain_text("no decision maker is trained")
+    expect(summary.locator(".recommended-line")).not_to_contain_text("±")
+    _clean(page, console_errors)
+
+
+def test_model_review_shows_decision_makers_and_synthetic_patients(
+    page: Page, app_url: str, console_errors: list[str]
+) -> None:
+    review = shared.ODM_REVIEWS[PROTOCOL]
+    open_app(page, app_url)
+    open_tab(page, "Model review")
+    if review.odm is None:
+        expect(page.locator("#review-odm-odm_intro")).to_contain_text(
+            f"artds train odm --protocol {PROTOCOL}")
+    else:
+        table = page.locator("#review-odm-odm_metrics table")
+        expect(table).to_contain_text("argmax_reward_ratio")
+        expect(table).to_contain_text("gain_captured")
+        expect(table).to_contain_text("historic clinical decision")
+        for plot in ("rmsd", "self_evaluation", "decisions"):
+            expect(page.locator(f"#review-odm-{plot}.js-plotly-plot")).to_be_visible()
+        expect(page.locator("#review-odm-decisions .legendtext",
+                            has_text="q-value").first).to_be_visible()
+    if review.gan is None:
+        expect(page.locator("#review-odm-gan_intro")).to_contain_text("artds train gan")
+    else:
+        expect(page.locator("#review-odm-gan_intro")).to_contain_text("Jensen–Shannon")
+        expect(page.locator("#review-odm-gan.js-plotly-plot")).to_be_visible()
+    _clean(page, console_errors)

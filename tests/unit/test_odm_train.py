@@ -1,0 +1,168 @@
+"""The GAN + ODM pipeline on a tiny budget: artifacts, manifest, serving guards, evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine import registry
+from engine.cohort import ReferenceModel, generate_cohort
+from engine.executor import SerialExecutor
+from engine.odm_train import (
+    ODM_FAMILY,
+    OdmJob,
+    OdmUnavailable,
+    _odm_job,
+    load_odm_evaluation,
+    load_served_odm,
+    odm_for_model,
+    summarise_odm_evaluation,
+    train_odm,
+)
+from engine.protocols import load_protocol
+from engine.recommend import EXACT_ARGMAX, ODM, recommend
+from engine.rtoe import OutcomeEstimator, RTOEConfig
+from engine.rtoe_train import FAMILY, load_served_model, member_name
+
+NSCLC = load_protocol("nsclc")
+pytestmark = pytest.mark.xdist_group("odm_train")
+
+
+def _save_tiny_rtoe(models_dir, seed_offset: int = 0) -> None:
+    """Five tiny GLoGD members per outcome, saved like `artds train rtoe` saves them."""
+    cases = generate_cohort("nsclc").complete_table
+    for outcome in NSCLC.outcome_names:
+        for k in range(5):
+            config = RTOEConfig(arch="glogd", hidden=8, n_layers=1, epochs=1, seed=k + seed_offset)
+            est = OutcomeEstimator(NSCLC, outcome, config).fit(cases, cases[outcome].to_numpy())
+            registry.save_artifact(models_dir, FAMILY, member_name("nsclc", "glogd", outcome, k),
+                                   est.state_dict(), seed=config.seed, config=config.to_dict(),
+                                   data_hash="test", cohort_version="test", metrics={})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    models_dir = tmp_path_factory.mktemp("models")
+    _save_tiny_rtoe(models_dir)
+    with SerialExecutor() as executor:
+        payload = train_odm("nsclc", executor, budget="tiny", archs=("glogd",),
+                            models_dir=models_dir)
+    return models_dir, payload
+
+
+def test_artifacts_record_the_outcome_models_they_were_trained_on(trained):
+    models_dir, payload = trained
+    model = load_served_model("nsclc", "glogd", models_dir)
+    rtoe = {m.name: m.sha256 for m in registry.list_artifacts(models_dir, FAMILY)}
+    odm_metas = [m for m in registry.list_artifacts(models_dir, ODM_FAMILY)
+                 if m.file.endswith(".pt")]
+    assert len(odm_metas) == 5
+    gan_sha = next(m.sha256 for m in registry.list_artifacts(models_dir, "gan")
+                   if m.file.endswith(".pt"))
+    for meta in odm_metas:
+        k = meta.config["member"]
+        assert meta.config["rtoe_version"] == model.version
+        assert meta.config["rtoe_member_sha256"] == {
+            "tcp": rtoe[member_name("nsclc", "glogd", "local_control", k)],
+            "ntcp": rtoe[member_name("nsclc", "glogd", "rp2", k)],
+        }
+        assert meta.config["gan_sha256"] == gan_sha
+        assert meta.config["weight_dtype"] == "float16"
+        assert meta.seed == k
+        state, _ = registry.load_artifact(models_dir, ODM_FAMILY, meta.name)
+        assert state["q_net.net.0.weight"].dtype == torch.float16
+    assert payload["architectures"]["glogd"]["odm_version"] == load_served_odm(
+        "nsclc", "glogd", models_dir).version
+
+
+def test_member_training_is_deterministic(trained):
+    models_dir, payload = trained
+    job = OdmJob("nsclc", "glogd", 1, {**payload["odm_config"], "seed": 1}, str(models_dir))
+    a, b = _odm_job(job), _odm_job(job)
+    assert a["planning_hash"] == b["planning_hash"]
+    for key in a["state"]:
+        torch.testing.assert_close(a["state"][key], b["state"][key], rtol=0, atol=0)
+
+
+def test_evaluation_payload_and_summary(trained):
+    models_dir, _ = trained
+    payload, meta = load_odm_evaluation("nsclc", models_dir)
+    served = {"glogd": load_served_model("nsclc", "glogd", models_dir).version}
+    summary = summarise_odm_evaluation(payload, meta, served)
+    g = summary["architectures"]["glogd"]
+    assert g["stale"] is False
+    for group in ("overall", "positive", "negative"):
+        assert g["rmsd_gy"][group]["mean"] >= g["mad_gy"][group]["mean"] - 1e-12
+        shares = g["self_evaluation"][group]
+        assert sum(shares[k] for k in ("good", "bad", "not_sure")) == pytest.approx(1.0)
+    assert g["n_by_outcome"]["positive"] + g["n_by_outcome"]["negative"] == g["n_cases"] == 67
+    for policy in ("odm", "exact_argmax", "historic"):
+        assert g["regret"][policy]["dose_abs_error_gy"] >= 0
+    assert 0 < g["argmax_reward_ratio"] <= 1.0 + 1e-9
+    assert set(g["fresh_cohort"]) >= {"argmax_reward_ratio", "gain_captured", "regret"}
+    json.dumps(summary, allow_nan=False)  # strict JSON
+    rows = payload["architectures"]["glogd"]["trial"]["patients"]
+    assert len(rows["label"]) == len(rows["q_value"]) == 67
+    stale = summarise_odm_evaluation(payload, meta, {"glogd": "rtoe-nsclc-glogd-other"})
+    assert stale["architectures"]["glogd"]["stale"] and "artds train odm" in stale[
+        "architectures"]["glogd"]["note"]
+
+
+def test_serving_recommends_with_sem_q_and_exact_argmax(trained):
+    models_dir, _ = trained
+    model = load_served_model("nsclc", "glogd", models_dir)
+    odm = odm_for_model("nsclc", model, models_dir)
+    cases = generate_cohort("nsclc", seed=8, n_patients=5).complete_table
+    recs = recommend(cases, NSCLC, model, odm)
+    pred = odm.predict(cases)
+    for i, rec in enumerate(recs):
+        assert rec.recommender == ODM and rec.odm_version == odm.version
+        assert rec.recommended_dose_gy == pytest.approx(pred.dose_gy[i])
+        assert rec.recommended_dose_sem_gy == pytest.approx(pred.dose_sem_gy[i])
+        assert rec.q_value == pytest.approx(pred.q_value[i])
+        assert rec.exact_argmax_dose_gy == NSCLC.dose_grid()[int(np.argmax(rec.reward))]
+        assert rec.recommender_note is None
+
+
+def test_serving_refuses_a_decision_maker_trained_on_other_outcome_models(trained, tmp_path):
+    models_dir, _ = trained
+    model = load_served_model("nsclc", "glogd", models_dir)
+    odm = load_served_odm("nsclc", "glogd", models_dir)
+    # the lead retrains the outcome models: the served version changes, the ODM does not
+    other = tmp_path / "models"
+    other.mkdir()
+    for meta in registry.list_artifacts(models_dir):
+        src = models_dir / meta.file
+        (other / meta.file).parent.mkdir(parents=True, exist_ok=True)
+        (other / meta.file).write_bytes(src.read_bytes())
+    (other / "manifest.json").write_bytes((models_dir / "manifest.json").read_bytes())
+    _save_tiny_rtoe(other, seed_offset=10)
+    retrained = load_served_model("nsclc", "glogd", other)
+    assert retrained.version != model.version
+    with pytest.raises(OdmUnavailable, match="retrain with `artds train odm --protocol nsclc`"):
+        odm_for_model("nsclc", retrained, other)
+    cases = generate_cohort("nsclc", seed=8, n_patients=3).complete_table
+    recs = recommend(cases, NSCLC, retrained, odm)  # handed the stale ODM anyway: not used
+    assert all(r.recommender == EXACT_ARGMAX and r.recommended_dose_sem_gy is None for r in recs)
+    assert all(r.recommended_dose_gy == r.exact_argmax_dose_gy for r in recs)
+    assert odm.version in recs[0].recommender_note and retrained.version in recs[0].recommender_note
+
+
+def test_serving_refuses_tampered_and_missing_decision_makers(trained, tmp_path):
+    models_dir, _ = trained
+    with pytest.raises(OdmUnavailable, match="no decision maker is trained"):
+        odm_for_model("nsclc", ReferenceModel("nsclc"), models_dir)
+    model = load_served_model("nsclc", "glogd", models_dir)
+    with pytest.raises(OdmUnavailable, match="not loaded"):
+        odm_for_model("nsclc", model, tmp_path)  # empty folder
+    path = models_dir / ODM_FAMILY / "nsclc_glogd_2.pt"
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(OdmUnavailable, match="sha256 mismatch"):
+            odm_for_model("nsclc", model, models_dir)
+    finally:
+        path.write_bytes(original)
