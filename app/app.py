@@ -23,7 +23,7 @@ from shiny import App, reactive, ui
 from app import shared
 from app.auth import LoginGate, logout_form, request_user, session_user, watch_session
 from app.db import get_store
-from app.panels.audit import audit_server, audit_ui, record_shown
+from app.panels.audit import audit_server, audit_ui
 from app.panels.data_input import data_input_server, data_input_sidebar_ui, data_input_ui
 from app.panels.help import help_ui, panel_help
 from app.panels.learning import learning_server, learning_ui, shutdown_training_pool
@@ -33,9 +33,9 @@ from app.panels.outcome_space import outcome_space_server, outcome_space_ui
 from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
 from app.panels.users import users_server, users_ui
-from app.serving import register_shipped_models
+from app.recommending import shown_recommendations
+from app.serving import register_shipped_models, single_inference_thread
 from engine.auth import role_allows
-from engine.recommend import Recommendation, recommend
 
 __all__ = ["app", "create_app"]
 
@@ -126,16 +126,14 @@ def server(input, output, session) -> None:
     model = model_choice_server("model", protocol=protocol, store=store)
     selection = data_input_server("data", protocol=protocol, db=store, user=user)
 
-    @reactive.calc
-    def recs() -> list[Recommendation]:
-        shown = selection.shown()
-        return recommend(shown, protocol(), model()) if not shown.empty else []
-
-    audit_ids = record_shown(store, user, session.id, recs)
+    # Computed in a worker thread and audited there: never inside a flush (see the module).
+    shown = shown_recommendations(session, store=store, user=user, protocol=protocol,
+                                  model=model, shown=selection.shown)
+    recs = shown.recs
     outcome_space_server("outcome", protocol=protocol, model=model, recs=recs)
     population_server("population", protocol=protocol, cases=selection.shown)
     report_server("report", protocol=protocol, recs=recs, cases=selection.shown,
-                  notes=selection.notes, user=user, audit_ids=audit_ids)
+                  notes=selection.notes, user=user, settled=shown.settled)
     if physicist:
         model_review_server("review", protocol=protocol, cases=selection.shown)
         learning_server("learning", protocol=protocol, store=store, user=user)
@@ -147,6 +145,7 @@ def server(input, output, session) -> None:
 def create_app() -> LoginGate:
     """The app behind its login gate, with its static files (app/www, plotly.js from the plotly
     package); opens and migrates the database and registers the shipped models."""
+    single_inference_thread()
     store = get_store()
     register_shipped_models(store)
     shiny_app = App(

@@ -148,16 +148,27 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         changed()
         return store.inputs_with_outcomes(protocol().name)
 
-    @reactive.calc
-    def job() -> JobInfo | None:
+    job_seen: reactive.Value[JobInfo | None] = reactive.value(None)
+
+    @reactive.effect
+    async def _watch_job() -> None:
+        # The newest job of the protocol, read in a thread (never on the event loop) fast while
+        # one runs (the progress bar), slowly otherwise (a job started by another physicist or
+        # app process still shows up). Only a changed row invalidates what depends on it.
         changed()
         train.status()  # re-read when the task finishes
-        found = store.jobs(protocol().name, limit=1)
+        name = protocol().name
+        found = await asyncio.to_thread(store.jobs, name, 1)
         info = found[0] if found else None
-        # Poll fast while a job runs (the progress bar), slowly otherwise (a job started by
-        # another physicist or app process still shows up).
         reactive.invalidate_later(0.5 if info is not None and info.status in _ACTIVE else 10)
-        return info
+        with reactive.isolate():
+            if job_seen() != info:
+                job_seen.set(info)
+
+    @reactive.calc
+    def job() -> JobInfo | None:
+        current = job_seen()
+        return current if current is not None and current.protocol == protocol().name else None
 
     @reactive.calc
     def versions() -> list[ModelVersionInfo]:
@@ -172,9 +183,12 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         promotion_marker()
         return served_model(protocol().name, store)
 
-    @reactive.poll(store.latest_promotion_id, 5)
-    def promotion_marker() -> int:
-        return store.latest_promotion_id()
+    async def _newest_promotion() -> int:
+        return await asyncio.to_thread(store.latest_promotion_id)
+
+    @reactive.poll(_newest_promotion, 5)
+    def promotion_marker() -> None:
+        """Read it to be invalidated when anyone promotes or rolls back a version."""
 
     sent: dict[str, object] = {"choices": None, "job": None}
 
@@ -226,7 +240,8 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
     @reactive.effect
     @reactive.event(input.start)
     def _start() -> None:
-        current = job()
+        newest = store.jobs(protocol().name, limit=1)  # fresh: another session may have started one
+        current = newest[0] if newest else None
         if current is not None and current.status in _ACTIVE:
             start_msg.set(f"Job {current.id} is still {current.status}; wait or cancel it.")
             return

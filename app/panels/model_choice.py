@@ -9,6 +9,7 @@ re-read when anyone promotes or rolls back).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from shiny import module, reactive, render, ui
@@ -61,9 +62,13 @@ def model_choice_server(
 ) -> Callable[[], OutcomeModel]:
     """Keep the selector in step with the protocol; return the selected model (reactive)."""
 
-    @reactive.poll(lambda: store.latest_promotion_id() if store is not None else 0, 10)
-    def promotion_marker() -> int:
-        return store.latest_promotion_id() if store is not None else 0
+    async def _newest_promotion() -> int:
+        # In a thread: a database call must not stall the event loop every other session uses.
+        return 0 if store is None else await asyncio.to_thread(store.latest_promotion_id)
+
+    @reactive.poll(_newest_promotion, 10)
+    def promotion_marker() -> None:
+        """Read it to be invalidated when anyone promotes or rolls back a version."""
 
     @reactive.calc
     def served():

@@ -6,6 +6,8 @@ action is also checked here and recorded as an audit event by the store.
 
 from __future__ import annotations
 
+import asyncio
+
 import pandas as pd
 from shiny import module, reactive, render, ui
 
@@ -73,13 +75,15 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
 
     @reactive.effect
     @reactive.event(input.add)
-    def _add() -> None:
+    async def _add() -> None:
         if input.password() != input.password2():
             add_msg.set((False, "The two passwords differ."))
             return
         try:
-            made = auth.create_user(store, (input.username() or "").strip(), input.password(),
-                                    input.role(), created_by=user.username)
+            # argon2 hashing takes tens of milliseconds by design: not on the event loop.
+            made = await asyncio.to_thread(
+                auth.create_user, store, (input.username() or "").strip(), input.password(),
+                input.role(), created_by=user.username)
         except ValueError as err:
             add_msg.set((False, str(err)[:1].upper() + str(err)[1:] + "."))
             return

@@ -27,13 +27,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.e2e.helpers import USERS
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_LIMIT_S = 120.0
 """Give up waiting for the app after this long (a hang guard, not a performance check)."""
+EXPECT_TIMEOUT_MS = 15_000
+"""How long an ``expect`` waits (Playwright's default is 5 s). A hang guard for a loaded 2-core CI
+machine, not a performance budget: the app answers in well under a second there (the slow work
+runs outside Shiny's flush, see app/recommending.py)."""
+
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 def _free_port() -> int:
