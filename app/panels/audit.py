@@ -17,6 +17,7 @@ import pandas as pd
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.db import poll_in_thread
 from engine.protocols import Protocol
 from engine.store import Store, UserInfo
 
@@ -67,12 +68,7 @@ def audit_server(input, output, session, *, protocol: Callable[[], Protocol], st
                  user: UserInfo) -> None:
     """The audit trail for physicists (the caller registers it only for them)."""
 
-    async def _newest() -> tuple[int, int]:
-        return await asyncio.to_thread(store.audit_marker)  # never on the event loop
-
-    @reactive.poll(_newest, 5)
-    def marker() -> None:
-        """Read it to be invalidated when a recommendation or an event is recorded."""
+    marker = poll_in_thread(store.audit_marker, 5)  # new recommendations or events
 
     @reactive.calc
     async def rows():

@@ -9,12 +9,12 @@ re-read when anyone promotes or rolls back).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.db import poll_in_thread
 from app.serving import served_model
 from engine.arte import OutcomeModel
 from engine.protocols import Protocol
@@ -62,13 +62,9 @@ def model_choice_server(
 ) -> Callable[[], OutcomeModel]:
     """Keep the selector in step with the protocol; return the selected model (reactive)."""
 
-    async def _newest_promotion() -> int:
-        # In a thread: a database call must not stall the event loop every other session uses.
-        return 0 if store is None else await asyncio.to_thread(store.latest_promotion_id)
-
-    @reactive.poll(_newest_promotion, 10)
-    def promotion_marker() -> None:
-        """Read it to be invalidated when anyone promotes or rolls back a version."""
+    # Re-read (in a thread) when anyone promotes or rolls back a version, in any app process.
+    promotion_marker = (poll_in_thread(store.latest_promotion_id, 10) if store is not None
+                        else lambda: 0)
 
     @reactive.calc
     def served():
