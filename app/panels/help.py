@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from shiny import ui
 
+from app.auth import duration_text
+from engine import auth
 from engine.report import DISCLAIMER
 
 __all__ = ["HELP", "help_ui", "panel_help"]
@@ -102,6 +104,11 @@ def help_ui() -> ui.Tag:
          "Every recommendation shown is stored with the user, the time, the hash of the inputs "
          "and the model versions; the report prints the same identifiers, so a printed report "
          "can always be traced back."),
+        ("Logging out",
+         f"You are logged out after {duration_text(auth.session_idle_s())} without using the "
+         f"app, after {duration_text(auth.session_max_age_s())} at the latest, and at once in "
+         "every tab when you press “Log out”. The page then returns to the login form; "
+         "what you saved (inputs, notes, follow-ups) stays in the database."),
         ("Keyboard",
          "Every control is reachable with Tab; Enter or Space presses buttons and opens help "
          "boxes; the arrow keys move the dose slider."),

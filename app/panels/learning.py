@@ -7,14 +7,16 @@ job's database row: the progress bar polls it, "Cancel" sets the flag and the wo
 next step, and a job started in another session or app process shows here too.
 
 A finished job registers a new model version; it serves only after "Promote to Operation Mode"
-(confirmed in a dialog, recorded with the user, time and reason). "Roll back" promotes the version
-that served before the current one. Nothing here deletes a version.
+(confirmed in a dialog, recorded with the user, time and reason). "Roll back" (also confirmed in a
+dialog naming both versions) promotes the version that served before the current one. Nothing here
+deletes a version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -23,9 +25,10 @@ from datetime import UTC
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.db import poll_in_thread
 from app.serving import served_model
 from engine.auth import role_allows
-from engine.learning import BUDGETS, LearningConfig, learning_dir, run_job
+from engine.learning import BUDGETS, LearningConfig, learning_dir, run_job, worker_init
 from engine.protocols import Protocol
 from engine.store import JobInfo, ModelVersionInfo, Store, UserInfo
 
@@ -42,7 +45,8 @@ def _pool() -> ProcessPoolExecutor:
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = ProcessPoolExecutor(max_workers=1,
-                                        mp_context=multiprocessing.get_context("spawn"))
+                                        mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=worker_init, initargs=(os.getpid(),))
         return _POOL
 
 
@@ -183,12 +187,7 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         promotion_marker()
         return served_model(protocol().name, store)
 
-    async def _newest_promotion() -> int:
-        return await asyncio.to_thread(store.latest_promotion_id)
-
-    @reactive.poll(_newest_promotion, 5)
-    def promotion_marker() -> None:
-        """Read it to be invalidated when anyone promotes or rolls back a version."""
+    promotion_marker = poll_in_thread(store.latest_promotion_id, 5)
 
     sent: dict[str, object] = {"choices": None, "job": None}
 
@@ -364,20 +363,47 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         ui.modal_remove()
         _do_promote(input.version(), "promote")
 
-    @reactive.effect
-    @reactive.event(input.rollback)
-    def _rollback() -> None:
+    def _rollback_target() -> tuple[str | None, str | None, str | None]:
+        """(version serving now, version a rollback would serve, why not when none)."""
         history = store.promotions(protocol().name)
         if not history:
-            promote_msg.set((False, "Nothing to roll back: no version was ever promoted."))
-            return
+            return None, None, "Nothing to roll back: no version was ever promoted."
         current = history[0].version
         earlier = next((p.version for p in history[1:] if p.version != current), None)
         if earlier is None:  # only one promotion: back to the shipped version
             shipped = [v for v in versions() if v.source == "shipped"]
             earlier = shipped[0].version if shipped else None
         if earlier is None or earlier == current:
-            promote_msg.set((False, "No earlier version to roll back to."))
+            return current, None, "No earlier version to roll back to."
+        return current, earlier, None
+
+    @reactive.effect
+    @reactive.event(input.rollback)
+    def _ask_rollback() -> None:
+        current, earlier, why_not = _rollback_target()
+        if earlier is None:
+            promote_msg.set((False, why_not or "No earlier version to roll back to."))
+            return
+        ui.modal_show(ui.modal(
+            ui.p("Roll back ", protocol().name.upper(), " from ", ui.tags.code(current),
+                 " to the version that served before it, ", ui.tags.code(earlier), "?"),
+            ui.p("Every user will be served ", ui.tags.code(earlier), " from now on. The "
+                 "rollback is recorded with your name, the time and the reason; nothing is "
+                 "deleted, and you can promote the current version again later."),
+            title="Roll back Operation Mode",
+            footer=ui.TagList(ui.modal_button("Cancel"),
+                              ui.input_action_button("confirm_rollback", "Roll back",
+                                                     class_="btn-warning")),
+            easy_close=True,
+        ))
+
+    @reactive.effect
+    @reactive.event(input.confirm_rollback)
+    def _rollback() -> None:
+        ui.modal_remove()
+        _, earlier, why_not = _rollback_target()  # again: someone may have promoted meanwhile
+        if earlier is None:
+            promote_msg.set((False, why_not or "No earlier version to roll back to."))
             return
         _do_promote(earlier, "rollback")
 

@@ -7,7 +7,9 @@ that change what every session sees (promotion) put it back before they end.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -95,6 +97,76 @@ def test_login_throttled_after_repeated_failures(page: Page, app_url: str) -> No
         page.locator("#login-form button[type=submit]").click()
     assert info.value.status == 429
     expect(page.locator(".error")).to_contain_text("Too many failed logins")
+
+
+def _idle_for(store: Store, page: Page, seconds: float) -> None:
+    """Pretend the browser's session was last used ``seconds`` ago."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from engine import auth
+    from engine.store import AuthSession
+
+    cookie = next(c for c in page.context.cookies() if c["name"] == "artds_session")
+    token = auth.SessionSigner(auth.secret_key(store)).unsign(cookie["value"], 10**6)
+    assert token is not None
+    with store.session() as s:
+        s.execute(update(AuthSession)
+                  .where(AuthSession.token_sha256 == hashlib.sha256(token.encode()).hexdigest())
+                  .values(last_seen_at=datetime.now(UTC) - timedelta(seconds=seconds)))
+
+
+def test_idle_session_is_sent_to_the_login_page(
+    page: Page, app_url: str, app_database_url: str
+) -> None:
+    open_app(page, app_url, role="clinician")
+    open_tab(page, "Outcome space")
+    store = Store(app_database_url)
+    try:
+        _idle_for(store, page, 31 * 60)  # the default idle timeout is 30 minutes
+        page.wait_for_timeout(1_100)  # the gate re-checks a websocket at most once a second
+        page.get_by_role("tab", name="Population").click()  # the first action after the break
+        expect(page.locator("#login-form")).to_be_visible()
+        expect(page).to_have_url(re.compile(r"/login$"))
+    finally:
+        store.dispose()
+    page.goto(app_url)  # the cookie no longer opens the app
+    expect(page.locator("#login-form")).to_be_visible()
+
+
+def test_keyboard_only_login_and_data_entry(page: Page, app_url: str) -> None:
+    page.goto(app_url)
+    expect(page.locator("#username")).to_be_focused()  # autofocus: type at once
+    username, password = USERS["clinician"]
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    expect(page.locator("#password")).to_be_focused()
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    expect(page.locator(".navbar-brand")).to_contain_text("adaptive RT decision support")
+    wait_idle(page)
+
+    def tab_to(selector: str, limit: int = 120) -> None:
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+                return
+        raise AssertionError(f"{selector} not reachable with Tab in {limit} presses")
+
+    # The manual form: reach the id field, type, reach "Add this patient", press Enter.
+    tab_to("#data-m_patient_id")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("KEY-001")
+    tab_to("#data-add_manual")
+    page.keyboard.press("Enter")
+    expect(page.locator("#data-form_status")).to_contain_text("1 case added")
+    controller.InputSelectize(page, "data-show").expect_selected(
+        [str(shared.STARTUP_CASES["nsclc"].iloc[0]["patient_id"]), "KEY-001"])
+    # A tab of the navbar opens with the keyboard as well.
+    page.get_by_role("tab", name="Outcome space").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#outcome-summary")).to_contain_text("KEY-001")
 
 
 def test_clinician_role_limits_enforced_on_the_server(
@@ -266,8 +338,16 @@ def test_learning_mode_tiny_run_then_promotion_and_rollback(
         assert store.serving_version("nsclc").version == new_version
         expect(page.locator("#model-info")).to_contain_text(new_version, timeout=20_000)
         expect(page.locator("#learning-history")).to_contain_text("e2e: tiny run")
+        # "Roll back" asks first, naming both versions; "Cancel" changes nothing.
+        page.locator("#learning-rollback").click()
+        expect(modal).to_contain_text(f"from {new_version}")
+        expect(modal).to_contain_text(shipped)
+        modal.get_by_role("button", name="Cancel").click()
+        expect(modal).to_be_hidden()
+        assert store.serving_version("nsclc").version == new_version
     finally:
         page.locator("#learning-rollback").click()
+        page.locator(".modal-dialog #learning-confirm_rollback").click()
         expect(page.locator("#learning-promote_status")).to_contain_text(
             f"Rolled back to {shipped}")
         assert store.serving_version("nsclc").version == shipped

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from engine import auth
-from engine.store import Store
+from engine.store import AuthSession, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -102,6 +104,34 @@ def test_session_max_age_from_env(monkeypatch) -> None:
     monkeypatch.setenv(auth.SESSION_MAX_AGE_ENV, "soon")
     with pytest.raises(ValueError, match="whole number"):
         auth.session_max_age_s()
+
+
+def test_session_idle_timeout_from_env(monkeypatch) -> None:
+    monkeypatch.delenv(auth.SESSION_IDLE_ENV, raising=False)
+    assert auth.session_idle_s() == 30 * 60
+    monkeypatch.setenv(auth.SESSION_IDLE_ENV, "600")
+    assert auth.session_idle_s() == 600
+    for bad, why in (("half an hour", "whole number"), ("5", "10 … 604800"),
+                     ("9999999", "10 … 604800")):
+        monkeypatch.setenv(auth.SESSION_IDLE_ENV, bad)
+        with pytest.raises(ValueError, match=why):
+            auth.session_idle_s()
+    assert auth.touch_interval_s(1800) == 30 and auth.touch_interval_s(20) == 5
+
+
+def test_idle_session_ends_unless_used(sqlite_store: Store) -> None:
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    token = auth.start_session(sqlite_store, "ann", 3600)
+    with sqlite_store.session() as s:  # last used 20 minutes ago
+        s.execute(update(AuthSession).values(
+            last_seen_at=datetime.now(UTC) - timedelta(minutes=20)))
+    assert auth.session_user(sqlite_store, token, idle_s=30 * 60, touch=True) is not None
+    assert auth.session_user(sqlite_store, token, idle_s=60) is not None  # the use was recorded
+    with sqlite_store.session() as s:
+        s.execute(update(AuthSession).values(
+            last_seen_at=datetime.now(UTC) - timedelta(minutes=31)))
+    assert auth.session_user(sqlite_store, token, idle_s=30 * 60, touch=True) is None
+    assert auth.session_user(sqlite_store, token) is not None  # lifetime alone: still valid
 
 
 def _artds(args: list[str], db: Path, stdin: str = "", env: dict | None = None):
