@@ -101,7 +101,8 @@ def app_ui(request=None) -> ui.Tag:
         *panels,
         ui.nav_spacer(),
         ui.nav_control(_user_menu(request)),
-        title=TITLE,
+        # The long half of the title gives way to the tabs in windows narrower than 1600 px.
+        title=ui.span("artds", ui.span(" — adaptive RT decision support", class_="brand-long")),
         id="nav",
         sidebar=sidebar,
         header=_head(),

@@ -12,7 +12,10 @@ from app.auth import duration_text
 from engine import auth
 from engine.report import DISCLAIMER
 
-__all__ = ["HELP", "help_ui", "panel_help"]
+__all__ = ["APP_DISCLAIMER", "HELP", "help_ui", "panel_help"]
+
+APP_DISCLAIMER = DISCLAIMER.replace("in this report", "that artds shows")
+"""The report's disclaimer, worded for the app (the guide is not a report)."""
 
 HELP: dict[str, tuple[str, list[str]]] = {
     "data": ("Help: entering patients", [
@@ -115,7 +118,7 @@ def help_ui() -> ui.Tag:
     ]
     return ui.div(
         ui.h2("User guide", class_="h4"),
-        ui.div(ui.tags.strong("Not clinical evidence. "), DISCLAIMER,
+        ui.div(ui.tags.strong("Not clinical evidence. "), APP_DISCLAIMER,
                class_="artds-disclaimer", role="note"),
         *[ui.div(ui.h3(title, class_="h6 mt-3"), ui.p(text)) for title, text in sections],
         class_="artds-guide",

@@ -91,12 +91,13 @@ def learning_ui() -> ui.TagList:
                 ui.card_header("Train a new version"),
                 ui.output_ui("data_summary"),
                 ui.input_select("budget", "Training budget", choices=budgets,
-                                selected="standard"),
+                                selected="standard", width="100%"),
                 ui.input_checkbox("pool", "Pool with the virtual trial", value=True),
                 ui.div(
                     ui.input_task_button("start", "Train a new version",
                                          label_busy="Training…"),
-                    ui.input_action_button("cancel", "Cancel", class_="btn-outline-danger"),
+                    ui.input_action_button("cancel", "Cancel training",
+                                           class_="btn-outline-danger", disabled=True),
                     class_="d-flex gap-2",
                 ),
                 ui.output_ui("progress"),
@@ -216,6 +217,11 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
             return  # unchanged: do not reset the user's selection
         sent["choices"] = (choices, selected)
         ui.update_select("version", choices=choices, selected=selected)
+
+    @reactive.effect
+    def _cancel_enabled() -> None:
+        j = job()
+        ui.update_action_button("cancel", disabled=not (j is not None and j.status in _ACTIVE))
 
     @render.ui
     def data_summary():
@@ -435,6 +441,8 @@ def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo 
     mine = metrics.get("candidate", metrics)
     theirs = metrics.get("serving", {})
     against = metrics.get("serving_version")
+    # Without a version it was compared with (e.g. the shipped version): one column of values.
+    width = 3 if against else 2
     rows = []
     for key, short, label in (("tcp", "TCP", protocol.target.outcome_label),
                               ("ntcp", "NTCP", protocol.oar.outcome_label)):
@@ -442,7 +450,7 @@ def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo 
         n_cases, n_events = m.get("n_cases"), m.get("n_events")
         held = ("" if n_cases is None or selected.source != "learning"
                 else f" ({n_cases} cases, {n_events} events)")
-        rows.append(ui.tags.tr(ui.tags.th(f"{short}: {label}", colspan="3"),
+        rows.append(ui.tags.tr(ui.tags.th(f"{short}: {label}", colspan=str(width)),
                                class_="outcome-row"))
         why = m.get("why_not")
         for name, k, fmt in (
@@ -457,8 +465,10 @@ def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo 
             mine_text = _num(m.get(k), fmt)
             if why and k.startswith("held_out"):
                 mine_text = ui.span("n/a", title=why)
-            rows.append(ui.tags.tr(ui.tags.td(name), ui.tags.td(mine_text, class_="num"),
-                                   ui.tags.td(_num(s.get(k), fmt), class_="num")))
+            cells = [ui.tags.td(name), ui.tags.td(mine_text, class_="num")]
+            if against:
+                cells.append(ui.tags.td(_num(s.get(k), fmt), class_="num"))
+            rows.append(ui.tags.tr(*cells))
     notes = []
     if selected.source == "learning":
         t = selected.training
@@ -474,13 +484,13 @@ def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo 
         notes.append("The shipped version, trained on the virtual trial (metrics from its saved "
                      "evaluation on the fresh virtual cohort).")
     notes.append("Virtual-cohort figures come from simulated patients: not clinical evidence.")
+    head = [ui.tags.th("Metric"),
+            ui.tags.th("Selected: ", ui.tags.code(selected.version), class_="num")]
+    if against:
+        head.append(ui.tags.th("Serving when trained: ", ui.tags.code(against), class_="num"))
     return ui.TagList(
         ui.tags.table(
-            ui.tags.thead(ui.tags.tr(
-                ui.tags.th("Metric"),
-                ui.tags.th("Selected: ", ui.tags.code(selected.version), class_="num"),
-                ui.tags.th("Serving when trained: ",
-                           ui.tags.code(against) if against else "–", class_="num"))),
+            ui.tags.thead(ui.tags.tr(*head)),
             ui.tags.tbody(*rows),
             class_="table table-sm metrics-table comparison-table",
         ),

@@ -13,16 +13,19 @@ import re
 import socket
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
 from shiny.playwright import controller
+from sqlalchemy import update
 
 from app import shared
+from engine import auth
 from engine.cohort import generate_cohort
-from engine.store import Store
+from engine.store import AuthSession, Store
 from tests.e2e.helpers import USERS, log_in, open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e
@@ -101,13 +104,6 @@ def test_login_throttled_after_repeated_failures(page: Page, app_url: str) -> No
 
 def _idle_for(store: Store, page: Page, seconds: float) -> None:
     """Pretend the browser's session was last used ``seconds`` ago."""
-    from datetime import UTC, datetime, timedelta
-
-    from sqlalchemy import update
-
-    from engine import auth
-    from engine.store import AuthSession
-
     cookie = next(c for c in page.context.cookies() if c["name"] == "artds_session")
     token = auth.SessionSigner(auth.secret_key(store)).unsign(cookie["value"], 10**6)
     assert token is not None
@@ -200,8 +196,17 @@ def test_admin_adds_a_user(page: Page, app_url: str, app_database_url: str) -> N
     controller.InputActionButton(page, "users-add").click()
     expect(page.locator("#users-add_status")).to_contain_text("Added clinician e2e-new-clinician")
     expect(page.locator("#users-table")).to_contain_text("e2e-new-clinician")
+    # Change that user: the role selector follows the chosen user; a new password works.
+    controller.InputSelect(page, "users-who").set("e2e-new-clinician")
+    controller.InputSelect(page, "users-new_role").expect_selected("clinician")
+    page.locator("#users-new_password").fill("replaced-pass-4321")
+    page.locator("#users-new_password2").fill("replaced-pass-4321")
+    controller.InputActionButton(page, "users-set_password").click()
+    expect(page.locator("#users-change_status")).to_contain_text("password changed")
     store = Store(app_database_url)
     assert store.user("e2e-new-clinician").role == "clinician"
+    assert auth.authenticate(store, "e2e-new-clinician", "replaced-pass-4321",
+                             remote="e2e").user is not None
     store.dispose()
 
 
