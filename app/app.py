@@ -95,7 +95,8 @@ def app_ui(request=None) -> ui.Tag:
     if role_allows(role, "physicist"):
         panels += _physicist_panels()
     if role_allows(role, "admin"):
-        panels.append(ui.nav_panel("Users", users_ui("users"), value="users"))
+        panels.append(ui.nav_panel("Users", panel_help("users"), users_ui("users"),
+                                   value="users"))
     panels.append(ui.nav_panel("Help", help_ui(), value="help"))
     return ui.page_navbar(
         *panels,

@@ -61,6 +61,14 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "Bayes ceiling (the best any model can reach on the virtual trial). The contrast plot "
         "shows why the GLoGD-GNN is served: its curves can only rise with dose.",
     ]),
+    "users": ("Help: users and roles", [
+        "Clinicians enter patients, see recommendations, write notes and download reports; "
+        "physicists also review models, run Learning Mode and read the audit trail; "
+        "administrators also manage users here. Passwords need at least 10 characters and are "
+        "stored only as argon2 hashes; there is no default password.",
+        "“Disable” ends the user's sessions at once and refuses their logins; nothing they "
+        "saved is removed. Every change here is recorded in the audit trail.",
+    ]),
 }
 """Per panel: the summary line and the paragraphs of its help box."""
 

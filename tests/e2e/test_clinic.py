@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from shiny.playwright import controller
 from sqlalchemy import update
 
@@ -275,6 +275,64 @@ def test_note_saved_shown_after_reload_escaped_in_app_and_report(
     assert console_errors == []
 
 
+def test_inputs_saved_printed_reloaded_and_followed_up(
+    page: Page, app_url: str, tmp_path: Path, console_errors: list[str]
+) -> None:
+    patient = "EX-NSCLC-03"
+    open_app(page, app_url, role="clinician")
+    controller.InputActionButton(page, "data-clear").click()
+    controller.InputSelect(page, "data-example").set(patient)
+    controller.InputActionButton(page, "data-load_example").click()
+    controller.InputSelectize(page, "data-show").expect_selected([patient])
+    versions = page.locator("#data-versions")
+    expect(versions).to_contain_text(f"{patient}: version 1 of 1")
+    expect(versions).to_contain_text(USERS["clinician"][0])
+
+    # Save the inputs as CSV (the upload format) and as a printable page.
+    with page.expect_download() as info:
+        controller.DownloadButton(page, "data-inputs_csv").click()
+    saved_csv = tmp_path / "inputs.csv"
+    info.value.save_as(saved_csv)
+    rows = list(csv.DictReader(io.StringIO(saved_csv.read_text(encoding="utf-8"))))
+    assert [r["patient_id"] for r in rows] == [patient]
+    assert set(shared.PROTOCOLS["nsclc"].feature_names) <= set(rows[0])
+    with page.expect_download() as info:
+        controller.DownloadButton(page, "data-inputs_print").click()
+    printable = tmp_path / "inputs.html"
+    info.value.save_as(printable)
+    html = printable.read_text(encoding="utf-8")
+    assert patient in html and USERS["clinician"][0] in html
+
+    # The saved CSV uploads again unchanged: the same case, no new version.
+    controller.InputFile(page, "data-upload").set(
+        {"name": "inputs.csv", "mimeType": "text/csv", "buffer": saved_csv.read_bytes()})
+    expect(page.locator("#data-upload_status")).to_contain_text("1 replaced")
+    expect(versions).to_contain_text(f"{patient}: version 1 of 1")
+
+    # A follow-up (dose given, outcomes) is a new version; the first one stays.
+    controller.InputSelect(page, "data-fu_case").set(patient)
+    controller.InputNumeric(page, "data-fu_dose").set("2.8")
+    controller.InputSelect(page, "data-fu_target").set("1")
+    controller.InputSelect(page, "data-fu_oar").set("0")
+    controller.InputActionButton(page, "data-save_followup").click()
+    expect(page.locator("#data-followup_status")).to_contain_text("new input version")
+    expect(versions).to_contain_text(f"{patient}: version 2 of 2")
+    page.locator("#data-versions summary").first.click()
+    expect(versions).to_contain_text("changed: dose_adapt_gy")
+
+    # Another day: reload the stored case in a fresh session.
+    page.reload()
+    open_app(page, app_url, role="clinician")
+    controller.InputActionButton(page, "data-clear").click()
+    expect(page.locator("#data-cases_status")).to_contain_text("Load an example patient")
+    controller.InputSelectize(page, "data-saved").set([patient])
+    controller.InputActionButton(page, "data-load_saved").click()
+    expect(page.locator("#data-saved_status")).to_contain_text("1 case added from the database")
+    controller.InputSelectize(page, "data-show").expect_selected([patient])
+    expect(versions).to_contain_text(f"{patient}: version 2 of 2")
+    assert console_errors == []
+
+
 def test_audit_trail_lists_and_exports_recommendations(
     page: Page, app_url: str, tmp_path: Path, console_errors: list[str]
 ) -> None:
@@ -308,7 +366,8 @@ def _cases_with_outcomes(n: int) -> bytes:
 
 
 def test_learning_mode_tiny_run_then_promotion_and_rollback(
-    page: Page, app_url: str, app_database_url: str, console_errors: list[str]
+    page: Page, browser: Browser, app_url: str, app_database_url: str,
+    console_errors: list[str]
 ) -> None:
     open_app(page, app_url, role="physicist")
     controller.InputFile(page, "data-upload").set(
@@ -320,8 +379,16 @@ def test_learning_mode_tiny_run_then_promotion_and_rollback(
     page.locator("#learning-start").click()
     job = page.locator("#learning-job")
     expect(job.locator(".progress-bar")).to_be_visible(timeout=30_000)
+    # Meanwhile another user's session (same app process) works as usual.
+    other = browser.new_context().new_page()
+    open_app(other, app_url, role="clinician")
+    controller.InputSelect(other, "data-example").set("EX-NSCLC-02")
+    controller.InputActionButton(other, "data-load_example").click()
+    expect(other.locator("#data-cases_status")).to_contain_text("2 cases loaded")
+    other.context.close()
     expect(job).to_have_attribute("data-status", "done", timeout=180_000)
     expect(job).to_contain_text("New version")
+    expect(page.locator("#learning-cancel")).to_be_disabled()  # nothing left to cancel
     new_version = job.locator("code").inner_text()
     assert new_version.startswith("learn-nsclc-glogd-")
     comparison = page.locator("#learning-comparison")
