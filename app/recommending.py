@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -80,7 +80,7 @@ class ShownRecommendations:
     exception while they are computed, so outputs show their recalculating state)."""
     audit_ids: Callable[[], dict[str, int]]
     """Reactive: case label → audit-trail id of the recommendation shown now."""
-    settled: Callable[[], object]
+    settled: Callable[[], Awaitable[tuple[list[Recommendation], dict[str, int]]]]
     """``await settled()`` (outside reactive contexts, e.g. in a download): the current
     (recommendations, audit ids), waiting while they are computed."""
 
