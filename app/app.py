@@ -24,7 +24,7 @@ from shiny import App, reactive, ui
 from app import shared
 from app.auth import LoginGate, logout_form, request_user, session_user, watch_session
 from app.db import get_store
-from app.panels.audit import audit_server, audit_ui, record_shown
+from app.panels.audit import audit_server, audit_ui
 from app.panels.data_input import data_input_server, data_input_sidebar_ui, data_input_ui
 from app.panels.help import help_ui, panel_help
 from app.panels.learning import learning_server, learning_ui, shutdown_training_pool
@@ -36,7 +36,8 @@ from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
 from app.panels.sf2 import sf2_server, sf2_ui
 from app.panels.users import users_server, users_ui
-from app.serving import register_shipped_models
+from app.recommending import shown_recommendations
+from app.serving import register_shipped_models, single_inference_thread
 from engine.auth import role_allows
 from engine.recommend import Recommendation, recommend
 
@@ -101,13 +102,15 @@ def app_ui(request=None) -> ui.Tag:
     if role_allows(role, "physicist"):
         panels += _physicist_panels()
     if role_allows(role, "admin"):
-        panels.append(ui.nav_panel("Users", users_ui("users"), value="users"))
+        panels.append(ui.nav_panel("Users", panel_help("users"), users_ui("users"),
+                                   value="users"))
     panels.append(ui.nav_panel("Help", help_ui(), value="help"))
     return ui.page_navbar(
         *panels,
         ui.nav_spacer(),
         ui.nav_control(_user_menu(request)),
-        title=TITLE,
+        # The long half of the title gives way to the tabs in windows narrower than 1600 px.
+        title=ui.span("artds", ui.span(" — adaptive RT decision support", class_="brand-long")),
         id="nav",
         sidebar=sidebar,
         header=_head(),
@@ -115,6 +118,13 @@ def app_ui(request=None) -> ui.Tag:
         window_title=TITLE,
         lang="en",
     )
+
+
+def _recommend(cases, protocol, model) -> list[Recommendation]:
+    """Recommendations with the decision maker trained for ``model`` (its exact reward argmax,
+    with the reason, when none is available); runs in the recommendation worker thread."""
+    odm, note = shared.decision_maker(protocol.name, model)
+    return recommend(cases, protocol, model, odm, odm_note=note)
 
 
 def server(input, output, session) -> None:
@@ -132,19 +142,15 @@ def server(input, output, session) -> None:
     model = model_choice_server("model", protocol=protocol, store=store)
     selection = data_input_server("data", protocol=protocol, db=store, user=user)
 
-    @reactive.calc
-    def recs() -> list[Recommendation]:
-        shown = selection.shown()
-        if shown.empty:
-            return []
-        odm, note = shared.decision_maker(protocol().name, model())
-        return recommend(shown, protocol(), model(), odm, odm_note=note)
-
-    audit_ids = record_shown(store, user, session.id, recs)
+    # Computed in a worker thread and audited there: never inside a flush (see the module).
+    shown = shown_recommendations(session, store=store, user=user, protocol=protocol,
+                                  model=model, shown=selection.shown,
+                                  compute=_recommend)
+    recs = shown.recs
     outcome_space_server("outcome", protocol=protocol, model=model, recs=recs)
     population_server("population", protocol=protocol, cases=selection.shown)
     report_server("report", protocol=protocol, recs=recs, cases=selection.shown,
-                  notes=selection.notes, user=user, audit_ids=audit_ids)
+                  notes=selection.notes, user=user, settled=shown.settled)
     if physicist:
         model_review_server("review", protocol=protocol, cases=selection.shown)
         learning_server("learning", protocol=protocol, store=store, user=user)
@@ -158,6 +164,7 @@ def server(input, output, session) -> None:
 def create_app() -> LoginGate:
     """The app behind its login gate, with its static files (app/www, plotly.js from the plotly
     package); opens and migrates the database and registers the shipped models."""
+    single_inference_thread()
     store = get_store()
     register_shipped_models(store)
     shiny_app = App(

@@ -16,7 +16,11 @@ UI is built for the user's role and the server registers only what the role allo
 
 Sessions live in the database (``engine.store``): any app process behind a load balancer accepts
 them, logout ends them everywhere, and they expire after ``$ARTDS_SESSION_MAX_AGE_S`` (default 8
-hours); the server also re-checks open websockets every minute (see :func:`watch_session`).
+hours) or after ``$ARTDS_SESSION_IDLE_S`` (default 30 minutes) without use. Every accepted request
+and every message the browser sends over the websocket (an action in the app) counts as use. An
+open websocket is re-checked with each message from the browser (at most once a second): after
+the session ended, no message reaches the app any more and the browser is sent to the login
+page; :func:`watch_session` does the same for an unattended browser within a minute.
 The cookie is HttpOnly, SameSite=Lax, and Secure when the request came over HTTPS or
 ``$ARTDS_COOKIE_SECURE=1``. Login and logout forms carry a CSRF token.
 """
@@ -25,8 +29,10 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -40,7 +46,9 @@ from engine.store import Store, UserInfo
 
 __all__ = [
     "COOKIE_NAME",
+    "SESSION_ENDED_MESSAGE",
     "LoginGate",
+    "duration_text",
     "logout_form",
     "request_user",
     "session_token",
@@ -51,6 +59,10 @@ COOKIE_NAME = "artds_session"
 """Name of the session cookie."""
 _CSRF_COOKIE = "artds_login_csrf"
 _MAX_FORM_BYTES = 8192
+_WS_CHECK_EVERY_S = 1.0
+"""An open websocket's session is re-checked at most this often (on messages from the browser)."""
+SESSION_ENDED_MESSAGE = "artds-session-ended"
+"""Shiny custom message telling the browser to go to the login page (``www/session.js``)."""
 _USER_KEY = "artds.user"
 _TOKEN_KEY = "artds.token"
 _CSRF_KEY = "artds.csrf"
@@ -106,6 +118,7 @@ class LoginGate:
         self.store = store
         self.signer = accounts.SessionSigner(accounts.secret_key(store))
         self.max_age_s = accounts.session_max_age_s()
+        self.idle_s = accounts.session_idle_s()
         self.secure_env = os.environ.get("ARTDS_COOKIE_SECURE", "") in ("1", "true", "yes")
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -141,7 +154,34 @@ class LoginGate:
             return
         user, token = found
         inner = {**scope, _USER_KEY: user, _TOKEN_KEY: token, _CSRF_KEY: _csrf_for(token)}
+        if kind == "websocket":
+            receive = self._guarded_receive(receive, send, token)
         await self.app(inner, receive, send)
+
+    def _guarded_receive(self, receive: Any, send: Any, token: str) -> Any:
+        """The websocket's ``receive`` for the app: each message from the browser is a use of
+        the session (idle timeout) and re-checks it; once the session has ended (logout, expiry,
+        idle, user disabled) nothing more reaches the app and the browser is told to go to the
+        login page."""
+        state = {"checked": float("-inf"), "ended": False, "told": False}
+
+        async def guarded() -> dict:
+            while True:
+                message = await receive()
+                if message.get("type") != "websocket.receive":
+                    return message
+                now = time.monotonic()
+                if not state["ended"] and now - state["checked"] >= _WS_CHECK_EVERY_S:
+                    user = await run_in_threadpool(self._live_user, token, True)
+                    state["checked"], state["ended"] = now, user is None
+                if not state["ended"]:
+                    return message
+                if not state["told"]:  # drop the message; the browser leaves for /login
+                    state["told"] = True
+                    await send({"type": "websocket.send",
+                                "text": json.dumps({"custom": {SESSION_ENDED_MESSAGE: {}}})})
+
+        return guarded
 
     # ------------------------------------------------------------------ sessions
 
@@ -152,8 +192,12 @@ class LoginGate:
         token = self.signer.unsign(raw, self.max_age_s)
         if token is None:
             return None
-        user = accounts.session_user(self.store, token)
+        user = self._live_user(token, True)
         return None if user is None else (user, token)
+
+    def _live_user(self, token: str, touch: bool) -> UserInfo | None:
+        """The user of a live session (``touch``: this counts as use for the idle timeout)."""
+        return accounts.session_user(self.store, token, idle_s=self.idle_s, touch=touch)
 
     def _secure(self, conn: HTTPConnection) -> bool:
         return self.secure_env or conn.url.scheme in ("https", "wss")
@@ -217,12 +261,24 @@ class LoginGate:
             setup=(_SETUP_HINT if no_users else ""),
             username=html.escape(username),
             csrf=html.escape(csrf),
+            idle=duration_text(self.idle_s),
+            max_age=duration_text(self.max_age_s),
         ), status_code=status, media_type="text/html; charset=utf-8")
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Frame-Options"] = "DENY"
         response.set_cookie(_CSRF_COOKIE, csrf, max_age=3600, httponly=True, samesite="strict",
                             secure=self._secure(request), path="/")
         return response
+
+
+def duration_text(seconds: float) -> str:
+    """``1800`` → "30 minutes", ``28800`` → "8 hours" (for the login page)."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if (seconds >= size and seconds % size == 0) or seconds >= 2 * size:
+            n = round(seconds / size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    n = round(seconds)
+    return f"{n} second{'s' if n != 1 else ''}"
 
 
 async def _small_form(request: Request) -> dict[str, str] | None:
@@ -283,28 +339,32 @@ _LOGIN_HTML = """<!DOCTYPE html>
  maxlength="1024">
 <button type="submit">Log in</button>
 </form>
-<p class="foot">Sessions end after a working day or when you log out. Figures from virtual
-trials are not clinical evidence.</p>
+<p class="foot">You are logged out after {idle} without use, after {max_age} at the latest, or
+when you log out. Figures from virtual trials are not clinical evidence.</p>
 </main></body></html>
 """
 
 
-def watch_session(session: Any, store: Store, *, every_s: float = 60.0) -> None:
-    """Re-check the Shiny session's login every ``every_s`` seconds; once it has expired, been
-    logged out (in any tab or process) or the user disabled, send the browser to the login page
-    and close the session, so an open websocket outlives its login by at most ``every_s``."""
+def watch_session(session: Any, store: Store, *, every_s: float | None = None) -> None:
+    """Re-check the Shiny session's login every ``every_s`` seconds (default: a minute, or a
+    quarter of the idle timeout when that is shorter); once it has expired, been idle too long,
+    been logged out (in any tab or process) or the user disabled, send the browser to the login
+    page and close the session. This catches an unattended browser; a browser in use is caught
+    at its next message by the gate (:class:`LoginGate`). The check itself is not a use."""
     import asyncio
 
     from shiny import reactive
 
+    idle_s = accounts.session_idle_s()
+    interval_s = every_s if every_s is not None else min(60.0, max(2.0, idle_s / 4))
     token = session_token(session.http_conn)
 
     @reactive.effect
     async def _check() -> None:
-        reactive.invalidate_later(every_s)
+        reactive.invalidate_later(interval_s)
         alive = token is not None and await asyncio.to_thread(
-            accounts.session_user, store, token) is not None
+            accounts.session_user, store, token, idle_s=idle_s) is not None
         if not alive:
-            await session.send_custom_message("artds-session-ended", {})
+            await session.send_custom_message(SESSION_ENDED_MESSAGE, {})
             await asyncio.sleep(1.0)
             await session.close()

@@ -11,9 +11,12 @@ Nothing here knows about HTTP; ``app/auth.py`` puts it behind a login page and a
   :data:`MAX_FAILURES_PER_USER` failed attempts within :data:`THROTTLE_WINDOW_S` (or a remote
   address :data:`MAX_FAILURES_PER_REMOTE`); the attempts are rows in the database, so every app
   process applies the same limit.
-* A session is a random token; the database keeps only its sha256 with the expiry and the logout
-  time, and the cookie carries the token signed (itsdangerous, HMAC-SHA1 over a key from
-  ``$ARTDS_SECRET_KEY`` or generated once and kept in the database).
+* A session is a random token; the database keeps only its sha256 with the expiry, the time of
+  its last use and the logout time, and the cookie carries the token signed (itsdangerous,
+  HMAC-SHA1 over a key from ``$ARTDS_SECRET_KEY`` or generated once and kept in the database).
+* A session ends at the first of: logout, its absolute lifetime (``$ARTDS_SESSION_MAX_AGE_S``,
+  default 8 hours) and its idle timeout (``$ARTDS_SESSION_IDLE_S``, default 30 minutes without a
+  request or an action in the app).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ __all__ = [
     "MAX_FAILURES_PER_USER",
     "MIN_PASSWORD_CHARS",
     "SECRET_KEY_ENV",
+    "SESSION_IDLE_ENV",
     "SESSION_MAX_AGE_ENV",
     "THROTTLE_WINDOW_S",
     "LoginResult",
@@ -48,9 +52,11 @@ __all__ = [
     "end_session",
     "role_allows",
     "secret_key",
+    "session_idle_s",
     "session_max_age_s",
     "session_user",
     "start_session",
+    "touch_interval_s",
 ]
 
 MIN_PASSWORD_CHARS = 10
@@ -67,6 +73,12 @@ SESSION_MAX_AGE_ENV = "ARTDS_SESSION_MAX_AGE_S"
 """Environment variable: session lifetime in seconds (default :data:`DEFAULT_SESSION_MAX_AGE_S`)."""
 DEFAULT_SESSION_MAX_AGE_S = 8 * 3600
 """A session lasts one working day, then the user logs in again."""
+SESSION_IDLE_ENV = "ARTDS_SESSION_IDLE_S"
+"""Environment variable: idle timeout in seconds (default :data:`DEFAULT_SESSION_IDLE_S`)."""
+DEFAULT_SESSION_IDLE_S = 30 * 60
+"""A session unused for half an hour ends (an unattended workstation), however young it is."""
+SESSION_LIMITS_S = (10, 7 * 24 * 3600)
+"""Accepted range of both session limits, seconds."""
 SECRET_KEY_ENV = "ARTDS_SECRET_KEY"
 """Environment variable holding the cookie-signing key (else one is generated and stored)."""
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{1,63}")
@@ -166,19 +178,34 @@ def authenticate(store: Store, username: str, password: str, *, remote: str) -> 
     return LoginResult(user, None if user else "Wrong user name or password.")
 
 
-def session_max_age_s() -> int:
-    """Session lifetime, seconds (``$ARTDS_SESSION_MAX_AGE_S``, default 8 hours)."""
-    raw = os.environ.get(SESSION_MAX_AGE_ENV, "").strip()
+def _seconds_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_SESSION_MAX_AGE_S
+        return default
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{SESSION_MAX_AGE_ENV}={raw!r} is not a whole number of seconds") \
-            from None
-    if not 10 <= value <= 7 * 24 * 3600:
-        raise ValueError(f"{SESSION_MAX_AGE_ENV}={value} must lie in 10 … 604800 seconds")
+        raise ValueError(f"{name}={raw!r} is not a whole number of seconds") from None
+    lo, hi = SESSION_LIMITS_S
+    if not lo <= value <= hi:
+        raise ValueError(f"{name}={value} must lie in {lo} … {hi} seconds")
     return value
+
+
+def session_max_age_s() -> int:
+    """Session lifetime, seconds (``$ARTDS_SESSION_MAX_AGE_S``, default 8 hours)."""
+    return _seconds_from_env(SESSION_MAX_AGE_ENV, DEFAULT_SESSION_MAX_AGE_S)
+
+
+def session_idle_s() -> int:
+    """Idle timeout, seconds (``$ARTDS_SESSION_IDLE_S``, default 30 minutes)."""
+    return _seconds_from_env(SESSION_IDLE_ENV, DEFAULT_SESSION_IDLE_S)
+
+
+def touch_interval_s(idle_s: float) -> float:
+    """How stale the recorded last use may get before a use is written again: a quarter of the
+    idle timeout, at most 30 s (one write per half minute of activity, not one per request)."""
+    return min(30.0, idle_s / 4)
 
 
 def secret_key(store: Store) -> str:
@@ -221,9 +248,12 @@ def start_session(store: Store, username: str, max_age_s: int) -> str:
     return token
 
 
-def session_user(store: Store, token: str) -> UserInfo | None:
-    """The user of a live session token, None when unknown, expired or logged out."""
-    found = store.session_user(_sha256(token))
+def session_user(store: Store, token: str, *, idle_s: float | None = None,
+                 touch: bool = False) -> UserInfo | None:
+    """The user of a live session token, None when unknown, expired, idle for ``idle_s``
+    seconds or more, or logged out; ``touch`` records this use as activity."""
+    every = touch_interval_s(idle_s or DEFAULT_SESSION_IDLE_S) if touch else None
+    found = store.session_user(_sha256(token), idle_s=idle_s, touch_every_s=every)
     return None if found is None else found[0]
 
 

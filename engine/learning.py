@@ -55,6 +55,7 @@ __all__ = [
     "load_version_model",
     "run_job",
     "train_version",
+    "worker_init",
 ]
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
@@ -403,6 +404,22 @@ def _serving_proba(model: Any, protocol: Protocol, outcome: str, cases: pd.DataF
 
 # --------------------------------------------------------------------------------------------
 # The job, as run by a worker process
+
+
+def worker_init(parent_pid: int, check_every_s: float = 2.0) -> None:
+    """Initialiser of a training worker process: exit when the app process that started it is
+    gone (a killed app must not leave an idle worker behind; a pool's own shutdown does not
+    reach it then)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(check_every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="artds-parent-watch", daemon=True).start()
+
 
 
 def run_job(database_url: str, job_id: int, out_root: str) -> str | None:

@@ -11,8 +11,9 @@ What is kept, and how:
 
 * **users** with argon2 password hashes (:mod:`engine.auth` hashes; nothing here sees a
   plain-text password for longer than the call) and one role each (:data:`ROLES`);
-* **auth sessions**: only the sha256 of a session token is stored, with its expiry and logout
-  time; **login attempts** (for throttling, shared by every process);
+* **auth sessions**: only the sha256 of a session token is stored, with its expiry, the time
+  it was last used (for the idle timeout) and its logout time; **login attempts** (for
+  throttling, shared by every process);
 * **patients** (one row per case: a patient, or a tumour site for HCC) and their **inputs**, one
   immutable row per version: a changed value makes a new version, nothing is overwritten;
 * **notes** per patient, also versioned (the newest is shown, the older ones stay);
@@ -158,6 +159,7 @@ class AuthSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
 
 
 class LoginAttempt(Base):
@@ -736,21 +738,41 @@ class Store:
             if u is None:
                 raise StoreError(f"no user {username!r}")
             s.add(AuthSession(token_sha256=token_sha256, user_id=u.id, created_at=now,
-                              expires_at=expires, revoked_at=None))
+                              expires_at=expires, revoked_at=None, last_seen_at=now))
         return expires
 
-    def session_user(self, token_sha256: str) -> tuple[UserInfo, datetime] | None:
-        """The active user of a live (not expired, not revoked) session, and its expiry."""
+    def session_user(self, token_sha256: str, *, idle_s: float | None = None,
+                     touch_every_s: float | None = None) -> tuple[UserInfo, datetime] | None:
+        """The active user of a live session, and its expiry.
+
+        A session is live when it is not revoked, its user is active, its absolute lifetime has
+        not passed and, with ``idle_s``, it was used within the last ``idle_s`` seconds.
+
+        Args:
+            token_sha256: sha256 of the session token.
+            idle_s: idle timeout, seconds (None: no idle limit).
+            touch_every_s: record this use as activity (for the idle timeout) when the last
+                recorded use is older than this many seconds (None: a read-only check). The
+                write is skipped otherwise, so frequent requests do not each take the
+                database's write lock.
+        """
         now = _now()
         with self.session() as s:
             row = s.execute(
-                select(User, AuthSession.expires_at)
+                select(User, AuthSession.expires_at, AuthSession.last_seen_at,
+                       AuthSession.created_at, AuthSession.id)
                 .join(AuthSession, AuthSession.user_id == User.id)
                 .where(AuthSession.token_sha256 == token_sha256,
                        AuthSession.revoked_at.is_(None), User.active.is_(True))
             ).first()
             if row is None or row[1] <= now:
                 return None
+            last_seen = row[2] or row[3]
+            if idle_s is not None and last_seen + timedelta(seconds=idle_s) <= now:
+                return None
+            if touch_every_s is not None and last_seen + timedelta(seconds=touch_every_s) <= now:
+                s.execute(update(AuthSession).where(AuthSession.id == row[4])
+                          .values(last_seen_at=now))
             return _user_info(row[0]), row[1]
 
     def revoke_session(self, token_sha256: str, *, username: str) -> bool:

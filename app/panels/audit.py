@@ -1,6 +1,6 @@
 """Audit trail: every recommendation shown is recorded; physicists review and export it.
 
-:func:`record_shown` runs in every session (any role): each recommendation the app shows is
+:mod:`app.recommending` runs in every session (any role): each recommendation the app shows is
 written once per session to the database with the user, time, case, input hash, every model
 version behind it and its outputs, and the ids are handed to the report so it can cite them. The
 "Audit trail" panel (physicists) lists recommendations and events (logins, notes, promotions,
@@ -9,7 +9,7 @@ training) newest first, filters them, and downloads the recommendations as CSV.
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -17,49 +17,14 @@ import pandas as pd
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.db import poll_in_thread
 from engine.protocols import Protocol
-from engine.recommend import Recommendation
 from engine.store import Store, UserInfo
 
-__all__ = ["audit_server", "audit_ui", "model_versions_of", "record_shown"]
+__all__ = ["audit_server", "audit_ui"]
 
 SHOWN_ROWS = 500
 """Most rows listed in the panel (the CSV holds every row)."""
-
-
-def model_versions_of(rec: Recommendation) -> dict[str, str]:
-    """Every version field of a recommendation (outcome model, and any decision maker)."""
-    out = {"outcome_model": rec.model}
-    out.update({k: str(v) for k, v in rec.to_dict().items() if k.endswith("version")})
-    return out
-
-
-def record_shown(store: Store, user: UserInfo, session_id: str,
-                 recs: Callable[[], list[Recommendation]]) -> Callable[[], dict[str, int]]:
-    """Write each recommendation the session shows to the audit trail (once per session and
-    content); returns a reactive mapping case label → audit id of what is shown now."""
-    ref = hashlib.sha256(session_id.encode()).hexdigest()[:16]  # never the live session id
-    seen: dict[tuple, int] = {}
-    ids: reactive.Value[dict[str, int]] = reactive.value({})
-
-    @reactive.effect
-    def _record() -> None:
-        out: dict[str, int] = {}
-        for rec in recs():
-            versions = model_versions_of(rec)
-            key = (rec.protocol, rec.label, rec.input_hash, tuple(sorted(versions.items())),
-                   rec.recommended_dose_gy)
-            if key not in seen:
-                seen[key] = store.record_recommendation(
-                    username=user.username, protocol=rec.protocol, case_label=rec.label,
-                    input_hash=rec.input_hash, model_name=rec.model,
-                    model_version=rec.model_version, model_versions=versions,
-                    recommended_dose_gy=rec.recommended_dose_gy, outputs=rec.to_dict(),
-                    session_ref=ref)
-            out[rec.label] = seen[key]
-        ids.set(out)
-
-    return ids
 
 
 def _when(t: datetime) -> str:
@@ -103,20 +68,19 @@ def audit_server(input, output, session, *, protocol: Callable[[], Protocol], st
                  user: UserInfo) -> None:
     """The audit trail for physicists (the caller registers it only for them)."""
 
-    @reactive.poll(store.audit_marker, 5)
-    def marker() -> tuple[int, int]:
-        return store.audit_marker()
+    marker = poll_in_thread(store.audit_marker, 5)  # new recommendations or events
 
     @reactive.calc
-    def rows():
+    async def rows():
         marker()
-        found = store.recommendations(protocol=input.protocol() or None, limit=SHOWN_ROWS)
+        found = await asyncio.to_thread(store.recommendations,
+                                        protocol=input.protocol() or None, limit=SHOWN_ROWS)
         needle = (input.user() or "").strip().lower()
         return [r for r in found if needle in r.username.lower()] if needle else found
 
     @render.ui
-    def summary():
-        n = len(rows())
+    async def summary():
+        n = len(await rows())
         if n == 0:
             return ui.div("No recommendation recorded yet for this filter.",
                           class_="artds-empty")
@@ -125,8 +89,8 @@ def audit_server(input, output, session, *, protocol: Callable[[], Protocol], st
                     class_="small text-muted mb-1")
 
     @render.data_frame
-    def recommendations():
-        found = rows()
+    async def recommendations():
+        found = await rows()
         if not found:
             return None
         table = pd.DataFrame([{
@@ -140,9 +104,9 @@ def audit_server(input, output, session, *, protocol: Callable[[], Protocol], st
         return render.DataGrid(table, width="100%", height="420px", summary=False)
 
     @render.data_frame
-    def events():
+    async def events():
         marker()
-        found = store.events(limit=200)
+        found = await asyncio.to_thread(store.events, 200)
         if not found:
             return None
         table = pd.DataFrame([{
@@ -154,9 +118,11 @@ def audit_server(input, output, session, *, protocol: Callable[[], Protocol], st
 
     @render.download(filename=lambda: f"artds-audit-{datetime.now(UTC):%Y%m%d-%H%M}.csv",
                      media_type="text/csv")
-    def csv():
-        store.log_event(user.username, "audit_exported", {"protocol": input.protocol() or "all"})
-        yield store.recommendations_csv(protocol=input.protocol() or None)
+    async def csv():
+        chosen = input.protocol() or None
+        await asyncio.to_thread(store.log_event, user.username, "audit_exported",
+                                {"protocol": chosen or "all"})
+        yield await asyncio.to_thread(store.recommendations_csv, protocol=chosen)
 
 
 def _pct(x: object) -> str:

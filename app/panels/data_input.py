@@ -550,8 +550,9 @@ def data_input_server(
         table["dose_eval_gy"] = df["dose_eval_gy"].to_numpy()
         for name in p.feature_names:
             table[name] = df[name].round(4).to_numpy()
+        # As tall as the rows need (a header and ~33 px per row), at most 300 px, then scroll.
         return render.DataGrid(
-            table, width="100%", height="300px", summary=False,
+            table, width="100%", height=f"{min(300, 48 + 33 * len(table))}px", summary=False,
             styles=[{"cols": [0], "style": {"white-space": "nowrap", "font-weight": "600"}}],
         )
 
@@ -615,7 +616,12 @@ def data_input_server(
                                  f"{ps.latest_by}{extra})")
         with reactive.isolate():
             keep = [lab for lab in (input.saved() or ()) if lab in choices]
-        ui.update_selectize("saved", choices=choices, selected=keep)
+        n = len(choices)
+        ui.update_selectize(
+            "saved", label=f"Stored cases of this protocol ({n})", choices=choices,
+            selected=keep,
+            options={"placeholder": "Choose stored cases…" if n else "No stored case yet",
+                     "plugins": ["remove_button"]})
 
     @reactive.effect
     @reactive.event(input.load_saved)

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from shiny import ui
 
+from app.auth import duration_text
+from engine import auth
 from engine.report import DISCLAIMER
 
-__all__ = ["HELP", "help_ui", "panel_help"]
+__all__ = ["APP_DISCLAIMER", "HELP", "help_ui", "panel_help"]
+
+APP_DISCLAIMER = DISCLAIMER.replace("in this report", "that artds shows")
+"""The report's disclaimer, worded for the app (the guide is not a report)."""
 
 HELP: dict[str, tuple[str, list[str]]] = {
     "data": ("Help: entering patients", [
@@ -81,6 +86,14 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "patients: not clinical evidence. “Use α in fractionation planner” fixes the patient's "
         "α in the planner.",
     ]),
+    "users": ("Help: users and roles", [
+        "Clinicians enter patients, see recommendations, write notes and download reports; "
+        "physicists also review models, run Learning Mode and read the audit trail; "
+        "administrators also manage users here. Passwords need at least 10 characters and are "
+        "stored only as argon2 hashes; there is no default password.",
+        "“Disable” ends the user's sessions at once and refuses their logins; nothing they "
+        "saved is removed. Every change here is recorded in the audit trail.",
+    ]),
 }
 """Per panel: the summary line and the paragraphs of its help box."""
 
@@ -127,13 +140,18 @@ def help_ui() -> ui.Tag:
          "Every recommendation shown is stored with the user, the time, the hash of the inputs "
          "and the model versions; the report prints the same identifiers, so a printed report "
          "can always be traced back."),
+        ("Logging out",
+         f"You are logged out after {duration_text(auth.session_idle_s())} without using the "
+         f"app, after {duration_text(auth.session_max_age_s())} at the latest, and at once in "
+         "every tab when you press “Log out”. The page then returns to the login form; "
+         "what you saved (inputs, notes, follow-ups) stays in the database."),
         ("Keyboard",
          "Every control is reachable with Tab; Enter or Space presses buttons and opens help "
          "boxes; the arrow keys move the dose slider."),
     ]
     return ui.div(
         ui.h2("User guide", class_="h4"),
-        ui.div(ui.tags.strong("Not clinical evidence. "), DISCLAIMER,
+        ui.div(ui.tags.strong("Not clinical evidence. "), APP_DISCLAIMER,
                class_="artds-disclaimer", role="note"),
         *[ui.div(ui.h3(title, class_="h6 mt-3"), ui.p(text)) for title, text in sections],
         class_="artds-guide",

@@ -7,14 +7,16 @@ job's database row: the progress bar polls it, "Cancel" sets the flag and the wo
 next step, and a job started in another session or app process shows here too.
 
 A finished job registers a new model version; it serves only after "Promote to Operation Mode"
-(confirmed in a dialog, recorded with the user, time and reason). "Roll back" promotes the version
-that served before the current one. Nothing here deletes a version.
+(confirmed in a dialog, recorded with the user, time and reason). "Roll back" (also confirmed in a
+dialog naming both versions) promotes the version that served before the current one. Nothing here
+deletes a version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -23,9 +25,10 @@ from datetime import UTC
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.db import poll_in_thread
 from app.serving import served_model
 from engine.auth import role_allows
-from engine.learning import BUDGETS, LearningConfig, learning_dir, run_job
+from engine.learning import BUDGETS, LearningConfig, learning_dir, run_job, worker_init
 from engine.protocols import Protocol
 from engine.store import JobInfo, ModelVersionInfo, Store, UserInfo
 
@@ -42,7 +45,8 @@ def _pool() -> ProcessPoolExecutor:
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = ProcessPoolExecutor(max_workers=1,
-                                        mp_context=multiprocessing.get_context("spawn"))
+                                        mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=worker_init, initargs=(os.getpid(),))
         return _POOL
 
 
@@ -87,12 +91,13 @@ def learning_ui() -> ui.TagList:
                 ui.card_header("Train a new version"),
                 ui.output_ui("data_summary"),
                 ui.input_select("budget", "Training budget", choices=budgets,
-                                selected="standard"),
+                                selected="standard", width="100%"),
                 ui.input_checkbox("pool", "Pool with the virtual trial", value=True),
                 ui.div(
                     ui.input_task_button("start", "Train a new version",
                                          label_busy="Training…"),
-                    ui.input_action_button("cancel", "Cancel", class_="btn-outline-danger"),
+                    ui.input_action_button("cancel", "Cancel training",
+                                           class_="btn-outline-danger", disabled=True),
                     class_="d-flex gap-2",
                 ),
                 ui.output_ui("progress"),
@@ -148,16 +153,27 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         changed()
         return store.inputs_with_outcomes(protocol().name)
 
-    @reactive.calc
-    def job() -> JobInfo | None:
+    job_seen: reactive.Value[JobInfo | None] = reactive.value(None)
+
+    @reactive.effect
+    async def _watch_job() -> None:
+        # The newest job of the protocol, read in a thread (never on the event loop) fast while
+        # one runs (the progress bar), slowly otherwise (a job started by another physicist or
+        # app process still shows up). Only a changed row invalidates what depends on it.
         changed()
         train.status()  # re-read when the task finishes
-        found = store.jobs(protocol().name, limit=1)
+        name = protocol().name
+        found = await asyncio.to_thread(store.jobs, name, 1)
         info = found[0] if found else None
-        # Poll fast while a job runs (the progress bar), slowly otherwise (a job started by
-        # another physicist or app process still shows up).
         reactive.invalidate_later(0.5 if info is not None and info.status in _ACTIVE else 10)
-        return info
+        with reactive.isolate():
+            if job_seen() != info:
+                job_seen.set(info)
+
+    @reactive.calc
+    def job() -> JobInfo | None:
+        current = job_seen()
+        return current if current is not None and current.protocol == protocol().name else None
 
     @reactive.calc
     def versions() -> list[ModelVersionInfo]:
@@ -172,9 +188,7 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         promotion_marker()
         return served_model(protocol().name, store)
 
-    @reactive.poll(store.latest_promotion_id, 5)
-    def promotion_marker() -> int:
-        return store.latest_promotion_id()
+    promotion_marker = poll_in_thread(store.latest_promotion_id, 5)
 
     sent: dict[str, object] = {"choices": None, "job": None}
 
@@ -204,6 +218,11 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         sent["choices"] = (choices, selected)
         ui.update_select("version", choices=choices, selected=selected)
 
+    @reactive.effect
+    def _cancel_enabled() -> None:
+        j = job()
+        ui.update_action_button("cancel", disabled=not (j is not None and j.status in _ACTIVE))
+
     @render.ui
     def data_summary():
         found = cases()
@@ -226,7 +245,8 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
     @reactive.effect
     @reactive.event(input.start)
     def _start() -> None:
-        current = job()
+        newest = store.jobs(protocol().name, limit=1)  # fresh: another session may have started one
+        current = newest[0] if newest else None
         if current is not None and current.status in _ACTIVE:
             start_msg.set(f"Job {current.id} is still {current.status}; wait or cancel it.")
             return
@@ -349,20 +369,47 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         ui.modal_remove()
         _do_promote(input.version(), "promote")
 
-    @reactive.effect
-    @reactive.event(input.rollback)
-    def _rollback() -> None:
+    def _rollback_target() -> tuple[str | None, str | None, str | None]:
+        """(version serving now, version a rollback would serve, why not when none)."""
         history = store.promotions(protocol().name)
         if not history:
-            promote_msg.set((False, "Nothing to roll back: no version was ever promoted."))
-            return
+            return None, None, "Nothing to roll back: no version was ever promoted."
         current = history[0].version
         earlier = next((p.version for p in history[1:] if p.version != current), None)
         if earlier is None:  # only one promotion: back to the shipped version
             shipped = [v for v in versions() if v.source == "shipped"]
             earlier = shipped[0].version if shipped else None
         if earlier is None or earlier == current:
-            promote_msg.set((False, "No earlier version to roll back to."))
+            return current, None, "No earlier version to roll back to."
+        return current, earlier, None
+
+    @reactive.effect
+    @reactive.event(input.rollback)
+    def _ask_rollback() -> None:
+        current, earlier, why_not = _rollback_target()
+        if earlier is None:
+            promote_msg.set((False, why_not or "No earlier version to roll back to."))
+            return
+        ui.modal_show(ui.modal(
+            ui.p("Roll back ", protocol().name.upper(), " from ", ui.tags.code(current),
+                 " to the version that served before it, ", ui.tags.code(earlier), "?"),
+            ui.p("Every user will be served ", ui.tags.code(earlier), " from now on. The "
+                 "rollback is recorded with your name, the time and the reason; nothing is "
+                 "deleted, and you can promote the current version again later."),
+            title="Roll back Operation Mode",
+            footer=ui.TagList(ui.modal_button("Cancel"),
+                              ui.input_action_button("confirm_rollback", "Roll back",
+                                                     class_="btn-warning")),
+            easy_close=True,
+        ))
+
+    @reactive.effect
+    @reactive.event(input.confirm_rollback)
+    def _rollback() -> None:
+        ui.modal_remove()
+        _, earlier, why_not = _rollback_target()  # again: someone may have promoted meanwhile
+        if earlier is None:
+            promote_msg.set((False, why_not or "No earlier version to roll back to."))
             return
         _do_promote(earlier, "rollback")
 
@@ -394,6 +441,8 @@ def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo 
     mine = metrics.get("candidate", metrics)
     theirs = metrics.get("serving", {})
     against = metrics.get("serving_version")
+    # Without a version it was compared with (e.g. the shipped version): one column of values.
+    width = 3 if against else 2
     rows = []
     for key, short, label in (("tcp", "TCP", protocol.target.outcome_label),
                               ("ntcp", "NTCP", protocol.oar.outcome_label)):
@@ -401,7 +450,7 @@ def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo 
         n_cases, n_events = m.get("n_cases"), m.get("n_events")
         held = ("" if n_cases is None or selected.source != "learning"
                 else f" ({n_cases} cases, {n_events} events)")
-        rows.append(ui.tags.tr(ui.tags.th(f"{short}: {label}", colspan="3"),
+        rows.append(ui.tags.tr(ui.tags.th(f"{short}: {label}", colspan=str(width)),
                                class_="outcome-row"))
         why = m.get("why_not")
         for name, k, fmt in (
@@ -416,8 +465,10 @@ def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo 
             mine_text = _num(m.get(k), fmt)
             if why and k.startswith("held_out"):
                 mine_text = ui.span("n/a", title=why)
-            rows.append(ui.tags.tr(ui.tags.td(name), ui.tags.td(mine_text, class_="num"),
-                                   ui.tags.td(_num(s.get(k), fmt), class_="num")))
+            cells = [ui.tags.td(name), ui.tags.td(mine_text, class_="num")]
+            if against:
+                cells.append(ui.tags.td(_num(s.get(k), fmt), class_="num"))
+            rows.append(ui.tags.tr(*cells))
     notes = []
     if selected.source == "learning":
         t = selected.training
@@ -433,13 +484,13 @@ def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo 
         notes.append("The shipped version, trained on the virtual trial (metrics from its saved "
                      "evaluation on the fresh virtual cohort).")
     notes.append("Virtual-cohort figures come from simulated patients: not clinical evidence.")
+    head = [ui.tags.th("Metric"),
+            ui.tags.th("Selected: ", ui.tags.code(selected.version), class_="num")]
+    if against:
+        head.append(ui.tags.th("Serving when trained: ", ui.tags.code(against), class_="num"))
     return ui.TagList(
         ui.tags.table(
-            ui.tags.thead(ui.tags.tr(
-                ui.tags.th("Metric"),
-                ui.tags.th("Selected: ", ui.tags.code(selected.version), class_="num"),
-                ui.tags.th("Serving when trained: ",
-                           ui.tags.code(against) if against else "–", class_="num"))),
+            ui.tags.thead(ui.tags.tr(*head)),
             ui.tags.tbody(*rows),
             class_="table table-sm metrics-table comparison-table",
         ),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.db import poll_in_thread
 from app.serving import served_model
 from engine.arte import OutcomeModel
 from engine.protocols import Protocol
@@ -61,9 +62,9 @@ def model_choice_server(
 ) -> Callable[[], OutcomeModel]:
     """Keep the selector in step with the protocol; return the selected model (reactive)."""
 
-    @reactive.poll(lambda: store.latest_promotion_id() if store is not None else 0, 10)
-    def promotion_marker() -> int:
-        return store.latest_promotion_id() if store is not None else 0
+    # Re-read (in a thread) when anyone promotes or rolls back a version, in any app process.
+    promotion_marker = (poll_in_thread(store.latest_promotion_id, 10) if store is not None
+                        else lambda: 0)
 
     @reactive.calc
     def served():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 
 import pandas as pd
 from shiny import module, render, ui
@@ -45,9 +46,14 @@ def report_server(
     cases: Callable[[], pd.DataFrame],
     notes: Callable[[], dict[str, str]],
     user: UserInfo,
-    audit_ids: Callable[[], dict[str, int]],
+    settled: Callable[[], Awaitable[tuple[list[Recommendation], dict[str, int]]]],
 ) -> None:
-    """Offer the report of the shown cases for download (with the user and audit ids)."""
+    """Offer the report of the shown cases for download (with the user and audit ids).
+
+    ``settled()`` gives the current recommendations and their audit ids once computed (see
+    :mod:`app.recommending`); the report is rendered in a worker thread so that building its
+    figures does not hold up other sessions.
+    """
 
     @render.ui
     def contents():
@@ -70,12 +76,9 @@ def report_server(
         )
 
     @render.download(filename=lambda: report_filename(protocol()), media_type="text/html")
-    def download():
-        p = protocol()
-        yield render_report(
-            recs(), cases(), p,
-            population=shared.POPULATIONS[p.name],
-            notes=notes(),
-            user=user.username,
-            audit_ids=audit_ids(),
-        )
+    async def download():
+        p, shown, written = protocol(), cases(), notes()
+        current, ids = await settled()
+        yield await asyncio.to_thread(
+            render_report, current, shown, p, population=shared.POPULATIONS[p.name],
+            notes=written, user=user.username, audit_ids=ids)

@@ -1,10 +1,13 @@
-"""Users panel (administrators): list users, add one, change a role, disable, reset a password.
+"""Users panel (administrators): list users, add one, change a role, disable or enable, set a
+new password.
 
 The panel exists only in administrators' sessions (``app.app`` registers it for them); every
 action is also checked here and recorded as an audit event by the store.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import pandas as pd
 from shiny import module, reactive, render, ui
@@ -22,26 +25,37 @@ def users_ui() -> ui.TagList:
             ui.card_header("Users"),
             ui.output_data_frame("table"),
         ),
-        ui.card(
-            ui.card_header("Add a user"),
-            ui.input_text("username", "User name", width="100%"),
-            ui.input_select("role", "Role", choices=list(ROLES), selected="clinician"),
-            ui.input_password("password", f"Password (at least {auth.MIN_PASSWORD_CHARS} "
-                              "characters)", width="100%"),
-            ui.input_password("password2", "Password again", width="100%"),
-            ui.input_action_button("add", "Add user", class_="btn-primary"),
-            ui.output_ui("add_status"),
-            ui.hr(),
-            ui.card_header("Change a user"),
-            ui.input_select("who", "User", choices=[]),
-            ui.input_select("new_role", "Role", choices=list(ROLES)),
-            ui.div(
-                ui.input_action_button("set_role", "Set role", class_="btn-sm"),
-                ui.input_action_button("disable", "Disable", class_="btn-sm btn-outline-danger"),
-                ui.input_action_button("enable", "Enable", class_="btn-sm"),
-                class_="d-flex gap-2",
+        ui.div(
+            ui.card(
+                ui.card_header("Add a user"),
+                ui.input_text("username", "User name", width="100%"),
+                ui.input_select("role", "Role", choices=list(ROLES), selected="clinician",
+                                width="100%"),
+                ui.input_password("password", f"Password (at least {auth.MIN_PASSWORD_CHARS} "
+                                  "characters)", width="100%"),
+                ui.input_password("password2", "Password again", width="100%"),
+                ui.input_action_button("add", "Add user", class_="btn-primary"),
+                ui.output_ui("add_status"),
             ),
-            ui.output_ui("change_status"),
+            ui.card(
+                ui.card_header("Change a user"),
+                ui.input_select("who", "User", choices=[], width="100%"),
+                ui.input_select("new_role", "Role", choices=list(ROLES), width="100%"),
+                ui.div(
+                    ui.input_action_button("set_role", "Set role", class_="btn-sm"),
+                    ui.input_action_button("disable", "Disable",
+                                           class_="btn-sm btn-outline-danger"),
+                    ui.input_action_button("enable", "Enable", class_="btn-sm"),
+                    class_="d-flex gap-2",
+                ),
+                ui.input_password("new_password", "New password", width="100%"),
+                ui.input_password("new_password2", "New password again", width="100%"),
+                ui.div(ui.input_action_button("set_password", "Set password",
+                                              class_="btn-sm")),
+                ui.tags.small("A new password does not end the user's open sessions; "
+                              "“Disable” does.", class_="text-muted"),
+                ui.output_ui("change_status"),
+            ),
         ),
         col_widths=(7, 5),
     )
@@ -62,7 +76,18 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
 
     @reactive.effect
     def _choices() -> None:
-        ui.update_select("who", choices=[u.username for u in users()])
+        with reactive.isolate():
+            current = input.who()
+        names = [u.username for u in users()]
+        ui.update_select("who", choices=names,
+                         selected=current if current in names else (names[0] if names else None))
+
+    @reactive.effect
+    def _role_of_chosen() -> None:
+        # The role selector starts at the chosen user's current role.
+        found = next((u for u in users() if u.username == input.who()), None)
+        if found is not None:
+            ui.update_select("new_role", selected=found.role)
 
     @render.data_frame
     def table():
@@ -73,13 +98,15 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
 
     @reactive.effect
     @reactive.event(input.add)
-    def _add() -> None:
+    async def _add() -> None:
         if input.password() != input.password2():
             add_msg.set((False, "The two passwords differ."))
             return
         try:
-            made = auth.create_user(store, (input.username() or "").strip(), input.password(),
-                                    input.role(), created_by=user.username)
+            # argon2 hashing takes tens of milliseconds by design: not on the event loop.
+            made = await asyncio.to_thread(
+                auth.create_user, store, (input.username() or "").strip(), input.password(),
+                input.role(), created_by=user.username)
         except ValueError as err:
             add_msg.set((False, str(err)[:1].upper() + str(err)[1:] + "."))
             return
@@ -105,6 +132,25 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
             return
         change_msg.set((True, f"{who}: done ({action})."))
         changed.set(changed() + 1)
+
+    @reactive.effect
+    @reactive.event(input.set_password)
+    async def _set_password() -> None:
+        who = input.who()
+        if not who:
+            return
+        if input.new_password() != input.new_password2():
+            change_msg.set((False, "The two passwords differ."))
+            return
+        try:
+            await asyncio.to_thread(auth.change_password, store, who, input.new_password(),
+                                    by=user.username)
+        except ValueError as err:
+            change_msg.set((False, str(err)[:1].upper() + str(err)[1:] + "."))
+            return
+        ui.update_text("new_password", value="")
+        ui.update_text("new_password2", value="")
+        change_msg.set((True, f"{who}: password changed."))
 
     @reactive.effect
     @reactive.event(input.set_role)

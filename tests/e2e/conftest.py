@@ -1,11 +1,11 @@
 """Browser tests: run the real app in a subprocess and drive it with Debian's Chromium.
 
 The app starts once per session on a free localhost port (``uvicorn app.app:app``) with its own
-temporary SQLite database (``$ARTDS_DATABASE_URL``) and Learning Mode folder, in which
-``artds user add`` first creates one user per role (:data:`tests.e2e.helpers.USERS`); the
-helpers' ``open_app`` logs in when the login page appears. Playwright
-uses the system Chromium (never ``playwright install``); the launch flags keep it offline and
-quiet. Every test gets a fresh browser context, hence a fresh Shiny session.
+temporary SQLite database (``$ARTDS_DATABASE_URL``) and Learning Mode folder, in which one user
+per role (:data:`tests.e2e.helpers.USERS`) is created first; the helpers' ``open_app`` logs in
+when the login page appears. Playwright uses the system Chromium (never ``playwright install``);
+the launch flags keep it offline and quiet. Every test gets a fresh browser context, hence a
+fresh Shiny session.
 
 The app serves whatever models/ holds (the environment is passed through unchanged, so an
 ``ARTDS_MODELS_DIR`` set by the caller applies to the app and to the tests' own ``app.shared``
@@ -27,13 +27,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.e2e.helpers import USERS
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_LIMIT_S = 120.0
 """Give up waiting for the app after this long (a hang guard, not a performance check)."""
+EXPECT_TIMEOUT_MS = 15_000
+"""How long an ``expect`` waits (Playwright's default is 5 s). A hang guard for a loaded 2-core CI
+machine, not a performance budget: the app answers in well under a second there (the slow work
+runs outside Shiny's flush, see app/recommending.py)."""
+
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 def _free_port() -> int:
@@ -64,15 +70,21 @@ def browser_type_launch_args() -> dict:
 
 @pytest.fixture(scope="session")
 def app_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The app's database (a fresh SQLite file) with one user per role of ``USERS``."""
+    """The app's database (a fresh SQLite file) with one user per role of ``USERS``.
+
+    The users are made in this process (the same ``engine.auth.create_user`` the CLI calls;
+    ``artds user add`` itself is tested in tests/unit/test_auth.py)."""
+    from engine.auth import create_user
+    from engine.store import Store
+
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'artds.sqlite3'}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ARTDS_DATABASE_URL": url}
-    for role, (username, password) in USERS.items():
-        subprocess.run(
-            [sys.executable, "-m", "engine.cli", "user", "add", "--username", username,
-             "--role", role, "--password-stdin"],
-            input=password + "\n", text=True, check=True, capture_output=True, cwd=ROOT,
-            env=env, timeout=120)
+    store = Store(url)
+    try:
+        store.upgrade()
+        for role, (username, password) in USERS.items():
+            create_user(store, username, password, role, created_by="cli")
+    finally:
+        store.dispose()
     return url
 
 

@@ -7,20 +7,25 @@ that change what every session sees (promotion) put it back before they end.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import re
 import socket
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 from shiny.playwright import controller
+from sqlalchemy import update
 
 from app import shared
+from engine import auth
 from engine.cohort import generate_cohort
-from engine.store import Store
+from engine.store import AuthSession, Store
 from tests.e2e.helpers import USERS, log_in, open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e
@@ -97,6 +102,69 @@ def test_login_throttled_after_repeated_failures(page: Page, app_url: str) -> No
     expect(page.locator(".error")).to_contain_text("Too many failed logins")
 
 
+def _idle_for(store: Store, page: Page, seconds: float) -> None:
+    """Pretend the browser's session was last used ``seconds`` ago."""
+    cookie = next(c for c in page.context.cookies() if c["name"] == "artds_session")
+    token = auth.SessionSigner(auth.secret_key(store)).unsign(cookie["value"], 10**6)
+    assert token is not None
+    with store.session() as s:
+        s.execute(update(AuthSession)
+                  .where(AuthSession.token_sha256 == hashlib.sha256(token.encode()).hexdigest())
+                  .values(last_seen_at=datetime.now(UTC) - timedelta(seconds=seconds)))
+
+
+def test_idle_session_is_sent_to_the_login_page(
+    page: Page, app_url: str, app_database_url: str
+) -> None:
+    open_app(page, app_url, role="clinician")
+    open_tab(page, "Outcome space")
+    store = Store(app_database_url)
+    try:
+        _idle_for(store, page, 31 * 60)  # the default idle timeout is 30 minutes
+        page.wait_for_timeout(1_100)  # the gate re-checks a websocket at most once a second
+        page.get_by_role("tab", name="Population").click()  # the first action after the break
+        expect(page.locator("#login-form")).to_be_visible()
+        expect(page).to_have_url(re.compile(r"/login$"))
+    finally:
+        store.dispose()
+    page.goto(app_url)  # the cookie no longer opens the app
+    expect(page.locator("#login-form")).to_be_visible()
+
+
+def test_keyboard_only_login_and_data_entry(page: Page, app_url: str) -> None:
+    page.goto(app_url)
+    expect(page.locator("#username")).to_be_focused()  # autofocus: type at once
+    username, password = USERS["clinician"]
+    page.keyboard.type(username)
+    page.keyboard.press("Tab")
+    expect(page.locator("#password")).to_be_focused()
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    expect(page.locator(".navbar-brand")).to_contain_text("adaptive RT decision support")
+    wait_idle(page)
+
+    def tab_to(selector: str, limit: int = 120) -> None:
+        for _ in range(limit):
+            page.keyboard.press("Tab")
+            if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+                return
+        raise AssertionError(f"{selector} not reachable with Tab in {limit} presses")
+
+    # The manual form: reach the id field, type, reach "Add this patient", press Enter.
+    tab_to("#data-m_patient_id")
+    page.keyboard.press("Control+a")
+    page.keyboard.type("KEY-001")
+    tab_to("#data-add_manual")
+    page.keyboard.press("Enter")
+    expect(page.locator("#data-form_status")).to_contain_text("1 case added")
+    controller.InputSelectize(page, "data-show").expect_selected(
+        [str(shared.STARTUP_CASES["nsclc"].iloc[0]["patient_id"]), "KEY-001"])
+    # A tab of the navbar opens with the keyboard as well.
+    page.get_by_role("tab", name="Outcome space").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#outcome-summary")).to_contain_text("KEY-001")
+
+
 def test_clinician_role_limits_enforced_on_the_server(
     page: Page, app_url: str, app_database_url: str, console_errors: list[str]
 ) -> None:
@@ -128,8 +196,17 @@ def test_admin_adds_a_user(page: Page, app_url: str, app_database_url: str) -> N
     controller.InputActionButton(page, "users-add").click()
     expect(page.locator("#users-add_status")).to_contain_text("Added clinician e2e-new-clinician")
     expect(page.locator("#users-table")).to_contain_text("e2e-new-clinician")
+    # Change that user: the role selector follows the chosen user; a new password works.
+    controller.InputSelect(page, "users-who").set("e2e-new-clinician")
+    controller.InputSelect(page, "users-new_role").expect_selected("clinician")
+    page.locator("#users-new_password").fill("replaced-pass-4321")
+    page.locator("#users-new_password2").fill("replaced-pass-4321")
+    controller.InputActionButton(page, "users-set_password").click()
+    expect(page.locator("#users-change_status")).to_contain_text("password changed")
     store = Store(app_database_url)
     assert store.user("e2e-new-clinician").role == "clinician"
+    assert auth.authenticate(store, "e2e-new-clinician", "replaced-pass-4321",
+                             remote="e2e").user is not None
     store.dispose()
 
 
@@ -198,6 +275,64 @@ def test_note_saved_shown_after_reload_escaped_in_app_and_report(
     assert console_errors == []
 
 
+def test_inputs_saved_printed_reloaded_and_followed_up(
+    page: Page, app_url: str, tmp_path: Path, console_errors: list[str]
+) -> None:
+    patient = "EX-NSCLC-03"
+    open_app(page, app_url, role="clinician")
+    controller.InputActionButton(page, "data-clear").click()
+    controller.InputSelect(page, "data-example").set(patient)
+    controller.InputActionButton(page, "data-load_example").click()
+    controller.InputSelectize(page, "data-show").expect_selected([patient])
+    versions = page.locator("#data-versions")
+    expect(versions).to_contain_text(f"{patient}: version 1 of 1")
+    expect(versions).to_contain_text(USERS["clinician"][0])
+
+    # Save the inputs as CSV (the upload format) and as a printable page.
+    with page.expect_download() as info:
+        controller.DownloadButton(page, "data-inputs_csv").click()
+    saved_csv = tmp_path / "inputs.csv"
+    info.value.save_as(saved_csv)
+    rows = list(csv.DictReader(io.StringIO(saved_csv.read_text(encoding="utf-8"))))
+    assert [r["patient_id"] for r in rows] == [patient]
+    assert set(shared.PROTOCOLS["nsclc"].feature_names) <= set(rows[0])
+    with page.expect_download() as info:
+        controller.DownloadButton(page, "data-inputs_print").click()
+    printable = tmp_path / "inputs.html"
+    info.value.save_as(printable)
+    html = printable.read_text(encoding="utf-8")
+    assert patient in html and USERS["clinician"][0] in html
+
+    # The saved CSV uploads again unchanged: the same case, no new version.
+    controller.InputFile(page, "data-upload").set(
+        {"name": "inputs.csv", "mimeType": "text/csv", "buffer": saved_csv.read_bytes()})
+    expect(page.locator("#data-upload_status")).to_contain_text("1 replaced")
+    expect(versions).to_contain_text(f"{patient}: version 1 of 1")
+
+    # A follow-up (dose given, outcomes) is a new version; the first one stays.
+    controller.InputSelect(page, "data-fu_case").set(patient)
+    controller.InputNumeric(page, "data-fu_dose").set("2.8")
+    controller.InputSelect(page, "data-fu_target").set("1")
+    controller.InputSelect(page, "data-fu_oar").set("0")
+    controller.InputActionButton(page, "data-save_followup").click()
+    expect(page.locator("#data-followup_status")).to_contain_text("new input version")
+    expect(versions).to_contain_text(f"{patient}: version 2 of 2")
+    page.locator("#data-versions summary").first.click()
+    expect(versions).to_contain_text("changed: dose_adapt_gy")
+
+    # Another day: reload the stored case in a fresh session.
+    page.reload()
+    open_app(page, app_url, role="clinician")
+    controller.InputActionButton(page, "data-clear").click()
+    expect(page.locator("#data-cases_status")).to_contain_text("Load an example patient")
+    controller.InputSelectize(page, "data-saved").set([patient])
+    controller.InputActionButton(page, "data-load_saved").click()
+    expect(page.locator("#data-saved_status")).to_contain_text("1 case added from the database")
+    controller.InputSelectize(page, "data-show").expect_selected([patient])
+    expect(versions).to_contain_text(f"{patient}: version 2 of 2")
+    assert console_errors == []
+
+
 def test_audit_trail_lists_and_exports_recommendations(
     page: Page, app_url: str, tmp_path: Path, console_errors: list[str]
 ) -> None:
@@ -231,7 +366,8 @@ def _cases_with_outcomes(n: int) -> bytes:
 
 
 def test_learning_mode_tiny_run_then_promotion_and_rollback(
-    page: Page, app_url: str, app_database_url: str, console_errors: list[str]
+    page: Page, browser: Browser, app_url: str, app_database_url: str,
+    console_errors: list[str]
 ) -> None:
     open_app(page, app_url, role="physicist")
     controller.InputFile(page, "data-upload").set(
@@ -243,8 +379,16 @@ def test_learning_mode_tiny_run_then_promotion_and_rollback(
     page.locator("#learning-start").click()
     job = page.locator("#learning-job")
     expect(job.locator(".progress-bar")).to_be_visible(timeout=30_000)
+    # Meanwhile another user's session (same app process) works as usual.
+    other = browser.new_context().new_page()
+    open_app(other, app_url, role="clinician")
+    controller.InputSelect(other, "data-example").set("EX-NSCLC-02")
+    controller.InputActionButton(other, "data-load_example").click()
+    expect(other.locator("#data-cases_status")).to_contain_text("2 cases loaded")
+    other.context.close()
     expect(job).to_have_attribute("data-status", "done", timeout=180_000)
     expect(job).to_contain_text("New version")
+    expect(page.locator("#learning-cancel")).to_be_disabled()  # nothing left to cancel
     new_version = job.locator("code").inner_text()
     assert new_version.startswith("learn-nsclc-glogd-")
     comparison = page.locator("#learning-comparison")
@@ -266,8 +410,16 @@ def test_learning_mode_tiny_run_then_promotion_and_rollback(
         assert store.serving_version("nsclc").version == new_version
         expect(page.locator("#model-info")).to_contain_text(new_version, timeout=20_000)
         expect(page.locator("#learning-history")).to_contain_text("e2e: tiny run")
+        # "Roll back" asks first, naming both versions; "Cancel" changes nothing.
+        page.locator("#learning-rollback").click()
+        expect(modal).to_contain_text(f"from {new_version}")
+        expect(modal).to_contain_text(shipped)
+        modal.get_by_role("button", name="Cancel").click()
+        expect(modal).to_be_hidden()
+        assert store.serving_version("nsclc").version == new_version
     finally:
         page.locator("#learning-rollback").click()
+        page.locator(".modal-dialog #learning-confirm_rollback").click()
         expect(page.locator("#learning-promote_status")).to_contain_text(
             f"Rolled back to {shipped}")
         assert store.serving_version("nsclc").version == shipped

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from engine import auth
-from engine.store import Store
+from engine.store import AuthSession, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -104,44 +107,98 @@ def test_session_max_age_from_env(monkeypatch) -> None:
         auth.session_max_age_s()
 
 
+def test_session_idle_timeout_from_env(monkeypatch) -> None:
+    monkeypatch.delenv(auth.SESSION_IDLE_ENV, raising=False)
+    assert auth.session_idle_s() == 30 * 60
+    monkeypatch.setenv(auth.SESSION_IDLE_ENV, "600")
+    assert auth.session_idle_s() == 600
+    for bad, why in (("half an hour", "whole number"), ("5", "10 … 604800"),
+                     ("9999999", "10 … 604800")):
+        monkeypatch.setenv(auth.SESSION_IDLE_ENV, bad)
+        with pytest.raises(ValueError, match=why):
+            auth.session_idle_s()
+    assert auth.touch_interval_s(1800) == 30 and auth.touch_interval_s(20) == 5
+
+
+def test_idle_session_ends_unless_used(sqlite_store: Store) -> None:
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    token = auth.start_session(sqlite_store, "ann", 3600)
+    with sqlite_store.session() as s:  # last used 20 minutes ago
+        s.execute(update(AuthSession).values(
+            last_seen_at=datetime.now(UTC) - timedelta(minutes=20)))
+    assert auth.session_user(sqlite_store, token, idle_s=30 * 60, touch=True) is not None
+    assert auth.session_user(sqlite_store, token, idle_s=60) is not None  # the use was recorded
+    with sqlite_store.session() as s:
+        s.execute(update(AuthSession).values(
+            last_seen_at=datetime.now(UTC) - timedelta(minutes=31)))
+    assert auth.session_user(sqlite_store, token, idle_s=30 * 60, touch=True) is None
+    assert auth.session_user(sqlite_store, token) is not None  # lifetime alone: still valid
+
+
 def _artds(args: list[str], db: Path, stdin: str = "", env: dict | None = None):
+    """`artds ARGS` in a subprocess, as an operator runs it."""
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *args], input=stdin, capture_output=True,
         text=True, cwd=ROOT, env={"ARTDS_DATABASE_URL": f"sqlite:///{db}", "PATH": "/usr/bin",
                                   **(env or {})}, timeout=120)
 
 
-def test_cli_user_add_list_role_disable(tmp_path: Path) -> None:
+def _artds_here(args: list[str], db: Path, monkeypatch, capsys, stdin: str = "",
+                env: dict | None = None) -> tuple[int, str, str]:
+    """`artds ARGS` in this process (same parser and code; no interpreter start-up):
+    (exit code, stdout, stderr)."""
+    from engine.cli import main
+
+    monkeypatch.setenv("ARTDS_DATABASE_URL", f"sqlite:///{db}")
+    for name in ("ARTDS_PASSWORD", "ARTDS_ADMIN_USER", "ARTDS_ADMIN_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))  # not a terminal: nothing is asked
+    capsys.readouterr()
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_user_add_list_role_disable(tmp_path: Path, monkeypatch, capsys) -> None:
     db = tmp_path / "cli.sqlite3"
+    # The real command line once (entry point, exit code, piped password) ...
     added = _artds(["user", "add", "--username", "ann", "--role", "clinician",
                     "--password-stdin"], db, stdin=PASSWORD + "\n")
     assert added.returncode == 0, added.stderr
     assert "created clinician ann" in added.stdout
+
+    # ... the rest in this process.
+    def artds(*args: str, stdin: str = "", env: dict | None = None) -> tuple[int, str, str]:
+        return _artds_here(list(args), db, monkeypatch, capsys, stdin=stdin, env=env)
+
     # No password anywhere: refused with one line, exit code 2.
-    refused = _artds(["user", "add", "--username", "bob", "--role", "admin"], db)
-    assert refused.returncode == 2 and "no password given" in refused.stderr
-    short = _artds(["user", "add", "--username", "bob", "--role", "admin", "--password-stdin"],
-                   db, stdin="short\n")
-    assert short.returncode == 2 and "at least 10 characters" in short.stderr
-    from_env = _artds(["user", "add", "--username", "bob", "--role", "admin"], db,
-                      env={"ARTDS_PASSWORD": PASSWORD})
-    assert from_env.returncode == 0, from_env.stderr
-    assert _artds(["user", "role", "--username", "ann", "--role", "physicist"], db).returncode == 0
-    assert _artds(["user", "disable", "--username", "bob"], db).returncode == 0
-    listing = _artds(["user", "list"], db).stdout.splitlines()
-    assert [line.split("\t")[:3] for line in listing] == [["ann", "physicist", "active"],
-                                                          ["bob", "admin", "disabled"]]
+    code, _, err = artds("user", "add", "--username", "bob", "--role", "admin")
+    assert code == 2 and "no password given" in err
+    code, _, err = artds("user", "add", "--username", "bob", "--role", "admin",
+                         "--password-stdin", stdin="short\n")
+    assert code == 2 and "at least 10 characters" in err
+    code, _, err = artds("user", "add", "--username", "bob", "--role", "admin",
+                         env={"ARTDS_PASSWORD": PASSWORD})
+    assert code == 0, err
+    assert artds("user", "role", "--username", "ann", "--role", "physicist")[0] == 0
+    assert artds("user", "disable", "--username", "bob")[0] == 0
+    code, out, _ = artds("user", "list")
+    assert [line.split("\t")[:3] for line in out.splitlines()] == [
+        ["ann", "physicist", "active"], ["bob", "admin", "disabled"]]
     store = Store(f"sqlite:///{db}")
     assert auth.authenticate(store, "ann", PASSWORD, remote="x").user is not None
     assert auth.authenticate(store, "bob", PASSWORD, remote="x").user is None
     store.dispose()
 
 
-def test_serve_refuses_to_start_without_a_first_admin(tmp_path: Path) -> None:
-    db = tmp_path / "serve.sqlite3"
-    result = _artds(["serve", "--port", "1"], db)
-    assert result.returncode == 2
-    assert "no user exists yet" in result.stderr and "ARTDS_ADMIN_USER" in result.stderr
+def test_serve_refuses_to_start_without_a_first_admin(tmp_path: Path, monkeypatch,
+                                                      capsys) -> None:
+    code, _, err = _artds_here(["serve", "--port", "1"], tmp_path / "serve.sqlite3",
+                               monkeypatch, capsys)
+    assert code == 2
+    assert "no user exists yet" in err and "ARTDS_ADMIN_USER" in err
 
 
 def test_first_admin_from_environment(tmp_path: Path) -> None:

@@ -3,6 +3,10 @@ hash checks of the written version, and the clinic table's validation."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from engine.recommend import input_hash
 from engine.store import CaseRecord, Store
 
 PROTOCOL = load_protocol("nsclc")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _store_cases(store: Store, n: int) -> None:
@@ -89,3 +94,34 @@ def test_no_data_without_pooling_is_refused(tmp_path: Path) -> None:
                                                        pool_virtual_trial=False), empty, tmp_path)
     with pytest.raises(ValueError, match="budget"):
         learning.LearningConfig("nsclc", budget="huge")
+
+
+def test_training_worker_exits_when_the_app_is_killed(tmp_path: Path) -> None:
+    # The "app": starts a worker like app/panels/learning.py does, then dies without shutting
+    # the pool down (as when it is killed).
+    script = (
+        "import multiprocessing, os, sys\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from engine.learning import worker_init\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
+        "                               initializer=worker_init, initargs=(os.getpid(), 0.2))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    os._exit(0)\n"
+    )
+    (tmp_path / "app.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "app.py")], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          timeout=120)
+    worker = int(done.stdout.split()[0])
+
+    def running() -> bool:  # a zombie (exited, not yet reaped) counts as gone
+        try:
+            return Path(f"/proc/{worker}/stat").read_text().split(") ")[1][0] != "Z"
+        except (FileNotFoundError, IndexError):
+            return False
+
+    deadline = time.monotonic() + 30
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(), "the worker outlived the app"

@@ -9,9 +9,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, update
 
-from engine.store import Store, StoreError, database_url
+from engine.store import AuthSession, Store, StoreError, database_url
 
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -26,7 +26,7 @@ def _save(store: Store, values: dict, *, label: str = "P-1", source: str = "form
 
 
 def test_migrations_create_every_table_and_are_idempotent(store: Store) -> None:
-    assert store.current_revision() == "0001"
+    assert store.current_revision() == "0002"
     store.upgrade()  # a second start-up changes nothing
     tables = set(inspect(store.engine).get_table_names())
     assert {"users", "auth_sessions", "login_attempts", "settings", "patients",
@@ -187,6 +187,37 @@ def test_sessions_expire_and_revoke(store: Store) -> None:
     store.create_session("ann", "d" * 64, 3600)
     store.set_active("ann", False, by="root")  # disabling ends every session
     assert store.session_user("d" * 64) is None
+
+
+def _last_used(store: Store, token_sha256: str, ago_s: float) -> None:
+    """Pretend the session was last used ``ago_s`` seconds ago."""
+    with store.session() as s:
+        s.execute(update(AuthSession).where(AuthSession.token_sha256 == token_sha256)
+                  .values(last_seen_at=datetime.now(UTC) - timedelta(seconds=ago_s)))
+
+
+def test_sessions_end_when_idle_and_use_keeps_them_alive(store: Store) -> None:
+    store.add_user("ann", "h", "clinician", created_by="cli")
+    store.create_session("ann", "t" * 64, 3600)
+    _last_used(store, "t" * 64, 100)
+    assert store.session_user("t" * 64, idle_s=120) is not None
+    assert store.session_user("t" * 64, idle_s=90) is None  # idle longer than 90 s
+    assert store.session_user("t" * 64) is not None  # no idle limit: only the lifetime counts
+    # A use (touch) older than touch_every_s is recorded and restarts the idle clock ...
+    assert store.session_user("t" * 64, idle_s=120, touch_every_s=30) is not None
+    assert store.session_user("t" * 64, idle_s=90) is not None
+    # ... a read-only check is not a use, and a recent use is not rewritten.
+    _last_used(store, "t" * 64, 100)
+    assert store.session_user("t" * 64, idle_s=120) is not None
+    assert store.session_user("t" * 64, idle_s=90) is None
+    _last_used(store, "t" * 64, 10)
+    store.session_user("t" * 64, idle_s=120, touch_every_s=30)
+    assert store.session_user("t" * 64, idle_s=12) is not None
+    assert store.session_user("t" * 64, idle_s=9) is None  # still 10 s ago: not rewritten
+    # An idle session is not revived by a use.
+    _last_used(store, "t" * 64, 200)
+    assert store.session_user("t" * 64, idle_s=120, touch_every_s=30) is None
+    assert store.session_user("t" * 64, idle_s=120) is None
 
 
 def test_failed_login_counts(store: Store) -> None:

@@ -1,0 +1,190 @@
+"""app.auth.LoginGate as plain ASGI (no browser): cookies, idle timeout, the guarded websocket.
+
+The gate wraps a stand-in app that records what reaches it, so these tests see exactly what the
+gate lets through. The browser's side (sent to the login page) is in tests/e2e/test_clinic.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import update
+
+from app import auth as gate_module
+from app.auth import COOKIE_NAME, LoginGate
+from engine import auth
+from engine.store import AuthSession, Store
+
+PASSWORD = "correct horse battery"
+IDLE_S = 600
+
+
+class Inner:
+    """Stand-in app: answers HTTP with 200, and on a websocket records every message."""
+
+    def __init__(self) -> None:
+        self.http_paths: list[str] = []
+        self.ws_messages: list[str] = []
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] == "http":
+            self.http_paths.append(scope["path"])
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"app"})
+            return
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            self.ws_messages.append(message["text"])
+
+
+@pytest.fixture
+def gate(sqlite_store: Store, monkeypatch) -> tuple[LoginGate, Inner, str]:
+    """The gate around :class:`Inner` (idle timeout 10 minutes) and a live session's cookie."""
+    monkeypatch.setenv(auth.SESSION_IDLE_ENV, str(IDLE_S))
+    monkeypatch.setattr(gate_module, "_WS_CHECK_EVERY_S", 0.0)  # check every message
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    inner = Inner()
+    g = LoginGate(inner, sqlite_store)
+    token = auth.start_session(sqlite_store, "ann", g.max_age_s)
+    return g, inner, g.signer.sign(token)
+
+
+def _scope(kind: str, path: str, cookie: str | None) -> dict:
+    headers = [(b"host", b"testserver")]
+    if cookie:
+        headers.append((b"cookie", f"{COOKIE_NAME}={cookie}".encode()))
+    return {"type": kind, "path": path, "raw_path": path.encode(), "query_string": b"",
+            "headers": headers, "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+            "scheme": "http" if kind == "http" else "ws", "root_path": "", "method": "GET",
+            "http_version": "1.1"}
+
+
+def _get(g: LoginGate, path: str, cookie: str | None) -> tuple[int, dict[bytes, bytes]]:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(g(_scope("http", path, cookie), receive, send))
+    return sent[0]["status"], dict(sent[0].get("headers", []))
+
+
+def _idle_for(store: Store, seconds: float) -> None:
+    with store.session() as s:
+        s.execute(update(AuthSession).values(
+            last_seen_at=datetime.now(UTC) - timedelta(seconds=seconds)))
+
+
+def _last_used(store: Store) -> datetime:
+    with store.session() as s:
+        return s.query(AuthSession.last_seen_at).scalar()
+
+
+def test_requests_need_a_live_session_and_count_as_use(gate, sqlite_store: Store) -> None:
+    g, inner, cookie = gate
+    assert _get(g, "/", None)[0] == 303 and _get(g, "/www/app.css", None)[0] == 401
+    assert _get(g, "/", cookie)[0] == 200 and inner.http_paths == ["/"]
+    _idle_for(sqlite_store, IDLE_S - 60)  # in use 9 minutes ago: still live, and now used again
+    assert _get(g, "/www/app.css", cookie)[0] == 200
+    assert datetime.now(UTC) - _last_used(sqlite_store) < timedelta(seconds=60)
+    _idle_for(sqlite_store, IDLE_S + 1)  # unused for longer than the idle timeout
+    status, headers = _get(g, "/", cookie)
+    assert status == 303 and headers[b"location"] == b"login"
+    assert _get(g, "/www/app.css", cookie)[0] == 401
+    assert inner.http_paths == ["/", "/www/app.css"]
+
+
+def test_login_page_names_both_limits(gate) -> None:
+    g, _, _ = gate
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(g(_scope("http", "/login", None), receive, send))
+    page = b"".join(m.get("body", b"") for m in sent).decode()
+    assert "after 10 minutes without use" in page and "after 8 hours at the latest" in page
+
+
+def _websocket(g: LoginGate, cookie: str, script) -> list[dict]:
+    """Open a websocket through the gate; ``script(push)`` sends browser messages (``push(text)``
+    or ``push(None)`` to disconnect). Returns what the gate and app sent to the browser."""
+    to_app: asyncio.Queue = asyncio.Queue()
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def main() -> None:
+        await to_app.put({"type": "websocket.connect"})
+        task = asyncio.create_task(g(_scope("websocket", "/websocket/", cookie), to_app.get,
+                                     send))
+
+        async def push(text: str | None) -> None:
+            await to_app.put({"type": "websocket.disconnect", "code": 1000} if text is None
+                             else {"type": "websocket.receive", "text": text})
+            for _ in range(50):  # let the gate (a thread for the database) and app run
+                await asyncio.sleep(0.01)
+
+        await script(push)
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    return sent
+
+
+def test_websocket_messages_count_as_use_and_stop_when_idle(gate, sqlite_store: Store) -> None:
+    g, inner, cookie = gate
+
+    async def script(push) -> None:
+        await push("first")
+        _idle_for(sqlite_store, IDLE_S - 60)
+        await push("second")  # a use: restarts the idle clock
+        assert datetime.now(UTC) - _last_used(sqlite_store) < timedelta(seconds=60)
+        _idle_for(sqlite_store, IDLE_S + 1)
+        await push("third")  # the session ended: dropped, the browser is told
+        await push("fourth")
+        await push(None)
+
+    sent = _websocket(g, cookie, script)
+    assert inner.ws_messages == ["first", "second"]
+    told = [json.loads(m["text"]) for m in sent if m["type"] == "websocket.send"]
+    assert told == [{"custom": {gate_module.SESSION_ENDED_MESSAGE: {}}}]  # once
+
+
+def test_websocket_stops_after_logout_elsewhere(gate, sqlite_store: Store) -> None:
+    g, inner, cookie = gate
+    token = g.signer.unsign(cookie, g.max_age_s)
+
+    async def script(push) -> None:
+        await push("before")
+        auth.end_session(sqlite_store, token, username="ann")  # e.g. "Log out" in another tab
+        await push("after")
+        await push(None)
+
+    _websocket(g, cookie, script)
+    assert inner.ws_messages == ["before"]
+
+
+def test_websocket_without_a_live_session_is_refused(gate, sqlite_store: Store) -> None:
+    g, inner, cookie = gate
+    _idle_for(sqlite_store, IDLE_S + 1)
+
+    async def script(push) -> None:
+        return None
+
+    sent = _websocket(g, cookie, script)
+    assert sent == [{"type": "websocket.close", "code": 1008}] and inner.ws_messages == []
