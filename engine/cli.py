@@ -741,9 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     odm.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
     odm.add_argument("--budget", default="default",
-                     choices=("default", "paper", "paper-100", "tiny"),
+                     choices=("default", "long", "paper", "paper-100", "tiny"),
                      help="default: 100 ODM epochs, resampled planning on the ensemble-mean "
-                          "ARTE; paper: as printed (300 epochs); paper-100: the paper's method "
+                          "ARTE; long: the same for 300 epochs; paper: as printed (300 "
+                          "epochs); paper-100: the paper's method "
                           "at 100 epochs; tiny: smoke test")
     odm.add_argument("--arch", nargs="+", default=["glogd", "single"],
                      choices=("glogd", "single"), help="outcome architectures (default both)")
