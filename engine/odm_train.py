@@ -829,7 +829,21 @@ def summarise_odm_evaluation(
         "created": meta.created,
         "cohort_version": payload["cohort_version"],
         "gan_jsd_vs_training_mean": payload.get("gan_jsd_vs_training_mean"),
+        "planning": _planning_summary(payload),
         "architectures": archs,
+    }
+
+
+def _planning_summary(payload: dict[str, Any]) -> dict[str, Any]:
+    """How the members planned and what is served (for the review text and the JSON)."""
+    config = ODMConfig.from_dict(payload["odm_config"])
+    return {
+        "n_synthetic": payload.get("n_synthetic", N_SYNTHETIC),
+        "n_planning_patients": config.n_planning_patients,
+        "planning_resample": config.planning_resample,
+        "planning_arte": config.planning_arte,
+        "serving_rule": config.serving_rule,
+        "epochs": config.epochs,
     }
 
 

@@ -109,6 +109,9 @@ def test_evaluation_payload_and_summary(trained):
     summary = summarise_odm_evaluation(payload, meta, served)
     g = summary["architectures"]["glogd"]
     assert g["stale"] is False
+    assert summary["planning"] == {"n_synthetic": 1_000, "n_planning_patients": 200,
+                                   "planning_resample": True, "planning_arte": "ensemble",
+                                   "serving_rule": "mean-dose", "epochs": 3}
     for group in ("overall", "positive", "negative"):
         assert g["rmsd_gy"][group]["mean"] >= g["mad_gy"][group]["mean"] - 1e-12
         shares = g["self_evaluation"][group]
