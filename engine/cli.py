@@ -740,8 +740,12 @@ def build_parser() -> argparse.ArgumentParser:
         "odm", help="GAN, then Double-DQN decision makers on the served outcome models, evaluated"
     )
     odm.add_argument("--protocol", required=True, choices=PROTOCOL_NAMES)
-    odm.add_argument("--budget", default="default", choices=("default", "paper", "tiny"),
-                     help="default: 100 ODM epochs; paper: 300 as printed; tiny: smoke test")
+    odm.add_argument("--budget", default="default",
+                     choices=("default", "long", "paper", "paper-100", "tiny"),
+                     help="default: 100 ODM epochs, resampled planning on the ensemble-mean "
+                          "ARTE; long: the same for 300 epochs; paper: as printed (300 "
+                          "epochs); paper-100: the paper's method "
+                          "at 100 epochs; tiny: smoke test")
     odm.add_argument("--arch", nargs="+", default=["glogd", "single"],
                      choices=("glogd", "single"), help="outcome architectures (default both)")
     odm.add_argument("--reuse-gan", action="store_true",

@@ -310,9 +310,15 @@ def _add_goal_regions(fig: go.Figure, protocol: Protocol) -> None:
 
 
 def recommendation_text(rec: Recommendation, *, q: bool = True) -> str:
-    """"3.12 ± 0.05 Gy/fx (q 2.71)" for an ODM recommendation, "3.2 Gy/fx" otherwise."""
+    """"3.12 ± 0.05 Gy/fx (q 2.71)" for an ODM serving the members' mean dose, "3.20 Gy/fx
+    (members 3.12 ± 0.05, q 2.71)" for one serving the best mean-q grid dose, "3.2 Gy/fx"
+    without an ODM."""
     if rec.recommended_dose_sem_gy is None:
         return f"{_fmt_dose(rec.recommended_dose_gy)} Gy/fx"
+    if rec.odm_serving_rule == "mean-q" and rec.member_mean_dose_gy is not None:
+        q_text = "" if rec.q_value is None or not q else f", q {rec.q_value:.2f}"
+        return (f"{rec.recommended_dose_gy:.2f} Gy/fx (members {rec.member_mean_dose_gy:.2f} ± "
+                f"{rec.recommended_dose_sem_gy:.2f}{q_text})")
     q_text = "" if rec.q_value is None or not q else f" (q {rec.q_value:.2f})"
     return f"{rec.recommended_dose_gy:.2f} ± {rec.recommended_dose_sem_gy:.2f} Gy/fx{q_text}"
 

@@ -44,6 +44,8 @@ from engine.protocols import Protocol
 
 __all__ = [
     "BATCH_UNITS",
+    "PLANNING_ARTES",
+    "SERVING_RULES",
     "DoubleDQN",
     "ODMConfig",
     "ODMEnsemble",
@@ -61,6 +63,11 @@ __all__ = [
 BATCH_UNITS: tuple[str, ...] = ("state", "transition")
 """What a minibatch of ``batch_size`` holds: planned states with all their doses, or single
 transitions (see the module docstring)."""
+PLANNING_ARTES: tuple[str, ...] = ("member", "ensemble")
+"""Which ARTE member k plans on: its own outcome-ensemble member k (the paper), or the
+ensemble-mean curves that the exact argmax is computed on (see :class:`ODMConfig`)."""
+SERVING_RULES: tuple[str, ...] = ("mean-dose", "mean-q")
+"""How the ensemble's served dose is formed from its members (see :class:`ODMPrediction`)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,20 @@ class ODMConfig:
     grad_clip_norm: float = 10.0
     """Gradient norm clip of each step (0 disables)."""
     n_planning_patients: int = 4000
-    """Synthetic patients drawn with replacement for one member's planning memory."""
+    """Synthetic patients drawn with replacement for one member's planning memory (with
+    ``planning_resample``: drawn afresh from the synthetic pool for every epoch)."""
+    planning_resample: bool = False
+    """False (the paper): one fixed draw of ``n_planning_patients`` is the memory for every
+    epoch. True: the whole synthetic pool is planned and every epoch draws its own
+    ``n_planning_patients`` from it with replacement — same steps per epoch, more distinct
+    patients seen (measured in docs/model-card-odm.md: it generalises better)."""
+    planning_arte: str = "member"
+    """``"member"`` (the paper): member k's rewards come from outcome-ensemble member k, so
+    the members' spread carries the outcome model's uncertainty. ``"ensemble"``: every member
+    plans on the ensemble-mean TCP/NTCP curves, the environment of the served exact argmax."""
+    serving_rule: str = "mean-dose"
+    """``"mean-dose"`` (the paper): serve the members' mean greedy dose. ``"mean-q"``: serve
+    the grid dose with the highest members'-mean q-value (see :class:`ODMPrediction`)."""
     seed: int = 0
     """Seed of the initialisation, the planning draw and the minibatch order."""
 
@@ -105,6 +125,9 @@ class ODMConfig:
             "huber_delta": self.huber_delta > 0,
             "grad_clip_norm": self.grad_clip_norm >= 0,
             "n_planning_patients": self.n_planning_patients >= 1,
+            "planning_resample": isinstance(self.planning_resample, bool),
+            "planning_arte": self.planning_arte in PLANNING_ARTES,
+            "serving_rule": self.serving_rule in SERVING_RULES,
             "seed": self.seed >= 0,
         }
         for name, ok in checks.items():
@@ -231,7 +254,8 @@ class DoubleDQN:
     Args:
         n_state: state dimension S.
         n_actions: number of actions A.
-        config: hyperparameters (``n_planning_patients`` is not used here).
+        config: hyperparameters (``n_planning_patients`` is used only with
+            ``planning_resample``, as the number of states drawn per epoch).
 
     Learned attributes after :meth:`fit`: ``online_`` and ``target_`` (:class:`QNetwork`) and
     ``loss_`` (mean Huber loss per epoch).
@@ -275,13 +299,22 @@ class DoubleDQN:
         self.target_.requires_grad_(False)
         # The fused CPU kernel gives the same update several times faster for these small nets.
         opt = torch.optim.Adam(self.online_.parameters(), lr=cfg.lr, fused=True)
+        # Rows per epoch: the whole fixed memory, or a fresh draw of n_planning_patients planned
+        # states (with all their doses) from a memory holding the whole synthetic pool.
+        per_epoch = cfg.n_planning_patients * memory.actions.shape[1]
         if cfg.batch_unit == "transition":
             memory = memory.flattened()
+        else:
+            per_epoch = cfg.n_planning_patients
         self.loss_: list[float] = []
         self.online_.train()
         n = len(memory)
         for _ in range(cfg.epochs):
-            perm = torch.from_numpy(rng.permutation(n))
+            if cfg.planning_resample:
+                order = rng.choice(n, size=per_epoch, replace=True)
+            else:
+                order = rng.permutation(n)
+            perm = torch.from_numpy(order)
             total = torch.zeros(())
             for idx in perm.split(cfg.batch_size):
                 batch = memory.rows(idx)
@@ -295,7 +328,7 @@ class DoubleDQN:
                 opt.step()
                 polyak_update(self.target_, self.online_, cfg.polyak)
                 total += loss.detach() * len(idx)
-            self.loss_.append(float(total) / n)
+            self.loss_.append(float(total) / len(perm))
         self.online_.eval()
         return self
 
@@ -360,7 +393,14 @@ def plan(
 
 @dataclass(frozen=True)
 class ODMPrediction:
-    """The ODM ensemble's recommendation for a batch of cases."""
+    """The ODM ensemble's recommendation for a batch of cases.
+
+    Two serving rules (``serving_rule``): ``"mean-dose"``, the paper's, serves the members' mean
+    greedy dose; ``"mean-q"`` serves the grid dose with the highest q-value averaged over the
+    members. Both are reported with the members' mean dose and its standard error. The reward
+    jumps by 1–2 at goal boundaries, so the mean of doses either side of a boundary can land on
+    its wrong side, while the mean-q dose is always a dose the members scored.
+    """
 
     doses_gy: np.ndarray
     """Candidate doses per fraction, Gy, [D]."""
@@ -370,19 +410,39 @@ class ODMPrediction:
     """Each member's greedy dose (lowest dose on ties), Gy, [M, P]."""
     member_q_value: np.ndarray
     """Each member's q-value at its greedy dose, [M, P]."""
+    serving_rule: str = "mean-dose"
+    """One of :data:`SERVING_RULES`: which dose :attr:`dose_gy` serves."""
 
     @property
     def n_members(self) -> int:
         return int(self.q_values.shape[0])
 
     @property
-    def dose_gy(self) -> np.ndarray:
-        """Recommended dose per fraction: the members' mean, Gy, [P]."""
+    def member_mean_dose_gy(self) -> np.ndarray:
+        """The members' mean greedy dose per fraction, Gy, [P] (the paper's recommendation)."""
         return self.member_dose_gy.mean(axis=0)
 
     @property
+    def mean_q_index(self) -> np.ndarray:
+        """Grid index of the highest members'-mean q-value (lowest dose on ties), [P]."""
+        return np.argmax(self.q_values.mean(axis=0), axis=1)
+
+    @property
+    def mean_q_dose_gy(self) -> np.ndarray:
+        """Grid dose with the highest members'-mean q-value, Gy, [P]."""
+        return self.doses_gy[self.mean_q_index]
+
+    @property
+    def dose_gy(self) -> np.ndarray:
+        """Recommended dose per fraction under ``serving_rule``, Gy, [P]."""
+        if self.serving_rule == "mean-q":
+            return self.mean_q_dose_gy
+        return self.member_mean_dose_gy
+
+    @property
     def dose_sem_gy(self) -> np.ndarray:
-        """Standard error of the mean dose, sd(ddof=1)/√M, Gy, [P]; 0 for one member."""
+        """Standard error of the members' mean greedy dose, sd(ddof=1)/√M, Gy, [P]; 0 for one
+        member (the members' disagreement, whichever rule serves)."""
         m = self.n_members
         if m < 2:
             return np.zeros(self.member_dose_gy.shape[1])
@@ -390,7 +450,12 @@ class ODMPrediction:
 
     @property
     def q_value(self) -> np.ndarray:
-        """Confidence: the members' mean q-value of their chosen dose (expected reward), [P]."""
+        """Confidence, the expected reward of the served choice, [P]: with ``"mean-dose"`` the
+        members' mean q-value of their own greedy dose; with ``"mean-q"`` the members' mean
+        q-value of the served grid dose."""
+        if self.serving_rule == "mean-q":
+            mean_q = self.q_values.mean(axis=0)  # [P, D]
+            return np.take_along_axis(mean_q, self.mean_q_index[:, None], axis=1)[:, 0]
         return self.member_q_value.mean(axis=0)
 
 
@@ -405,6 +470,8 @@ class ODMEnsemble:
         rtoe_version: version of the outcome-model ensemble the members were trained against;
             serving compares it with the served outcome model's version.
         arch: architecture of that outcome model (``"glogd"``, ``"single"``).
+        serving_rule: one of :data:`SERVING_RULES` (the members' training config).
+        planning_arte: one of :data:`PLANNING_ARTES`: the environment the members planned on.
     """
 
     def __init__(
@@ -416,9 +483,19 @@ class ODMEnsemble:
         version: str,
         rtoe_version: str,
         arch: str,
+        serving_rule: str = "mean-dose",
+        planning_arte: str = "member",
     ) -> None:
         if not members:
             raise ValueError("an ODM ensemble needs at least one member")
+        if serving_rule not in SERVING_RULES:
+            raise ValueError(f"serving_rule={serving_rule!r}; choose one of "
+                             f"{', '.join(SERVING_RULES)}")
+        if planning_arte not in PLANNING_ARTES:
+            raise ValueError(f"planning_arte={planning_arte!r}; choose one of "
+                             f"{', '.join(PLANNING_ARTES)}")
+        self.serving_rule = serving_rule
+        self.planning_arte = planning_arte
         self.protocol = protocol
         self.encoder = encoder
         self.members = list(members)
@@ -444,6 +521,7 @@ class ODMEnsemble:
             q_values=q,
             member_dose_gy=doses[best],
             member_q_value=np.take_along_axis(q, best[..., None], axis=2)[..., 0],
+            serving_rule=self.serving_rule,
         )
 
 

@@ -25,10 +25,11 @@ networks, i.e. exactly what is served.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ import pandas as pd
 import torch
 
 from engine import registry
-from engine.arte import at_dose, evaluate_arte, reward
+from engine.arte import at_dose, evaluate_arte, goal_index, reward
 from engine.cohort import ReferenceModel, generate_cohort
 from engine.evaluation import (
     best_fixed_dose,
@@ -56,6 +57,7 @@ from engine.odm import (
     ODMEnsemble,
     ODMPrediction,
     QNetwork,
+    Transitions,
     arte_member,
     ensemble_version,
     plan,
@@ -106,23 +108,45 @@ class Budget:
     """Hyperparameters of each ODM member (its seed is set per member)."""
     description: str
     """One line on what the budget is for."""
+    n_synthetic: int = N_SYNTHETIC
+    """Synthetic patients in the pool the ODM members plan on (the paper's 10,000; the
+    distribution checks always use 10,000)."""
 
 
 BUDGETS: dict[str, Budget] = {
     "paper": Budget(
         GANConfig(),
         ODMConfig(),
-        "ARCliDS S5/S6 as printed: GAN 500 epochs; ODM 300 epochs on 4,000 patients.",
+        "ARCliDS S5/S6 as printed: GAN 500 epochs; ODM 300 epochs on one draw of 4,000 of "
+        "10,000 synthetic patients, member k on ARTE member k, the members' mean dose served.",
+    ),
+    "paper-100": Budget(
+        GANConfig(),
+        ODMConfig(epochs=100),
+        "The paper's method at 100 ODM epochs (the comparison row of docs/model-card-odm.md).",
     ),
     "default": Budget(
         GANConfig(),
-        ODMConfig(epochs=100),
-        "The paper's GAN and networks; ODM 100 epochs (measured in docs/model-card-odm.md).",
+        ODMConfig(epochs=100, planning_resample=True, planning_arte="ensemble"),
+        "The paper's GAN and networks; ODM 100 epochs of 4,000 patients drawn afresh per epoch "
+        "from 50,000, every member on the ensemble-mean ARTE (measured in "
+        "docs/model-card-odm.md).",
+        n_synthetic=50_000,
+    ),
+    "long": Budget(
+        GANConfig(),
+        ODMConfig(epochs=300, planning_resample=True, planning_arte="ensemble"),
+        "The default at the paper's 300 ODM epochs: better NSCLC reward capture for 3x the "
+        "ODM time (measured in docs/model-card-odm.md).",
+        n_synthetic=50_000,
     ),
     "tiny": Budget(
         GANConfig(hidden=32, n_layers=2, latent_dim=8, epochs=3),
-        ODMConfig(hidden=32, n_layers=2, epochs=3, n_planning_patients=200),
-        "Smoke-test budget for CI: seconds, not a usable model.",
+        ODMConfig(hidden=32, n_layers=2, epochs=3, n_planning_patients=200,
+                  planning_resample=True, planning_arte="ensemble"),
+        "Smoke-test budget for CI (the default's planning, tiny networks): seconds, not a "
+        "usable model.",
+        n_synthetic=1_000,
     ),
 }
 """Training budgets of ``artds train odm --budget``."""
@@ -295,27 +319,72 @@ def _member_state(
     return state
 
 
+@lru_cache(maxsize=1)
+def _planning_memory(
+    protocol_name: str, arch: str, models_dir: str, n_synthetic: int, gan_sha256: str,
+    rtoe_version: str, n_planning: int, resample: bool, planning_arte: str, seed: int,
+    member: int,
+) -> tuple[pd.DataFrame, Transitions, TabularTransform, float]:
+    """The planning cases, their memory, the state encoder and the mean planned reward.
+
+    Cached (one entry) per worker process: with ``planning_arte="ensemble"`` and resampling,
+    the five members plan on the same pool with the same environment, so a worker that runs
+    several members evaluates ARTE over the pool once. The key holds the GAN's sha256 and the
+    outcome ensemble's version, so a retrained model is never served from the cache.
+    """
+    from engine.rtoe_train import load_served_model
+
+    protocol = load_protocol(protocol_name)
+    gan, gan_meta = load_gan(protocol_name, models_dir)
+    model = load_served_model(protocol_name, arch, models_dir)
+    if gan_meta.sha256 != gan_sha256 or model.version != rtoe_version:
+        raise registry.ArtifactError("the GAN or the outcome models changed while training")
+    pool = synthetic_pool(gan, n_synthetic)
+    encoder = TabularTransform(protocol).fit(pool)
+    if resample:
+        # The whole pool is planned; DoubleDQN draws n_planning_patients of it per epoch.
+        cases = pool
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, member, 4_000]))
+        draw = rng.choice(len(pool), size=n_planning, replace=True)
+        cases = pool.iloc[draw].reset_index(drop=True)
+    if planning_arte == "ensemble":
+        arte = evaluate_arte(cases, protocol, model)
+        tcp, ntcp = arte.tcp.mean(axis=0), arte.ntcp.mean(axis=0)  # [P, D]
+        arte = dataclasses.replace(
+            arte, tcp=tcp[None], ntcp=ntcp[None], reward=reward(tcp, ntcp, protocol.goals)[None],
+            goal=goal_index(tcp, ntcp, protocol.goals)[None],
+            goal_flags=np.stack([(tcp > g.tcp_min) & (ntcp < g.ntcp_max)
+                                 for g in protocol.goals])[:, None],
+        )
+    else:
+        arte = evaluate_arte(cases, protocol, arte_member(model, member))
+    memory, _ = plan(cases, protocol, arte, encoder)
+    return cases, memory, encoder, float(arte.reward.mean())
+
+
 def _odm_job(job: OdmJob) -> dict[str, Any]:
-    """Plan on synthetic patients with ARTE member k, learn by Double DQN, return the weights."""
+    """Plan on synthetic patients with ARTE (member k's or the ensemble mean), learn by Double
+    DQN, return the weights."""
     from engine.rtoe_train import load_served_model
 
     protocol = load_protocol(job.protocol)
     config = ODMConfig.from_dict(job.config)
-    gan, _ = load_gan(job.protocol, job.models_dir)
-    pool = synthetic_pool(gan, job.n_synthetic)
-    encoder = TabularTransform(protocol).fit(pool)
+    _, gan_meta = load_gan(job.protocol, job.models_dir)
     model = load_served_model(job.protocol, job.arch, job.models_dir)
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, job.member, 4_000]))
-    draw = rng.choice(len(pool), size=config.n_planning_patients, replace=True)
-    cases = pool.iloc[draw].reset_index(drop=True)
-    arte = evaluate_arte(cases, protocol, arte_member(model, job.member))
-    memory, _ = plan(cases, protocol, arte, encoder)
+    shared = config.planning_arte == "ensemble" and config.planning_resample
+    cases, memory, encoder, reward_mean = _planning_memory(
+        job.protocol, job.arch, job.models_dir, job.n_synthetic, gan_meta.sha256, model.version,
+        config.n_planning_patients, config.planning_resample, config.planning_arte,
+        # member k's draw (and, in member mode, its ARTE member); a shared memory has neither
+        *((-1, -1) if shared else (config.seed, job.member)),
+    )
     dqn = DoubleDQN(memory.states.shape[1], len(protocol.dose_grid_gy), config).fit(memory)
     return {
         "state": _member_state(dqn, encoder, len(protocol.dose_grid_gy)),
         "loss": dqn.loss_,
         "planning_hash": registry.data_hash(cases),
-        "planning_reward_mean": float(arte.reward.mean()),
+        "planning_reward_mean": reward_mean,
     }
 
 
@@ -338,6 +407,13 @@ def _ensemble(
     protocol: Protocol, arch: str, states: Sequence[dict], metas: Sequence[Any]
 ) -> ODMEnsemble:
     configs = [ODMConfig.from_dict(m.config["odm"]) for m in metas]
+    rules = {(c.serving_rule, c.planning_arte) for c in configs}
+    if len(rules) != 1:
+        raise registry.ArtifactError(
+            f"odm/{protocol.name}_{arch}_*: members disagree on the serving rule or the "
+            f"planning environment; retrain with `artds train odm --protocol {protocol.name}`"
+        )
+    serving_rule, planning_arte = rules.pop()
     rtoe_versions = {m.config["rtoe_version"] for m in metas}
     if len(rtoe_versions) != 1:
         raise registry.ArtifactError(
@@ -359,6 +435,8 @@ def _ensemble(
         version=ensemble_version(protocol.name, arch, [m.sha256 for m in metas]),
         rtoe_version=rtoe_versions.pop(),
         arch=arch,
+        serving_rule=serving_rule,
+        planning_arte=planning_arte,
     )
 
 
@@ -496,14 +574,25 @@ def evaluate_odm(
         tcp, ntcp = arte.tcp.mean(axis=0), arte.ntcp.mean(axis=0)  # [P, D]
         exact_dose = doses[np.argmax(reward(tcp, ntcp, protocol.goals), axis=1)]
         served = _reward_capture(protocol, tcp, ntcp, pred.dose_gy)
+        # Each member on the environment it planned on: its own ARTE member, or the mean.
+        own = odm.planning_arte == "member"
         per_member = [
-            _reward_capture(protocol, arte.tcp[k], arte.ntcp[k], pred.member_dose_gy[k])
+            _reward_capture(protocol, arte.tcp[k] if own else tcp, arte.ntcp[k] if own else ntcp,
+                            pred.member_dose_gy[k])
             for k in range(pred.n_members)
         ]
         clinical = cases["dose_adapt_gy"].to_numpy(np.float64)
+        by_rule = {
+            rule: {key: value for key, value in _reward_capture(protocol, tcp, ntcp, dose).items()
+                   if key in ("argmax_reward_ratio", "gain_captured", "reward_mean")}
+            for rule, dose in (("mean-dose", pred.member_mean_dose_gy),
+                               ("mean-q", pred.mean_q_dose_gy))
+        }
         m: dict[str, Any] = {
             "n_cases": len(cases),
             **served,
+            "serving_rule": odm.serving_rule,
+            "by_serving_rule": by_rule,
             "per_member": {
                 key: mean_sem(np.array([pm[key] if pm[key] is not None else np.nan
                                         for pm in per_member]))
@@ -515,6 +604,7 @@ def evaluate_odm(
             "q_value_mean": float(pred.q_value.mean()),
             "regret": _regret(protocol, cases, {
                 "odm": pred.dose_gy, "exact_argmax": exact_dose, "historic": clinical,
+                "odm_mean_dose": pred.member_mean_dose_gy, "odm_mean_q": pred.mean_q_dose_gy,
             }),
         }
         if label == "trial":
@@ -563,6 +653,7 @@ def _patient_rows(protocol: Protocol, cases: pd.DataFrame, pred: ODMPrediction,
         "toxicity": tox.tolist(),
         "recommended_dose_gy": [round(float(v), 6) for v in pred.dose_gy],
         "recommended_dose_sem_gy": [round(float(v), 6) for v in pred.dose_sem_gy],
+        "member_mean_dose_gy": [round(float(v), 6) for v in pred.member_mean_dose_gy],
         "q_value": [round(float(v), 6) for v in pred.q_value],
         "exact_argmax_dose_gy": exact_dose.tolist(),
         "self_evaluation": self_evaluation(pred.dose_gy, clinical, tc, tox, window).tolist(),
@@ -608,6 +699,7 @@ def train_odm(
     trial, cohort = _training_table(protocol_name)
     fresh, _ = evaluation_cohort(protocol_name)
     base = replace(BUDGETS[budget].odm, seed=seed)
+    n_synthetic = BUDGETS[budget].n_synthetic
     payload: dict[str, Any] = {
         "protocol": protocol_name,
         "budget": budget,
@@ -616,7 +708,7 @@ def train_odm(
         "gan_sha256": gan_meta.sha256,
         "gan_jsd_vs_training_mean": gan_meta.metrics.get("jsd_vs_training_mean"),
         "cohort_version": cohort.version,
-        "n_synthetic": N_SYNTHETIC,
+        "n_synthetic": n_synthetic,
         "architectures": {},
     }
     for arch in archs:
@@ -625,7 +717,7 @@ def train_odm(
         _, ntcp_metas = load_members(protocol_name, arch, protocol.oar.outcome, models_dir)
         jobs = [
             OdmJob(protocol_name, arch, k, replace(base, seed=seed + k).to_dict(),
-                   str(models_dir))
+                   str(models_dir), n_synthetic=n_synthetic)
             for k in range(N_MEMBERS)
         ]
         log(f"{protocol_name} {arch}: planning and learning {N_MEMBERS} ODM members "
@@ -651,9 +743,13 @@ def train_odm(
                     "odm": config.to_dict(),
                     "weight_dtype": str(WEIGHT_DTYPE).removeprefix("torch."),
                     "rtoe_version": model.version,
-                    "rtoe_member_sha256": {"tcp": tm.sha256, "ntcp": nm.sha256},
+                    # the outcome artifacts the member planned on: member k's, or all of them
+                    **({"rtoe_member_sha256": {"tcp": tm.sha256, "ntcp": nm.sha256}}
+                       if config.planning_arte == "member" else
+                       {"rtoe_sha256": {"tcp": [m.sha256 for m in tcp_metas],
+                                        "ntcp": [m.sha256 for m in ntcp_metas]}}),
                     "gan_sha256": gan_meta.sha256,
-                    "n_synthetic": N_SYNTHETIC,
+                    "n_synthetic": n_synthetic,
                 },
                 data_hash=result["planning_hash"],
                 cohort_version=cohort.version,
@@ -695,8 +791,9 @@ def load_odm_evaluation(protocol_name: str, models_dir: Any = None) -> tuple[dic
 
 _SUMMARY_KEYS = (
     "rmsd_gy", "mad_gy", "self_evaluation", "n_by_outcome", "argmax_reward_ratio",
-    "gain_captured", "per_member", "best_fixed_dose_gy", "exact_match_rate",
-    "dose_abs_error_vs_exact_argmax_gy", "dose_sem_mean_gy", "q_value_mean", "regret",
+    "gain_captured", "serving_rule", "by_serving_rule", "per_member", "best_fixed_dose_gy",
+    "exact_match_rate", "dose_abs_error_vs_exact_argmax_gy", "dose_sem_mean_gy", "q_value_mean",
+    "regret",
 )
 
 
@@ -732,7 +829,21 @@ def summarise_odm_evaluation(
         "created": meta.created,
         "cohort_version": payload["cohort_version"],
         "gan_jsd_vs_training_mean": payload.get("gan_jsd_vs_training_mean"),
+        "planning": _planning_summary(payload),
         "architectures": archs,
+    }
+
+
+def _planning_summary(payload: dict[str, Any]) -> dict[str, Any]:
+    """How the members planned and what is served (for the review text and the JSON)."""
+    config = ODMConfig.from_dict(payload["odm_config"])
+    return {
+        "n_synthetic": payload.get("n_synthetic", N_SYNTHETIC),
+        "n_planning_patients": config.n_planning_patients,
+        "planning_resample": config.planning_resample,
+        "planning_arte": config.planning_arte,
+        "serving_rule": config.serving_rule,
+        "epochs": config.epochs,
     }
 
 

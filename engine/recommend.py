@@ -71,8 +71,9 @@ class Recommendation:
     goal: list[str | None]
     """Name of the first goal met per dose, None where no goal is met."""
     recommended_dose_gy: float
-    """Recommended dose per fraction, Gy: the ODM members' mean greedy dose, or the exact reward
-    argmax when no ODM serves (see ``recommender``)."""
+    """Recommended dose per fraction, Gy: the ODM ensemble's served dose (its serving rule: the
+    members' mean greedy dose, or the grid dose with the highest members'-mean q-value), or the
+    exact reward argmax when no ODM serves (see ``recommender``)."""
     recommended_tcp: float
     """TCP at the recommended dose (ensemble mean, linear between grid doses)."""
     recommended_ntcp: float
@@ -86,8 +87,15 @@ class Recommendation:
     recommended_dose_sem_gy: float | None = None
     """Standard error of the ODM members' mean dose, Gy; None without an ODM."""
     q_value: float | None = None
-    """The ODM members' mean q-value of their chosen dose (expected reward, 0–3 with the goal
+    """The ODM members' mean q-value of the chosen dose (expected reward, 0–3 with the goal
     bonuses): the recommendation's confidence; None without an ODM."""
+    member_mean_dose_gy: float | None = None
+    """The ODM members' mean greedy dose, Gy (what ``recommended_dose_sem_gy`` is the standard
+    error of; equals ``recommended_dose_gy`` under the ``mean-dose`` rule); None without an
+    ODM."""
+    odm_serving_rule: str | None = None
+    """``"mean-dose"`` or ``"mean-q"``: how the ODM formed ``recommended_dose_gy``; None without
+    an ODM."""
     member_doses_gy: list[float] | None = None
     """Each ODM member's greedy dose, Gy; None without an ODM."""
     recommender: str = EXACT_ARGMAX
@@ -188,6 +196,8 @@ def recommend(
                 "recommended_dose_sem_gy": float(pred.dose_sem_gy[i]),
                 "q_value": float(pred.q_value[i]),
                 "member_doses_gy": [float(d) for d in pred.member_dose_gy[:, i]],
+                "member_mean_dose_gy": float(pred.member_mean_dose_gy[i]),
+                "odm_serving_rule": odm.serving_rule,
                 "odm_version": odm.version,
             }
         out.append(

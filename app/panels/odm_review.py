@@ -27,6 +27,22 @@ from engine.protocols import Protocol
 __all__ = ["odm_review_server", "odm_review_ui"]
 
 
+def _planning_text(planning: dict | None) -> str:
+    """One sentence on how the five members planned and which dose is served."""
+    if not planning:
+        return "Five Q-networks per outcome architecture."
+    draw = (f"{planning['n_planning_patients']:,} synthetic patients drawn afresh every epoch "
+            f"from {planning['n_synthetic']:,}" if planning["planning_resample"] else
+            f"one draw of {planning['n_planning_patients']:,} of {planning['n_synthetic']:,} "
+            "synthetic patients")
+    env = ("the outcome ensemble's mean curves" if planning["planning_arte"] == "ensemble"
+           else "its own outcome-ensemble member")
+    served = ("the members' mean dose ± SEM is served" if planning["serving_rule"] == "mean-dose"
+              else "the grid dose with the highest mean q-value is served")
+    return (f"Five Q-networks per outcome architecture, each planned on {draw} with {env} "
+            f"({planning['epochs']} epochs); {served}.")
+
+
 def _no_odm(protocol_name: str) -> str:
     return (f"No decision makers trained for {protocol_name.upper()}: run "
             f"`artds train odm --protocol {protocol_name}`")
@@ -138,8 +154,7 @@ def odm_review_server(input, output, session, *, protocol: Callable[[], Protocol
         stale = [f"{ARCH_LABELS.get(a, a)}: {m['note']}"
                  for a, m in s.get("architectures", {}).items() if m.get("stale")]
         return ui.TagList(
-            ui.p("Five Q-networks per outcome architecture, each planned on 4,000 synthetic "
-                 "patients with its own outcome-ensemble member. Compared with the virtual "
+            ui.p(_planning_text(s.get("planning")) + " Compared with the virtual "
                  "trial's historic clinical decisions (as the paper compares with the trial's), "
                  "with the exact argmax of the learned environment's reward (the best any ODM "
                  "can do on it) and with the oracle: the virtual trial's true optimal dose. "

@@ -71,7 +71,8 @@ def _recommender_line(rec: Recommendation) -> ui.Tag:
         return ui.p(
             ui.tags.small(
                 f"Double-DQN decision maker ({len(rec.member_doses_gy or [])} members: "
-                f"{members} Gy/fx); mean ± SEM; q-value = expected reward, the confidence "
+                f"{members} Gy/fx); {_serving_text(rec)}; q-value = expected reward, the "
+                f"confidence "
                 f"(0–3 with the goal bonuses). Exact reward argmax: "
                 f"{rec.exact_argmax_dose_gy:g} Gy/fx.",
                 class_="text-muted"),
@@ -81,6 +82,13 @@ def _recommender_line(rec: Recommendation) -> ui.Tag:
                               shared.with_code(rec.recommender_note or ""),
                               class_="text-muted"),
                 class_="recommender-line mb-1")
+
+
+def _serving_text(rec: Recommendation) -> str:
+    if rec.odm_serving_rule == "mean-q":
+        return ("served: the grid dose with the highest q-value averaged over the members; "
+                "members' mean dose ± SEM")
+    return "served: the members' mean dose ± SEM"
 
 
 def _goal_flag(goal, rec: Recommendation) -> ui.Tag:

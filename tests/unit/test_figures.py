@@ -18,6 +18,7 @@ from engine.figures import (
     learning_curve_figure,
     outcome_space_figure,
     population_figure,
+    recommendation_text,
     roc_figure,
 )
 from engine.protocols import Protocol, load_protocol
@@ -604,3 +605,18 @@ def test_gan_overlay_keeps_protocol_feature_order():
     first = nsclc.feature(gan_columns(nsclc)[0]).label
     assert titles[0].startswith(first[:20])
     assert sum(1 for t in fig.data if t.name == "training trial") == len(gan_columns(nsclc))
+
+
+def test_recommendation_text_names_what_the_decision_maker_served(recs):
+    """Mean-dose rule: "mean ± SEM"; mean-q rule: the grid dose, then the members' mean ± SEM
+    (the SEM belongs to the members' mean, not to the served grid dose)."""
+    from dataclasses import replace
+
+    base = replace(recs[0], recommender="odm", recommended_dose_gy=3.2,
+                   recommended_dose_sem_gy=0.05, q_value=2.71, member_mean_dose_gy=3.12)
+    paper = replace(base, odm_serving_rule="mean-dose", recommended_dose_gy=3.12)
+    assert recommendation_text(paper) == "3.12 ± 0.05 Gy/fx (q 2.71)"
+    assert recommendation_text(replace(base, odm_serving_rule="mean-q")) == (
+        "3.20 Gy/fx (members 3.12 ± 0.05, q 2.71)")
+    assert recommendation_text(recs[0]).endswith("Gy/fx")  # no decision maker: no ±
+    assert "±" not in recommendation_text(recs[0])

@@ -165,8 +165,67 @@ def test_ensemble_prediction_mean_sem_and_q():
     assert pred.q_values.shape == (3, len(cases), d)
 
 
+def test_mean_q_rule_serves_the_dose_the_members_score_best_on_average():
+    """Two members' greedy doses straddle a dose both score poorly: their mean lands on it;
+    the mean-q rule serves the grid dose with the highest average q instead."""
+    cases = generate_cohort("nsclc", seed=3, n_patients=2).complete_table
+    encoder = TabularTransform(NSCLC).fit(cases)
+    d = len(NSCLC.dose_grid_gy)
+    q_a, q_b = [0.0] * d, [0.0] * d
+    q_a[0], q_a[4] = 3.0, 2.9  # member a: best 0, nearly as good 4
+    q_b[4], q_b[8] = 2.9, 3.0  # member b: best 8, nearly as good 4
+    members = [_Constant(q_a), _Constant(q_b)]
+    doses = NSCLC.dose_grid()
+    paper = ODMEnsemble(NSCLC, encoder, members, version="v", rtoe_version="r", arch="glogd")
+    mean_q = ODMEnsemble(NSCLC, encoder, members, version="v", rtoe_version="r", arch="glogd",
+                         serving_rule="mean-q")
+    a, b = paper.predict(cases), mean_q.predict(cases)
+    np.testing.assert_allclose(a.dose_gy, doses[[0, 8]].mean())
+    np.testing.assert_allclose(b.dose_gy, doses[4])
+    np.testing.assert_allclose(b.q_value, 2.9)  # the members' mean q of the served dose
+    np.testing.assert_allclose(a.q_value, 3.0)  # each member's q of its own choice
+    # whatever the rule, the members' mean dose and its SEM are reported
+    for pred in (a, b):
+        np.testing.assert_allclose(pred.member_mean_dose_gy, doses[[0, 8]].mean())
+        np.testing.assert_allclose(pred.dose_sem_gy, np.std(doses[[0, 8]], ddof=1) / np.sqrt(2))
+    with pytest.raises(ValueError, match="serving_rule"):
+        ODMEnsemble(NSCLC, encoder, members, version="v", rtoe_version="r", arch="glogd",
+                    serving_rule="median")
+
+
+def test_resampled_planning_draws_fresh_states_each_epoch():
+    """With planning_resample an epoch is n_planning_patients states drawn from the whole
+    memory, so the step count does not grow with the pool; the result is deterministic."""
+    n, d = 64, 3
+    states = torch.arange(n, dtype=torch.float32)[:, None] / n
+    memory = Transitions(states, torch.arange(d).expand(n, d).clone(),
+                         states.expand(n, d).clone(), torch.zeros(n, d, 1),
+                         torch.ones(n, d, dtype=torch.bool))
+    seen: list[torch.Tensor] = []
+
+    class Spy(Transitions):
+        def rows(self, index):
+            seen.append(index)
+            return super().rows(index)
+
+    spy = Spy(*(getattr(memory, f) for f in ("states", "actions", "rewards", "next_states",
+                                              "dones")))
+    config = ODMConfig(hidden=8, n_layers=1, batch_size=4, epochs=3, n_planning_patients=8,
+                       planning_resample=True, seed=2)
+    fitted = DoubleDQN(1, d, config).fit(spy)
+    assert len(seen) == 3 * 2  # 8 states per epoch in batches of 4
+    drawn = torch.cat(seen)
+    assert len(torch.unique(drawn)) > 8  # not one fixed subset
+    again = DoubleDQN(1, d, config).fit(memory)
+    torch.testing.assert_close(fitted.q_values(states), again.q_values(states), rtol=0, atol=0)
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="batch_unit"):
         ODMConfig(batch_unit="episode")
+    with pytest.raises(ValueError, match="planning_arte"):
+        ODMConfig(planning_arte="mean")
+    with pytest.raises(ValueError, match="serving_rule"):
+        ODMConfig(serving_rule="median")
     assert ODMConfig.from_dict(ODMConfig().to_dict()) == ODMConfig()
     pd.testing.assert_index_equal(pd.Index(state_columns(NSCLC))[-1:], pd.Index(["dose_eval_gy"]))

@@ -16,6 +16,7 @@ from engine.odm_train import (
     OdmJob,
     OdmUnavailable,
     _odm_job,
+    _planning_memory,
     load_odm_evaluation,
     load_served_odm,
     odm_for_model,
@@ -65,9 +66,11 @@ def test_artifacts_record_the_outcome_models_they_were_trained_on(trained):
     for meta in odm_metas:
         k = meta.config["member"]
         assert meta.config["rtoe_version"] == model.version
-        assert meta.config["rtoe_member_sha256"] == {
-            "tcp": rtoe[member_name("nsclc", "glogd", "local_control", k)],
-            "ntcp": rtoe[member_name("nsclc", "glogd", "rp2", k)],
+        # the tiny budget plans like the default: every member on the ensemble-mean ARTE
+        assert meta.config["odm"]["planning_arte"] == "ensemble"
+        assert meta.config["rtoe_sha256"] == {
+            "tcp": [rtoe[member_name("nsclc", "glogd", "local_control", j)] for j in range(5)],
+            "ntcp": [rtoe[member_name("nsclc", "glogd", "rp2", j)] for j in range(5)],
         }
         assert meta.config["gan_sha256"] == gan_sha
         assert meta.config["weight_dtype"] == "float16"
@@ -78,13 +81,25 @@ def test_artifacts_record_the_outcome_models_they_were_trained_on(trained):
         "nsclc", "glogd", models_dir).version
 
 
-def test_member_training_is_deterministic(trained):
+@pytest.mark.parametrize("paper", [False, True])
+def test_member_training_is_deterministic(trained, paper):
     models_dir, payload = trained
-    job = OdmJob("nsclc", "glogd", 1, {**payload["odm_config"], "seed": 1}, str(models_dir))
-    a, b = _odm_job(job), _odm_job(job)
+    config = {**payload["odm_config"], "seed": 1}
+    if paper:  # the paper's planning: one fixed draw, member k's own ARTE
+        config |= {"planning_resample": False, "planning_arte": "member"}
+    job = OdmJob("nsclc", "glogd", 1, config, str(models_dir), n_synthetic=1_000)
+    a = _odm_job(job)
+    _planning_memory.cache_clear()  # recompute the memory, not just reuse it
+    b = _odm_job(job)
     assert a["planning_hash"] == b["planning_hash"]
     for key in a["state"]:
         torch.testing.assert_close(a["state"][key], b["state"][key], rtol=0, atol=0)
+    if paper:
+        other = _odm_job(OdmJob("nsclc", "glogd", 2, {**config, "seed": 2}, str(models_dir),
+                                n_synthetic=1_000))
+        assert other["planning_hash"] != a["planning_hash"]  # each member its own draw
+        # and its own ARTE member: the same draw under member 2's environment differs
+        assert other["planning_reward_mean"] != a["planning_reward_mean"]
 
 
 def test_evaluation_payload_and_summary(trained):
@@ -94,6 +109,9 @@ def test_evaluation_payload_and_summary(trained):
     summary = summarise_odm_evaluation(payload, meta, served)
     g = summary["architectures"]["glogd"]
     assert g["stale"] is False
+    assert summary["planning"] == {"n_synthetic": 1_000, "n_planning_patients": 200,
+                                   "planning_resample": True, "planning_arte": "ensemble",
+                                   "serving_rule": "mean-dose", "epochs": 3}
     for group in ("overall", "positive", "negative"):
         assert g["rmsd_gy"][group]["mean"] >= g["mad_gy"][group]["mean"] - 1e-12
         shares = g["self_evaluation"][group]
@@ -102,6 +120,9 @@ def test_evaluation_payload_and_summary(trained):
     for policy in ("odm", "exact_argmax", "historic"):
         assert g["regret"][policy]["dose_abs_error_gy"] >= 0
     assert 0 < g["argmax_reward_ratio"] <= 1.0 + 1e-9
+    assert g["serving_rule"] == "mean-dose"
+    assert g["by_serving_rule"]["mean-dose"]["argmax_reward_ratio"] == g["argmax_reward_ratio"]
+    assert 0 < g["by_serving_rule"]["mean-q"]["argmax_reward_ratio"] <= 1.0 + 1e-9
     assert set(g["fresh_cohort"]) >= {"argmax_reward_ratio", "gain_captured", "regret"}
     json.dumps(summary, allow_nan=False)  # strict JSON
     rows = payload["architectures"]["glogd"]["trial"]["patients"]
@@ -123,6 +144,8 @@ def test_serving_recommends_with_sem_q_and_exact_argmax(trained):
         assert rec.recommended_dose_gy == pytest.approx(pred.dose_gy[i])
         assert rec.recommended_dose_sem_gy == pytest.approx(pred.dose_sem_gy[i])
         assert rec.q_value == pytest.approx(pred.q_value[i])
+        assert rec.member_mean_dose_gy == pytest.approx(pred.member_mean_dose_gy[i])
+        assert rec.odm_serving_rule == odm.serving_rule
         assert rec.exact_argmax_dose_gy == NSCLC.dose_grid()[int(np.argmax(rec.reward))]
         assert rec.recommender_note is None
 
