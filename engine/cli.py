@@ -164,17 +164,24 @@ def cmd_cohort(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace):
+    """The executor asked for by ``--executor``, ``--address`` and ``--workers``."""
+    from engine.executor import make_executor
+
+    try:
+        return make_executor(args.executor, address=args.address, n_workers=args.workers)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.executor import make_executor, text_progress
+    from engine.executor import text_progress
     from engine.rtoe_train import train_rtoe
 
     torch.set_num_threads(1)
-    try:
-        executor = make_executor(args.executor, address=args.address, n_workers=args.workers)
-    except ValueError as err:
-        raise InputError(str(err)) from err
+    executor = _executor(args)
     with executor:
         payload = train_rtoe(
             args.protocol,
@@ -216,15 +223,12 @@ def cmd_train_gan(args: argparse.Namespace) -> int:
 def cmd_train_odm(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.executor import make_executor, text_progress
+    from engine.executor import text_progress
     from engine.odm_train import train_odm
     from engine.registry import ArtifactError
 
     torch.set_num_threads(1)
-    try:
-        executor = make_executor(args.executor, address=args.address, n_workers=args.workers)
-    except ValueError as err:
-        raise InputError(str(err)) from err
+    executor = _executor(args)
     with executor:
         try:
             payload = train_odm(
@@ -442,16 +446,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_train_sf2(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.executor import make_executor, text_progress
+    from engine.executor import text_progress
     from engine.sf2.model import ServedConfig, train_sf2
 
     torch.set_num_threads(1)
     config = ServedConfig(seed=args.seed, n_iterations=args.iterations,
                           n_members=args.members)
-    try:
-        executor = make_executor(args.executor, address=args.address, n_workers=args.workers)
-    except ValueError as err:
-        raise InputError(str(err)) from err
+    executor = _executor(args)
     with executor:
         summary = train_sf2(args.models_dir, config, executor,
                             log=lambda msg: print(msg, file=sys.stderr),
@@ -469,7 +470,7 @@ def cmd_train_sf2(args: argparse.Namespace) -> int:
 def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.executor import make_executor, text_progress
+    from engine.executor import text_progress
     from engine.sf2.evaluate import EvaluationConfig, evaluate, text_table
 
     torch.set_num_threads(1)
@@ -487,10 +488,7 @@ def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
                          f"{iterations} at least 1")
     config = EvaluationConfig(settings=settings, n_repeats=repeats, n_iterations=iterations,
                               seed=args.seed)
-    try:
-        executor = make_executor(args.executor, address=args.address, n_workers=args.workers)
-    except ValueError as err:
-        raise InputError(str(err)) from err
+    executor = _executor(args)
     with executor:
         result = evaluate(config, executor,
                           progress=None if args.json else text_progress("sf2 evaluation"))
