@@ -124,9 +124,12 @@ def help_ui() -> ui.Tag:
          "default goal is met (TCP > 50 % and NTCP < 50 %)."),
         ("q-value",
          "When a learned decision maker (Double DQN) recommends the dose, its q-value for a "
-         "dose is the reward it expects from giving that dose; the recommended dose is the one "
-         "with the highest q-value, and the spread over the ensemble of decision makers is its "
-         "uncertainty."),
+         "dose is the reward it expects from giving that dose. Each of its five networks picks "
+         "the dose with its highest q-value; the recommendation is their mean ± its standard "
+         "error (SEM), and the q-value shown is theirs at that dose. It is an estimate: for "
+         "some patients it overstates the reward the outcome curves give, so read it next to "
+         "the exact reward argmax shown beside it, and trust a recommendation less when the "
+         "two doses differ."),
         ("Operation Mode and Learning Mode",
          "In Operation Mode the app serves the outcome-model version a physicist promoted. In "
          "Learning Mode a physicist retrains the models on the clinic's stored cases with known "
