@@ -24,6 +24,7 @@ __all__ = [
     "adapted_geud_norm",
     "at_dose",
     "evaluate_arte",
+    "goal_flags",
     "goal_index",
     "reward",
 ]
@@ -67,13 +68,22 @@ def adapted_geud_norm(
     )
 
 
+def goal_flags(tcp: np.ndarray, ntcp: np.ndarray, goals: tuple[Goal, ...]) -> np.ndarray:
+    """Whether each goal is met (tcp > tcp_min and ntcp < ntcp_max), regardless of priority.
+
+    Returns bool [G, *shape] in ``goals`` order, for ``tcp`` and ``ntcp`` of a common
+    (broadcast) shape; scalars give [G].
+    """
+    tcp, ntcp = np.asarray(tcp), np.asarray(ntcp)
+    return np.stack([(tcp > g.tcp_min) & (ntcp < g.ntcp_max) for g in goals])
+
+
 def goal_index(tcp: np.ndarray, ntcp: np.ndarray, goals: tuple[Goal, ...]) -> np.ndarray:
     """Index of the first goal met (tcp > tcp_min and ntcp < ntcp_max), −1 where none is met."""
-    tcp, ntcp = np.asarray(tcp), np.asarray(ntcp)
-    index = np.full(np.broadcast(tcp, ntcp).shape, -1, dtype=np.int64)
+    met = goal_flags(tcp, ntcp, goals)  # [G, ...]
+    index = np.full(met.shape[1:], -1, dtype=np.int64)
     for i in reversed(range(len(goals))):  # reversed so the first goal in priority wins
-        met = (tcp > goals[i].tcp_min) & (ntcp < goals[i].ntcp_max)
-        index = np.where(met, i, index)
+        index = np.where(met[i], i, index)
     return index
 
 
@@ -212,9 +222,7 @@ def evaluate_arte(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) 
     doses = protocol.dose_grid()
     curves = model.predict_curves(cases, protocol)
     tcp, ntcp = np.asarray(curves.tcp, dtype=np.float64), np.asarray(curves.ntcp, np.float64)
-    flags = np.stack(
-        [(tcp > g.tcp_min) & (ntcp < g.ntcp_max) for g in protocol.goals]
-    )  # [G, M, P, D]
+    flags = goal_flags(tcp, ntcp, protocol.goals)  # [G, M, P, D]
     return ARTEOutcome(
         doses_gy=doses,
         target_geud_gy=adapted_geud(cases, protocol, protocol.target, doses),

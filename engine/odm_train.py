@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from engine import registry
-from engine.arte import at_dose, evaluate_arte, goal_index, reward
+from engine.arte import at_dose, evaluate_arte, goal_flags, goal_index, reward
 from engine.cohort import ReferenceModel, generate_cohort
 from engine.evaluation import (
     best_fixed_dose,
@@ -354,8 +354,7 @@ def _planning_memory(
         arte = dataclasses.replace(
             arte, tcp=tcp[None], ntcp=ntcp[None], reward=reward(tcp, ntcp, protocol.goals)[None],
             goal=goal_index(tcp, ntcp, protocol.goals)[None],
-            goal_flags=np.stack([(tcp > g.tcp_min) & (ntcp < g.ntcp_max)
-                                 for g in protocol.goals])[:, None],
+            goal_flags=goal_flags(tcp, ntcp, protocol.goals)[:, None],
         )
     else:
         arte = evaluate_arte(cases, protocol, arte_member(model, member))

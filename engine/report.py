@@ -24,6 +24,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from engine import __version__
+from engine.arte import goal_flags
 from engine.figures import (
     PLOTLY_CONFIG,
     case_colour,
@@ -215,8 +216,11 @@ def render_report(
             q_value=rec.q_value,
             exact_argmax_dose_gy=rec.exact_argmax_dose_gy,
             goals_met=tuple(
-                (g.name, rec.recommended_tcp > g.tcp_min and rec.recommended_ntcp < g.ntcp_max)
-                for g in protocol.goals
+                (g.name, bool(met)) for g, met in zip(
+                    protocol.goals,
+                    goal_flags(rec.recommended_tcp, rec.recommended_ntcp, protocol.goals),
+                    strict=True,
+                )
             ),
         )
         for i, rec in enumerate(recs)

@@ -8,7 +8,7 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.plots import output_figure, render_figure
-from engine.arte import OutcomeModel
+from engine.arte import OutcomeModel, goal_flags
 from engine.figures import (
     case_colour,
     dose_response_figure,
@@ -60,7 +60,11 @@ def _case_summary(i: int, rec: Recommendation, dose_gy: float, protocol: Protoco
             class_="recommended-line",
         ),
         _recommender_line(rec),
-        ui.tags.ul(*[_goal_flag(g, rec) for g in protocol.goals], class_="goal-flags"),
+        ui.tags.ul(*[_goal_flag(g, bool(met)) for g, met in zip(
+            protocol.goals,
+            goal_flags(rec.recommended_tcp, rec.recommended_ntcp, protocol.goals),
+            strict=True,
+        )], class_="goal-flags"),
         class_="case-summary",
     )
 
@@ -91,8 +95,7 @@ def _serving_text(rec: Recommendation) -> str:
     return "served: the members' mean dose ± SEM"
 
 
-def _goal_flag(goal, rec: Recommendation) -> ui.Tag:
-    met = rec.recommended_tcp > goal.tcp_min and rec.recommended_ntcp < goal.ntcp_max
+def _goal_flag(goal, met: bool) -> ui.Tag:
     return ui.tags.li(("✓ " if met else "✗ ") + goal.label,
                       class_="goal-met" if met else "goal-not-met")
 

@@ -120,3 +120,18 @@ def test_at_dose_interpolates_linearly_and_hits_grid_points():
     stacked = np.stack([values, 2 * values])  # leading member axis
     np.testing.assert_allclose(at_dose(grid, stacked, np.array([1.5, 2.0])), [[0.5, 2.0],
                                                                                 [1.0, 4.0]])
+
+
+def test_goal_flags_are_each_goal_and_agree_with_goal_index():
+    from engine.arte import goal_flags
+
+    goals = load_protocol("nsclc").goals  # population goal first, then the default goal
+    tcp = np.array([0.75, 0.60, 0.40, 0.75])
+    ntcp = np.array([0.10, 0.30, 0.10, 0.60])
+    flags = goal_flags(tcp, ntcp, goals)
+    assert flags.shape == (len(goals), 4)
+    np.testing.assert_array_equal(flags[0], [True, False, False, False])
+    np.testing.assert_array_equal(flags[1], [True, True, False, False])
+    first = np.where(flags.any(axis=0), flags.argmax(axis=0), -1)
+    np.testing.assert_array_equal(goal_index(tcp, ntcp, goals), first)
+    assert goal_flags(0.75, 0.10, goals).shape == (len(goals),)
