@@ -38,8 +38,8 @@ from app.panels.sf2 import sf2_server, sf2_ui
 from app.panels.users import users_server, users_ui
 from app.recommending import shown_recommendations
 from app.serving import register_shipped_models, single_inference_thread
-from engine.auth import role_allows
-from engine.recommend import Recommendation, recommend
+from engine.arclids.recommend import Recommendation, recommend
+from engine.platform.accounts import role_allows
 
 __all__ = ["app", "create_app"]
 

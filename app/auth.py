@@ -14,7 +14,8 @@ The user of an accepted request is put in the ASGI scope (``scope["artds.user"]`
 :func:`request_user` (UI functions) and :func:`session_user` (server functions) read it, so the
 UI is built for the user's role and the server registers only what the role allows.
 
-Sessions live in the database (``engine.store``): any app process behind a load balancer accepts
+Sessions live in the database (``engine.platform.store``): any app process behind a load balancer
+accepts
 them, logout ends them everywhere, and they expire after ``$ARTDS_SESSION_MAX_AGE_S`` (default 8
 hours) or after ``$ARTDS_SESSION_IDLE_S`` (default 30 minutes) without use. Every accepted request
 and every message the browser sends over the websocket (an action in the app) counts as use. An
@@ -30,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -41,8 +41,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from engine import auth as accounts
-from engine.store import Store, UserInfo
+from engine import settings
+from engine.platform import accounts as accounts
+from engine.platform.store import Store, UserInfo
 
 __all__ = [
     "COOKIE_NAME",
@@ -117,9 +118,9 @@ class LoginGate:
         self.app = app
         self.store = store
         self.signer = accounts.SessionSigner(accounts.secret_key(store))
-        self.max_age_s = accounts.session_max_age_s()
-        self.idle_s = accounts.session_idle_s()
-        self.secure_env = os.environ.get("ARTDS_COOKIE_SECURE", "") in ("1", "true", "yes")
+        self.max_age_s = settings.session_max_age_s()
+        self.idle_s = settings.session_idle_s()
+        self.secure_env = settings.cookie_secure()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -355,7 +356,7 @@ def watch_session(session: Any, store: Store, *, every_s: float | None = None) -
 
     from shiny import reactive
 
-    idle_s = accounts.session_idle_s()
+    idle_s = settings.session_idle_s()
     interval_s = every_s if every_s is not None else min(60.0, max(2.0, idle_s / 4))
     token = session_token(session.http_conn)
 

@@ -1,6 +1,8 @@
-"""The process-wide database handle of the app (``engine.store``), opened and migrated once.
+"""The process-wide database handle of the app (``engine.platform.store``), opened and migrated
+once.
 
-Sessions share one :class:`engine.store.Store` (its connection pool is thread-safe). The URL comes
+Sessions share one :class:`engine.platform.store.Store` (its connection pool is thread-safe). The
+URL comes
 from ``$ARTDS_DATABASE_URL`` (default: the SQLite file ``var/artds.sqlite3``); the schema is
 migrated on first use, so a fresh database works at once and several app processes starting
 together migrate it once (PostgreSQL advisory lock).
@@ -19,7 +21,7 @@ from typing import TypeVar
 
 from shiny import reactive
 
-from engine.store import Store
+from engine.platform.store import Store
 
 __all__ = ["get_store", "poll_in_thread"]
 

@@ -28,10 +28,10 @@ import pandas as pd
 from shiny import reactive, req
 
 from app.serving import single_inference_thread
-from engine.arte import OutcomeModel
-from engine.protocols import Protocol
-from engine.recommend import Recommendation, input_hash, recommend
-from engine.store import Store, UserInfo
+from engine.arclids.arte import OutcomeModel
+from engine.arclids.recommend import Recommendation, input_hash, recommend
+from engine.core.protocols import Protocol
+from engine.platform.store import Store, UserInfo
 
 __all__ = ["ShownRecommendations", "model_versions_of", "shown_recommendations"]
 
@@ -109,7 +109,7 @@ def shown_recommendations(
         user: the logged-in user the recommendations are shown to.
         protocol, model, shown: reactives giving the protocol, outcome model and shown cases.
         compute: ``(cases, protocol, model) -> list[Recommendation]`` (thread-safe; default
-            :func:`engine.recommend.recommend`).
+            :func:`engine.arclids.recommend.recommend`).
     """
     ref = hashlib.sha256(str(session.id).encode()).hexdigest()[:16]  # never the live id
     seen: dict[tuple, int] = {}  # (content) → audit id; touched by one worker at a time

@@ -13,10 +13,11 @@ import threading
 from dataclasses import dataclass
 
 from app import shared
-from engine import registry
-from engine.arte import OutcomeModel
-from engine.learning import load_version_model
-from engine.store import ModelVersionInfo, Store
+from engine import settings
+from engine.arclids.arte import OutcomeModel
+from engine.arclids.learning import load_version_model
+from engine.platform import registry
+from engine.platform.store import ModelVersionInfo, Store
 
 __all__ = [
     "Served",
@@ -75,7 +76,7 @@ def register_shipped_models(store: Store) -> None:
             continue
         store.register_model_version(
             protocol=name, arch="glogd", version=choice.model.version,
-            location=str(registry.models_dir()), source="shipped", created_by="system",
+            location=str(settings.models_dir()), source="shipped", created_by="system",
             metrics=shipped_metrics(name),
             training={"trained_on": "virtual trial", "n_clinic_cases": 0})
 

@@ -11,7 +11,8 @@ show: the app never crashes on it and never pretends to serve a model it does no
 default is the GLoGD-GNN ensemble when it loads, else the reference model.
 
 Decision makers. Per protocol and learned outcome model, the Double-DQN ensemble trained against
-exactly that model version (:func:`engine.odm_train.odm_for_model`) is loaded once; when there is
+exactly that model version (:func:`engine.arclids.odm_train.odm_for_model`) is loaded once; when
+there is
 none (reference truth, logistic baseline, missing or stale artifacts) the recommendation is the
 exact reward argmax and :data:`DECISION_MAKERS` keeps the one-line reason, which the panels show.
 """
@@ -27,11 +28,12 @@ import pandas as pd
 import plotly
 from htmltools import TagList, tags
 
-from engine import registry
-from engine.arte import OutcomeModel
-from engine.cohort import ReferenceModel, population_table
-from engine.protocols import PROTOCOL_NAMES, Protocol, load_protocol
-from engine.schema import read_cases
+from engine import settings
+from engine.arclids.arte import OutcomeModel
+from engine.arclids.cohort import ReferenceModel, population_table
+from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol
+from engine.core.schema import read_cases
+from engine.platform import registry
 
 __all__ = [
     "APP_DIR",
@@ -65,9 +67,7 @@ __all__ = [
 ]
 
 APP_DIR = Path(__file__).resolve().parent
-ROOT_DIR = APP_DIR.parent
 WWW_DIR = APP_DIR / "www"
-EXAMPLES_DIR = ROOT_DIR / "assets" / "examples"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 """plotly.js shipped inside the plotly package; served locally, never from a CDN."""
 
@@ -100,7 +100,8 @@ class Evaluation:
     """A protocol's saved outcome-estimator evaluation (hash-checked when loaded)."""
 
     summary: dict[str, Any]
-    """``engine.rtoe_train.summarise_evaluation``: metrics per architecture and "tcp"/"ntcp"."""
+    """``engine.arclids.rtoe_train.summarise_evaluation``: metrics per architecture and
+    "tcp"/"ntcp"."""
     payload: dict[str, Any]
     """The raw evaluation payload (per-split ROC points under ``architectures``)."""
 
@@ -117,7 +118,7 @@ def load_model_choices(
 
     Args:
         protocol_name: the protocol.
-        models_dir: the models folder (default: ``engine.registry.models_dir()``).
+        models_dir: the models folder (default: ``engine.platform.settings.models_dir()``).
 
     Returns:
         (choices keyed "glogd"/"single"/"logistic"/"reference" in selector order, the one-line
@@ -126,7 +127,7 @@ def load_model_choices(
     choices: dict[str, ModelChoice] = {}
     errors: dict[str, str] = {}
     try:
-        from engine.rtoe_train import load_served_model
+        from engine.arclids.rtoe_train import load_served_model
     except ImportError as exc:  # learned models need torch; the reference model does not
         errors = {arch: f"learned models unavailable ({exc})" for arch in LEARNED_ARCHS}
     else:
@@ -152,7 +153,7 @@ def load_evaluation(
 ) -> tuple[Evaluation | None, str | None]:
     """The protocol's saved evaluation, or None and the one-line reason it did not load."""
     try:
-        from engine.rtoe_train import load_evaluation, summarise_evaluation
+        from engine.arclids.rtoe_train import load_evaluation, summarise_evaluation
     except ImportError as exc:
         return None, f"learned models unavailable ({exc})"
     try:
@@ -169,7 +170,7 @@ class OdmReview:
     odm: dict[str, Any] | None
     """``artds evaluate odm`` payload (per architecture, with per-case rows), None if absent."""
     odm_summary: dict[str, Any] | None
-    """:func:`engine.odm_train.summarise_odm_evaluation` of it (stale flags included)."""
+    """:func:`engine.arclids.odm_train.summarise_odm_evaluation` of it (stale flags included)."""
     gan: dict[str, Any] | None
     """The GAN's distribution checks (per-feature JSD and histograms), None if absent."""
     errors: dict[str, str]
@@ -181,7 +182,7 @@ def load_decision_makers(
 ) -> dict[str, tuple[Any, str | None]]:
     """Per model choice: (the ODM ensemble serving it, None) or (None, why there is none)."""
     try:
-        from engine.odm_train import OdmUnavailable, odm_for_model
+        from engine.arclids.odm_train import OdmUnavailable, odm_for_model
     except ImportError as exc:
         return {key: (None, f"decision makers unavailable ({exc})") for key in choices}
     out: dict[str, tuple[Any, str | None]] = {}
@@ -201,7 +202,7 @@ def load_odm_review(protocol_name: str, models_dir: Path | None = None) -> OdmRe
     errors: dict[str, str] = {}
     odm = summary = gan = None
     try:
-        from engine.odm_train import (
+        from engine.arclids.odm_train import (
             load_gan_evaluation,
             load_odm_evaluation,
             served_rtoe_versions,
@@ -261,7 +262,7 @@ def decision_maker(protocol_name: str, model: OutcomeModel) -> tuple[Any, str | 
 POPULATIONS: dict[str, pd.DataFrame] = {name: population_table(name) for name in PROTOCOL_NAMES}
 """Complete cases of each default virtual trial, for the population histograms."""
 EXAMPLES: dict[str, pd.DataFrame] = {
-    name: read_cases(EXAMPLES_DIR / f"{name}_patients.csv", PROTOCOLS[name])
+    name: read_cases(settings.EXAMPLES_DIR / f"{name}_patients.csv", PROTOCOLS[name])
     for name in PROTOCOL_NAMES
 }
 """Validated example cases shipped in assets/examples/."""
@@ -325,7 +326,7 @@ SF2_MODEL, SF2_MODEL_ERROR, SF2_EVALUATION, SF2_EVALUATION_ERROR = load_sf2()
 """The served SF2 REPTILE ensemble (None when models/sf2 has none, with the reason) and the
 saved cross-validation of every SF2 method (``artds sf2 evaluate --save``)."""
 SF2_EXAMPLE_FILES: dict[str, Path] = {
-    "sf2_cell_lines.csv": EXAMPLES_DIR / "sf2_cell_lines.csv",
-    "sf2_full_profiles.csv": EXAMPLES_DIR / "sf2_full_profiles.csv",
+    "sf2_cell_lines.csv": settings.EXAMPLES_DIR / "sf2_cell_lines.csv",
+    "sf2_full_profiles.csv": settings.EXAMPLES_DIR / "sf2_full_profiles.csv",
 }
 """Example SF2 uploads (offered for download in the panel)."""

@@ -17,10 +17,10 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from engine.arclids.odm_train import load_gan_evaluation, load_odm_evaluation
+from engine.core.protocols import PROTOCOL_NAMES, load_protocol
 from engine.figures import gan_overlay_figure, odm_decisions_figure
-from engine.odm_train import load_gan_evaluation, load_odm_evaluation
-from engine.protocols import PROTOCOL_NAMES, load_protocol
-from engine.registry import ArtifactError
+from engine.platform.registry import ArtifactError
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
 _ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

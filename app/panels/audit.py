@@ -18,8 +18,8 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.db import poll_in_thread
-from engine.protocols import Protocol
-from engine.store import Store, UserInfo
+from engine.core.protocols import Protocol
+from engine.platform.store import Store, UserInfo
 
 __all__ = ["audit_server", "audit_ui"]
 

@@ -1,9 +1,11 @@
 """Data input panel: example patients, CSV upload, a manual form, the case list and notes.
 
-Cases are validated by :mod:`engine.schema` (``read_cases`` for files, ``validate_dataframe`` for
+Cases are validated by :mod:`engine.core.schema` (``read_cases`` for files, ``validate_dataframe``
+for
 the form). A refused file or form shows every problem (row, column, value, message) and leaves
 the current cases untouched. The session's working set of cases is per session and per protocol;
-everything added is also saved in the database (:mod:`engine.store`) as a new input version when
+everything added is also saved in the database (:mod:`engine.platform.store`) as a new input
+version when
 it changed, physician notes are saved per patient with "Save notes" (versioned), follow-ups (the
 adaptive dose given and the outcomes) add a version, and stored patients can be loaded again in
 any later session. The inputs download as CSV (which uploads again unchanged) or as a printable
@@ -23,10 +25,9 @@ from shiny import module, reactive, render, ui
 from shiny.types import SilentException
 
 from app import shared
-from engine.protocols import Protocol
-from engine.recommend import case_label, input_hash
-from engine.report import render_inputs
-from engine.schema import (
+from engine.arclids.recommend import case_label, input_hash
+from engine.core.protocols import Protocol
+from engine.core.schema import (
     MAX_FILE_BYTES,
     MAX_NOTE_CHARS,
     Problem,
@@ -34,8 +35,9 @@ from engine.schema import (
     column_specs,
     read_cases,
 )
-from engine.schema import validate_dataframe as validate_cases
-from engine.store import CaseRecord, NoteInfo, SavedInput, Store, UserInfo
+from engine.core.schema import validate_dataframe as validate_cases
+from engine.platform.report import render_inputs
+from engine.platform.store import CaseRecord, NoteInfo, SavedInput, Store, UserInfo
 
 __all__ = [
     "CaseSelection",

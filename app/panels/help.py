@@ -9,8 +9,8 @@ from __future__ import annotations
 from shiny import ui
 
 from app.auth import duration_text
-from engine import auth
-from engine.report import DISCLAIMER
+from engine import settings
+from engine.platform.report import DISCLAIMER
 
 __all__ = ["APP_DISCLAIMER", "HELP", "help_ui", "panel_help"]
 
@@ -144,8 +144,8 @@ def help_ui() -> ui.Tag:
          "and the model versions; the report prints the same identifiers, so a printed report "
          "can always be traced back."),
         ("Logging out",
-         f"You are logged out after {duration_text(auth.session_idle_s())} without using the "
-         f"app, after {duration_text(auth.session_max_age_s())} at the latest, and at once in "
+         f"You are logged out after {duration_text(settings.session_idle_s())} without using the "
+         f"app, after {duration_text(settings.session_max_age_s())} at the latest, and at once in "
          "every tab when you press “Log out”. The page then returns to the login form; "
          "what you saved (inputs, notes, follow-ups) stays in the database."),
         ("Keyboard",

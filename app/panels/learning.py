@@ -1,7 +1,8 @@
 """Learning Mode panel (physicists): retrain on stored cases, compare, promote, roll back.
 
 Training runs as an ``@reactive.extended_task`` whose CPU work happens in a separate worker
-process (``engine.learning.run_job``, one process per app process, shut down with the app), so
+process (``engine.arclids.learning.run_job``, one process per app process, shut down with the app),
+so
 this and every other session stay responsive. Progress, messages and the cancel flag live in the
 job's database row: the progress bar polls it, "Cancel" sets the flag and the worker stops at its
 next step, and a job started in another session or app process shows here too.
@@ -27,10 +28,11 @@ from shiny import module, reactive, render, ui
 from app import shared
 from app.db import poll_in_thread
 from app.serving import served_model
-from engine.auth import role_allows
-from engine.learning import BUDGETS, LearningConfig, learning_dir, run_job, worker_init
-from engine.protocols import Protocol
-from engine.store import JobInfo, ModelVersionInfo, Store, UserInfo
+from engine import settings
+from engine.arclids.learning import BUDGETS, LearningConfig, run_job, worker_init
+from engine.core.protocols import Protocol
+from engine.platform.accounts import role_allows
+from engine.platform.store import JobInfo, ModelVersionInfo, Store, UserInfo
 
 __all__ = ["learning_server", "learning_ui", "shutdown_training_pool"]
 
@@ -146,7 +148,7 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
     async def train(job_id: int) -> str | None:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_pool(), run_job, database_url, job_id,
-                                          str(learning_dir()))
+                                          str(settings.learning_dir()))
 
     @reactive.calc
     def cases():

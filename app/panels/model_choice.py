@@ -16,9 +16,9 @@ from shiny import module, reactive, render, ui
 from app import shared
 from app.db import poll_in_thread
 from app.serving import served_model
-from engine.arte import OutcomeModel
-from engine.protocols import Protocol
-from engine.store import Store
+from engine.arclids.arte import OutcomeModel
+from engine.core.protocols import Protocol
+from engine.platform.store import Store
 
 __all__ = ["model_choice_server", "model_choice_sidebar_ui"]
 

@@ -15,15 +15,15 @@ from shiny import module, reactive, render, ui
 from app import shared
 from app.panels.odm_review import odm_review_server, odm_review_ui
 from app.plots import output_figure, render_figure
-from engine.arte import OutcomeCurves
+from engine.arclids.arte import OutcomeCurves
+from engine.arclids.recommend import case_label
+from engine.core.protocols import Protocol
 from engine.figures import (
     ARCH_LABELS,
     architecture_contrast_figure,
     learning_curve_figure,
     roc_figure,
 )
-from engine.protocols import Protocol
-from engine.recommend import case_label
 
 __all__ = ["model_review_server", "model_review_ui"]
 

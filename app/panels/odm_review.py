@@ -15,6 +15,7 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.plots import output_figure, render_figure
+from engine.core.protocols import Protocol
 from engine.figures import (
     ARCH_LABELS,
     gan_overlay_figure,
@@ -22,7 +23,6 @@ from engine.figures import (
     odm_rmsd_figure,
     odm_self_evaluation_figure,
 )
-from engine.protocols import Protocol
 
 __all__ = ["odm_review_server", "odm_review_ui"]
 

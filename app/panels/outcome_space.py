@@ -8,15 +8,15 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.plots import output_figure, render_figure
-from engine.arte import OutcomeModel, goal_flags
+from engine.arclids.arte import OutcomeModel, goal_flags
+from engine.arclids.recommend import Recommendation
+from engine.core.protocols import Protocol
 from engine.figures import (
     case_colour,
     dose_response_figure,
     outcome_space_figure,
     recommendation_text,
 )
-from engine.protocols import Protocol
-from engine.recommend import Recommendation
 
 __all__ = ["outcome_space_server", "outcome_space_ui"]
 

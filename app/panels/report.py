@@ -9,10 +9,10 @@ import pandas as pd
 from shiny import module, render, ui
 
 from app import shared
-from engine.protocols import Protocol
-from engine.recommend import Recommendation
-from engine.report import DISCLAIMER, render_report, report_filename
-from engine.store import UserInfo
+from engine.arclids.recommend import Recommendation
+from engine.core.protocols import Protocol
+from engine.platform.report import DISCLAIMER, render_report, report_filename
+from engine.platform.store import UserInfo
 
 __all__ = ["report_server", "report_ui"]
 

@@ -12,8 +12,8 @@ import asyncio
 import pandas as pd
 from shiny import module, reactive, render, ui
 
-from engine import auth
-from engine.store import ROLES, Store, StoreError, UserInfo
+from engine.platform import accounts as auth
+from engine.platform.store import ROLES, Store, StoreError, UserInfo
 
 __all__ = ["users_server", "users_ui"]
 

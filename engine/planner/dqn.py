@@ -297,7 +297,7 @@ class DQNPlanner:
         return greedy_actions(self.q_values(obs), mask)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        """The trained Q-network's weights (for :mod:`engine.registry`)."""
+        """The trained Q-network's weights (for :mod:`engine.platform.registry`)."""
         return self.q_net_.state_dict()
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> DQNPlanner:

@@ -30,7 +30,7 @@ Upload format (``docs/sf2.md``): CSV, one row per sample; first column ``sample_
 ``tissue`` and ``histology``; then one column per gene symbol of the 706-gene panel on the
 panel's z-score scale; optionally ``raw_<GENE>`` columns holding the 10 RSI genes on an absolute
 expression scale (log2 RMA, TPM, log2 TPM, ...) for RSI and GARD. :func:`read_expression_upload`
-validates it and raises :class:`engine.schema.SchemaError` listing every problem, each naming
+validates it and raises :class:`engine.core.schema.SchemaError` listing every problem, each naming
 the row, column, value and accepted range.
 """
 
@@ -49,7 +49,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from engine.schema import Problem, SchemaError
+from engine import settings
+from engine.core.schema import Problem, SchemaError
 
 __all__ = [
     "DATA_DIR",
@@ -72,7 +73,7 @@ __all__ = [
     "write_example_uploads",
 ]
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "assets" / "data"
+DATA_DIR = settings.DATA_DIR
 """The shipped data files (``assets/data``)."""
 
 SETTINGS: tuple[str, ...] = ("lung", "pan_cancer")

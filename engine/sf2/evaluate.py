@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
+from engine import settings
 from engine.sf2.baselines import MLPBaseline, MLPConfig, OLSBaseline
 from engine.sf2.data import SETTINGS, CellLinePanel, load_panel, load_rsi_profiles, subgroups
 from engine.sf2.features import FeatureConfig, GeneSelector
@@ -312,7 +313,7 @@ def evaluate(
 
     Args:
         config: budget and protocol (default :class:`EvaluationConfig`).
-        executor: an :mod:`engine.executor` executor (default: serial in this process).
+        executor: an :mod:`engine.platform.executor` executor (default: serial in this process).
 
     Returns:
         JSON-ready dict: ``config``, ``methods`` (protocol, label, uses_own_label), ``settings``
@@ -320,7 +321,7 @@ def evaluate(
         ``n_lines``, ``subgroups``, ``gene_stability``, ``paper_genes``, ``per_line`` (mean
         held-out prediction over repeats) and ``timing``; ``rsi`` (see :func:`rsi_on_data`).
     """
-    from engine.executor import SerialExecutor
+    from engine.platform.executor import SerialExecutor
 
     c = config or EvaluationConfig()
     started = time.perf_counter()
@@ -465,9 +466,9 @@ def save_evaluation(result: dict[str, Any], models_dir: Any = None):
     """Save ``result`` as ``models/sf2/evaluation.json`` through the registry; returns its meta."""
     from pathlib import Path
 
-    from engine import registry
+    from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else registry.models_dir()
+    root = Path(models_dir) if models_dir is not None else settings.models_dir()
     panel = load_panel()
     table = pd.concat([panel.lines[["cell_line", "tissue", "sf2"]].reset_index(),
                        panel.expression.reset_index(drop=True)], axis=1)
@@ -486,7 +487,7 @@ def load_evaluation(models_dir: Any = None) -> tuple[dict[str, Any], Any]:
     """The saved evaluation and its manifest meta (hash-checked)."""
     from pathlib import Path
 
-    from engine import registry
+    from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else registry.models_dir()
+    root = Path(models_dir) if models_dir is not None else settings.models_dir()
     return registry.load_json_artifact(root, "sf2", EVALUATION_NAME)

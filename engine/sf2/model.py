@@ -4,7 +4,7 @@ Training (``artds train sf2``): genes are selected on all 273 lines (variance fi
 pruning, 10 × 5-fold LASSO at 30 genes, top 20), inputs are min–max scaled over the lines, and
 ``n_members`` REPTILE initialisations (different seeds) are meta-trained on tissue tasks. The
 members' state_dicts and one JSON (genes, scaling, the labelled reference lines, the gene
-ranking, config) go to ``models/sf2/`` through :mod:`engine.registry`.
+ranking, config) go to ``models/sf2/`` through :mod:`engine.platform.registry`.
 
 Prediction for a sample (an uploaded profile, or a panel line): its support set is up to
 ``support_size`` labelled reference lines of its own subgroup — the same lung histology when the
@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine import registry
+from engine import settings
+from engine.platform import registry
 from engine.sf2.data import (
     LUNG_HISTOLOGY_LABELS,
     ExpressionUpload,
@@ -364,10 +365,10 @@ def train_sf2(
     Returns:
         A summary: genes, data version, member losses, files written.
     """
-    from engine.executor import SerialExecutor
+    from engine.platform.executor import SerialExecutor
 
     c = config or ServedConfig()
-    root = Path(models_dir) if models_dir is not None else registry.models_dir()
+    root = Path(models_dir) if models_dir is not None else settings.models_dir()
     panel = load_panel().setting(c.setting)
     y = panel.lines["sf2"].to_numpy(dtype=float)
     log(f"selecting genes on {len(y)} lines ({c.features.n_repeats} x {c.features.n_folds}-fold "
@@ -430,7 +431,7 @@ def load_served_sf2(models_dir: Path | str | None = None) -> SF2Model:
     Raises:
         registry.ArtifactError: missing, unlisted or changed artifacts.
     """
-    root = Path(models_dir) if models_dir is not None else registry.models_dir()
+    root = Path(models_dir) if models_dir is not None else settings.models_dir()
     payload, meta = registry.load_json_artifact(root, FAMILY, MODEL_NAME)
     config = _config_from(meta.config)
     members = []

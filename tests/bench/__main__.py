@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from engine.cohort import ReferenceModel, generate_cohort, write_cases_csv
-from engine.protocols import PROTOCOL_NAMES, load_protocol
-from engine.recommend import recommend
-from engine.schema import read_cases
+from engine.arclids.cohort import ReferenceModel, generate_cohort, write_cases_csv
+from engine.arclids.recommend import recommend
+from engine.core.protocols import PROTOCOL_NAMES, load_protocol
+from engine.core.schema import read_cases
 
 
 def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -46,8 +46,8 @@ def _emit(name: str, samples_ms: list[float], **extra: object) -> None:
 
 def _bench_learned(name, protocol, one, many) -> None:
     """Learned ensembles from models/ (skipped with a note when none are trained)."""
-    from engine.registry import ArtifactError
-    from engine.rtoe_train import load_served_model
+    from engine.arclids.rtoe_train import load_served_model
+    from engine.platform.registry import ArtifactError
 
     for arch in ("glogd", "single"):
         try:
@@ -102,7 +102,7 @@ def _bench_sf2() -> None:
     import numpy as np
     import torch
 
-    from engine.registry import ArtifactError
+    from engine.platform.registry import ArtifactError
     from engine.sf2 import evaluate as ev
     from engine.sf2.data import load_panel, read_expression_upload, subgroups
     from engine.sf2.model import load_served_sf2
@@ -148,9 +148,9 @@ def _bench_sf2() -> None:
 
 def _bench_recommender(name, protocol, one) -> None:
     """One full recommendation: every outcome member's curves plus the 5 ODM members."""
-    from engine.odm_train import OdmUnavailable, odm_for_model
-    from engine.registry import ArtifactError
-    from engine.rtoe_train import load_served_model
+    from engine.arclids.odm_train import OdmUnavailable, odm_for_model
+    from engine.arclids.rtoe_train import load_served_model
+    from engine.platform.registry import ArtifactError
 
     for arch in ("glogd", "single"):
         try:
@@ -175,9 +175,9 @@ def _bench_retrain() -> None:
 
     import torch
 
-    from engine.executor import make_executor
-    from engine.odm_train import train_odm
-    from engine.registry import models_dir
+    from engine.arclids.odm_train import train_odm
+    from engine.platform.executor import make_executor
+    from engine.settings import models_dir
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -72,10 +72,11 @@ def browser_type_launch_args() -> dict:
 def app_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The app's database (a fresh SQLite file) with one user per role of ``USERS``.
 
-    The users are made in this process (the same ``engine.auth.create_user`` the CLI calls;
+    The users are made in this process (the same ``engine.platform.accounts.create_user`` the CLI
+    calls;
     ``artds user add`` itself is tested in tests/unit/test_auth.py)."""
-    from engine.auth import create_user
-    from engine.store import Store
+    from engine.platform.accounts import create_user
+    from engine.platform.store import Store
 
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'artds.sqlite3'}"
     store = Store(url)

@@ -25,9 +25,9 @@ from shiny.playwright import controller
 from sqlalchemy import update
 
 from app import shared
-from engine import auth
-from engine.cohort import generate_cohort
-from engine.store import AuthSession, Store
+from engine.arclids.cohort import generate_cohort
+from engine.platform import accounts as auth
+from engine.platform.store import AuthSession, Store
 from tests.e2e.helpers import USERS, log_in, open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, Route, expect
 from shiny.playwright import controller
 
 from app import shared
-from engine.recommend import recommend
+from engine.arclids.recommend import recommend
 from tests.e2e.helpers import open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.store import Store
+from engine.platform.store import Store
 from tests.pg import postgres_bin_dir, start_postgres
 
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.arte import OutcomeCurves, adapted_geud, goal_index, reward
-from engine.protocols import load_protocol
+from engine.arclids.arte import OutcomeCurves, adapted_geud, goal_index, reward
+from engine.core.protocols import load_protocol
 
 NSCLC = load_protocol("nsclc")
 prob = st.floats(0.0, 1.0)
@@ -60,8 +60,8 @@ def test_outcome_curves_statistics():
 
 
 def _tiny_ensemble(arch: str, n_members: int = 3):
-    from engine.cohort import generate_cohort
-    from engine.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+    from engine.arclids.cohort import generate_cohort
+    from engine.arclids.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
 
     cases = generate_cohort("nsclc").complete_table
     members = {
@@ -79,9 +79,9 @@ def _tiny_ensemble(arch: str, n_members: int = 3):
 
 @pytest.mark.parametrize("arch", ["glogd", "single"])
 def test_vectorised_arte_equals_the_per_member_loop(arch):
-    from engine.arte import evaluate_arte
-    from engine.cohort import generate_cohort
-    from engine.odm import arte_member
+    from engine.arclids.arte import evaluate_arte
+    from engine.arclids.cohort import generate_cohort
+    from engine.arclids.odm import arte_member
 
     model = _tiny_ensemble(arch)
     cases = generate_cohort("nsclc", seed=4, n_patients=20).complete_table
@@ -111,7 +111,7 @@ def test_vectorised_arte_equals_the_per_member_loop(arch):
 
 
 def test_at_dose_interpolates_linearly_and_hits_grid_points():
-    from engine.arte import at_dose
+    from engine.arclids.arte import at_dose
 
     grid = np.array([1.0, 2.0, 3.0])
     values = np.array([[0.0, 1.0, 4.0], [2.0, 2.0, 2.0]])
@@ -123,7 +123,7 @@ def test_at_dose_interpolates_linearly_and_hits_grid_points():
 
 
 def test_goal_flags_are_each_goal_and_agree_with_goal_index():
-    from engine.arte import goal_flags
+    from engine.arclids.arte import goal_flags
 
     goals = load_protocol("nsclc").goals  # population goal first, then the default goal
     tcp = np.array([0.75, 0.60, 0.40, 0.75])

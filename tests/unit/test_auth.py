@@ -1,4 +1,5 @@
-"""engine.auth: argon2 hashes, roles, throttled logins, signed session tokens; `artds user`."""
+"""engine.platform.accounts: argon2 hashes, roles, throttled logins, signed session tokens; `artds
+user`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from engine import auth
-from engine.store import AuthSession, Store
+from engine import settings
+from engine.platform import accounts as auth
+from engine.platform.store import AuthSession, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -87,36 +89,36 @@ def test_session_tokens_signed_stored_hashed_and_revocable(sqlite_store: Store) 
 
 
 def test_secret_key_from_env_or_generated_once(sqlite_store: Store, monkeypatch) -> None:
-    monkeypatch.delenv(auth.SECRET_KEY_ENV, raising=False)
+    monkeypatch.delenv(settings.SECRET_KEY_ENV, raising=False)
     first = auth.secret_key(sqlite_store)
     assert len(first) >= 32 and auth.secret_key(sqlite_store) == first
-    monkeypatch.setenv(auth.SECRET_KEY_ENV, "k" * 40)
+    monkeypatch.setenv(settings.SECRET_KEY_ENV, "k" * 40)
     assert auth.secret_key(sqlite_store) == "k" * 40
-    monkeypatch.setenv(auth.SECRET_KEY_ENV, "short")
+    monkeypatch.setenv(settings.SECRET_KEY_ENV, "short")
     with pytest.raises(ValueError):
         auth.secret_key(sqlite_store)
 
 
 def test_session_max_age_from_env(monkeypatch) -> None:
-    monkeypatch.delenv(auth.SESSION_MAX_AGE_ENV, raising=False)
-    assert auth.session_max_age_s() == 8 * 3600
-    monkeypatch.setenv(auth.SESSION_MAX_AGE_ENV, "60")
-    assert auth.session_max_age_s() == 60
-    monkeypatch.setenv(auth.SESSION_MAX_AGE_ENV, "soon")
+    monkeypatch.delenv(settings.SESSION_MAX_AGE_ENV, raising=False)
+    assert settings.session_max_age_s() == 8 * 3600
+    monkeypatch.setenv(settings.SESSION_MAX_AGE_ENV, "60")
+    assert settings.session_max_age_s() == 60
+    monkeypatch.setenv(settings.SESSION_MAX_AGE_ENV, "soon")
     with pytest.raises(ValueError, match="whole number"):
-        auth.session_max_age_s()
+        settings.session_max_age_s()
 
 
 def test_session_idle_timeout_from_env(monkeypatch) -> None:
-    monkeypatch.delenv(auth.SESSION_IDLE_ENV, raising=False)
-    assert auth.session_idle_s() == 30 * 60
-    monkeypatch.setenv(auth.SESSION_IDLE_ENV, "600")
-    assert auth.session_idle_s() == 600
+    monkeypatch.delenv(settings.SESSION_IDLE_ENV, raising=False)
+    assert settings.session_idle_s() == 30 * 60
+    monkeypatch.setenv(settings.SESSION_IDLE_ENV, "600")
+    assert settings.session_idle_s() == 600
     for bad, why in (("half an hour", "whole number"), ("5", "10 … 604800"),
                      ("9999999", "10 … 604800")):
-        monkeypatch.setenv(auth.SESSION_IDLE_ENV, bad)
+        monkeypatch.setenv(settings.SESSION_IDLE_ENV, bad)
         with pytest.raises(ValueError, match=why):
-            auth.session_idle_s()
+            settings.session_idle_s()
     assert auth.touch_interval_s(1800) == 30 and auth.touch_interval_s(20) == 5
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from engine.cli import main
-from engine.protocols import PROTOCOL_NAMES
-from engine.schema import read_cases
+from engine.core.protocols import PROTOCOL_NAMES
+from engine.core.schema import read_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 REF = ("--model", "reference")
@@ -126,9 +126,9 @@ def test_recommend_json_has_the_decision_maker_fields(capsys):
 def test_recommend_json_with_the_served_models(name, capsys):
     """Default model: the ODM when one is trained against the served outcome models, else the
     exact argmax with a note saying why (e.g. the outcome models were retrained since)."""
-    from engine.odm_train import OdmUnavailable, odm_for_model
-    from engine.registry import ArtifactError
-    from engine.rtoe_train import load_served_model
+    from engine.arclids.odm_train import OdmUnavailable, odm_for_model
+    from engine.arclids.rtoe_train import load_served_model
+    from engine.platform.registry import ArtifactError
 
     try:
         odm = odm_for_model(name, load_served_model(name, "glogd"))

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.arte import adapted_geud_norm
-from engine.cohort import (
+from engine.arclids.arte import adapted_geud_norm
+from engine.arclids.cohort import (
     REFERENCE_MODEL_LABEL,
     ReferenceModel,
     bayes_ceilings,
@@ -13,8 +13,8 @@ from engine.cohort import (
     load_trial_spec,
     population_table,
 )
-from engine.protocols import PROTOCOL_NAMES, load_protocol
-from engine.radiobiology import logistic_outcome
+from engine.core.protocols import PROTOCOL_NAMES, load_protocol
+from engine.core.radiobiology import logistic_outcome
 
 
 def test_nsclc_trial_shape_and_outcome_counts():

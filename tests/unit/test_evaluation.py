@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.evaluation import (
+from engine.arclids.evaluation import (
     LOG_LOSS_EPS,
     auroc,
     best_fixed_dose,

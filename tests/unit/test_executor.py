@@ -1,4 +1,5 @@
-"""engine.executor: the same seeded torch jobs give identical results, in job order, whichever
+"""engine.platform.executor: the same seeded torch jobs give identical results, in job order,
+whichever
 executor runs them (in-process, local process pool, local Ray cluster)."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from engine.executor import (
+from engine.platform.executor import (
     LocalExecutor,
     RayExecutor,
     SerialExecutor,

@@ -8,7 +8,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from engine.arte import OutcomeCurves, reward
+from engine.arclids.arte import OutcomeCurves, reward
+from engine.arclids.recommend import Recommendation, recommend
+from engine.core.protocols import Protocol, load_protocol
 from engine.figures import (
     CASE_COLOURS,
     architecture_contrast_figure,
@@ -21,8 +23,6 @@ from engine.figures import (
     recommendation_text,
     roc_figure,
 )
-from engine.protocols import Protocol, load_protocol
-from engine.recommend import Recommendation, recommend
 
 
 class CurveModel:
@@ -522,8 +522,8 @@ class _ConstantQ:
 
 
 def _odm_recs(protocol: Protocol, cases: pd.DataFrame, model) -> list[Recommendation]:
-    from engine.gan import TabularTransform
-    from engine.odm import ODMEnsemble
+    from engine.arclids.gan import TabularTransform
+    from engine.arclids.odm import ODMEnsemble
 
     d = len(protocol.dose_grid_gy)
     members = [_ConstantQ(d, j) for j in (5, 7, 9)]
@@ -593,8 +593,8 @@ def test_odm_review_figures():
 
 
 def test_gan_overlay_keeps_protocol_feature_order():
+    from engine.arclids.gan import feature_histograms, gan_columns
     from engine.figures import gan_overlay_figure
-    from engine.gan import feature_histograms, gan_columns
 
     nsclc = load_protocol("nsclc")
     cases = make_cases(nsclc, ["A", "B", "C"])

@@ -10,8 +10,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.cohort import generate_cohort
-from engine.gan import (
+from engine.arclids.cohort import generate_cohort
+from engine.arclids.gan import (
     WGANGP,
     GANConfig,
     TabularTransform,
@@ -19,7 +19,7 @@ from engine.gan import (
     gan_columns,
     jensen_shannon,
 )
-from engine.protocols import load_protocol
+from engine.core.protocols import load_protocol
 
 NSCLC = load_protocol("nsclc")
 HCC = load_protocol("hcc")

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from engine.cohort import generate_cohort
-from engine.graphs import SD_FLOOR, FeatureEncoder, feature_graph
-from engine.protocols import PROTOCOL_NAMES, load_protocol
+from engine.arclids.cohort import generate_cohort
+from engine.arclids.graphs import SD_FLOOR, FeatureEncoder, feature_graph
+from engine.core.protocols import PROTOCOL_NAMES, load_protocol
 
 
 @pytest.mark.parametrize("name", PROTOCOL_NAMES)

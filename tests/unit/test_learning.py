@@ -1,4 +1,4 @@
-"""engine.learning: a tiny Learning Mode job end to end (store → worker → version), cancel,
+"""engine.arclids.learning: a tiny Learning Mode job end to end (store → worker → version), cancel,
 hash checks of the written version, and the clinic table's validation."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from engine import learning, registry
-from engine.cohort import generate_cohort
-from engine.protocols import load_protocol
-from engine.recommend import input_hash
-from engine.store import CaseRecord, Store
+from engine.arclids import learning
+from engine.arclids.cohort import generate_cohort
+from engine.arclids.recommend import input_hash
+from engine.core.protocols import load_protocol
+from engine.platform import registry
+from engine.platform.store import CaseRecord, Store
 
 PROTOCOL = load_protocol("nsclc")
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,7 +103,7 @@ def test_training_worker_exits_when_the_app_is_killed(tmp_path: Path) -> None:
     script = (
         "import multiprocessing, os, sys\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from engine.learning import worker_init\n"
+        "from engine.arclids.learning import worker_init\n"
         "if __name__ == '__main__':\n"
         "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
         "                               initializer=worker_init, initargs=(os.getpid(), 0.2))\n"

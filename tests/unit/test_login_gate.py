@@ -15,8 +15,9 @@ from sqlalchemy import update
 
 from app import auth as gate_module
 from app.auth import COOKIE_NAME, LoginGate
-from engine import auth
-from engine.store import AuthSession, Store
+from engine import settings
+from engine.platform import accounts as auth
+from engine.platform.store import AuthSession, Store
 
 PASSWORD = "correct horse battery"
 IDLE_S = 600
@@ -47,7 +48,7 @@ class Inner:
 @pytest.fixture
 def gate(sqlite_store: Store, monkeypatch) -> tuple[LoginGate, Inner, str]:
     """The gate around :class:`Inner` (idle timeout 10 minutes) and a live session's cookie."""
-    monkeypatch.setenv(auth.SESSION_IDLE_ENV, str(IDLE_S))
+    monkeypatch.setenv(settings.SESSION_IDLE_ENV, str(IDLE_S))
     monkeypatch.setattr(gate_module, "_WS_CHECK_EVERY_S", 0.0)  # check every message
     auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
     inner = Inner()

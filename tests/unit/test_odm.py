@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from engine.arte import evaluate_arte
-from engine.cohort import ReferenceModel, generate_cohort
-from engine.gan import TabularTransform
-from engine.odm import (
+from engine.arclids.arte import evaluate_arte
+from engine.arclids.cohort import ReferenceModel, generate_cohort
+from engine.arclids.gan import TabularTransform
+from engine.arclids.odm import (
     DoubleDQN,
     ODMConfig,
     ODMEnsemble,
@@ -21,7 +21,7 @@ from engine.odm import (
     polyak_update,
     state_columns,
 )
-from engine.protocols import load_protocol
+from engine.core.protocols import load_protocol
 
 NSCLC = load_protocol("nsclc")
 

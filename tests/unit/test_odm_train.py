@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine import registry
-from engine.cohort import ReferenceModel, generate_cohort
-from engine.executor import SerialExecutor
-from engine.odm_train import (
+from engine.arclids.cohort import ReferenceModel, generate_cohort
+from engine.arclids.odm_train import (
     ODM_FAMILY,
     OdmJob,
     OdmUnavailable,
@@ -23,10 +21,12 @@ from engine.odm_train import (
     summarise_odm_evaluation,
     train_odm,
 )
-from engine.protocols import load_protocol
-from engine.recommend import EXACT_ARGMAX, ODM, recommend
-from engine.rtoe import OutcomeEstimator, RTOEConfig
-from engine.rtoe_train import FAMILY, load_served_model, member_name
+from engine.arclids.recommend import EXACT_ARGMAX, ODM, recommend
+from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
+from engine.arclids.rtoe_train import FAMILY, load_served_model, member_name
+from engine.core.protocols import load_protocol
+from engine.platform import registry
+from engine.platform.executor import SerialExecutor
 
 NSCLC = load_protocol("nsclc")
 pytestmark = pytest.mark.xdist_group("odm_train")

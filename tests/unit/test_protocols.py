@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.protocols import PROTOCOL_NAMES, load_protocol
+from engine.core.protocols import PROTOCOL_NAMES, load_protocol
 
 
 def test_nsclc_protocol_numbers():

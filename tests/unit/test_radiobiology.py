@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.radiobiology import (
+from engine.core.radiobiology import (
     bed,
     eqd2,
     geud,

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.arte import OutcomeCurves, reward
-from engine.protocols import load_protocol
-from engine.recommend import input_hash, recommend
+from engine.arclids.arte import OutcomeCurves, reward
+from engine.arclids.recommend import input_hash, recommend
+from engine.core.protocols import load_protocol
 
 NSCLC = load_protocol("nsclc")
 

@@ -1,4 +1,5 @@
-"""engine.registry: artifacts round-trip, and anything not exactly as recorded is refused."""
+"""engine.platform.registry: artifacts round-trip, and anything not exactly as recorded is
+refused."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import pytest
 import torch
 
 from engine import __version__ as artds_version
-from engine import registry
-from engine.registry import (
+from engine import settings
+from engine.platform import registry
+from engine.platform.registry import (
     ArtifactError,
     ArtifactMeta,
     data_hash,
@@ -340,11 +342,11 @@ def test_data_hash_sees_one_value_in_a_larger_table() -> None:
 
 def test_models_dir_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("ARTDS_MODELS_DIR", raising=False)
-    assert registry.models_dir() == registry.MODELS_DIR
-    repo = Path(registry.__file__).resolve().parents[1]
-    assert repo / "models" == registry.MODELS_DIR
+    assert settings.models_dir() == settings.MODELS_DIR
+    repo = Path(registry.__file__).resolve().parents[2]
+    assert repo / "models" == settings.MODELS_DIR
     monkeypatch.setenv("ARTDS_MODELS_DIR", str(tmp_path))
-    assert registry.models_dir() == tmp_path
+    assert settings.models_dir() == tmp_path
 
 
 def _save_many(root: str, prefix: str, barrier: Any) -> None:

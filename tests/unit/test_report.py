@@ -1,4 +1,5 @@
-"""The self-contained HTML report (engine/report.py + engine/templates/report.html)."""
+"""The self-contained HTML report (engine/platform/report.py +
+engine/platform/templates/report.html)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pytest
 from markupsafe import escape
 from plotly.offline import get_plotlyjs
 
-from engine.arte import OutcomeCurves
-from engine.protocols import Protocol, load_protocol
-from engine.recommend import Recommendation, recommend
-from engine.report import DISCLAIMER, render_report, report_filename
+from engine.arclids.arte import OutcomeCurves
+from engine.arclids.recommend import Recommendation, recommend
+from engine.core.protocols import Protocol, load_protocol
+from engine.platform.report import DISCLAIMER, render_report, report_filename
 
 EVIL = "<script>alert(1)</script>"
 

@@ -10,13 +10,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.arte import adapted_geud_norm
-from engine.cohort import generate_cohort
-from engine.evaluation import auroc, log_loss
-from engine.graphs import feature_graph
-from engine.protocols import PROTOCOL_NAMES, load_protocol
-from engine.radiobiology import logistic_outcome
-from engine.rtoe import (
+from engine.arclids.arte import adapted_geud_norm
+from engine.arclids.cohort import generate_cohort
+from engine.arclids.evaluation import auroc, log_loss
+from engine.arclids.graphs import feature_graph
+from engine.arclids.rtoe import (
     ARCHS,
     T_MAX,
     T_MIN,
@@ -27,6 +25,8 @@ from engine.rtoe import (
     oversample_indices,
     received_geud_norm,
 )
+from engine.core.protocols import PROTOCOL_NAMES, load_protocol
+from engine.core.radiobiology import logistic_outcome
 
 NSCLC = load_protocol("nsclc")
 TINY = {"hidden": 8, "n_layers": 2, "epochs": 2, "batch_size": 16}

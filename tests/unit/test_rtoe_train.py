@@ -11,12 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.cli import main
-from engine.evaluation import auroc
-from engine.executor import LocalExecutor, RayExecutor, SerialExecutor
-from engine.protocols import load_protocol
-from engine.registry import ArtifactError, list_artifacts
-from engine.rtoe_train import (
+from engine.arclids.evaluation import auroc
+from engine.arclids.rtoe_train import (
     GRIDS,
     N_MEMBERS,
     _best_row,
@@ -27,6 +23,10 @@ from engine.rtoe_train import (
     stratified_splits,
     train_rtoe,
 )
+from engine.cli import main
+from engine.core.protocols import load_protocol
+from engine.platform.executor import LocalExecutor, RayExecutor, SerialExecutor
+from engine.platform.registry import ArtifactError, list_artifacts
 
 
 def test_stratified_splits_keep_class_ratios():
@@ -103,7 +103,7 @@ def test_served_ensemble_predicts_monotone_curves(tiny_models):
     models, _ = tiny_models
     protocol = load_protocol("nsclc")
     model = load_served_model("nsclc", "glogd", models)
-    from engine.cohort import generate_cohort
+    from engine.arclids.cohort import generate_cohort
 
     cases = generate_cohort("nsclc", seed=5, n_patients=30).complete_table
     curves = model.predict_curves(cases, protocol)
@@ -212,8 +212,8 @@ def test_cross_validation_records_log_loss(tiny_models):
 def test_models_of_another_trial_version_are_flagged(tiny_models):
     from types import SimpleNamespace
 
-    from engine.cohort import load_trial_spec
-    from engine.rtoe_train import stale_trial_warnings
+    from engine.arclids.cohort import load_trial_spec
+    from engine.arclids.rtoe_train import stale_trial_warnings
 
     models, _ = tiny_models
     assert load_served_model("nsclc", "glogd", models).warnings == ()

@@ -1,4 +1,5 @@
-"""The case CSV format (engine.schema): every malformed file is refused with its own message."""
+"""The case CSV format (engine.core.schema): every malformed file is refused with its own
+message."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import schema
-from engine.protocols import load_protocol
-from engine.schema import (
+from engine.core import schema
+from engine.core.protocols import load_protocol
+from engine.core.schema import (
     Problem,
     SchemaError,
     column_specs,

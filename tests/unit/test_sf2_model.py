@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from engine import registry
+from engine.platform import registry
 from engine.sf2.data import load_panel, read_expression_upload
 from engine.sf2.features import FeatureConfig
 from engine.sf2.influence import gene_gradients, influence_map

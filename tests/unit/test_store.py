@@ -1,4 +1,5 @@
-"""engine.store on SQLite and on a real PostgreSQL server: migrations, versioned inputs and notes,
+"""engine.platform.store on SQLite and on a real PostgreSQL server: migrations, versioned inputs
+and notes,
 the recommendation audit trail, model versions and promotions, training jobs."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, update
 
-from engine.store import AuthSession, Store, StoreError, database_url
+from engine.platform.store import AuthSession, Store, StoreError
+from engine.settings import database_url
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

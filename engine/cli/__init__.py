@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.protocols import PROTOCOL_NAMES, load_protocol
+from engine import settings
+from engine.core.protocols import PROTOCOL_NAMES, load_protocol
 
 __all__ = ["main"]
 
@@ -25,7 +26,7 @@ class InputError(Exception):
 
 
 def _read_input(path: str, protocol_name: str):
-    from engine.schema import SchemaError, read_cases
+    from engine.core.schema import SchemaError, read_cases
 
     file = Path(path)
     if not file.is_file():
@@ -38,12 +39,12 @@ def _read_input(path: str, protocol_name: str):
 
 def _outcome_model(protocol_name: str, model: str, models_dir: str | None):
     """The outcome model asked for: a learned ensemble from models/ or the reference truth."""
-    from engine.cohort import ReferenceModel
+    from engine.arclids.cohort import ReferenceModel
 
     if model == "reference":
         return ReferenceModel(protocol_name)
-    from engine.registry import ArtifactError
-    from engine.rtoe_train import load_served_model
+    from engine.arclids.rtoe_train import load_served_model
+    from engine.platform.registry import ArtifactError
 
     try:
         served = load_served_model(protocol_name, model, models_dir)
@@ -57,7 +58,7 @@ def _outcome_model(protocol_name: str, model: str, models_dir: str | None):
 def _decision_maker(protocol_name: str, model, models_dir: str | None):
     """(the ODM ensemble serving ``model``, None) or (None, why not): never an error."""
     try:
-        from engine.odm_train import OdmUnavailable, odm_for_model
+        from engine.arclids.odm_train import OdmUnavailable, odm_for_model
     except ImportError as err:  # pragma: no cover - torch missing
         return None, f"decision maker unavailable ({err})"
     try:
@@ -67,7 +68,7 @@ def _decision_maker(protocol_name: str, model, models_dir: str | None):
 
 
 def _recommendations(args: argparse.Namespace):
-    from engine.recommend import recommend
+    from engine.arclids.recommend import recommend
 
     protocol = load_protocol(args.protocol)
     cases = _read_input(args.input, args.protocol)
@@ -112,13 +113,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.cohort import population_table
-    from engine.report import render_report
+    from engine.arclids.cohort import population_table
+    from engine.platform.report import render_report
 
     protocol, cases, recs = _recommendations(args)
     notes = None
     if "note" in cases.columns:
-        from engine.recommend import case_label
+        from engine.arclids.recommend import case_label
 
         notes = {
             case_label(str(row["patient_id"]), row.get("site_id")): str(row["note"])
@@ -135,7 +136,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_cohort(args: argparse.Namespace) -> int:
-    from engine.cohort import DEFAULT_TRIAL_SEED, generate_cohort, write_cases_csv
+    from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort, write_cases_csv
 
     seed = DEFAULT_TRIAL_SEED if args.seed is None else args.seed
     cohort = generate_cohort(args.protocol, seed=seed, n_patients=args.n_patients)
@@ -166,7 +167,7 @@ def cmd_cohort(args: argparse.Namespace) -> int:
 
 def _executor(args: argparse.Namespace):
     """The executor asked for by ``--executor``, ``--address`` and ``--workers``."""
-    from engine.executor import make_executor
+    from engine.platform.executor import make_executor
 
     try:
         return make_executor(args.executor, address=args.address, n_workers=args.workers)
@@ -177,8 +178,8 @@ def _executor(args: argparse.Namespace):
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.executor import text_progress
-    from engine.rtoe_train import train_rtoe
+    from engine.arclids.rtoe_train import train_rtoe
+    from engine.platform.executor import text_progress
 
     torch.set_num_threads(1)
     executor = _executor(args)
@@ -208,7 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_train_gan(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.odm_train import train_gan
+    from engine.arclids.odm_train import train_gan
 
     torch.set_num_threads(1)
     checks = train_gan(args.protocol, budget=args.budget, models_dir=args.models_dir,
@@ -223,9 +224,9 @@ def cmd_train_gan(args: argparse.Namespace) -> int:
 def cmd_train_odm(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.executor import text_progress
-    from engine.odm_train import train_odm
-    from engine.registry import ArtifactError
+    from engine.arclids.odm_train import train_odm
+    from engine.platform.executor import text_progress
+    from engine.platform.registry import ArtifactError
 
     torch.set_num_threads(1)
     executor = _executor(args)
@@ -255,12 +256,12 @@ def _fmt(value: float | None) -> str:
 
 
 def cmd_evaluate_odm(args: argparse.Namespace) -> int:
-    from engine.odm_train import (
+    from engine.arclids.odm_train import (
         load_odm_evaluation,
         served_rtoe_versions,
         summarise_odm_evaluation,
     )
-    from engine.registry import ArtifactError
+    from engine.platform.registry import ArtifactError
 
     try:
         payload, meta = load_odm_evaluation(args.protocol, args.models_dir)
@@ -292,8 +293,8 @@ def cmd_evaluate_odm(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.registry import ArtifactError
-    from engine.rtoe_train import evaluation_summary
+    from engine.arclids.rtoe_train import evaluation_summary
+    from engine.platform.registry import ArtifactError
 
     try:
         summary = evaluation_summary(args.protocol, args.models_dir)
@@ -315,7 +316,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _open_store():
-    from engine.store import Store
+    from engine.platform.store import Store
 
     store = Store()
     try:
@@ -330,12 +331,11 @@ def _open_store():
 def _read_password(args: argparse.Namespace, *, env: str, prompt: str) -> str:
     """A new password from stdin (``--password-stdin``), the environment, or a prompt (twice)."""
     import getpass
-    import os
 
     if getattr(args, "password_stdin", False):
         return sys.stdin.readline().rstrip("\r\n")
-    if os.environ.get(env):
-        return os.environ[env]
+    if settings.env_password(env):
+        return settings.env_password(env)
     if not sys.stdin.isatty():
         raise InputError(f"no password given: use --password-stdin, set {env}, or run in a "
                          "terminal to be asked")
@@ -348,21 +348,20 @@ def _read_password(args: argparse.Namespace, *, env: str, prompt: str) -> str:
 def ensure_first_admin(store) -> None:
     """With no user in the database, create the first admin from ``$ARTDS_ADMIN_USER`` and
     ``$ARTDS_ADMIN_PASSWORD``, or from what the operator types; there is no default password."""
-    import os
 
-    from engine.auth import create_user
+    from engine.platform.accounts import create_user
 
     if store.count_users() > 0:
         return
-    username = os.environ.get("ARTDS_ADMIN_USER", "").strip()
-    if not username or not os.environ.get("ARTDS_ADMIN_PASSWORD"):
+    username = settings.env_text(settings.ADMIN_USER_ENV)
+    if not username or not settings.env_password(settings.ADMIN_PASSWORD_ENV):
         if not sys.stdin.isatty():
             raise InputError(
                 "no user exists yet: set ARTDS_ADMIN_USER and ARTDS_ADMIN_PASSWORD, or create "
                 "one with `artds user add --username NAME --role admin`")
         print("No user exists yet: create the first administrator.", file=sys.stderr)
         username = username or input("Administrator user name: ").strip()
-    password = _read_password(argparse.Namespace(), env="ARTDS_ADMIN_PASSWORD",
+    password = _read_password(argparse.Namespace(), env=settings.ADMIN_PASSWORD_ENV,
                               prompt=f"Password for {username}")
     try:
         create_user(store, username, password, "admin", created_by="setup")
@@ -408,8 +407,8 @@ def _finite(value: object) -> object:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from engine.executor import text_progress
     from engine.planner import run_plan
+    from engine.platform.executor import text_progress
 
     cfg = _plan_config(args)
     bar = text_progress("planner") if not args.quiet else None
@@ -446,7 +445,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_train_sf2(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.executor import text_progress
+    from engine.platform.executor import text_progress
     from engine.sf2.model import ServedConfig, train_sf2
 
     torch.set_num_threads(1)
@@ -459,7 +458,7 @@ def cmd_train_sf2(args: argparse.Namespace) -> int:
                             progress=text_progress("sf2 members"))
     print(f"sf2: {len(summary['members'])} members on {summary['n_lines']} lines "
           f"({summary['data_version']}); genes: {', '.join(summary['genes'])}")
-    from engine.registry import models_dir
+    from engine.settings import models_dir
 
     root = Path(args.models_dir) if args.models_dir else models_dir()
     for path in summary["files"]:
@@ -470,7 +469,7 @@ def cmd_train_sf2(args: argparse.Namespace) -> int:
 def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from engine.executor import text_progress
+    from engine.platform.executor import text_progress
     from engine.sf2.evaluate import EvaluationConfig, evaluate, text_table
 
     torch.set_num_threads(1)
@@ -493,7 +492,7 @@ def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
         result = evaluate(config, executor,
                           progress=None if args.json else text_progress("sf2 evaluation"))
     if args.save:
-        from engine.registry import models_dir
+        from engine.settings import models_dir
         from engine.sf2.evaluate import save_evaluation
 
         meta = save_evaluation(result, args.models_dir)
@@ -507,8 +506,8 @@ def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sf2_predict(args: argparse.Namespace) -> int:
-    from engine.registry import ArtifactError
-    from engine.schema import SchemaError
+    from engine.core.schema import SchemaError
+    from engine.platform.registry import ArtifactError
     from engine.sf2.data import read_expression_upload
     from engine.sf2.model import load_served_sf2
 
@@ -580,14 +579,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    from engine.auth import change_password, check_username, create_user
-    from engine.store import StoreError
+    from engine.platform.accounts import change_password, check_username, create_user
+    from engine.platform.store import StoreError
 
     store = _open_store()
     try:
         if args.action == "add":
             check_username(args.username)
-            password = _read_password(args, env="ARTDS_PASSWORD",
+            password = _read_password(args, env=settings.PASSWORD_ENV,
                                       prompt=f"Password for {args.username}")
             user = create_user(store, args.username, password, args.role, created_by="cli")
             print(f"created {user.role} {user.username}")
@@ -597,7 +596,7 @@ def cmd_user(args: argparse.Namespace) -> int:
                 print(f"{u.username}\t{u.role}\t{state}\t"
                       f"{u.created_at:%Y-%m-%d %H:%M} UTC\t{u.created_by}")
         elif args.action == "passwd":
-            password = _read_password(args, env="ARTDS_PASSWORD",
+            password = _read_password(args, env=settings.PASSWORD_ENV,
                                       prompt=f"New password for {args.username}")
             change_password(store, args.username, password, by="cli")
             print(f"changed the password of {args.username}")
@@ -650,7 +649,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="proxies trusted for X-Forwarded-* headers (default 127.0.0.1)")
     serve.set_defaults(func=cmd_serve)
 
-    from engine.store import ROLES
+    from engine.platform.store import ROLES
 
     user = sub.add_parser("user", help="manage users (the database of $ARTDS_DATABASE_URL)")
     user_sub = user.add_subparsers(dest="action", required=True)

@@ -34,9 +34,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.arte import OutcomeCurves, reward
-from engine.protocols import Protocol
-from engine.recommend import Recommendation, case_label
+from engine.arclids.arte import OutcomeCurves, reward
+from engine.arclids.recommend import Recommendation, case_label
+from engine.core.protocols import Protocol
 
 __all__ = [
     "ARCH_LABELS",
@@ -1220,7 +1220,7 @@ def gan_overlay_figure(checks: dict, protocol: Protocol, *, n_cols: int = 4) -> 
     10,000-patient virtual population from the trial's generator (what the GAN should find).
     Each panel's title gives the Jensen–Shannon divergence of synthetic vs training (bits).
     """
-    from engine.gan import gan_columns
+    from engine.arclids.gan import gan_columns
 
     hist = checks.get("histograms") or {}
     # Protocol order (the saved JSON has its keys sorted alphabetically).

@@ -1,4 +1,4 @@
-"""Alembic environment for the artds database (run through ``engine.store.Store.upgrade``).
+"""Alembic environment for the artds database (run through ``engine.platform.store.Store.upgrade``).
 
 The connection comes from ``config.attributes["connection"]`` (the store passes its own, so the
 URL, driver and SQLite pragmas are those of the running app); without one, ``$ARTDS_DATABASE_URL``
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.store import Base, Store
+from engine.platform.store import Base, Store
 
 config = context.config
 target_metadata = Base.metadata

@@ -22,7 +22,6 @@ Nothing here knows about HTTP; ``app/auth.py`` puts it behind a login page and a
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -32,15 +31,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from engine.store import ROLES, Store, StoreError, UserInfo
+from engine import settings
+from engine.platform.store import ROLES, Store, StoreError, UserInfo
 
 __all__ = [
     "MAX_FAILURES_PER_REMOTE",
     "MAX_FAILURES_PER_USER",
     "MIN_PASSWORD_CHARS",
-    "SECRET_KEY_ENV",
-    "SESSION_IDLE_ENV",
-    "SESSION_MAX_AGE_ENV",
     "THROTTLE_WINDOW_S",
     "LoginResult",
     "SessionSigner",
@@ -52,8 +49,6 @@ __all__ = [
     "end_session",
     "role_allows",
     "secret_key",
-    "session_idle_s",
-    "session_max_age_s",
     "session_user",
     "start_session",
     "touch_interval_s",
@@ -69,18 +64,6 @@ MAX_FAILURES_PER_REMOTE = 20
 """Failed logins from one address within the window after which logins are refused."""
 THROTTLE_WINDOW_S = 15 * 60
 """Throttling window, seconds."""
-SESSION_MAX_AGE_ENV = "ARTDS_SESSION_MAX_AGE_S"
-"""Environment variable: session lifetime in seconds (default :data:`DEFAULT_SESSION_MAX_AGE_S`)."""
-DEFAULT_SESSION_MAX_AGE_S = 8 * 3600
-"""A session lasts one working day, then the user logs in again."""
-SESSION_IDLE_ENV = "ARTDS_SESSION_IDLE_S"
-"""Environment variable: idle timeout in seconds (default :data:`DEFAULT_SESSION_IDLE_S`)."""
-DEFAULT_SESSION_IDLE_S = 30 * 60
-"""A session unused for half an hour ends (an unattended workstation), however young it is."""
-SESSION_LIMITS_S = (10, 7 * 24 * 3600)
-"""Accepted range of both session limits, seconds."""
-SECRET_KEY_ENV = "ARTDS_SECRET_KEY"
-"""Environment variable holding the cookie-signing key (else one is generated and stored)."""
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{1,63}")
 _RANK = {role: i for i, role in enumerate(ROLES)}
 _HASHER = PasswordHasher()
@@ -178,30 +161,6 @@ def authenticate(store: Store, username: str, password: str, *, remote: str) -> 
     return LoginResult(user, None if user else "Wrong user name or password.")
 
 
-def _seconds_from_env(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number of seconds") from None
-    lo, hi = SESSION_LIMITS_S
-    if not lo <= value <= hi:
-        raise ValueError(f"{name}={value} must lie in {lo} … {hi} seconds")
-    return value
-
-
-def session_max_age_s() -> int:
-    """Session lifetime, seconds (``$ARTDS_SESSION_MAX_AGE_S``, default 8 hours)."""
-    return _seconds_from_env(SESSION_MAX_AGE_ENV, DEFAULT_SESSION_MAX_AGE_S)
-
-
-def session_idle_s() -> int:
-    """Idle timeout, seconds (``$ARTDS_SESSION_IDLE_S``, default 30 minutes)."""
-    return _seconds_from_env(SESSION_IDLE_ENV, DEFAULT_SESSION_IDLE_S)
-
-
 def touch_interval_s(idle_s: float) -> float:
     """How stale the recorded last use may get before a use is written again: a quarter of the
     idle timeout, at most 30 s (one write per half minute of activity, not one per request)."""
@@ -211,10 +170,8 @@ def touch_interval_s(idle_s: float) -> float:
 def secret_key(store: Store) -> str:
     """The cookie-signing key: ``$ARTDS_SECRET_KEY``, else generated once and kept in the store
     (so every app process behind a load balancer signs alike)."""
-    env = os.environ.get(SECRET_KEY_ENV, "").strip()
+    env = settings.secret_key_override()
     if env:
-        if len(env) < 32:
-            raise ValueError(f"{SECRET_KEY_ENV} must have at least 32 characters")
         return env
     return store.setting_or_create("secret_key", lambda: secrets.token_urlsafe(48))
 
@@ -252,7 +209,7 @@ def session_user(store: Store, token: str, *, idle_s: float | None = None,
                  touch: bool = False) -> UserInfo | None:
     """The user of a live session token, None when unknown, expired, idle for ``idle_s``
     seconds or more, or logged out; ``touch`` records this use as activity."""
-    every = touch_interval_s(idle_s or DEFAULT_SESSION_IDLE_S) if touch else None
+    every = touch_interval_s(idle_s or settings.DEFAULT_SESSION_IDLE_S) if touch else None
     found = store.session_user(_sha256(token), idle_s=idle_s, touch_every_s=every)
     return None if found is None else found[0]
 

@@ -13,8 +13,8 @@ from typing import Protocol as TypingProtocol
 import numpy as np
 import pandas as pd
 
-from engine.protocols import Goal, Protocol, Structure
-from engine.radiobiology import geud_transition, normalise_geud
+from engine.core.protocols import Goal, Protocol, Structure
+from engine.core.radiobiology import geud_transition, normalise_geud
 
 __all__ = [
     "ARTEOutcome",

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine.protocols import Protocol
+from engine.core.protocols import Protocol
 
 __all__ = ["FeatureEncoder", "FeatureGraph", "feature_graph"]
 

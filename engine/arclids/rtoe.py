@@ -1,13 +1,14 @@
 """RT outcome estimators (RTOE): GLoGD-GNN, Single-GNN and a logistic baseline, plus ensembles.
 
-Every case is a small graph over the protocol's 13 features (:mod:`engine.graphs`); the networks
+Every case is a small graph over the protocol's 13 features (:mod:`engine.arclids.graphs`); the
+networks
 map it to the probability of one outcome (local control or toxicity) at a candidate adaptive dose
 per fraction. Three architectures (ARCliDS S2, S4; DESIGN.md §3):
 
 - ``"glogd"`` — GLoGD-GNN. Two graph networks read the mid-treatment graph (the dose is not an
   input) and give μ ∈ (0, 1) and T ∈ (T_MIN, T_MAX); the probability at adaptive dose d is the
   generalised logistic p = 1 / (1 + exp(−(ĝ(d) − μ)/T)) of the normalised adapted gEUD ĝ of the
-  outcome's structure (:func:`engine.radiobiology.logistic_outcome`, sign as in DESIGN.md §3).
+  outcome's structure (:func:`engine.core.radiobiology.logistic_outcome`, sign as in DESIGN.md §3).
   Since ĝ rises strictly with d and μ, T do not depend on d, p is non-decreasing in dose by
   construction. The μ- and T-networks are trained alternately, as in the paper.
 - ``"single"`` — Single-GNN. One graph network whose outcome-structure gEUD node carries the
@@ -39,11 +40,11 @@ from scipy.special import expit
 from torch import nn
 from torch_geometric.nn import DenseGCNConv
 
-from engine.arte import OutcomeCurves, adapted_geud_norm
-from engine.evaluation import auroc, log_loss
-from engine.graphs import FeatureEncoder, feature_graph
-from engine.protocols import Protocol, Structure
-from engine.radiobiology import geud_transition, logistic_outcome, normalise_geud
+from engine.arclids.arte import OutcomeCurves, adapted_geud_norm
+from engine.arclids.evaluation import auroc, log_loss
+from engine.arclids.graphs import FeatureEncoder, feature_graph
+from engine.core.protocols import Protocol, Structure
+from engine.core.radiobiology import geud_transition, logistic_outcome, normalise_geud
 
 __all__ = [
     "ARCHS",
@@ -257,7 +258,7 @@ class OutcomeEstimator:
         config: hyperparameters, including the architecture.
 
     Learned attributes (after :meth:`fit` or :meth:`from_state_dict`): ``encoder_``
-    (:class:`~engine.graphs.FeatureEncoder`), ``net_`` (single, logistic) or ``mu_net_`` and
+    (:class:`~engine.arclids.graphs.FeatureEncoder`), ``net_`` (single, logistic) or ``mu_net_`` and
     ``t_net_`` (glogd), ``history_`` ({epoch: eval AUROC}), ``eval_log_loss_`` ({epoch: eval
     mean log-loss}) and ``loss_`` (mean training loss per
     epoch; GLoGD: of the T pass, which sees the updated μ).
@@ -686,7 +687,8 @@ def _labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
 
 
 class EnsembleOutcomeModel:
-    """Ensemble of fitted estimators serving TCP and NTCP curves (an ``engine.arte.OutcomeModel``).
+    """Ensemble of fitted estimators serving TCP and NTCP curves (an
+    ``engine.arclids.arte.OutcomeModel``).
 
     Args:
         protocol: the protocol every member was trained for.

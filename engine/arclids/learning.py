@@ -4,7 +4,7 @@ A physicist starts a training job on the cases stored with a known outcome (the 
 actually given and both outcomes recorded), optionally pooled with the virtual trial. The job
 (:func:`run_job`, run in a worker process) trains a new ensemble of the served architecture, scores
 it, and registers it as a new model version; it serves only after an explicit, audited promotion
-(``engine.store.Store.promote``), and any earlier version can be promoted back (rollback).
+(``engine.platform.store.Store.promote``), and any earlier version can be promoted back (rollback).
 
 What the candidate is scored on, next to the version serving when the job ran:
 
@@ -15,9 +15,10 @@ What the candidate is scored on, next to the version serving when the job ran:
   an outcome among the clinic's cases, else it is reported as not computable, with the reason.
 * **a fresh virtual cohort** (2,000 simulated patients, never trained on): AUROC against the
   outcomes drawn there, the Bayes ceiling, Brier, monotonicity violations and ensemble spread,
-  as for the shipped models (``engine.rtoe_train.evaluate_members``).
+  as for the shipped models (``engine.arclids.rtoe_train.evaluate_members``).
 
-Artifacts go through :mod:`engine.registry` (state_dicts, manifest with sha256, seed, config,
+Artifacts go through :mod:`engine.platform.registry` (state_dicts, manifest with sha256, seed,
+config,
 data hash) into a folder of their own under the learning directory (``$ARTDS_LEARNING_DIR``,
 default ``var/models``; the shipped ``models/`` may be a read-only volume), named by the version,
 which is derived from the artifacts' hashes: the same training gives the same version.
@@ -39,30 +40,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.evaluation import auroc
-from engine.protocols import Protocol, load_protocol
+from engine import settings
+from engine.arclids.evaluation import auroc
+from engine.core.protocols import Protocol, load_protocol
 
 __all__ = [
     "BUDGETS",
-    "LEARNING_DIR_ENV",
     "Budget",
     "Cancelled",
     "LearningConfig",
     "TrainedVersion",
     "clinic_table",
     "learned_version",
-    "learning_dir",
     "load_version_model",
     "run_job",
     "train_version",
     "worker_init",
 ]
 
-ROOT_DIR = Path(__file__).resolve().parents[1]
-LEARNING_DIR_ENV = "ARTDS_LEARNING_DIR"
-"""Environment variable naming the writable folder for Learning Mode model versions."""
-DEFAULT_LEARNING_DIR = ROOT_DIR / "var" / "models"
-"""Used when ``$ARTDS_LEARNING_DIR`` is unset (``var/`` is git-ignored)."""
 FAMILY = "rtoe"
 
 
@@ -137,18 +132,12 @@ class Cancelled(Exception):
     """The job was cancelled by the user."""
 
 
-def learning_dir() -> Path:
-    """Folder for Learning Mode versions: ``$ARTDS_LEARNING_DIR`` or ``var/models``."""
-    override = os.environ.get(LEARNING_DIR_ENV, "").strip()
-    return Path(override) if override else DEFAULT_LEARNING_DIR
-
-
 def clinic_table(protocol: Protocol, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Validated training cases from stored inputs (id columns, features, both doses, outcomes).
 
-    Raises ``engine.schema.SchemaError`` when a stored record no longer validates.
+    Raises ``engine.core.schema.SchemaError`` when a stored record no longer validates.
     """
-    from engine.schema import validate_dataframe
+    from engine.core.schema import validate_dataframe
 
     columns = [*protocol.id_columns, *protocol.feature_names, "dose_eval_gy", "dose_adapt_gy",
                *protocol.outcome_names]
@@ -163,7 +152,7 @@ def clinic_table(protocol: Protocol, records: Sequence[Mapping[str, Any]]) -> pd
 
 
 def _training_table(protocol: Protocol, clinic: pd.DataFrame, pool: bool) -> pd.DataFrame:
-    from engine.rtoe_train import training_cases
+    from engine.arclids.rtoe_train import training_cases
 
     keep = [*protocol.feature_names, "dose_eval_gy", "dose_adapt_gy", *protocol.outcome_names]
     parts = [clinic[keep].assign(source="clinic")]
@@ -178,12 +167,12 @@ def _training_table(protocol: Protocol, clinic: pd.DataFrame, pool: bool) -> pd.
 def _base_config(protocol: Protocol, arch: str, outcome: str, budget: Budget,
                  seed: int) -> Any:
     """The served version's member configuration (from models/), with the budget applied."""
-    from engine import registry
-    from engine.rtoe import RTOEConfig
-    from engine.rtoe_train import member_name
+    from engine.arclids.rtoe import RTOEConfig
+    from engine.arclids.rtoe_train import member_name
+    from engine.platform import registry
 
     try:
-        meta = next(m for m in registry.list_artifacts(registry.models_dir(), FAMILY)
+        meta = next(m for m in registry.list_artifacts(settings.models_dir(), FAMILY)
                     if m.name == member_name(protocol.name, arch, outcome, 0))
         config = RTOEConfig.from_dict(meta.config)
     except (StopIteration, registry.ArtifactError, ValueError):
@@ -215,9 +204,9 @@ def learned_version(protocol_name: str, arch: str, sha256s: Sequence[str]) -> st
 def load_version_model(protocol_name: str, arch: str, location: Path | str,
                        version: str, label: str) -> Any:
     """The ensemble of a Learning Mode version (hash-checked; the version must match)."""
-    from engine import registry
-    from engine.rtoe import EnsembleOutcomeModel
-    from engine.rtoe_train import member_name
+    from engine.arclids.rtoe import EnsembleOutcomeModel
+    from engine.arclids.rtoe_train import member_name
+    from engine.platform import registry
 
     protocol = load_protocol(protocol_name)
     root = Path(location)
@@ -227,7 +216,7 @@ def load_version_model(protocol_name: str, arch: str, location: Path | str,
                     if m.name.startswith(f"{protocol_name}_{arch}_{protocol.target.outcome}_"))
     if n_members == 0:
         raise registry.ArtifactError(f"{root}: no {protocol_name} {arch} members in the manifest")
-    from engine.rtoe import OutcomeEstimator, RTOEConfig
+    from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
 
     for outcome in protocol.outcome_names:
         members[outcome] = []
@@ -272,9 +261,9 @@ def train_version(
         Cancelled: ``progress`` asked to stop (nothing is left on disk).
         ValueError: no training data (no clinic case and no pooling).
     """
-    from engine import registry
-    from engine.rtoe import OutcomeEstimator
-    from engine.rtoe_train import evaluate_members, member_name, stratified_splits
+    from engine.arclids.rtoe import OutcomeEstimator
+    from engine.arclids.rtoe_train import evaluate_members, member_name, stratified_splits
+    from engine.platform import registry
 
     protocol = load_protocol(config.protocol)
     budget = BUDGETS[config.budget]
@@ -429,7 +418,7 @@ def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
     step. Meant for a worker process (CPU-bound; one torch thread)."""
     import torch
 
-    from engine.store import Store
+    from engine.platform.store import Store
 
     torch.set_num_threads(1)
     store = Store(database_url)
@@ -476,8 +465,8 @@ def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
 
 def _serving(store: Any, config: LearningConfig) -> tuple[Any | None, Any | None]:
     """The model serving the protocol now (a Learning Mode version, else the shipped one)."""
-    from engine import registry
-    from engine.rtoe_train import load_served_model
+    from engine.arclids.rtoe_train import load_served_model
+    from engine.platform import registry
 
     info = store.serving_version(config.protocol)
     try:

@@ -3,7 +3,7 @@
 Follows ARCliDS S4.2: a grid search scored by AUROC over 10 stratified shuffle 80/20 splits (the
 minority class oversampled inside each training split), a rerun of the validation with the best
 setting, then 5 members trained on all data with the best setting form the served ensemble.
-Every job is an independent call of :func:`_fit_job`, mapped over an :mod:`engine.executor`
+Every job is an independent call of :func:`_fit_job`, mapped over an :mod:`engine.platform.executor`
 (local process pool by default, a Ray cluster when asked), so results are identical whatever
 runs them.
 
@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.cohort import DEFAULT_TRIAL_SEED, generate_cohort, load_trial_spec
-from engine.evaluation import auroc, log_loss
-from engine.executor import Executor
-from engine.protocols import Protocol, load_protocol
-from engine.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+from engine import settings
+from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort, load_trial_spec
+from engine.arclids.evaluation import auroc, log_loss
+from engine.arclids.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+from engine.core.protocols import Protocol, load_protocol
+from engine.platform.executor import Executor
 
 __all__ = [
     "ARCHITECTURES",
@@ -489,9 +490,9 @@ def train_rtoe(
     Deterministic: the same protocol, grid, seed and code give the same artifacts whichever
     executor runs the jobs. Returns the evaluation payload also saved as a JSON artifact.
     """
-    from engine import registry
+    from engine.platform import registry
 
-    models_dir = registry.models_dir() if models_dir is None else models_dir
+    models_dir = settings.models_dir() if models_dir is None else models_dir
     protocol = load_protocol(protocol_name)
     cases = training_cases(protocol_name)
     cohort = generate_cohort(protocol_name)
@@ -620,9 +621,9 @@ def load_members(
     protocol_name: str, arch: str, outcome: str, models_dir: Any = None
 ) -> tuple[list[OutcomeEstimator], list[Any]]:
     """The saved ensemble members of one architecture and outcome (hash-checked)."""
-    from engine import registry
+    from engine.platform import registry
 
-    models_dir = registry.models_dir() if models_dir is None else models_dir
+    models_dir = settings.models_dir() if models_dir is None else models_dir
     protocol = load_protocol(protocol_name)
     members, metas = [], []
     for k in range(N_MEMBERS):
@@ -668,9 +669,9 @@ def stale_trial_warnings(protocol_name: str, metas: Sequence[Any]) -> list[str]:
 
 def load_evaluation(protocol_name: str, models_dir: Any = None) -> tuple[dict[str, Any], Any]:
     """The saved evaluation payload of a protocol and its (hash-checked) artifact metadata."""
-    from engine import registry
+    from engine.platform import registry
 
-    models_dir = registry.models_dir() if models_dir is None else models_dir
+    models_dir = settings.models_dir() if models_dir is None else models_dir
     return registry.load_json_artifact(models_dir, FAMILY, evaluation_name(protocol_name))
 
 

@@ -1,10 +1,11 @@
 """Dose recommendation: outcome curves over the dose grid, reward, and the recommended dose.
 
-The recommended dose comes from the optimal decision maker (ODM, :mod:`engine.odm`) when one is
+The recommended dose comes from the optimal decision maker (ODM, :mod:`engine.arclids.odm`) when
+one is
 served for the outcome model: the mean of its members' greedy doses, with the standard error of
 that mean and the members' mean q-value (the expected reward, read as the AI's confidence). TCP,
 NTCP and goal at that dose are read from the outcome model's ensemble-mean curves, linearly
-between grid doses (:func:`engine.arte.at_dose`).
+between grid doses (:func:`engine.arclids.arte.at_dose`).
 
 The exact argmax of the reward of the ensemble-mean curves over the dose grid (ties to the lower
 dose) is always reported next to it, and is the recommendation when no ODM can serve — none is
@@ -24,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.arte import OutcomeModel, at_dose, goal_index, reward
-from engine.protocols import Protocol
+from engine.arclids.arte import OutcomeModel, at_dose, goal_index, reward
+from engine.core.protocols import Protocol
 
 __all__ = ["EXACT_ARGMAX", "ODM", "Recommendation", "case_label", "input_hash", "recommend"]
 
@@ -146,11 +147,13 @@ def recommend(
     """Recommend an adaptive dose per fraction for every row of ``cases``.
 
     Args:
-        cases: validated cases (see :mod:`engine.schema`): id columns, every protocol feature and
+        cases: validated cases (see :mod:`engine.core.schema`): id columns, every protocol feature
+        and
             ``dose_eval_gy``, with no missing values.
         protocol: the treatment protocol.
         model: the outcome model serving TCP/NTCP curves.
-        odm: an :class:`engine.odm.ODMEnsemble` trained against ``model``, or None. One trained
+        odm: an :class:`engine.arclids.odm.ODMEnsemble` trained against ``model``, or None. One
+        trained
             against another outcome-model version is not used: the exact argmax is recommended
             with a note saying so (never an error).
         odm_note: why no ODM is given (shown as ``recommender_note``), when ``odm`` is None.

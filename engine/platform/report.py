@@ -1,6 +1,7 @@
 """Self-contained, interactive HTML report of a set of recommendations.
 
-:func:`render_report` fills ``engine/templates/report.html`` (Jinja2, autoescaping on) with the
+:func:`render_report` fills ``engine/platform/templates/report.html`` (Jinja2, autoescaping on)
+with the
 summary per case, the outcome model (label, version, ensemble size), the inputs, the physician's
 notes and the three figures of :mod:`engine.figures` (with ensemble bands and covariance ellipses
 when the model is an ensemble). plotly.js is inlined once from the installed plotly package, so
@@ -24,7 +25,9 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from engine import __version__
-from engine.arte import goal_flags
+from engine.arclids.arte import goal_flags
+from engine.arclids.recommend import Recommendation, case_label
+from engine.core.protocols import Protocol
 from engine.figures import (
     PLOTLY_CONFIG,
     case_colour,
@@ -32,8 +35,6 @@ from engine.figures import (
     outcome_space_figure,
     population_figure,
 )
-from engine.protocols import Protocol
-from engine.recommend import Recommendation, case_label
 
 __all__ = ["DISCLAIMER", "render_inputs", "render_report", "report_filename"]
 
@@ -274,7 +275,7 @@ def render_inputs(
     """A printable page of the inputs of ``cases`` (one column per case), with ids, units,
     accepted ranges, the input hash and stored version of each case, and the notes (escaped).
     Self-contained, no script but a print button."""
-    from engine.recommend import input_hash
+    from engine.arclids.recommend import input_hash
 
     notes = notes or {}
     generated_at = (generated_at or datetime.now(UTC)).astimezone(UTC)

@@ -52,22 +52,16 @@ from engine import __version__ as ARTDS_VERSION
 __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_SCHEMA",
-    "MODELS_DIR",
     "ArtifactError",
     "ArtifactMeta",
     "data_hash",
     "list_artifacts",
     "load_artifact",
     "load_json_artifact",
-    "models_dir",
     "save_artifact",
     "save_json_artifact",
 ]
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-"""The repository's ``models/`` folder, the default artifact store."""
-MODELS_DIR_ENV = "ARTDS_MODELS_DIR"
-"""Environment variable that overrides :data:`MODELS_DIR`."""
 MANIFEST_NAME = "manifest.json"
 """File name of the manifest inside the models folder."""
 MANIFEST_SCHEMA = 1
@@ -131,12 +125,6 @@ class ArtifactMeta:
         return cls(file=file, **{n: entry[n] for n in names})
 
 
-def models_dir() -> Path:
-    """The models folder: ``$ARTDS_MODELS_DIR`` when set (non-empty), else :data:`MODELS_DIR`."""
-    override = os.environ.get(MODELS_DIR_ENV, "")
-    return Path(override) if override else MODELS_DIR
-
-
 def data_hash(frame: pd.DataFrame) -> str:
     """SHA-256 (hex) of a canonical CSV rendering of ``frame``; stable across runs and machines.
 
@@ -179,7 +167,7 @@ def _key(family: str, name: str, suffix: str) -> str:
 def _hint(family: str, name: str, config: Mapping[str, Any] | None = None) -> str:
     """How to get a good artifact back: the ``artds train`` command, with ``--protocol`` when the
     config records one or the name starts with a protocol name (``nsclc_...``)."""
-    from engine.protocols import PROTOCOL_NAMES
+    from engine.core.protocols import PROTOCOL_NAMES
 
     command = f"artds train {family}"
     protocol = (config or {}).get("protocol")

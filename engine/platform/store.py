@@ -3,13 +3,14 @@
 One database holds everything that must survive a restart, so several app processes (containers
 behind a load balancer) can share it: a SQLite file by default, PostgreSQL in a hospital
 deployment (``$ARTDS_DATABASE_URL``, e.g. ``postgresql+psycopg://artds@db/artds``). The schema is
-created and migrated by Alembic (``engine/alembic/``): :meth:`Store.upgrade` runs at app start-up
+created and migrated by Alembic (``engine/platform/alembic/``): :meth:`Store.upgrade` runs at app
+start-up
 and from ``artds db upgrade``; on PostgreSQL it holds an advisory lock so containers starting
 together migrate once.
 
 What is kept, and how:
 
-* **users** with argon2 password hashes (:mod:`engine.auth` hashes; nothing here sees a
+* **users** with argon2 password hashes (:mod:`engine.platform.accounts` hashes; nothing here sees a
   plain-text password for longer than the call) and one role each (:data:`ROLES`);
 * **auth sessions**: only the sha256 of a session token is stored, with its expiry, the time
   it was last used (for the idle timeout) and its logout time; **login attempts** (for
@@ -36,7 +37,6 @@ import hashlib
 import io
 import json
 import math
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,9 +65,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from engine import settings
+
 __all__ = [
-    "DATABASE_URL_ENV",
-    "DEFAULT_DATABASE_PATH",
     "ROLES",
     "Base",
     "CaseRecord",
@@ -80,14 +80,8 @@ __all__ = [
     "Store",
     "StoreError",
     "UserInfo",
-    "database_url",
 ]
 
-ROOT_DIR = Path(__file__).resolve().parents[1]
-DATABASE_URL_ENV = "ARTDS_DATABASE_URL"
-"""Environment variable naming the database (any SQLAlchemy URL)."""
-DEFAULT_DATABASE_PATH = ROOT_DIR / "var" / "artds.sqlite3"
-"""The SQLite file used when ``$ARTDS_DATABASE_URL`` is not set (``var/`` is git-ignored)."""
 ROLES = ("clinician", "physicist", "admin")
 """Roles, each allowed what the previous one is plus more (see ``docs/clinic.md``)."""
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -98,12 +92,6 @@ _ADVISORY_LOCK_KEY = 0x61727464  # "artd": PostgreSQL advisory lock held while m
 
 class StoreError(ValueError):
     """A request the store refuses (unknown user, duplicate name, bad role...): one line."""
-
-
-def database_url() -> str:
-    """``$ARTDS_DATABASE_URL`` when set (non-empty), else the default SQLite file's URL."""
-    url = os.environ.get(DATABASE_URL_ENV, "").strip()
-    return url or f"sqlite:///{DEFAULT_DATABASE_PATH}"
 
 
 def _now() -> datetime:
@@ -326,7 +314,7 @@ class CaseRecord:
     values: dict[str, Any]
     """Id columns, features, doses and outcomes (None or NaN when unknown)."""
     input_hash: str
-    """:func:`engine.recommend.input_hash` of the case."""
+    """:func:`engine.arclids.recommend.input_hash` of the case."""
 
 
 @dataclass(frozen=True)
@@ -340,7 +328,7 @@ class SavedInput:
     version: int
     """Input version, 1 for the first."""
     input_hash: str
-    """:func:`engine.recommend.input_hash` of these inputs (what recommendations cite)."""
+    """:func:`engine.arclids.recommend.input_hash` of these inputs (what recommendations cite)."""
     values: dict[str, Any]
     """Id columns, features, ``dose_eval_gy`` and any known ``dose_adapt_gy`` and outcomes
     (None when unknown)."""
@@ -437,7 +425,7 @@ class ModelVersionInfo:
     created_by: str
     """Who trained or registered it."""
     metrics: dict[str, Any]
-    """Metrics per outcome (see :mod:`engine.learning`)."""
+    """Metrics per outcome (see :mod:`engine.arclids.learning`)."""
     training: dict[str, Any]
     """What it was trained on (cases, data hashes, config)."""
 
@@ -545,7 +533,7 @@ class Store:
     """
 
     def __init__(self, url: str | None = None) -> None:
-        raw = url or database_url()
+        raw = url or settings.database_url()
         parsed = make_url(raw)
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -633,7 +621,7 @@ class Store:
     def add_user(
         self, username: str, password_hash: str, role: str, *, created_by: str
     ) -> UserInfo:
-        """Create a user (the password already hashed by :mod:`engine.auth`)."""
+        """Create a user (the password already hashed by :mod:`engine.platform.accounts`)."""
         if role not in ROLES:
             raise StoreError(f"role {role!r} is not one of {', '.join(ROLES)}")
         try:
@@ -1195,7 +1183,7 @@ class Store:
 
 
 def alembic_config() -> Any:
-    """Alembic configuration pointing at the migrations shipped in ``engine/alembic``."""
+    """Alembic configuration pointing at the migrations shipped in ``engine/platform/alembic``."""
     from alembic.config import Config
 
     cfg = Config()
@@ -1225,7 +1213,7 @@ def _saved(row: PatientInput, label: str, *, new: bool) -> SavedInput:
 
 
 def _has_outcomes(protocol: str, values: Mapping[str, Any]) -> bool:
-    from engine.protocols import load_protocol
+    from engine.core.protocols import load_protocol
 
     outcomes = load_protocol(protocol).outcome_names
     return values.get("dose_adapt_gy") is not None and all(

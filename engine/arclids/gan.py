@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from engine.protocols import Protocol
+from engine.core.protocols import Protocol
 
 __all__ = [
     "DOSE_EVAL_COLUMN",

@@ -34,7 +34,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
-from engine.protocols import PROTOCOL_NAMES, Protocol, load_protocol
+from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol
 
 __all__ = [
     "MAX_FILE_BYTES",

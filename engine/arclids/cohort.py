@@ -1,7 +1,8 @@
 """Virtual trials with known ground truth, and the reference model that serves that truth.
 
 The trials' patient data are restricted, so every model is built and measured on virtual trials
-whose truth we know. A trial spec (``engine/trials/<protocol>.toml``) gives, per feature of the
+whose truth we know. A trial spec (``engine/arclids/trials/<protocol>.toml``) gives, per feature of
+the
 protocol's DAG, a distribution and weights on its parents; per outcome a generalised-logistic
 dose response whose μ and T depend on the outcome's parents; and a noisy clinician rule for the
 historic adaptive doses. Outcomes are Bernoulli draws at the gEUD each case actually received.
@@ -27,10 +28,10 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from engine.arte import OutcomeCurves, adapted_geud_norm
-from engine.evaluation import auroc
-from engine.protocols import PROTOCOL_NAMES, Protocol, Structure, load_protocol
-from engine.radiobiology import logistic_outcome
+from engine.arclids.arte import OutcomeCurves, adapted_geud_norm
+from engine.arclids.evaluation import auroc
+from engine.core.protocols import PROTOCOL_NAMES, PROTOCOLS_DIR, Protocol, Structure, load_protocol
+from engine.core.radiobiology import logistic_outcome
 
 __all__ = [
     "DEFAULT_TRIAL_SEED",
@@ -46,7 +47,6 @@ __all__ = [
 ]
 
 _TRIALS_DIR = Path(__file__).parent / "trials"
-_PROTOCOLS_DIR = Path(__file__).parent / "protocols"
 REFERENCE_MODEL_LABEL = "reference model (virtual trial ground truth)"
 # Large fixed draw used to solve the outcome intercepts; independent of any user seed.
 _CALIBRATION_SEED = 20_221_001
@@ -93,7 +93,7 @@ class OutcomeSpec:
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """A virtual trial, as loaded from ``engine/trials/<protocol>.toml``."""
+    """A virtual trial, as loaded from ``engine/arclids/trials/<protocol>.toml``."""
 
     protocol: Protocol
     """The treatment protocol the trial follows."""
@@ -179,7 +179,7 @@ def load_trial_spec(name: str) -> TrialSpec:
     )
     outcomes = tuple(OutcomeSpec(name=o, **raw["outcomes"][o]) for o in protocol.outcome_names)
     digest = hashlib.sha256(
-        text.encode() + (_PROTOCOLS_DIR / f"{name}.toml").read_bytes()
+        text.encode() + (PROTOCOLS_DIR / f"{name}.toml").read_bytes()
     ).hexdigest()
     spec = TrialSpec(
         protocol=protocol,

@@ -1,6 +1,6 @@
 """Treatment protocols as data: fractions, candidate dose grids, tissue parameters, goals, features.
 
-Each protocol lives in ``engine/protocols/<name>.toml`` with unit-suffixed keys and is loaded
+Each protocol lives in ``engine/core/protocols/<name>.toml`` with unit-suffixed keys and is loaded
 into frozen dataclasses here. Nothing else in the engine hard-codes a protocol number.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "PROTOCOLS_DIR",
     "PROTOCOL_NAMES",
     "Feature",
     "Goal",
@@ -23,7 +24,8 @@ __all__ = [
     "load_protocol",
 ]
 
-_DIR = Path(__file__).parent
+PROTOCOLS_DIR = Path(__file__).parent
+"""Folder of the protocol TOML files (``<name>.toml``)."""
 PROTOCOL_NAMES: tuple[str, ...] = ("nsclc", "hcc")
 
 
@@ -211,10 +213,11 @@ def _check_acyclic(name: str, nodes: set[str], edges: tuple[tuple[str, str], ...
 
 @cache
 def load_protocol(name: str) -> Protocol:
-    """Load and validate ``engine/protocols/<name>.toml``; ``name`` in :data:`PROTOCOL_NAMES`."""
+    """Load and validate ``engine/core/protocols/<name>.toml``; ``name`` in
+    :data:`PROTOCOL_NAMES`."""
     if name not in PROTOCOL_NAMES:
         raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOL_NAMES)}")
-    raw = tomllib.loads((_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+    raw = tomllib.loads((PROTOCOLS_DIR / f"{name}.toml").read_text(encoding="utf-8"))
     protocol = Protocol(
         name=raw["name"],
         label=raw["label"],

@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.arte import ARTEOutcome
-from engine.gan import TabularTransform
-from engine.protocols import Protocol
+from engine.arclids.arte import ARTEOutcome
+from engine.arclids.gan import TabularTransform
+from engine.core.protocols import Protocol
 
 __all__ = [
     "BATCH_UNITS",
@@ -368,7 +368,7 @@ def plan(
     Args:
         cases: P planning cases (features and ``dose_eval_gy``).
         protocol: the protocol (dose grid, gEUD features).
-        arte: :func:`engine.arte.evaluate_arte` of ``cases`` (any number of members).
+        arte: :func:`engine.arclids.arte.evaluate_arte` of ``cases`` (any number of members).
         encoder: fitted state encoder (features and ``dose_eval_gy``).
         member: which ARTE member's rewards to store.
 
@@ -533,7 +533,7 @@ def ensemble_version(protocol_name: str, arch: str, sha256s: Sequence[str]) -> s
 
 def arte_member(model: Any, k: int) -> Any:
     """Outcome model made of member ``k`` of a learned ensemble (the ARTE member ODM k plans on)."""
-    from engine.rtoe import EnsembleOutcomeModel
+    from engine.arclids.rtoe import EnsembleOutcomeModel
 
     return EnsembleOutcomeModel(
         model.protocol,

@@ -16,7 +16,7 @@ One deterministic command per protocol (``artds train odm --protocol nsclc``) ru
 
 Serving (:func:`load_served_odm`, :func:`odm_for_model`) refuses an ODM whose recorded outcome
 model is not the one being served: the recommender then falls back to the exact argmax of the
-reward and says why (:mod:`engine.recommend`).
+reward and says why (:mod:`engine.arclids.recommend`).
 
 Weights are stored as float16 (a 5 × 256 Q-network is 1.1 MB in float32, 0.55 MB in float16;
 20 members fit the models/ budget only this way). The evaluation scores the float16-rounded
@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from engine import registry
-from engine.arte import at_dose, evaluate_arte, goal_flags, goal_index, reward
-from engine.cohort import ReferenceModel, generate_cohort
-from engine.evaluation import (
+from engine import settings
+from engine.arclids.arte import at_dose, evaluate_arte, goal_flags, goal_index, reward
+from engine.arclids.cohort import ReferenceModel, generate_cohort
+from engine.arclids.evaluation import (
     best_fixed_dose,
     gain_captured,
     mad,
@@ -49,9 +49,14 @@ from engine.evaluation import (
     self_evaluation,
     verdict_shares,
 )
-from engine.executor import Executor
-from engine.gan import WGANGP, GANConfig, TabularTransform, feature_divergences, feature_histograms
-from engine.odm import (
+from engine.arclids.gan import (
+    WGANGP,
+    GANConfig,
+    TabularTransform,
+    feature_divergences,
+    feature_histograms,
+)
+from engine.arclids.odm import (
     DoubleDQN,
     ODMConfig,
     ODMEnsemble,
@@ -62,8 +67,10 @@ from engine.odm import (
     ensemble_version,
     plan,
 )
-from engine.protocols import Protocol, load_protocol
-from engine.recommend import case_label
+from engine.arclids.recommend import case_label
+from engine.core.protocols import Protocol, load_protocol
+from engine.platform import registry
+from engine.platform.executor import Executor
 
 __all__ = [
     "BUDGETS",
@@ -177,7 +184,7 @@ def odm_evaluation_name(protocol_name: str) -> str:
 
 
 def _models_dir(models_dir: Any) -> Any:
-    return registry.models_dir() if models_dir is None else models_dir
+    return settings.models_dir() if models_dir is None else models_dir
 
 
 def _training_table(protocol_name: str) -> tuple[pd.DataFrame, Any]:
@@ -332,7 +339,7 @@ def _planning_memory(
     several members evaluates ARTE over the pool once. The key holds the GAN's sha256 and the
     outcome ensemble's version, so a retrained model is never served from the cache.
     """
-    from engine.rtoe_train import load_served_model
+    from engine.arclids.rtoe_train import load_served_model
 
     protocol = load_protocol(protocol_name)
     gan, gan_meta = load_gan(protocol_name, models_dir)
@@ -365,7 +372,7 @@ def _planning_memory(
 def _odm_job(job: OdmJob) -> dict[str, Any]:
     """Plan on synthetic patients with ARTE (member k's or the ensemble mean), learn by Double
     DQN, return the weights."""
-    from engine.rtoe_train import load_served_model
+    from engine.arclids.rtoe_train import load_served_model
 
     protocol = load_protocol(job.protocol)
     config = ODMConfig.from_dict(job.config)
@@ -681,7 +688,7 @@ def train_odm(
     artifacts whichever executor runs the member jobs. Returns the evaluation payload (also
     saved as ``odm/<protocol>_evaluation.json``).
     """
-    from engine.rtoe_train import evaluation_cohort, load_members, load_served_model
+    from engine.arclids.rtoe_train import evaluation_cohort, load_members, load_served_model
 
     models_dir = _models_dir(models_dir)
     protocol = load_protocol(protocol_name)
@@ -848,7 +855,7 @@ def _planning_summary(payload: dict[str, Any]) -> dict[str, Any]:
 
 def served_rtoe_versions(protocol_name: str, models_dir: Any = None) -> dict[str, str]:
     """Version of each outcome ensemble that loads now (architectures that do not are left out)."""
-    from engine.rtoe_train import load_served_model
+    from engine.arclids.rtoe_train import load_served_model
 
     out = {}
     for arch in ODM_ARCHS:
