@@ -28,7 +28,7 @@ import pandas as pd
 from shiny import reactive, req
 
 from app.serving import single_inference_thread
-from engine.arclids.arte import OutcomeModel
+from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.recommend import Recommendation, input_hash, recommend
 from engine.core.protocols import Protocol
 from engine.platform.store import Store, UserInfo

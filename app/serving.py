@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from app import shared
 from engine import settings
-from engine.arclids.arte import OutcomeModel
+from engine.arclids.architectures import REFERENCE
 from engine.arclids.learning import load_version_model
+from engine.arclids.outcomes import OutcomeModel
 from engine.platform import registry
 from engine.platform.store import ModelVersionInfo, Store
 
@@ -91,7 +92,7 @@ def _label(info: ModelVersionInfo) -> str:
 def served_model(protocol_name: str, store: Store) -> Served:
     """The model Operation Mode serves for ``protocol_name`` now."""
     shipped = shared.MODEL_CHOICES[protocol_name].get("glogd")
-    fallback = (shipped or shared.MODEL_CHOICES[protocol_name][shared.REFERENCE]).model
+    fallback = (shipped or shared.MODEL_CHOICES[protocol_name][REFERENCE]).model
     info = store.serving_version(protocol_name)
     if info is None or (shipped is not None and info.version == shipped.model.version):
         return Served(fallback, info or store.model_version(fallback.version), None)

@@ -29,8 +29,9 @@ import plotly
 from htmltools import TagList, tags
 
 from engine import settings
-from engine.arclids.arte import OutcomeModel
+from engine.arclids.architectures import ARCH_KEYS, REFERENCE, SERVED_ARCH, choice_label
 from engine.arclids.cohort import ReferenceModel, population_table
+from engine.arclids.outcomes import OutcomeModel
 from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol
 from engine.core.schema import read_cases
 from engine.platform import registry
@@ -42,7 +43,6 @@ __all__ = [
     "EVALUATIONS",
     "EVALUATION_ERRORS",
     "EXAMPLES",
-    "LEARNED_ARCHS",
     "MODEL_CHOICES",
     "MODEL_ERRORS",
     "ODM_REVIEWS",
@@ -50,7 +50,6 @@ __all__ = [
     "POPULATIONS",
     "PROTOCOLS",
     "PROTOCOL_CHOICES",
-    "REFERENCE",
     "REFERENCE_MODELS",
     "STARTUP_CASES",
     "WWW_DIR",
@@ -71,16 +70,6 @@ WWW_DIR = APP_DIR / "www"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 """plotly.js shipped inside the plotly package; served locally, never from a CDN."""
 
-LEARNED_ARCHS: tuple[str, ...] = ("glogd", "single", "logistic")
-"""Learned outcome-estimator architectures offered, in selector order (served one first)."""
-REFERENCE = "reference"
-"""Key of the virtual trial's reference (ground-truth) model among the choices."""
-_CHOICE_LABELS = {
-    "glogd": "GLoGD-GNN ensemble (served)",
-    "single": "Single-GNN ensemble",
-    "logistic": "Logistic regression ensemble",
-    REFERENCE: "Reference: virtual-trial truth",
-}
 
 
 @dataclass(frozen=True)
@@ -118,7 +107,7 @@ def load_model_choices(
 
     Args:
         protocol_name: the protocol.
-        models_dir: the models folder (default: ``engine.platform.settings.models_dir()``).
+        models_dir: the models folder (default: ``engine.settings.models_dir()``).
 
     Returns:
         (choices keyed "glogd"/"single"/"logistic"/"reference" in selector order, the one-line
@@ -129,9 +118,9 @@ def load_model_choices(
     try:
         from engine.arclids.rtoe_train import load_served_model
     except ImportError as exc:  # learned models need torch; the reference model does not
-        errors = {arch: f"learned models unavailable ({exc})" for arch in LEARNED_ARCHS}
+        errors = {arch: f"learned models unavailable ({exc})" for arch in ARCH_KEYS}
     else:
-        for arch in LEARNED_ARCHS:
+        for arch in ARCH_KEYS:
             try:
                 model = load_served_model(protocol_name, arch, models_dir)
             except registry.ArtifactError as exc:
@@ -142,8 +131,8 @@ def load_model_choices(
                 # another version): still one line in the UI, never a crash.
                 errors[arch] = f"could not be loaded ({type(exc).__name__}: {_one_line(exc)})"
                 continue
-            choices[arch] = ModelChoice(arch, _CHOICE_LABELS[arch], model)
-    choices[REFERENCE] = ModelChoice(REFERENCE, _CHOICE_LABELS[REFERENCE],
+            choices[arch] = ModelChoice(arch, choice_label(arch), model)
+    choices[REFERENCE] = ModelChoice(REFERENCE, choice_label(REFERENCE),
                                      ReferenceModel(protocol_name))
     return choices, errors
 
@@ -230,7 +219,8 @@ MODEL_CHOICES: dict[str, dict[str, ModelChoice]] = {n: c for n, (c, _) in _LOADE
 MODEL_ERRORS: dict[str, dict[str, str]] = {n: e for n, (_, e) in _LOADED.items()}
 """Per protocol, the one-line load error of each learned model left out (empty when all load)."""
 DEFAULT_MODEL: dict[str, str] = {
-    name: "glogd" if "glogd" in choices else REFERENCE for name, choices in MODEL_CHOICES.items()
+    name: SERVED_ARCH if SERVED_ARCH in choices else REFERENCE
+    for name, choices in MODEL_CHOICES.items()
 }
 """Per protocol, the key of the model a new session serves."""
 REFERENCE_MODELS: dict[str, OutcomeModel] = {

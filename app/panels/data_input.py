@@ -25,13 +25,14 @@ from shiny import module, reactive, render, ui
 from shiny.types import SilentException
 
 from app import shared
-from engine.arclids.recommend import case_label, input_hash
+from engine.arclids.recommend import input_hash
 from engine.core.protocols import Protocol
 from engine.core.schema import (
     MAX_FILE_BYTES,
     MAX_NOTE_CHARS,
     Problem,
     SchemaError,
+    case_labels,
     column_specs,
     read_cases,
 )
@@ -64,16 +65,6 @@ class CaseSelection:
     """The cases chosen for display, in the chosen order."""
     notes: Callable[[], dict[str, str]]
     """Physician notes of the current protocol keyed by case label."""
-
-
-def _labels(cases: pd.DataFrame, protocol: Protocol) -> list[str]:
-    if cases.empty:
-        return []
-    with_site = "site_id" in protocol.id_columns and "site_id" in cases.columns
-    return [
-        case_label(str(row["patient_id"]), int(row["site_id"]) if with_site else None)
-        for _, row in cases.iterrows()
-    ]
 
 
 def _note_input_id(protocol_name: str, label: str) -> str:
@@ -168,7 +159,7 @@ def case_records(cases: pd.DataFrame, protocol: Protocol) -> list[CaseRecord]:
     columns = _stored_columns(protocol)
     with_site = "site_id" in protocol.id_columns and "site_id" in cases.columns
     out = []
-    for label, (_, row) in zip(_labels(cases, protocol), cases.iterrows(), strict=True):
+    for label, (_, row) in zip(case_labels(cases), cases.iterrows(), strict=True):
         values = {c: (row[c] if c in row.index else None) for c in columns}
         out.append(CaseRecord(label, str(row["patient_id"]),
                               int(row["site_id"]) if with_site else None, values,
@@ -183,7 +174,7 @@ def _when(t) -> str:
 def _inputs_csv(cases: pd.DataFrame, protocol: Protocol, notes: dict[str, str]) -> str:
     """The cases in the upload format (optional columns only when some value is known)."""
     table = cases.copy()
-    table["note"] = [notes.get(lab, "") for lab in _labels(cases, protocol)]
+    table["note"] = [notes.get(lab, "") for lab in case_labels(cases)]
     columns = [c for c in _stored_columns(protocol) if c in table.columns
                and (c not in ("dose_adapt_gy", *protocol.outcome_names) or table[c].notna().any())]
     return table[[*columns, "note"]].to_csv(index=False, float_format="%.10g",
@@ -312,7 +303,7 @@ def data_input_server(
     )
     notes_store: reactive.Value[dict[str, dict[str, str]]] = reactive.value({
         name: {lab: n.text for lab, n in db.latest_notes(
-            name, _labels(shared.STARTUP_CASES[name], shared.PROTOCOLS[name])).items()}
+            name, case_labels(shared.STARTUP_CASES[name])).items()}
         for name in shared.PROTOCOLS
     })
     db_changed = reactive.value(0)
@@ -323,7 +314,7 @@ def data_input_server(
     form_problems: reactive.Value[list[Problem] | None] = reactive.value(None)
     status: reactive.Value[dict[str, str]] = reactive.value({})
     remembered: dict[str, list[str]] = {
-        name: _labels(shared.STARTUP_CASES[name], p) for name, p in shared.PROTOCOLS.items()
+        name: case_labels(shared.STARTUP_CASES[name]) for name, p in shared.PROTOCOLS.items()
     }
 
     @reactive.calc
@@ -332,7 +323,7 @@ def data_input_server(
 
     @reactive.calc
     def labels() -> list[str]:
-        return _labels(cases(), protocol())
+        return case_labels(cases())
 
     @reactive.calc
     def shown() -> pd.DataFrame:
@@ -350,7 +341,7 @@ def data_input_server(
     def _update_chooser(selected: list[str]) -> None:
         name = protocol().name
         remembered[name] = selected
-        ui.update_selectize("show", choices=_labels(store()[name], protocol()),
+        ui.update_selectize("show", choices=case_labels(store()[name]),
                             selected=selected)
 
     def _add_cases(new: pd.DataFrame, source: str) -> tuple[int, int]:
@@ -362,9 +353,9 @@ def data_input_server(
         db_changed.set(db_changed() + 1)
         with reactive.isolate():
             current = store()[p.name]
-            current_labels = _labels(current, p)
+            current_labels = case_labels(current)
             chosen = [lab for lab in (input.show() or ()) if lab in current_labels]
-        new_labels = _labels(new, p)
+        new_labels = case_labels(new)
         replaced = sum(lab in current_labels for lab in new_labels)
         keep = current.iloc[[i for i, lab in enumerate(current_labels) if lab not in new_labels]]
         merged = pd.concat([keep, new], ignore_index=True) if not keep.empty else new.copy()
@@ -401,8 +392,8 @@ def data_input_server(
     def _on_protocol() -> None:
         name = protocol().name
         ui.update_select("example", choices=_example_choices(name))
-        valid = set(_labels(store()[name], protocol()))
-        ui.update_selectize("show", choices=_labels(store()[name], protocol()),
+        valid = set(case_labels(store()[name]))
+        ui.update_selectize("show", choices=case_labels(store()[name]),
                             selected=[lab for lab in remembered[name] if lab in valid])
         upload_problems.set(None)
         form_problems.set(None)
@@ -487,7 +478,7 @@ def data_input_server(
     def _collect_notes() -> None:
         name = protocol().name
         updates: dict[str, str] = {}
-        for lab in _labels(shown(), protocol()):
+        for lab in case_labels(shown()):
             try:
                 value = input[_note_input_id(name, lab)]()
             except SilentException:
@@ -548,7 +539,7 @@ def data_input_server(
         if df.empty:
             return None
         p = protocol()
-        table = pd.DataFrame({"case": _labels(df, p)})
+        table = pd.DataFrame({"case": case_labels(df)})
         table["dose_eval_gy"] = df["dose_eval_gy"].to_numpy()
         for name in p.feature_names:
             table[name] = df[name].round(4).to_numpy()
@@ -591,7 +582,7 @@ def data_input_server(
     @render.ui
     def notes_ui():
         p = protocol()
-        labs = _labels(shown(), p)
+        labs = case_labels(shown())
         if not labs:
             return ui.div("Choose cases to show to write notes for them.", class_="artds-empty")
         with reactive.isolate():
@@ -658,7 +649,7 @@ def data_input_server(
     def versions():
         db_changed()
         p = protocol()
-        labs = _labels(shown(), p)
+        labs = case_labels(shown())
         if not labs:
             return None
         latest = db.latest_inputs(p.name, labs)
@@ -701,7 +692,7 @@ def data_input_server(
     def notes_saved():
         db_changed()
         p = protocol()
-        labs = _labels(shown(), p)
+        labs = case_labels(shown())
         found: dict[str, NoteInfo] = db.latest_notes(p.name, labs) if labs else {}
         lines = [ui.tags.li(ui.tags.strong(lab), f": saved {_when(n.created_at)} by "
                             f"{n.created_by} (version {n.version})")
@@ -717,7 +708,7 @@ def data_input_server(
     @render.ui
     def followup_form():
         p = protocol()
-        labs = _labels(shown(), p)
+        labs = case_labels(shown())
         if not labs:
             return ui.div("Choose a case in the sidebar to record its follow-up.",
                           class_="artds-empty")
@@ -737,7 +728,7 @@ def data_input_server(
     @reactive.event(input.save_followup)
     def _save_followup() -> None:
         p = protocol()
-        current, labs = shown(), _labels(shown(), p)
+        current, labs = shown(), case_labels(shown())
         label = input.fu_case() if "fu_case" in input else None
         if not label or label not in labs:
             followup_msg.set((False, "Choose a case first."))

@@ -16,7 +16,8 @@ from shiny import module, reactive, render, ui
 from app import shared
 from app.db import poll_in_thread
 from app.serving import served_model
-from engine.arclids.arte import OutcomeModel
+from engine.arclids.architectures import ARCH_KEYS, arch_label
+from engine.arclids.outcomes import OutcomeModel
 from engine.core.protocols import Protocol
 from engine.platform.store import Store
 
@@ -41,16 +42,15 @@ def _load_warning(protocol: Protocol) -> ui.Tag | None:
     errors = shared.MODEL_ERRORS[protocol.name]
     if not errors:
         return None
-    names = {"glogd": "GLoGD-GNN", "single": "Single-GNN", "logistic": "logistic regression"}
-    if len(errors) == len(shared.LEARNED_ARCHS):
+    if len(errors) == len(ARCH_KEYS):
         title = (f"No learned outcome model loaded for {protocol.name.upper()}: only the "
                  "reference model is offered.")
     else:
-        missing = ", ".join(names.get(k, k) for k in errors)
+        missing = ", ".join(arch_label(k) for k in errors)
         title = f"Not loaded for {protocol.name.upper()}: {missing}."
     return ui.tags.details(
         ui.tags.summary(title),
-        ui.tags.ul(*[ui.tags.li(ui.tags.strong(names.get(k, k)), ": ", shared.with_code(msg))
+        ui.tags.ul(*[ui.tags.li(ui.tags.strong(arch_label(k)), ": ", shared.with_code(msg))
                      for k, msg in errors.items()]),
         class_="model-warning",
     )

@@ -15,11 +15,11 @@ from shiny import module, reactive, render, ui
 from app import shared
 from app.panels.odm_review import odm_review_server, odm_review_ui
 from app.plots import output_figure, render_figure
-from engine.arclids.arte import OutcomeCurves
-from engine.arclids.recommend import case_label
+from engine.arclids.architectures import ARCH_KEYS, SERVED_ARCH, arch_label
+from engine.arclids.outcomes import OutcomeCurves
 from engine.core.protocols import Protocol
+from engine.core.schema import case_labels
 from engine.figures import (
-    ARCH_LABELS,
     architecture_contrast_figure,
     learning_curve_figure,
     roc_figure,
@@ -76,13 +76,13 @@ def _metrics_table(summary: dict, protocol: Protocol) -> ui.Tag:
     )
     rows = []
     archs = summary.get("architectures", {})
-    for arch in [a for a in shared.LEARNED_ARCHS if a in archs] + \
-            [a for a in archs if a not in shared.LEARNED_ARCHS]:
+    for arch in [a for a in ARCH_KEYS if a in archs] + \
+            [a for a in archs if a not in ARCH_KEYS]:
         for k, (key, short, label) in enumerate(outcomes):
             m = archs[arch].get(key)
             if not m:
                 continue
-            name = ARCH_LABELS.get(arch, arch) + (" (served)" if arch == "glogd" else "")
+            name = arch_label(arch) + (" (served)" if arch == SERVED_ARCH else "")
             events = ("–" if m.get("n_cases") is None
                       else f"{m.get('n_events', '–')} / {m['n_cases']}")
             violations = m.get("monotonicity_violation_rate")
@@ -229,15 +229,13 @@ def model_review_server(
         shown = shown.reset_index(drop=True)
         curves = {arch: choices[arch].model.predict_curves(shown, p)
                   for arch in CONTRAST_ARCHS if arch in choices}
-        with_site = "site_id" in p.id_columns and "site_id" in shown.columns
-        labels = [case_label(str(r["patient_id"]), int(r["site_id"]) if with_site else None)
-                  for _, r in shown.iterrows()]
+        labels = case_labels(shown)
         return labels, curves
 
     @render.ui
     def contrast_note():
         p = protocol()
-        missing = [ARCH_LABELS[a] for a in ("glogd", "single")
+        missing = [arch_label(a) for a in ("glogd", "single")
                    if a not in shared.MODEL_CHOICES[p.name]]
         if missing:
             return ui.div(

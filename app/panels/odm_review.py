@@ -15,9 +15,9 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.plots import output_figure, render_figure
+from engine.arclids.architectures import arch_label
 from engine.core.protocols import Protocol
 from engine.figures import (
-    ARCH_LABELS,
     gan_overlay_figure,
     odm_decisions_figure,
     odm_rmsd_figure,
@@ -70,7 +70,7 @@ def _metrics_table(summary: dict) -> ui.Tag:
     order = [a for a in ("glogd", "single") if a in archs] + [
         a for a in archs if a not in ("glogd", "single")]
     head = ui.tags.tr(ui.tags.th("Metric"), *[
-        ui.tags.th(f"{ARCH_LABELS.get(a, a)} + DDQN", class_="num") for a in order])
+        ui.tags.th(f"{arch_label(a)} + DDQN", class_="num") for a in order])
 
     def row(label: str, cell: Callable[[dict], str], title: str | None = None) -> ui.Tag:
         return ui.tags.tr(ui.tags.td(label, title=title),
@@ -151,7 +151,7 @@ def odm_review_server(input, output, session, *, protocol: Callable[[], Protocol
                           ui.tags.small(shared.with_code(why), class_="text-muted d-block")
                           if why else None, class_="artds-empty")
         s = r.odm_summary or {}
-        stale = [f"{ARCH_LABELS.get(a, a)}: {m['note']}"
+        stale = [f"{arch_label(a)}: {m['note']}"
                  for a, m in s.get("architectures", {}).items() if m.get("stale")]
         return ui.TagList(
             ui.p(_planning_text(s.get("planning")) + " Compared with the virtual "

@@ -8,7 +8,8 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.plots import output_figure, render_figure
-from engine.arclids.arte import OutcomeModel, goal_flags
+from engine.arclids.arte import goal_flags
+from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
 from engine.figures import (
@@ -28,13 +29,6 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def _goal_text(goal: str | None, protocol: Protocol) -> str:
-    for g in protocol.goals:
-        if g.name == goal:
-            return f"{g.name} goal met"
-    return "no goal met"
-
-
 def _nearest(doses_gy: list[float], dose_gy: float) -> int:
     return min(range(len(doses_gy)), key=lambda j: abs(doses_gy[j] - dose_gy))
 
@@ -50,13 +44,13 @@ def _case_summary(i: int, rec: Recommendation, dose_gy: float, protocol: Protoco
         ui.p(
             ui.span(f"At {rec.doses_gy[j]:g} Gy/fx (selected): ", class_="what"),
             f"TCP {_pct(rec.tcp[j])}, NTCP {_pct(rec.ntcp[j])}, reward {rec.reward[j]:.2f} "
-            f"({_goal_text(rec.goal[j], protocol)}).",
+            f"({protocol.goal_met_text(rec.goal[j])}).",
             class_="selected-line",
         ),
         ui.p(
             ui.span(f"Recommended: {recommendation_text(rec)}", class_="what rec"),
             f" → TCP {_pct(rec.recommended_tcp)}, NTCP {_pct(rec.recommended_ntcp)} "
-            f"({_goal_text(rec.recommended_goal, protocol)}).",
+            f"({protocol.goal_met_text(rec.recommended_goal)}).",
             class_="recommended-line",
         ),
         _recommender_line(rec),

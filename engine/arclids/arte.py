@@ -8,64 +8,22 @@ ensemble member); the reward scores each (tcp, ntcp) pair with the protocol's go
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol as TypingProtocol
 
 import numpy as np
 import pandas as pd
 
-from engine.core.protocols import Goal, Protocol, Structure
-from engine.core.radiobiology import geud_transition, normalise_geud
+from engine.arclids.geud import adapted_geud
+from engine.arclids.outcomes import OutcomeModel
+from engine.core.protocols import Goal, Protocol
 
 __all__ = [
     "ARTEOutcome",
-    "OutcomeCurves",
-    "OutcomeModel",
-    "adapted_geud",
-    "adapted_geud_norm",
     "at_dose",
     "evaluate_arte",
     "goal_flags",
     "goal_index",
     "reward",
 ]
-
-
-def adapted_geud(
-    cases: pd.DataFrame, protocol: Protocol, structure: Structure, doses_gy: np.ndarray
-) -> np.ndarray:
-    """gEUD of ``structure`` at the end of treatment for every case and candidate dose, Gy.
-
-    Args:
-        cases: one row per case with the structure's gEUD feature and ``dose_eval_gy``.
-        protocol: supplies the fraction numbers.
-        structure: ``protocol.target`` or ``protocol.oar`` (α/β, D_T).
-        doses_gy: candidate adaptive doses per fraction, Gy, shape [D].
-
-    Returns:
-        Array [P, D].
-    """
-    g_eval = cases[structure.geud_feature].to_numpy(dtype=np.float64)[:, None]
-    d_eval = cases["dose_eval_gy"].to_numpy(dtype=np.float64)[:, None]
-    return geud_transition(
-        g_eval,
-        protocol.n_eval_fractions,
-        protocol.n_adapt_fractions,
-        d_eval,
-        np.asarray(doses_gy, dtype=np.float64)[None, :],
-        structure.alpha_beta_gy,
-        structure.threshold_gy,
-    )
-
-
-def adapted_geud_norm(
-    cases: pd.DataFrame, protocol: Protocol, structure: Structure, doses_gy: np.ndarray
-) -> np.ndarray:
-    """Min–max normalised adapted gEUD ĝ with the protocol's fixed range, shape [P, D]."""
-    return normalise_geud(
-        adapted_geud(cases, protocol, structure, doses_gy),
-        structure.geud_norm_min_gy,
-        structure.geud_norm_max_gy,
-    )
 
 
 def goal_flags(tcp: np.ndarray, ntcp: np.ndarray, goals: tuple[Goal, ...]) -> np.ndarray:
@@ -122,56 +80,6 @@ def at_dose(doses_gy: np.ndarray, values: np.ndarray, dose_gy: np.ndarray) -> np
     w = np.where(span > 0, (dose - grid[lo]) / np.where(span > 0, span, 1.0), 0.0)  # [P]
     rows = np.arange(dose.shape[0])
     return values[..., rows, lo] * (1.0 - w) + values[..., rows, hi] * w
-
-
-@dataclass(frozen=True)
-class OutcomeCurves:
-    """Predicted TCP and NTCP over the dose grid for a batch of cases, per ensemble member."""
-
-    doses_gy: np.ndarray
-    """Candidate adaptive doses per fraction, Gy, shape [D]."""
-    tcp: np.ndarray
-    """Tumour control probability, shape [M, P, D] (M ensemble members, P cases)."""
-    ntcp: np.ndarray
-    """Normal-tissue complication probability, shape [M, P, D]."""
-
-    @property
-    def n_members(self) -> int:
-        return int(self.tcp.shape[0])
-
-    def mean(self) -> tuple[np.ndarray, np.ndarray]:
-        """Ensemble-mean (tcp, ntcp), each [P, D]."""
-        return self.tcp.mean(axis=0), self.ntcp.mean(axis=0)
-
-    def sd(self) -> tuple[np.ndarray, np.ndarray]:
-        """Ensemble standard deviation (tcp, ntcp), each [P, D]; zeros for a single member."""
-        if self.n_members < 2:
-            return np.zeros(self.tcp.shape[1:]), np.zeros(self.ntcp.shape[1:])
-        return self.tcp.std(axis=0, ddof=1), self.ntcp.std(axis=0, ddof=1)
-
-    def covariance(self) -> np.ndarray:
-        """Ensemble covariance of (tcp, ntcp) per case and dose, shape [P, D, 2, 2]."""
-        p, d = self.tcp.shape[1:]
-        if self.n_members < 2:
-            return np.zeros((p, d, 2, 2))
-        stacked = np.stack([self.tcp, self.ntcp], axis=-1)  # [M, P, D, 2]
-        centred = stacked - stacked.mean(axis=0, keepdims=True)
-        return np.einsum("mpdi,mpdj->pdij", centred, centred) / (self.n_members - 1)
-
-
-class OutcomeModel(TypingProtocol):
-    """What the recommender needs from an outcome model (reference truth or learned ensemble)."""
-
-    name: str
-    """Short identifier, e.g. ``"reference"``."""
-    label: str
-    """What users see, e.g. ``"reference model (virtual trial ground truth)"``."""
-    version: str
-    """Version string recorded with every recommendation."""
-
-    def predict_curves(self, cases: pd.DataFrame, protocol: Protocol) -> OutcomeCurves:
-        """TCP and NTCP for every case and every dose of ``protocol.dose_grid()``."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,9 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from engine.arclids.arte import OutcomeCurves, adapted_geud_norm
 from engine.arclids.evaluation import auroc
+from engine.arclids.geud import adapted_geud_norm, received_geud_norm
+from engine.arclids.outcomes import OutcomeCurves
 from engine.core.protocols import PROTOCOL_NAMES, PROTOCOLS_DIR, Protocol, Structure, load_protocol
 from engine.core.radiobiology import logistic_outcome
 
@@ -363,7 +364,7 @@ def _intercepts(name: str) -> dict[str, float]:
     table["dose_adapt_gy"] = _clinician_doses(spec, table, rng)
     out = {}
     for outcome in spec.outcomes:
-        g_norm = _received_geud_norm(spec, outcome, table)
+        g_norm = received_geud_norm(table, spec.protocol, spec.structure(outcome))
 
         def rate_gap(
             b: float, outcome: OutcomeSpec = outcome, g_norm: np.ndarray = g_norm
@@ -373,15 +374,6 @@ def _intercepts(name: str) -> dict[str, float]:
 
         out[outcome.name] = float(brentq(rate_gap, -15.0, 15.0, xtol=1e-10))
     return out
-
-
-def _received_geud_norm(spec: TrialSpec, outcome: OutcomeSpec, table: pd.DataFrame) -> np.ndarray:
-    """Normalised adapted gEUD at each case's own adaptive dose, shape [P]."""
-    doses = table["dose_adapt_gy"].to_numpy(dtype=np.float64)
-    structure = spec.structure(outcome)
-    grid = np.unique(doses)
-    g = adapted_geud_norm(table, spec.protocol, structure, grid)  # [P, len(grid)]
-    return g[np.arange(len(table)), np.searchsorted(grid, doses)]
 
 
 def truth_parameters(name: str, cases: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -444,7 +436,8 @@ def generate_cohort(
     patient_first = ~table["patient_id"].duplicated()
     for outcome in spec.outcomes:
         mu, t = params[outcome.name]
-        p = logistic_outcome(_received_geud_norm(spec, outcome, table), mu, t)
+        g_norm = received_geud_norm(table, spec.protocol, spec.structure(outcome))  # [P]
+        p = logistic_outcome(g_norm, mu, t)
         truth[f"mu_{outcome.name}"], truth[f"t_{outcome.name}"], truth[f"p_{outcome.name}"] = (
             mu,
             t,

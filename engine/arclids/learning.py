@@ -26,7 +26,6 @@ which is derived from the artifacts' hashes: the same training gives the same ve
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from engine import settings
+from engine.arclids.architectures import SERVED_ARCH, architecture
 from engine.arclids.evaluation import auroc
 from engine.core.protocols import Protocol, load_protocol
 
@@ -93,7 +93,7 @@ class LearningConfig:
     """Key of :data:`BUDGETS`."""
     pool_virtual_trial: bool = True
     """Train on the clinic's cases together with the virtual trial's complete cases."""
-    arch: str = "glogd"
+    arch: str = SERVED_ARCH
     """Architecture trained (the served one, monotone in dose by construction)."""
     seed: int = 0
     """Seed of splits and members (member k uses seed + k)."""
@@ -102,8 +102,7 @@ class LearningConfig:
         load_protocol(self.protocol)
         if self.budget not in BUDGETS:
             raise ValueError(f"budget {self.budget!r} is not one of {', '.join(BUDGETS)}")
-        if self.arch not in ("glogd", "single", "logistic"):
-            raise ValueError(f"arch {self.arch!r} is not glogd, single or logistic")
+        architecture(self.arch)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,8 +196,9 @@ def _mean(values: Sequence[float]) -> float | None:
 def learned_version(protocol_name: str, arch: str, sha256s: Sequence[str]) -> str:
     """Version string of a Learning Mode ensemble from its artifacts' sha256s (in member order,
     TCP members then NTCP members)."""
-    digest = hashlib.sha256("".join(sha256s).encode()).hexdigest()[:10]
-    return f"learn-{protocol_name}-{arch}-{digest}"
+    from engine.platform import registry
+
+    return registry.ensemble_version("learn", protocol_name, arch, sha256s)
 
 
 def load_version_model(protocol_name: str, arch: str, location: Path | str,

@@ -27,7 +27,6 @@ planning patients, give the recommendation's mean and standard error (:class:`OD
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from torch import nn
 from engine.arclids.arte import ARTEOutcome
 from engine.arclids.gan import TabularTransform
 from engine.core.protocols import Protocol
+from engine.platform import registry
 
 __all__ = [
     "BATCH_UNITS",
@@ -527,8 +527,7 @@ class ODMEnsemble:
 
 def ensemble_version(protocol_name: str, arch: str, sha256s: Sequence[str]) -> str:
     """``odm-<protocol>-<arch>-<10 hex>`` from the members' artifact hashes (in member order)."""
-    digest = hashlib.sha256("".join(s[:8] for s in sha256s).encode()).hexdigest()[:10]
-    return f"odm-{protocol_name}-{arch}-{digest}"
+    return registry.ensemble_version("odm", protocol_name, arch, sha256s, hex_per_member=8)
 
 
 def arte_member(model: Any, k: int) -> Any:

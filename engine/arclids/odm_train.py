@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 
 from engine import settings
+from engine.arclids.architectures import ODM_ARCHS
 from engine.arclids.arte import at_dose, evaluate_arte, goal_flags, goal_index, reward
 from engine.arclids.cohort import ReferenceModel, generate_cohort
 from engine.arclids.evaluation import (
@@ -67,8 +68,8 @@ from engine.arclids.odm import (
     ensemble_version,
     plan,
 )
-from engine.arclids.recommend import case_label
 from engine.core.protocols import Protocol, load_protocol
+from engine.core.schema import case_labels
 from engine.platform import registry
 from engine.platform.executor import Executor
 
@@ -93,7 +94,6 @@ GAN_FAMILY = "gan"
 """Artifact family of the synthetic-patient generators."""
 ODM_FAMILY = "odm"
 """Artifact family of the decision makers."""
-ODM_ARCHS: tuple[str, ...] = ("glogd", "single")
 """Outcome architectures an ODM ensemble is trained on (GLoGD+DDQN and Single+DDQN)."""
 N_MEMBERS = 5
 """ODM members per architecture (the paper's 5), member k on ARTE member k."""
@@ -650,10 +650,8 @@ def _patient_rows(protocol: Protocol, cases: pd.DataFrame, pred: ODMPrediction,
     tc = cases[protocol.target.outcome].to_numpy().astype(int)
     tox = cases[protocol.oar.outcome].to_numpy().astype(int)
     clinical = cases["dose_adapt_gy"].to_numpy(np.float64)
-    with_site = "site_id" in protocol.id_columns
     return {
-        "label": [case_label(str(r["patient_id"]), int(r["site_id"]) if with_site else None)
-                  for _, r in cases.iterrows()],
+        "label": case_labels(cases),
         "clinical_dose_gy": clinical.tolist(),
         "tumour_controlled": tc.tolist(),
         "toxicity": tox.tolist(),

@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.arclids.arte import OutcomeModel, at_dose, goal_index, reward
+from engine.arclids.arte import at_dose, goal_index, reward
+from engine.arclids.outcomes import OutcomeModel
 from engine.core.protocols import Protocol
+from engine.core.schema import case_label
 
-__all__ = ["EXACT_ARGMAX", "ODM", "Recommendation", "case_label", "input_hash", "recommend"]
+__all__ = ["EXACT_ARGMAX", "ODM", "Recommendation", "input_hash", "recommend"]
 
 ODM = "odm"
 """``Recommendation.recommender`` when the ODM ensemble recommended the dose."""
@@ -112,11 +114,6 @@ class Recommendation:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def case_label(patient_id: str, site_id: int | None) -> str:
-    """How a case is named on screen: ``"P-001"`` or ``"HCC-012 site 2"``."""
-    return patient_id if site_id is None else f"{patient_id} site {site_id}"
 
 
 def _json_value(value: object) -> object:

@@ -40,14 +40,15 @@ from scipy.special import expit
 from torch import nn
 from torch_geometric.nn import DenseGCNConv
 
-from engine.arclids.arte import OutcomeCurves, adapted_geud_norm
+from engine.arclids.architectures import ARCH_KEYS
 from engine.arclids.evaluation import auroc, log_loss
+from engine.arclids.geud import adapted_geud_norm, received_geud_norm
 from engine.arclids.graphs import FeatureEncoder, feature_graph
+from engine.arclids.outcomes import OutcomeCurves
 from engine.core.protocols import Protocol, Structure
-from engine.core.radiobiology import geud_transition, logistic_outcome, normalise_geud
+from engine.core.radiobiology import logistic_outcome
 
 __all__ = [
-    "ARCHS",
     "T_MAX",
     "T_MIN",
     "EnsembleOutcomeModel",
@@ -56,11 +57,8 @@ __all__ = [
     "OutcomeEstimator",
     "RTOEConfig",
     "oversample_indices",
-    "received_geud_norm",
 ]
 
-ARCHS: tuple[str, ...] = ("single", "glogd", "logistic")
-"""Outcome-estimator architectures, see the module docstring."""
 T_MIN = 0.01
 """Smallest GLoGD width T (ĝ units): keeps the logistic from becoming a step."""
 T_MAX = 1.0
@@ -101,8 +99,8 @@ class RTOEConfig:
     """Seed of the weight initialisation (``torch.manual_seed``), oversampling and shuffling."""
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch={self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.arch not in ARCH_KEYS:
+            raise ValueError(f"arch={self.arch!r}; choose one of {', '.join(ARCH_KEYS)}")
         checks = {
             "hidden": self.hidden >= 1,
             "n_layers": self.n_layers >= 1,
@@ -214,25 +212,6 @@ def oversample_indices(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     minority = int(np.argmin(counts))
     extra = rng.choice(index[y == minority], size=int(counts.max() - counts.min()), replace=True)
     return np.concatenate([index, extra])
-
-
-def received_geud_norm(cases: pd.DataFrame, protocol: Protocol, structure: Structure) -> np.ndarray:
-    """Normalised adapted gEUD ĝ of ``structure`` at each case's received ``dose_adapt_gy``, [P]."""
-    if "dose_adapt_gy" not in cases.columns:
-        raise KeyError("cases lack dose_adapt_gy (the adaptive dose per fraction received, Gy)")
-    d_adapt = cases["dose_adapt_gy"].to_numpy(dtype=np.float64)
-    if not np.all(np.isfinite(d_adapt)):
-        raise ValueError("dose_adapt_gy has missing values; labels need the dose received")
-    g_adapt = geud_transition(
-        cases[structure.geud_feature].to_numpy(dtype=np.float64),
-        protocol.n_eval_fractions,
-        protocol.n_adapt_fractions,
-        cases["dose_eval_gy"].to_numpy(dtype=np.float64),
-        d_adapt,
-        structure.alpha_beta_gy,
-        structure.threshold_gy,
-    )
-    return normalise_geud(g_adapt, structure.geud_norm_min_gy, structure.geud_norm_max_gy)
 
 
 def _adam(net: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -688,7 +667,7 @@ def _labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
 
 class EnsembleOutcomeModel:
     """Ensemble of fitted estimators serving TCP and NTCP curves (an
-    ``engine.arclids.arte.OutcomeModel``).
+    ``engine.arclids.outcomes.OutcomeModel``).
 
     Args:
         protocol: the protocol every member was trained for.

@@ -15,7 +15,6 @@ patients whose predicted probability falls anywhere along the dose grid, and the
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -27,14 +26,15 @@ import numpy as np
 import pandas as pd
 
 from engine import settings
+from engine.arclids.architectures import ARCH_KEYS, SERVED_ARCH, arch_label
 from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort, load_trial_spec
 from engine.arclids.evaluation import auroc, log_loss
 from engine.arclids.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
 from engine.core.protocols import Protocol, load_protocol
+from engine.platform import registry
 from engine.platform.executor import Executor
 
 __all__ = [
-    "ARCHITECTURES",
     "EVAL_COHORT_SEED",
     "GRIDS",
     "LEARNING_CURVE_SIZES",
@@ -45,8 +45,6 @@ __all__ = [
     "stratified_splits",
 ]
 
-ARCHITECTURES = ("single", "glogd", "logistic")
-"""Outcome-estimator architectures: Single-GNN, GLoGD-GNN and the logistic baseline."""
 N_MEMBERS = 5
 """Ensemble members trained on all data with the best setting (the paper's 5)."""
 N_SPLITS = 10
@@ -442,8 +440,8 @@ def ensemble_model(
     warnings: Sequence[str] = (),
 ) -> EnsembleOutcomeModel:
     """The servable outcome model of one architecture."""
-    names = {"glogd": "GLoGD-GNN", "single": "Single-GNN", "logistic": "logistic regression"}
-    label = f"{names[arch]} ensemble ({len(tcp_members)} members, trained on the virtual trial)"
+    label = (f"{arch_label(arch)} ensemble ({len(tcp_members)} members, "
+             "trained on the virtual trial)")
     return EnsembleOutcomeModel(
         protocol,
         list(tcp_members),
@@ -460,8 +458,6 @@ def ensemble_model(
 
 FAMILY = "rtoe"
 """Artifact family of the outcome estimators under models/."""
-SERVED_ARCH = "glogd"
-"""Architecture the app serves by default (monotone in dose by construction)."""
 
 
 def member_name(protocol_name: str, arch: str, outcome: str, k: int) -> str:
@@ -478,7 +474,7 @@ def train_rtoe(
     *,
     grid_name: str = "default",
     models_dir: Any = None,
-    archs: Sequence[str] = ARCHITECTURES,
+    archs: Sequence[str] = ARCH_KEYS,
     learning_curve: bool = True,
     seed: int = 0,
     select_by: str = "auroc",
@@ -490,7 +486,6 @@ def train_rtoe(
     Deterministic: the same protocol, grid, seed and code give the same artifacts whichever
     executor runs the jobs. Returns the evaluation payload also saved as a JSON artifact.
     """
-    from engine.platform import registry
 
     models_dir = settings.models_dir() if models_dir is None else models_dir
     protocol = load_protocol(protocol_name)
@@ -621,7 +616,6 @@ def load_members(
     protocol_name: str, arch: str, outcome: str, models_dir: Any = None
 ) -> tuple[list[OutcomeEstimator], list[Any]]:
     """The saved ensemble members of one architecture and outcome (hash-checked)."""
-    from engine.platform import registry
 
     models_dir = settings.models_dir() if models_dir is None else models_dir
     protocol = load_protocol(protocol_name)
@@ -643,8 +637,9 @@ def load_served_model(
     protocol = load_protocol(protocol_name)
     tcp, tcp_meta = load_members(protocol_name, arch, protocol.target.outcome, models_dir)
     ntcp, ntcp_meta = load_members(protocol_name, arch, protocol.oar.outcome, models_dir)
-    digest = "".join(m.sha256[:4] for m in [*tcp_meta, *ntcp_meta])
-    version = f"rtoe-{protocol_name}-{arch}-{hashlib.sha256(digest.encode()).hexdigest()[:10]}"
+    version = registry.ensemble_version(
+        "rtoe", protocol_name, arch, [m.sha256 for m in [*tcp_meta, *ntcp_meta]], hex_per_member=4
+    )
     return ensemble_model(
         protocol, tcp, ntcp, arch=arch, version=version,
         warnings=stale_trial_warnings(protocol_name, [*tcp_meta, *ntcp_meta]),
@@ -669,7 +664,6 @@ def stale_trial_warnings(protocol_name: str, metas: Sequence[Any]) -> list[str]:
 
 def load_evaluation(protocol_name: str, models_dir: Any = None) -> tuple[dict[str, Any], Any]:
     """The saved evaluation payload of a protocol and its (hash-checked) artifact metadata."""
-    from engine.platform import registry
 
     models_dir = settings.models_dir() if models_dir is None else models_dir
     return registry.load_json_artifact(models_dir, FAMILY, evaluation_name(protocol_name))

@@ -101,7 +101,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if recs and recs[0].recommender_note:
         print(f"  note: {recs[0].recommender_note}")
     for r in recs:
-        goal = r.recommended_goal or "no goal met"
+        goal = protocol.goal_met_text(r.recommended_goal)
         if r.recommended_dose_sem_gy is not None:
             dose = (f"{r.recommended_dose_gy:.2f} ± {r.recommended_dose_sem_gy:.2f} Gy/fraction "
                     f"(q {r.q_value:.2f}; exact argmax {r.exact_argmax_dose_gy:g})")
@@ -119,12 +119,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     protocol, cases, recs = _recommendations(args)
     notes = None
     if "note" in cases.columns:
-        from engine.arclids.recommend import case_label
+        from engine.core.schema import case_labels
 
         notes = {
-            case_label(str(row["patient_id"]), row.get("site_id")): str(row["note"])
-            for _, row in cases.iterrows()
-            if isinstance(row["note"], str) and row["note"]
+            label: str(note) for label, note in zip(case_labels(cases), cases["note"], strict=True)
+            if isinstance(note, str) and note
         }
     html = render_report(
         recs, cases, protocol, population=population_table(protocol.name), notes=notes

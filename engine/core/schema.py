@@ -44,6 +44,8 @@ __all__ = [
     "ColumnSpec",
     "Problem",
     "SchemaError",
+    "case_label",
+    "case_labels",
     "column_specs",
     "columns_markdown",
     "read_cases",
@@ -152,6 +154,27 @@ def _column_letter(index: int) -> str:
         index, rem = divmod(index - 1, 26)
         letters = chr(ord("A") + rem) + letters
     return letters
+
+
+# --------------------------------------------------------------------------------------------
+# Case identity
+
+
+def case_label(patient_id: str, site_id: int | None) -> str:
+    """How a case is named on screen, in reports and in the audit trail: ``"P-001"``, or
+    ``"HCC-012 site 2"`` for one tumour site of a patient."""
+    return patient_id if site_id is None else f"{patient_id} site {site_id}"
+
+
+def case_labels(cases: pd.DataFrame) -> list[str]:
+    """:func:`case_label` of every row of a case table (``site_id`` used when the table has it
+    and the row's value is present), in row order."""
+    with_site = "site_id" in cases.columns
+    return [
+        case_label(str(row["patient_id"]),
+                   int(row["site_id"]) if with_site and pd.notna(row["site_id"]) else None)
+        for _, row in cases.iterrows()
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,12 +34,14 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from engine.arclids.arte import OutcomeCurves, reward
-from engine.arclids.recommend import Recommendation, case_label
+from engine.arclids.architectures import ARCH_KEYS, REFERENCE, arch_label
+from engine.arclids.arte import reward
+from engine.arclids.outcomes import OutcomeCurves
+from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
+from engine.core.schema import case_labels
 
 __all__ = [
-    "ARCH_LABELS",
     "CASE_COLOURS",
     "PLOTLY_CONFIG",
     "architecture_contrast_figure",
@@ -57,7 +59,6 @@ __all__ = [
     "recommendation_text",
     "roc_figure",
 ]
-
 CASE_COLOURS: tuple[str, ...] = (
     "#0072B2",  # blue
     "#D55E00",  # vermillion
@@ -89,13 +90,6 @@ ELLIPSE_EVERY = 4
 the recommended and the selected dose). At every dose neighbouring ellipses overlap into a
 smear; every fourth keeps each one readable while still showing how the spread changes."""
 
-ARCH_LABELS: dict[str, str] = {
-    "glogd": "GLoGD-GNN",
-    "single": "Single-GNN",
-    "logistic": "Logistic regression",
-    "reference": "Virtual-trial truth",
-}
-"""Short names of the outcome-estimator architectures (and the reference truth)."""
 _ARCH_COLOURS = {"glogd": "#0072B2", "single": "#D55E00", "logistic": "#009E73",
                  "reference": "#555555"}
 _ARCH_DASH = {"glogd": "solid", "single": "dash", "logistic": "dashdot", "reference": "dot"}
@@ -113,15 +107,6 @@ def _safe(text: object) -> str:
 
 def _fmt_dose(dose_gy: float) -> str:
     return f"{dose_gy:g}"
-
-
-def _goal_text(goal: str | None, protocol: Protocol) -> str:
-    if goal is None:
-        return "no goal met"
-    for g in protocol.goals:
-        if g.name == goal:
-            return f"{g.name} goal met"
-    return f"{goal} goal met"
 
 
 def _rgba(colour: str, alpha: float) -> str:
@@ -393,7 +378,7 @@ def outcome_space_figure(
         ntcp = np.asarray(rec.ntcp, dtype=float)
         tcp_sd = np.asarray(rec.tcp_sd, dtype=float)
         ntcp_sd = np.asarray(rec.ntcp_sd, dtype=float)
-        goals = [_goal_text(g, protocol) for g in rec.goal]
+        goals = [protocol.goal_met_text(g) for g in rec.goal]
         custom = np.column_stack([doses, rec.reward, tcp_sd, ntcp_sd, np.asarray(goals, object)])
         has_sd = _has_spread(rec)
         sd_part = " ± %{customdata[2]:.1%}" if has_sd else ""
@@ -472,7 +457,7 @@ def outcome_space_figure(
                     f"<b>{label}</b> recommended<br>"
                     f"dose {recommendation_text(rec)}<br>"
                     f"TCP {rec.recommended_tcp:.1%}<br>NTCP {rec.recommended_ntcp:.1%}<br>"
-                    f"{_goal_text(rec.recommended_goal, protocol)}<br>"
+                    f"{protocol.goal_met_text(rec.recommended_goal)}<br>"
                     f"{_safe(_recommender_text(rec))}<extra></extra>"
                 ),
             )
@@ -730,12 +715,7 @@ def population_figure(
         subplot_titles=[_feature_title(f.label, f.unit) for f in features],
         horizontal_spacing=0.06, vertical_spacing=0.3 / n_rows,
     )
-    labels = [
-        case_label(str(row["patient_id"]),
-                   int(row["site_id"]) if "site_id" in protocol.id_columns
-                   and "site_id" in row and pd.notna(row["site_id"]) else None)
-        for _, row in cases.iterrows()
-    ] if "patient_id" in cases.columns else []
+    labels = case_labels(cases) if "patient_id" in cases.columns else []
     shown_in_legend: set[int] = set()
     for k, feat in enumerate(features):
         r, c = divmod(k, n_cols)
@@ -836,12 +816,12 @@ def population_figure(
 
 
 def _arch_order(archs: Sequence[str]) -> list[str]:
-    known = [a for a in ARCH_LABELS if a in archs]
-    return known + [a for a in archs if a not in ARCH_LABELS]
+    order = (*ARCH_KEYS, REFERENCE)
+    return [a for a in order if a in archs] + [a for a in archs if a not in order]
 
 
 def _arch_label(arch: str) -> str:
-    return ARCH_LABELS.get(arch, _safe(arch))
+    return _safe(arch_label(arch))
 
 
 def _arch_colour(arch: str, k: int) -> str:

@@ -37,7 +37,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +55,7 @@ __all__ = [
     "ArtifactError",
     "ArtifactMeta",
     "data_hash",
+    "ensemble_version",
     "list_artifacts",
     "load_artifact",
     "load_json_artifact",
@@ -123,6 +124,21 @@ class ArtifactMeta:
                 "retrain the artifact to rewrite its entry"
             )
         return cls(file=file, **{n: entry[n] for n in names})
+
+
+def ensemble_version(
+    kind: str, protocol_name: str, arch: str, sha256s: Sequence[str], *, hex_per_member: int = 64
+) -> str:
+    """Version string of an ensemble, ``<kind>-<protocol>-<arch>-<10 hex>``, from its members'
+    artifact sha256s in member order: the sha256 of the concatenated first ``hex_per_member`` hex
+    digits of each. The one home of every model version the app, audit trail and JSON show.
+
+    The families keep the digest width they were first released with, so that versions already
+    in audit trails stay valid: shipped outcome ensembles (``"rtoe"``) 4 hex per member, decision
+    makers (``"odm"``) 8, Learning Mode ensembles (``"learn"``) the whole hash.
+    """
+    joined = "".join(s[:hex_per_member] for s in sha256s)
+    return f"{kind}-{protocol_name}-{arch}-{hashlib.sha256(joined.encode()).hexdigest()[:10]}"
 
 
 def data_hash(frame: pd.DataFrame) -> str:

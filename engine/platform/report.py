@@ -26,8 +26,9 @@ from plotly.offline import get_plotlyjs
 
 from engine import __version__
 from engine.arclids.arte import goal_flags
-from engine.arclids.recommend import Recommendation, case_label
+from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
+from engine.core.schema import case_labels
 from engine.figures import (
     PLOTLY_CONFIG,
     case_colour,
@@ -120,13 +121,6 @@ def _figure_html(fig: go.Figure, div_id: str) -> Markup:
     return Markup(html)
 
 
-def _goal_label(goal: str | None, protocol: Protocol) -> str:
-    for g in protocol.goals:
-        if g.name == goal:
-            return g.label
-    return "no goal met"
-
-
 def _fmt_value(value: object, integer: bool) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "missing"
@@ -134,14 +128,6 @@ def _fmt_value(value: object, integer: bool) -> str:
     if integer or abs(x) >= 1000:
         return f"{x:.0f}"
     return f"{x:.4g}"
-
-
-def _case_labels(cases: pd.DataFrame, protocol: Protocol) -> list[str]:
-    with_site = "site_id" in protocol.id_columns and "site_id" in cases.columns
-    return [
-        case_label(str(row["patient_id"]), int(row["site_id"]) if with_site else None)
-        for _, row in cases.iterrows()
-    ]
 
 
 def _input_rows(cases: pd.DataFrame, protocol: Protocol) -> list[_InputRow]:
@@ -199,7 +185,7 @@ def render_report(
     if generated_at.tzinfo is None:
         generated_at = generated_at.replace(tzinfo=UTC)
     cases = cases.reset_index(drop=True)
-    labels = _case_labels(cases, protocol) if len(cases) else []
+    labels = case_labels(cases) if len(cases) else []
 
     summary = [
         _SummaryRow(
@@ -209,7 +195,7 @@ def render_report(
             recommended_dose_gy=rec.recommended_dose_gy,
             tcp=rec.recommended_tcp,
             ntcp=rec.recommended_ntcp,
-            goal=_goal_label(rec.recommended_goal, protocol),
+            goal=protocol.goal_met_label(rec.recommended_goal),
             input_hash=rec.input_hash,
             audit_id=(audit_ids or {}).get(rec.label),
             model_version=rec.model_version,
@@ -280,7 +266,7 @@ def render_inputs(
     notes = notes or {}
     generated_at = (generated_at or datetime.now(UTC)).astimezone(UTC)
     cases = cases.reset_index(drop=True)
-    labels = _case_labels(cases, protocol) if len(cases) else []
+    labels = case_labels(cases) if len(cases) else []
     hashes = [input_hash(row, protocol) for _, row in cases.iterrows()]
     extra = []
     for col, label in (("dose_adapt_gy", "Adaptive dose per fraction given"),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from app import shared
+from engine.arclids.architectures import ARCH_KEYS, REFERENCE
 
 
 @pytest.mark.parametrize("manifest", [None, "{ not json", '{"schema": 99}'])
@@ -20,10 +21,10 @@ def test_missing_or_broken_models_fall_back_to_the_reference(
     if manifest is not None:
         (tmp_path / "manifest.json").write_text(manifest, encoding="utf-8")
     choices, errors = shared.load_model_choices("nsclc", tmp_path)
-    assert list(choices) == [shared.REFERENCE]
-    assert choices[shared.REFERENCE].model.name == "reference"
-    assert choices[shared.REFERENCE].choice_label == "Reference: virtual-trial truth"
-    assert set(errors) == set(shared.LEARNED_ARCHS)
+    assert list(choices) == [REFERENCE]
+    assert choices[REFERENCE].model.name == "reference"
+    assert choices[REFERENCE].choice_label == "Reference: virtual-trial truth"
+    assert set(errors) == set(ARCH_KEYS)
     for message in errors.values():
         assert message and "\n" not in message
     evaluation, why = shared.load_evaluation("nsclc", tmp_path)
@@ -33,14 +34,14 @@ def test_missing_or_broken_models_fall_back_to_the_reference(
 def test_loaded_state_is_consistent() -> None:
     for name in shared.PROTOCOLS:
         choices = shared.MODEL_CHOICES[name]
-        assert list(choices)[-1] == shared.REFERENCE  # learned first, reference last
-        assert set(choices) | set(shared.MODEL_ERRORS[name]) == {*shared.LEARNED_ARCHS,
-                                                                 shared.REFERENCE}
+        assert list(choices)[-1] == REFERENCE  # learned first, reference last
+        assert set(choices) | set(shared.MODEL_ERRORS[name]) == {*ARCH_KEYS,
+                                                                 REFERENCE}
         assert shared.DEFAULT_MODEL[name] == ("glogd" if "glogd" in choices
-                                              else shared.REFERENCE)
-        assert shared.REFERENCE_MODELS[name] is choices[shared.REFERENCE].model
+                                              else REFERENCE)
+        assert shared.REFERENCE_MODELS[name] is choices[REFERENCE].model
         for key, choice in choices.items():
-            if key != shared.REFERENCE:
+            if key != REFERENCE:
                 assert choice.model.protocol.name == name
                 assert len(choice.model.tcp_members) > 1
         assert (shared.EVALUATIONS[name] is None) != (shared.EVALUATION_ERRORS[name] is None)

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 from shiny.playwright import controller
 
 from app import shared
+from engine.arclids.architectures import REFERENCE
 from tests.e2e.helpers import open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e
@@ -73,7 +74,7 @@ def test_served_model_label_version_ellipses_and_switch_to_reference(
     _clean(page, console_errors)
 
     # Switching to the reference model relabels every view and drops the ellipses.
-    select.set(shared.REFERENCE)
+    select.set(REFERENCE)
     expect(label).to_contain_text(reference.label)
     expect(label).to_contain_text(f"version {reference.version}")
     expect(info).to_contain_text(reference.label)

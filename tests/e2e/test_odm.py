@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 from shiny.playwright import controller
 
 from app import shared
+from engine.arclids.architectures import REFERENCE
 from tests.e2e.helpers import open_app, open_tab
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +56,7 @@ def test_outcome_space_shows_the_recommendation_with_sem_and_q(
     _clean(page, console_errors)
 
     # The reference model has no decision maker: the exact argmax, with the reason shown.
-    controller.InputSelect(page, "model-choice").set(shared.REFERENCE)
+    controller.InputSelect(page, "model-choice").set(REFERENCE)
     expect(summary.locator(".recommender-line")).to_contain_text("no decision maker is trained")
     expect(summary.locator(".recommended-line")).not_to_contain_text("±")
     _clean(page, console_errors)

@@ -9,6 +9,7 @@ from playwright.sync_api import Page, Route, expect
 from shiny.playwright import controller
 
 from app import shared
+from engine.arclids.architectures import REFERENCE
 from engine.arclids.recommend import recommend
 from tests.e2e.helpers import open_app, open_tab, wait_idle
 
@@ -36,7 +37,7 @@ def test_walkthrough_load_select_dose_note_and_download(
 
     # This walk checks numbers against the reference model: choose it explicitly (a new
     # session serves the learned GLoGD-GNN ensemble when models/ holds one).
-    controller.InputSelect(page, "model-choice").set(shared.REFERENCE)
+    controller.InputSelect(page, "model-choice").set(REFERENCE)
     expect(page.locator("#model-info")).to_contain_text(shared.REFERENCE_MODELS["nsclc"].label)
 
     # Load one example patient; it becomes the shown case.

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.arclids.arte import OutcomeCurves, adapted_geud, goal_index, reward
+from engine.arclids.arte import goal_index, reward
+from engine.arclids.geud import adapted_geud
+from engine.arclids.outcomes import OutcomeCurves
 from engine.core.protocols import load_protocol
 
 NSCLC = load_protocol("nsclc")

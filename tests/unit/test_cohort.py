@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.arclids.arte import adapted_geud_norm
 from engine.arclids.cohort import (
     REFERENCE_MODEL_LABEL,
     ReferenceModel,
@@ -13,6 +12,7 @@ from engine.arclids.cohort import (
     load_trial_spec,
     population_table,
 )
+from engine.arclids.geud import adapted_geud_norm
 from engine.core.protocols import PROTOCOL_NAMES, load_protocol
 from engine.core.radiobiology import logistic_outcome
 

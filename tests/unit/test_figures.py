@@ -8,7 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from engine.arclids.arte import OutcomeCurves, reward
+from engine.arclids.arte import reward
+from engine.arclids.outcomes import OutcomeCurves
 from engine.arclids.recommend import Recommendation, recommend
 from engine.core.protocols import Protocol, load_protocol
 from engine.figures import (

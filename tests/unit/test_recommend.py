@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.arclids.arte import OutcomeCurves, reward
+from engine.arclids.arte import reward
+from engine.arclids.outcomes import OutcomeCurves
 from engine.arclids.recommend import input_hash, recommend
 from engine.core.protocols import load_protocol
 

@@ -13,7 +13,7 @@ import pytest
 from markupsafe import escape
 from plotly.offline import get_plotlyjs
 
-from engine.arclids.arte import OutcomeCurves
+from engine.arclids.outcomes import OutcomeCurves
 from engine.arclids.recommend import Recommendation, recommend
 from engine.core.protocols import Protocol, load_protocol
 from engine.platform.report import DISCLAIMER, render_report, report_filename

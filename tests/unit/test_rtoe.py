@@ -10,12 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.arclids.arte import adapted_geud_norm
+from engine.arclids.architectures import ARCH_KEYS
 from engine.arclids.cohort import generate_cohort
 from engine.arclids.evaluation import auroc, log_loss
+from engine.arclids.geud import adapted_geud_norm, received_geud_norm
 from engine.arclids.graphs import feature_graph
 from engine.arclids.rtoe import (
-    ARCHS,
     T_MAX,
     T_MIN,
     EnsembleOutcomeModel,
@@ -23,7 +23,6 @@ from engine.arclids.rtoe import (
     OutcomeEstimator,
     RTOEConfig,
     oversample_indices,
-    received_geud_norm,
 )
 from engine.core.protocols import PROTOCOL_NAMES, load_protocol
 from engine.core.radiobiology import logistic_outcome
@@ -101,7 +100,7 @@ def test_received_geud_norm_matches_grid_version(small):
 # ----------------------------------------------------------------------------- estimators
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCH_KEYS)
 @pytest.mark.parametrize("outcome", NSCLC.outcome_names)
 def test_predict_shapes(small, other, arch, outcome):
     est = _fit(small, arch, outcome)
@@ -120,7 +119,7 @@ def test_hcc_fits_even_with_one_outcome_class():
     protocol = cohort.protocol
     for outcome in protocol.outcome_names:
         y = cohort.table[outcome].to_numpy()
-        for arch in ARCHS:
+        for arch in ARCH_KEYS:
             cfg = RTOEConfig(arch=arch, **TINY)
             est = OutcomeEstimator(protocol, outcome, cfg).fit(cohort.table, np.ones_like(y))
             assert est.predict_proba(cohort.table, protocol.dose_grid()).shape == (
@@ -212,7 +211,7 @@ def test_logistic_is_deterministic(small, other):
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCH_KEYS)
 def test_state_dict_round_trip(small, other, arch):
     est = _fit(small, arch, "rp2")
     buffer = io.BytesIO()
@@ -231,7 +230,7 @@ def test_state_dict_round_trip(small, other, arch):
         OutcomeEstimator.from_state_dict(NSCLC, "rp2", est.config, broken)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCH_KEYS)
 def test_eval_history_recorded_at_requested_epochs(small, other, arch):
     y_eval = other["rp2"].to_numpy()
     assert 0 < y_eval.sum() < len(y_eval)
@@ -294,7 +293,7 @@ def virtual_trial():
     return train, test
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ARCH_KEYS)
 def test_learns_local_control_on_a_virtual_trial(virtual_trial, arch):
     train, test = virtual_trial
     outcome = "local_control"

@@ -142,6 +142,22 @@ class Protocol:
     def outcome_names(self) -> tuple[str, str]:
         return (self.target.outcome, self.oar.outcome)
 
+    def goal(self, name: str | None) -> Goal | None:
+        """The goal called ``name``; None for None or a name the protocol does not define."""
+        return next((g for g in self.goals if g.name == name), None)
+
+    def goal_met_text(self, name: str | None) -> str:
+        """Short wording of a goal result, e.g. ``"population goal met"``; ``"no goal met"`` for
+        None and for a name the protocol does not define (never claims an unknown goal)."""
+        goal = self.goal(name)
+        return f"{goal.name} goal met" if goal else "no goal met"
+
+    def goal_met_label(self, name: str | None) -> str:
+        """Long wording of a goal result (the goal's label); ``"no goal met"`` as
+        :meth:`goal_met_text`."""
+        goal = self.goal(name)
+        return goal.label if goal else "no goal met"
+
     def feature(self, name: str) -> Feature:
         for feat in self.features:
             if feat.name == name:
