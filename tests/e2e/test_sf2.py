@@ -31,10 +31,7 @@ def test_pick_a_line_see_sf2_and_influence_then_send_alpha(
     open_app(page, app_url)
     open_tab(page, "SF2")
     model = shared.SF2_MODEL
-    if model is None:
-        expect(page.locator("#sf2-upload")).to_have_count(0)
-        expect(page.get_by_text("No trained SF2 model")).to_be_visible()
-        return
+    assert model is not None, "the shipped SF2 model must load"
     ref = model.reference
     rid = str(ref.index[ref["cell_line"] == "NCI-H1299"][0])
     expected = model.predict_lines([rid])[0]
@@ -73,8 +70,7 @@ def test_pick_a_line_see_sf2_and_influence_then_send_alpha(
 def test_upload_full_profiles_gives_rsi_and_bad_file_is_refused(
     page: Page, app_url: str, console_errors: list[str], tmp_path: Path
 ) -> None:
-    if shared.SF2_MODEL is None:
-        pytest.skip("no trained SF2 model in models/")
+    assert shared.SF2_MODEL is not None, "the shipped SF2 model must load"
     open_app(page, app_url)
     open_tab(page, "SF2")
     controller.InputRadioButtons(page, "sf2-source").set("upload")

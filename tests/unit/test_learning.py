@@ -48,7 +48,10 @@ def test_tiny_job_registers_a_hash_checked_version(sqlite_store: Store, tmp_path
     assert registered.training["n_virtual_cases"] > 0
     cand = registered.metrics["candidate"]
     for key in ("tcp", "ntcp"):
-        assert 0.0 <= cand[key]["auroc_vs_truth"] <= 1.0
+        # scored against the truth on a fresh cohort: no model beats the Bayes ceiling (beyond
+        # sampling noise), and the ceiling is the trial's, not a degenerate 0.5
+        assert 0.7 <= cand[key]["auroc_bayes_ceiling"] <= 0.9
+        assert cand[key]["auroc_vs_truth"] <= cand[key]["auroc_bayes_ceiling"] + 0.03
         assert cand[key]["monotonicity_violation_rate"] == 0.0  # GLoGD: monotone by design
         assert cand[key]["n_cases"] == 20
     model = learning.load_version_model("nsclc", "glogd", registered.location, version, "x")

@@ -92,7 +92,7 @@ def test_evaluation_summary_has_every_metric(tiny_models):
                 "ensemble_sd_mean",
             ):
                 assert metric in res
-            assert 0.0 <= res["auroc_vs_truth"] <= 1.0
+            assert res["auroc_vs_truth"] <= res["auroc_bayes_ceiling"] + 0.03  # truth is best
             assert 0.70 <= res["auroc_bayes_ceiling"] <= 0.90
     glogd = summary["architectures"]["glogd"]
     assert glogd["tcp"]["monotonicity_violation_rate"] == 0.0
