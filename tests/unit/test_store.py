@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, update
 
-from engine.platform.store import AuthSession, Store, StoreError
+from engine.platform.store import Store, StoreError
+from engine.platform.store.tables import AuthSession
 from engine.settings import database_url
 
 pytestmark = pytest.mark.xdist_group("postgres")
