@@ -27,7 +27,8 @@ from sqlalchemy import update
 from app import shared
 from engine.arclids.cohort import generate_cohort
 from engine.platform import accounts as auth
-from engine.platform.store import AuthSession, Store
+from engine.platform.store import Store
+from engine.platform.store.tables import AuthSession
 from tests.e2e.helpers import USERS, log_in, open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,8 @@ from sqlalchemy import update
 
 from engine import settings
 from engine.platform import accounts as auth
-from engine.platform.store import AuthSession, Store
+from engine.platform.store import Store
+from engine.platform.store.tables import AuthSession
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"

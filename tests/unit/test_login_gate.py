@@ -17,7 +17,8 @@ from app import auth as gate_module
 from app.auth import COOKIE_NAME, LoginGate
 from engine import settings
 from engine.platform import accounts as auth
-from engine.platform.store import AuthSession, Store
+from engine.platform.store import Store
+from engine.platform.store.tables import AuthSession
 
 PASSWORD = "correct horse battery"
 IDLE_S = 600

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, update
 
-from engine.platform.store import AuthSession, Store, StoreError
+from engine.platform.store import Base, Store, StoreError
+from engine.platform.store.tables import AuthSession
 from engine.settings import database_url
 
 pytestmark = pytest.mark.xdist_group("postgres")
@@ -34,6 +35,18 @@ def test_migrations_create_every_table_and_are_idempotent(store: Store) -> None:
     assert {"users", "auth_sessions", "login_attempts", "settings", "patients",
             "patient_inputs", "notes", "recommendations", "model_versions", "promotions",
             "training_jobs", "audit_events", "alembic_version"} <= tables
+
+
+def test_orm_tables_match_the_migrated_schema(store: Store) -> None:
+    # The ORM (engine.platform.store.tables) and the migrations must describe one schema:
+    # autogenerate finds no table, column, type, index or constraint to add, drop or alter.
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
+                                 Base.metadata)
+    assert diffs == []
 
 
 def test_default_url_is_a_sqlite_file_outside_the_package(monkeypatch) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.platform.store import Base, Store
+from engine.platform.store import Store
+from engine.platform.store.tables import Base
 
 config = context.config
 target_metadata = Base.metadata
