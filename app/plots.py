@@ -15,7 +15,7 @@ from htmltools import Tag, css, tags
 from shiny.module import resolve_id
 from shiny.render.renderer import Jsonifiable, Renderer
 
-from engine.figures import PLOTLY_CONFIG
+from engine.figures.style import PLOTLY_CONFIG
 
 __all__ = ["output_figure", "render_figure"]
 

@@ -19,7 +19,7 @@ from plotly.offline import get_plotlyjs
 
 from engine.arclids.odm_train import load_gan_evaluation, load_odm_evaluation
 from engine.core.protocols import PROTOCOL_NAMES, load_protocol
-from engine.figures import gan_overlay_figure, odm_decisions_figure
+from engine.figures.odm_review import gan_overlay_figure, odm_decisions_figure
 from engine.platform.registry import ArtifactError
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img"

@@ -19,7 +19,7 @@ from engine.arclids.architectures import ARCH_KEYS, SERVED_ARCH, arch_label
 from engine.arclids.outcomes import OutcomeCurves
 from engine.core.protocols import Protocol
 from engine.core.schema import case_labels
-from engine.figures import (
+from engine.figures.model_review import (
     architecture_contrast_figure,
     learning_curve_figure,
     roc_figure,

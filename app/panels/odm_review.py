@@ -17,7 +17,7 @@ from app import shared
 from app.plots import output_figure, render_figure
 from engine.arclids.architectures import arch_label
 from engine.core.protocols import Protocol
-from engine.figures import (
+from engine.figures.odm_review import (
     gan_overlay_figure,
     odm_decisions_figure,
     odm_rmsd_figure,

@@ -12,12 +12,12 @@ from engine.arclids.arte import goal_flags
 from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
-from engine.figures import (
-    case_colour,
+from engine.figures.outcome_space import (
     dose_response_figure,
     outcome_space_figure,
     recommendation_text,
 )
+from engine.figures.style import case_colour
 
 __all__ = ["outcome_space_server", "outcome_space_ui"]
 

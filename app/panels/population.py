@@ -10,7 +10,7 @@ from shiny import module, render, ui
 from app import shared
 from app.plots import output_figure, render_figure
 from engine.core.protocols import Protocol
-from engine.figures import population_figure
+from engine.figures.population import population_figure
 
 __all__ = ["population_server", "population_ui"]
 

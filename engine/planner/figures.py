@@ -1,4 +1,4 @@
-"""Plotly figures of a planning run (the app's planner panel), in the style of engine.figures.
+"""Plotly figures of a planning run (the app's planner panel), styled by engine.figures.style.
 
 - :func:`weekly_dose_figure`: the ART weekly plan against the reference, the expected weekly
   dose and the oracle's plan, above the per-fraction distribution of the planner's actions over
@@ -19,6 +19,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from engine.figures.style import (
+    BLACK,
+    BLUE,
+    BLUISH_GREEN,
+    GRIDDED,
+    ORANGE,
+    REDDISH_PURPLE,
+    SKY_BLUE,
+    VERMILLION,
+    add_empty_note,
+    base_layout,
+)
 from engine.planner.evaluate import PlanResult
 
 __all__ = [
@@ -28,25 +40,17 @@ __all__ = [
     "weekly_dose_figure",
 ]
 
-_FONT = dict(family="Helvetica Neue, Helvetica, Arial, sans-serif", size=13, color="#222222")
-_GRID = "#e3e3e3"
-REF, ART, ORACLE, EXPECTED = "#0072B2", "#D55E00", "#009E73", "#E69F00"
-_ACTION_COLOURS = ("#56B4E9", "#BBBBBB", "#D55E00", "#CC79A7", "#009E73", "#000000")
+REF, ART, ORACLE, EXPECTED = BLUE, VERMILLION, BLUISH_GREEN, ORANGE
+"""Colours of the reference plan, the ART plan, the exact oracle and the expected weekly dose."""
+_ACTION_COLOURS = (SKY_BLUE, "#BBBBBB", VERMILLION, REDDISH_PURPLE, BLUISH_GREEN, BLACK)
+"""Colour per planner action (dose per fraction), cycled beyond six actions."""
 _SIM_NOTE = "simulated scenarios from the response model · not clinical evidence"
 
 
-def _layout(fig: go.Figure, title: str, height: int, subtitle: str = _SIM_NOTE) -> None:
-    fig.update_layout(
-        template="simple_white", font=_FONT, height=height, autosize=True,
-        title=dict(text=title, x=0.0, xanchor="left", y=1.0, yref="container", yanchor="top",
-                   pad=dict(t=12, l=4), font=dict(size=16),
-                   subtitle=dict(text=subtitle, font=dict(size=12, color="#666666"))),
-        margin=dict(l=70, r=30, t=96, b=60),
-        hoverlabel=dict(font_size=13, namelength=-1),
-        legend=dict(orientation="h", yanchor="top", y=-0.16, xanchor="left", x=0.0,
-                    font=dict(size=12)),
-        uirevision="planner",
-    )
+def _layout(fig: go.Figure, title: str, height_px: int, subtitle: str = _SIM_NOTE) -> None:
+    """The shared look with the planner's subtitle; annotations (subplot titles) at 13 px."""
+    base_layout(fig, title, height_px, "planner", subtitle_text=subtitle,
+                margin_px=dict(t=96), legend_y=-0.16)
     fig.update_annotations(font=dict(size=13))
 
 
@@ -97,7 +101,7 @@ def weekly_dose_figure(result: PlanResult) -> go.Figure:
                      ticktext=[f"W{w}" for w in weeks], range=[0.5, n + 0.5], showgrid=False,
                      mirror=True)
     fig.update_xaxes(title_text="week of treatment (fractions)", row=2, col=1)
-    fig.update_yaxes(showgrid=True, gridcolor=_GRID, mirror=True)
+    fig.update_yaxes(**GRIDDED)
     all_doses = [d for _, weekly, _, _ in lines for d in weekly]
     fig.update_yaxes(title_text="Gy", range=[min(all_doses) - 0.05, max(all_doses) + 0.05],
                      row=1, col=1)
@@ -121,7 +125,7 @@ def volume_box_figure(result: PlanResult) -> go.Figure:
             hovertemplate=f"{name}<br>%{{x}}: %{{y:.3g}} %<extra></extra>"))
     fig.update_layout(boxmode="group")
     fig.update_yaxes(type="log", title_text="tumour volume, % of initial (log)",
-                     showgrid=True, gridcolor=_GRID, mirror=True, exponentformat="power")
+                     exponentformat="power", **GRIDDED)
     fig.update_xaxes(title_text="start of week", mirror=True)
     _layout(fig, "Predicted tumour volume by week", 420)
     return fig
@@ -154,8 +158,8 @@ def bed_sf_figure(result: PlanResult) -> go.Figure:
                   annotation_text=f"ε = {eps:g}", annotation_position="top left",
                   row=1, col=2)
     fig.update_layout(barmode="overlay")
-    fig.update_yaxes(title_text="% of scenarios", showgrid=True, gridcolor=_GRID, mirror=True)
-    fig.update_xaxes(showgrid=True, gridcolor=_GRID, mirror=True)
+    fig.update_yaxes(title_text="% of scenarios", **GRIDDED)
+    fig.update_xaxes(**GRIDDED)
     ref, art = p["reference"], p["art"]
     _layout(fig, (f"Tumour BED {ref['tumour_bed_mean']:.2f} → {art['tumour_bed_mean']:.2f} Gy "
                   f"({p['tumour_bed_gain_percent']:+.2f} %), OAR BED "
@@ -176,8 +180,7 @@ def phantom_dose_figure(result: PlanResult) -> go.Figure:
     """Total course dose maps (Gy) of the reference and the ART plan on the phantom."""
     if result.beamlet is None:
         fig = go.Figure()
-        fig.add_annotation(text="Beamlet optimisation was not run", xref="paper", yref="paper",
-                           x=0.5, y=0.5, showarrow=False, font=dict(size=16, color="#666666"))
+        add_empty_note(fig, "Beamlet optimisation was not run")
         _layout(fig, "Phantom dose maps", 300)
         return fig
     b = result.beamlet
@@ -201,9 +204,9 @@ def phantom_dose_figure(result: PlanResult) -> go.Figure:
             hovertemplate="x %{x:.0f} mm, y %{y:.0f} mm<br>%{z:.1f} Gy<extra></extra>"),
             row=1, col=col)
         for mask, colour, name in ((b["final_lung"], "#FFFFFF", "lung (end of treatment)"),
-                                   (ph.heart, "#CC79A7", "heart"),
-                                   (ph.tumour, "#000000", "initial tumour"),
-                                   (plan.targets[-1], "#009E73", "last planned target")):
+                                   (ph.heart, REDDISH_PURPLE, "heart"),
+                                   (ph.tumour, BLACK, "initial tumour"),
+                                   (plan.targets[-1], BLUISH_GREEN, "last planned target")):
             fig.add_trace(_outline(mask, x, y, colour, name, col == 1), row=1, col=col)
         fig.update_xaxes(scaleanchor=f"y{'' if col == 1 else col}", showticklabels=False,
                          row=1, col=col)

@@ -3,8 +3,9 @@
 :func:`render_report` fills ``engine/platform/templates/report.html`` (Jinja2, autoescaping on)
 with the
 summary per case, the outcome model (label, version, ensemble size), the inputs, the physician's
-notes and the three figures of :mod:`engine.figures` (with ensemble bands and covariance ellipses
-when the model is an ensemble). plotly.js is inlined once from the installed plotly package, so
+notes and the three figures of :mod:`engine.figures.outcome_space` and
+:mod:`engine.figures.population` (with ensemble bands and covariance ellipses when the model is an
+ensemble). plotly.js is inlined once from the installed plotly package, so
 the file opens offline and references no external URL; it prints on A4 (print stylesheet in the
 template).
 Everything that comes from the user (ids, notes) is escaped by the template.
@@ -29,13 +30,9 @@ from engine.arclids.arte import goal_flags
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
 from engine.core.schema import case_labels
-from engine.figures import (
-    PLOTLY_CONFIG,
-    case_colour,
-    dose_response_figure,
-    outcome_space_figure,
-    population_figure,
-)
+from engine.figures.outcome_space import dose_response_figure, outcome_space_figure
+from engine.figures.population import population_figure
+from engine.figures.style import PLOTLY_CONFIG, case_colour
 
 __all__ = ["DISCLAIMER", "render_inputs", "render_report", "report_filename"]
 

@@ -1,4 +1,4 @@
-"""Plotly figures of the SF2 panel (same look as :mod:`engine.figures`).
+"""Plotly figures of the SF2 panel, styled by :mod:`engine.figures.style`.
 
 * :func:`sf2_population_figure` — the measured SF2 of the panel's lines (all, and the sample's
   own subgroup), with the sample's predicted SF2 ± sd marked, and its measured SF2 when known.
@@ -13,7 +13,6 @@ User text (sample ids) is HTML-escaped before it reaches plotly.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from engine.figures.style import (
+    BLUE,
+    BLUISH_GREEN,
+    GRID,
+    HISTOGRAM_GREY,
+    VERMILLION,
+    base_layout,
+    safe,
+)
 from engine.sf2.evaluate import METHODS
 
 __all__ = [
@@ -30,26 +38,10 @@ __all__ = [
     "sf2_population_figure",
 ]
 
-_FONT = dict(family="Helvetica Neue, Helvetica, Arial, sans-serif", size=13, color="#222222")
-_BLUE, _VERMILLION, _GREEN, _GREY = "#0072B2", "#D55E00", "#009E73", "#bdbdbd"
-_NOTE = "Cell lines (9-day proliferation assay), not patients"
 
-
-def _safe(text: object) -> str:
-    return html.escape(str(text), quote=False)
-
-
-def _layout(fig: go.Figure, title: str, height: int, revision: str) -> None:
-    fig.update_layout(
-        template="simple_white", font=_FONT, height=height, autosize=True,
-        title=dict(text=title, x=0.0, xanchor="left", y=1.0, yref="container", yanchor="top",
-                   pad=dict(t=12, l=4), font=dict(size=16)),
-        margin=dict(l=70, r=30, t=80, b=60),
-        hoverlabel=dict(font_size=13, namelength=-1),
-        legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0,
-                    font=dict(size=12)),
-        uirevision=revision,
-    )
+def _layout(fig: go.Figure, title: str, height_px: int, revision: str) -> None:
+    """The shared look, legend a little lower (room for the axis titles)."""
+    base_layout(fig, title, height_px, revision, legend_y=-0.18)
 
 
 def sf2_population_figure(
@@ -79,7 +71,7 @@ def sf2_population_figure(
     fig = go.Figure()
     fig.add_trace(go.Bar(
         x=centres, y=counts, width=widths, name=f"all {len(values)} lines",
-        marker=dict(color=_GREY, line=dict(color="#ffffff", width=0.5)),
+        marker=dict(color=HISTOGRAM_GREY, line=dict(color="#ffffff", width=0.5)),
         customdata=np.column_stack([edges[:-1], edges[1:]]),
         hovertemplate="SF2 %{customdata[0]:.2f}–%{customdata[1]:.2f}: %{y} lines<extra></extra>",
     ))
@@ -88,19 +80,19 @@ def sf2_population_figure(
         sub_counts, _ = np.histogram(sub.to_numpy(dtype=float), bins=edges)
         fig.add_trace(go.Bar(
             x=centres, y=sub_counts, width=widths,
-            name=f"{_safe(subgroup_label)} ({len(sub)} lines)",
-            marker=dict(color=_BLUE, opacity=0.75, line=dict(color="#ffffff", width=0.5)),
+            name=f"{safe(subgroup_label)} ({len(sub)} lines)",
+            marker=dict(color=BLUE, opacity=0.75, line=dict(color="#ffffff", width=0.5)),
             hovertemplate="%{y} lines of the subgroup<extra></extra>",
         ))
     top = float(counts.max()) * 1.12 if counts.size else 1.0
     pct = 100.0 * float(np.mean(values <= sf2))
     lo, hi = sf2 - sf2_sd, sf2 + sf2_sd
-    fig.add_shape(type="rect", x0=lo, x1=hi, y0=0, y1=top, fillcolor=_VERMILLION,
+    fig.add_shape(type="rect", x0=lo, x1=hi, y0=0, y1=top, fillcolor=VERMILLION,
                   opacity=0.15, line_width=0, layer="below")
     fig.add_trace(go.Scatter(
-        x=[sf2, sf2], y=[0, top], mode="lines", line=dict(color=_VERMILLION, width=3),
-        name=f"{_safe(sample_id)}: predicted SF2 {sf2:.2f} ± {sf2_sd:.2f}",
-        hovertemplate=(f"{_safe(sample_id)}<br>predicted SF2 {sf2:.3f} ± {sf2_sd:.3f}<br>"
+        x=[sf2, sf2], y=[0, top], mode="lines", line=dict(color=VERMILLION, width=3),
+        name=f"{safe(sample_id)}: predicted SF2 {sf2:.2f} ± {sf2_sd:.2f}",
+        hovertemplate=(f"{safe(sample_id)}<br>predicted SF2 {sf2:.3f} ± {sf2_sd:.3f}<br>"
                        f"{pct:.0f}th percentile of the panel<extra></extra>"),
     ))
     if measured_sf2 is not None:
@@ -110,12 +102,12 @@ def sf2_population_figure(
             name=f"measured SF2 {measured_sf2:.2f}",
             hovertemplate=f"measured SF2 {measured_sf2:.3f}<extra></extra>",
         ))
-    _layout(fig, f"Where {_safe(sample_id)} falls among the panel's measured SF2", 380,
-            f"pop-{_safe(sample_id)}")
+    _layout(fig, f"Where {safe(sample_id)} falls among the panel's measured SF2", 380,
+            f"pop-{safe(sample_id)}")
     fig.update_layout(barmode="overlay", bargap=0, margin=dict(b=110),
                       legend=dict(y=-0.3))
     fig.update_xaxes(title_text="SF2 (surviving fraction at 2 Gy)", range=[0, edges[-1]],
-                     showgrid=True, gridcolor="#e3e3e3")
+                     showgrid=True, gridcolor=GRID)
     fig.update_yaxes(title_text="cell lines", range=[0, top])
     return fig
 
@@ -131,7 +123,7 @@ def gene_influence_figure(top_genes: list[dict[str, Any]], sample_id: str,
     genes = [g["gene"] for g in top_genes][::-1]
     vals = np.array([g["influence_per_sd"] for g in top_genes][::-1], dtype=float)
     zs = np.array([g["z"] for g in top_genes][::-1], dtype=float)
-    colours = [_VERMILLION if v > 0 else _BLUE for v in vals]
+    colours = [VERMILLION if v > 0 else BLUE for v in vals]
     unit = "SF2 per +1 sd of expression" if method == "gradient" else "SF2 (gradient × z)"
     fig = go.Figure(go.Bar(
         x=vals, y=genes, orientation="h", marker=dict(color=colours),
@@ -139,10 +131,10 @@ def gene_influence_figure(top_genes: list[dict[str, Any]], sample_id: str,
         hovertemplate=("%{y}: %{x:+.4f} " + unit +
                        "<br>expression z = %{customdata:+.2f}<extra></extra>"),
     ))
-    _layout(fig, f"Genes driving the prediction for {_safe(sample_id)}",
-            140 + 26 * max(len(genes), 1), f"inf-{_safe(sample_id)}")
+    _layout(fig, f"Genes driving the prediction for {safe(sample_id)}",
+            140 + 26 * max(len(genes), 1), f"inf-{safe(sample_id)}")
     fig.update_xaxes(title_text=f"influence ({unit}); red raises SF2 (more resistant)",
-                     zeroline=True, zerolinecolor="#888888", showgrid=True, gridcolor="#e3e3e3")
+                     zeroline=True, zerolinecolor="#888888", showgrid=True, gridcolor=GRID)
     fig.update_layout(showlegend=False, margin=dict(l=110, r=30, t=60, b=60))
     return fig
 
@@ -153,7 +145,7 @@ def influence_heatmap_figure(table: pd.DataFrame, genes: list[str],
     """Fig. 7: lines × genes influence (rows grouped by subgroup, sorted by predicted SF2)."""
     z = table[genes].to_numpy(dtype=float)
     limit = float(np.nanmax(np.abs(z))) if z.size else 1.0
-    labels = [f"{_safe(r[label_column])} ({_safe(r[group_column])}, {r['predicted_sf2']:.2f})"
+    labels = [f"{safe(r[label_column])} ({safe(r[group_column])}, {r['predicted_sf2']:.2f})"
               for _, r in table.iterrows()]
     fig = go.Figure(go.Heatmap(
         z=z, x=genes, y=labels, zmin=-limit, zmax=limit, colorscale="RdBu_r",
@@ -183,7 +175,7 @@ def evaluation_figure(result: dict[str, Any]) -> go.Figure:
         means = [methods[m]["mae"]["mean"] for m in names]
         sds = [methods[m]["mae"]["sd"] for m in names]
         leak = [methods[m]["uses_own_label"] for m in names]
-        colours = [_GREY if lk else (_GREEN if m.startswith("reptile") else _BLUE)
+        colours = [HISTOGRAM_GREY if lk else (BLUISH_GREEN if m.startswith("reptile") else BLUE)
                    for m, lk in zip(names, leak, strict=True)]
         labels = [m + (" ⚠" if lk else "") for m, lk in zip(names, leak, strict=True)]
         fig.add_trace(go.Bar(
@@ -195,7 +187,7 @@ def evaluation_figure(result: dict[str, Any]) -> go.Figure:
         base = methods["train_mean"]["mae"]["mean"]
         fig.add_vline(x=base, line=dict(color="#000000", dash="dot", width=1), row=1, col=k + 1)
         fig.update_xaxes(title_text="MAE of SF2", row=1, col=k + 1, showgrid=True,
-                         gridcolor="#e3e3e3", rangemode="tozero")
+                         gridcolor=GRID, rangemode="tozero")
     _layout(fig, "Held-out error per method (⚠ = scored on labels it used)",
             120 + 30 * len(result["settings"][settings[0]]["methods"]), "evaluation")
     fig.update_layout(margin=dict(l=230, r=30, t=80, b=60))
