@@ -27,17 +27,18 @@ from app.db import get_store
 from app.panels.audit import audit_server, audit_ui
 from app.panels.data_input import data_input_server, data_input_sidebar_ui, data_input_ui
 from app.panels.help import help_ui, panel_help
-from app.panels.learning import learning_server, learning_ui, shutdown_training_pool
+from app.panels.learning import learning_server, learning_ui
 from app.panels.model_choice import model_choice_server, model_choice_sidebar_ui
 from app.panels.model_review import model_review_server, model_review_ui
 from app.panels.outcome_space import outcome_space_server, outcome_space_ui
-from app.panels.planner import planner_server, planner_ui, shutdown_planner_pool
+from app.panels.planner import planner_server, planner_ui
 from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
 from app.panels.sf2 import sf2_server, sf2_ui
 from app.panels.users import users_server, users_ui
 from app.recommending import shown_recommendations
-from app.serving import register_shipped_models, single_inference_thread
+from app.runtime import shutdown, single_inference_thread
+from app.serving import register_shipped_models
 from engine.arclids.recommend import Recommendation, recommend
 from engine.platform.accounts import role_allows
 
@@ -172,8 +173,7 @@ def create_app() -> LoginGate:
         server,
         static_assets={"/www": shared.WWW_DIR, "/vendor/plotly.min.js": shared.PLOTLY_JS},
     )
-    shiny_app.on_shutdown(shutdown_training_pool)
-    shiny_app.on_shutdown(shutdown_planner_pool)
+    shiny_app.on_shutdown(shutdown)  # every worker pool (app.runtime)
     return LoginGate(shiny_app, store)
 
 

@@ -8,19 +8,19 @@ migrated on first use, so a fresh database works at once and several app process
 together migrate it once (PostgreSQL advisory lock).
 
 :func:`poll_in_thread` watches a cheap database marker (newest promotion, newest audit row) for a
-session: it reads it in a worker thread, never on the event loop that every session shares, and
-invalidates what depends on it only when it changed.
+session: it reads it in a database thread (:func:`app.runtime.in_database_thread`), never on the
+event loop that every session shares, and invalidates what depends on it only when it changed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from shiny import reactive
 
+from app.runtime import in_database_thread
 from engine.platform.store import Store
 
 __all__ = ["get_store", "poll_in_thread"]
@@ -53,7 +53,7 @@ def poll_in_thread(read: Callable[[], T], every_s: float) -> Callable[[], T]:
     @reactive.effect
     async def _poll() -> None:
         reactive.invalidate_later(every_s)
-        new = await asyncio.to_thread(read)
+        new = await in_database_thread(read)
         with reactive.isolate():
             if value() != new:
                 value.set(new)

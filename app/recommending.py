@@ -21,23 +21,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
 from shiny import reactive, req
 
-from app.serving import single_inference_thread
+from app.runtime import recommendation_pool
 from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.recommend import Recommendation, input_hash, recommend
 from engine.core.protocols import Protocol
 from engine.platform.store import Store, UserInfo
 
 __all__ = ["ShownRecommendations", "model_versions_of", "shown_recommendations"]
-
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="artds-recommend",
-                           initializer=single_inference_thread)
-"""Shared by every session of the process: two recommendations at a time (2-core machines)."""
 
 SETTLE_LIMIT_S = 300.0
 """A download waiting for a recommendation gives up after this long (a hang guard)."""
@@ -140,10 +135,11 @@ def shown_recommendations(
                 queue["next"] = None
                 try:
                     recs = await loop.run_in_executor(
-                        _POOL, compute, request.cases, request.protocol, request.model)
+                        recommendation_pool(), compute, request.cases, request.protocol,
+                        request.model)
                     if queue["next"] is not None:
                         continue  # superseded before anyone saw it
-                    ids = await loop.run_in_executor(_POOL, _record, recs)
+                    ids = await loop.run_in_executor(recommendation_pool(), _record, recs)
                     done = _State(request.key, True, tuple(recs), ids)
                 except Exception as err:  # shown by the outputs that need the result
                     done = _State(request.key, True, error=err)

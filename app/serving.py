@@ -25,7 +25,6 @@ __all__ = [
     "register_shipped_models",
     "served_model",
     "shipped_metrics",
-    "single_inference_thread",
 ]
 
 _CACHE: dict[str, OutcomeModel] = {}
@@ -42,22 +41,6 @@ class Served:
     """Its registered version (None: nothing registered, e.g. no trained models)."""
     warning: str | None
     """Why the promoted version is not the one served (it failed to load), else None."""
-
-
-def single_inference_thread() -> None:
-    """Serve with one torch intra-op thread (process-wide; also the recommendation workers').
-
-    The served ensembles are small: one recommendation is milliseconds of arithmetic that two
-    OpenMP threads cannot speed up, but on a busy machine (other sessions, training, other
-    processes) their barrier spin-waits made it ~100× slower (measured: 4 NSCLC cases took
-    0.03 s with one thread and a median 3.2 s with two at load average 12 on 2 cores).
-    Parallelism comes from serving several sessions at once instead.
-    """
-    try:
-        import torch
-    except ImportError:  # the reference model needs no torch
-        return
-    torch.set_num_threads(1)
 
 
 def shipped_metrics(protocol_name: str) -> dict:

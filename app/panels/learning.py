@@ -1,11 +1,12 @@
 """Learning Mode panel (physicists): retrain on stored cases, compare, promote, roll back.
 
 Training runs as an ``@reactive.extended_task`` whose CPU work happens in a separate worker
-process (``engine.arclids.learning.run_job``, one process per app process, shut down with the app),
-so
-this and every other session stay responsive. Progress, messages and the cancel flag live in the
-job's database row: the progress bar polls it, "Cancel" sets the flag and the worker stops at its
-next step, and a job started in another session or app process shows here too.
+process (``engine.arclids.learning.run_job`` in :func:`app.runtime.learning_pool`, one process per
+app process, shut down with the app), so this and every other session stay responsive. Progress,
+messages and the cancel flag live in the job's database row
+(:class:`engine.platform.jobs.StoreJobReporter`): the progress bar polls it, "Cancel" sets the
+flag and the worker stops at its next step, and a job started in another session or app process
+shows here too.
 
 A finished job registers a new model version; it serves only after "Promote to Operation Mode"
 (confirmed in a dialog, recorded with the user, time and reason). "Roll back" (also confirmed in a
@@ -16,49 +17,24 @@ deletes a version.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC
 
 from shiny import module, reactive, render, ui
 
 from app import shared
 from app.db import poll_in_thread
+from app.runtime import in_database_thread, learning_pool
 from app.serving import served_model
 from engine import settings
-from engine.arclids.learning import BUDGETS, LearningConfig, run_job, worker_init
+from engine.arclids.learning import BUDGETS, LearningConfig, run_job
 from engine.core.protocols import Protocol
 from engine.platform.accounts import role_allows
 from engine.platform.store import JobInfo, ModelVersionInfo, Store, UserInfo
 
-__all__ = ["learning_server", "learning_ui", "shutdown_training_pool"]
+__all__ = ["learning_server", "learning_ui"]
 
-_POOL: ProcessPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
 _ACTIVE = ("queued", "running")
-
-
-def _pool() -> ProcessPoolExecutor:
-    """The app process's training worker (spawned, so torch starts clean in it)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ProcessPoolExecutor(max_workers=1,
-                                        mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=worker_init, initargs=(os.getpid(),))
-        return _POOL
-
-
-def shutdown_training_pool() -> None:
-    """Stop the training worker (app shutdown); a running job is left to finish or is killed."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is not None:
-            _POOL.shutdown(wait=False, cancel_futures=True)
-            _POOL = None
 
 
 def _when(info_time) -> str:
@@ -147,7 +123,7 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
     @reactive.extended_task
     async def train(job_id: int) -> str | None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_pool(), run_job, database_url, job_id,
+        return await loop.run_in_executor(learning_pool(), run_job, database_url, job_id,
                                           str(settings.learning_dir()))
 
     @reactive.calc
@@ -165,7 +141,7 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         changed()
         train.status()  # re-read when the task finishes
         name = protocol().name
-        found = await asyncio.to_thread(store.jobs, name, 1)
+        found = await in_database_thread(store.jobs, name, 1)
         info = found[0] if found else None
         reactive.invalidate_later(0.5 if info is not None and info.status in _ACTIVE else 10)
         with reactive.isolate():

@@ -1,11 +1,13 @@
 """Fractionation planner panel (for physicists): RL adaptive fractionation under uncertain biology.
 
 The physicist sets the biology ranges, the planner preferences, optionally the patient's α and a
-training budget, and runs the planner as a background task (``reactive.extended_task`` on a
-module-level process pool, so other sessions stay responsive); progress comes back through a
-small file the session polls. Results: ART against the equal-dose reference and the exact
-oracle, with the weekly plan, tumour-volume box plots, BED and SF histograms and the phantom's
-dose maps. All maths is in :mod:`engine.planner`.
+training budget, and runs the planner as a background task (``reactive.extended_task`` on the
+planner's process pool, :func:`app.runtime.planner_pool`, so other sessions stay responsive).
+Progress comes back through a small file the session polls, and "Cancel run" leaves a flag the
+run checks after every training episode and between evaluation stages
+(:class:`engine.platform.jobs.FileJob`); a cancelled run shows "cancelled". Results: ART
+against the equal-dose reference and the exact oracle, with the weekly plan, tumour-volume box
+plots, BED and SF histograms and the phantom's dose maps. All maths is in :mod:`engine.planner`.
 
 Handing over α: :func:`planner_server` takes an optional reactive ``alpha_per_gy`` (a callable
 returning a float in Gy⁻¹ or None). When it returns a number — e.g. from a future SF2 panel,
@@ -16,12 +18,9 @@ returning a float in Gy⁻¹ or None). When it returns a number — e.g. from a 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import multiprocessing
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from shiny import module, reactive, render, ui
 
 from app.plots import output_figure, render_figure
+from app.runtime import planner_pool
 from engine.planner import (
     BiologyRanges,
     CourseConfig,
@@ -43,10 +43,11 @@ from engine.planner.figures import (
     volume_box_figure,
     weekly_dose_figure,
 )
-from engine.planner.jobs import read_progress, run_plan_job
+from engine.planner.jobs import CANCELLED_MESSAGE, run_plan_job
 from engine.planner.model import OarBiology
+from engine.platform.jobs import FileJob
 
-__all__ = ["planner_server", "planner_ui", "shutdown_planner_pool"]
+__all__ = ["planner_server", "planner_ui"]
 
 DEFAULT_EPISODES = 150
 """Interactive default training budget (episodes): well under a minute on a laptop core. The
@@ -55,38 +56,6 @@ DEFAULT_SCENARIOS = 200
 """Interactive default number of evaluation scenarios (the CLI uses 500)."""
 POLL_SECONDS = 0.5
 """How often a running session reads its job's progress file."""
-
-_POOL: ProcessPoolExecutor | None = None
-
-
-def _pool() -> ProcessPoolExecutor:
-    """The module-level pool: one worker process (one core) shared by every session, created on
-    first use with the "spawn" start method (safe with torch); jobs queue in it."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ProcessPoolExecutor(max_workers=1,
-                                    mp_context=multiprocessing.get_context("spawn"))
-    return _POOL
-
-
-def shutdown_planner_pool() -> None:
-    """Stop the worker process (the app's shutdown hook, and at interpreter exit).
-
-    ``shutdown(wait=False)`` alone leaves an idle spawned worker orphaned when the server exits
-    right after it, so the workers are terminated and joined explicitly; a running job is
-    abandoned (the app is going away)."""
-    global _POOL
-    if _POOL is not None:
-        workers = list((getattr(_POOL, "_processes", None) or {}).values())
-        _POOL.shutdown(wait=False, cancel_futures=True)
-        for proc in workers:
-            proc.terminate()
-        for proc in workers:
-            proc.join(timeout=5)
-        _POOL = None
-
-
-atexit.register(shutdown_planner_pool)
 
 
 def _range(id: str, label: str, lo: float, hi: float, value: tuple[float, float], step: float
@@ -145,6 +114,8 @@ def planner_ui() -> ui.TagList:
                                  width="100%"),
                 ui.input_task_button("run", "Run planner", label_busy="Planning…",
                                      class_="mt-2 w-100"),
+                ui.input_action_button("cancel", "Cancel run", disabled=True,
+                                       class_="btn-outline-danger mt-2 w-100"),
                 ui.output_ui("status"),
             ),
             width="260px",
@@ -250,6 +221,9 @@ def planner_server(
     error: reactive.Value[str | None] = reactive.value(None)
     job_dir: reactive.Value[str | None] = reactive.value(None)
     progress: reactive.Value[dict[str, Any] | None] = reactive.value(None)
+    """The running job's last progress (``"status": "running"``), or how it ended when it was
+    cancelled (``"cancelled"``); None otherwise."""
+    cancel_asked = reactive.value(False)
 
     if alpha_per_gy is not None:
         @reactive.effect
@@ -271,9 +245,9 @@ def planner_server(
 
     @ui.bind_task_button(button_id="run")
     @reactive.extended_task
-    async def plan_task(config: dict[str, Any], progress_path: str) -> PlanResult:
+    async def plan_task(config: dict[str, Any], folder: str) -> PlanResult | None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_pool(), run_plan_job, config, progress_path)
+        return await loop.run_in_executor(planner_pool(), run_plan_job, config, folder)
 
     @reactive.effect
     @reactive.event(input.run)
@@ -289,8 +263,21 @@ def planner_server(
         error.set(None)
         folder = tempfile.mkdtemp(prefix="artds-plan-")
         job_dir.set(folder)
-        progress.set({"share": 0.0, "message": "queued"})
-        plan_task(cfg.to_dict(), str(Path(folder) / "progress.json"))
+        cancel_asked.set(False)
+        progress.set({"share": 0.0, "message": "queued", "status": "running"})
+        plan_task(cfg.to_dict(), folder)
+
+    @reactive.effect
+    def _cancel_enabled() -> None:
+        ui.update_action_button("cancel", disabled=plan_task.status() != "running")
+
+    @reactive.effect
+    @reactive.event(input.cancel)
+    def _cancel() -> None:
+        folder = job_dir.get()
+        if folder and plan_task.status() == "running":
+            FileJob(Path(folder)).request_cancel()  # the run stops at its next checkpoint
+            cancel_asked.set(True)
 
     @reactive.effect
     def _poll() -> None:
@@ -299,20 +286,28 @@ def planner_server(
         if status == "running" and folder:
             reactive.invalidate_later(POLL_SECONDS)
             with reactive.isolate():
-                seen = read_progress(Path(folder) / "progress.json")
+                seen = FileJob(Path(folder)).read()
                 if seen is not None:
-                    progress.set(seen)
+                    progress.set({**seen, "status": "running"})
         elif status in ("success", "error", "cancelled") and folder:
             with reactive.isolate():
+                last = FileJob(Path(folder)).read()
+                ended = None
                 if status == "success":
-                    result.set(plan_task.result())
+                    done = plan_task.result()
+                    if done is None:  # cancelled: keep the previous result on show
+                        ended = {"share": 0.0, **(last or {}), "message": CANCELLED_MESSAGE,
+                                 "status": "cancelled"}
+                    else:
+                        result.set(done)
                 else:
                     try:
                         plan_task.result()
                     except Exception as exc:  # shown to the user, one line
                         error.set(f"The planner failed: {type(exc).__name__}: {exc}")
                 job_dir.set(None)
-                progress.set(None)
+                cancel_asked.set(False)
+                progress.set(ended)
             shutil.rmtree(folder, ignore_errors=True)
 
     @render.ui
@@ -324,13 +319,16 @@ def planner_server(
         if seen is None:
             return None
         pct = max(0, min(100, round(100 * float(seen.get("share", 0.0)))))
+        running = seen.get("status") == "running"
+        note = " · cancel requested" if running and cancel_asked.get() else ""
         return ui.div(
-            ui.div(ui.div(class_="progress-bar", role="progressbar",
-                          style=f"width: {pct}%", aria_valuenow=str(pct), aria_valuemin="0",
-                          aria_valuemax="100"),
+            ui.div(ui.div(class_="progress-bar" + ("" if running else " bg-secondary"),
+                          role="progressbar", style=f"width: {pct}%", aria_valuenow=str(pct),
+                          aria_valuemin="0", aria_valuemax="100"),
                    class_="progress mt-2", style="height: 8px"),
-            ui.tags.small(f"{pct} % · {seen.get('message', '')}", class_="text-muted"),
-            class_="planner-progress",
+            ui.tags.small(f"{pct} % · {seen.get('message', '')}{note}", class_="text-muted"),
+            class_="planner-progress" if running else "planner-cancelled",
+            **{"data-status": seen.get("status", "")},
         )
 
     @render.ui

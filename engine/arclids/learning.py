@@ -3,8 +3,10 @@
 A physicist starts a training job on the cases stored with a known outcome (the adaptive dose
 actually given and both outcomes recorded), optionally pooled with the virtual trial. The job
 (:func:`run_job`, run in a worker process) trains a new ensemble of the served architecture, scores
-it, and registers it as a new model version; it serves only after an explicit, audited promotion
-(``engine.platform.store.Store.promote``), and any earlier version can be promoted back (rollback).
+it, and registers it as a new model version, reporting progress and honouring a cancel through
+its database row (:class:`engine.platform.jobs.StoreJobReporter`). The version serves only after
+an explicit, audited promotion (``engine.platform.store.Store.promote``), and any earlier version
+can be promoted back (rollback).
 
 What the candidate is scored on, next to the version serving when the job ran:
 
@@ -18,8 +20,7 @@ What the candidate is scored on, next to the version serving when the job ran:
   as for the shipped models (``engine.arclids.rtoe_train.evaluate_members``).
 
 Artifacts go through :mod:`engine.platform.registry` (state_dicts, manifest with sha256, seed,
-config,
-data hash) into a folder of their own under the learning directory (``$ARTDS_LEARNING_DIR``,
+config, data hash) into a folder of their own under the learning directory (``$ARTDS_LEARNING_DIR``,
 default ``var/models``; the shipped ``models/`` may be a read-only volume), named by the version,
 which is derived from the artifacts' hashes: the same training gives the same version.
 """
@@ -31,7 +32,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,11 @@ from engine import settings
 from engine.arclids.architectures import SERVED_ARCH, architecture
 from engine.arclids.evaluation import auroc
 from engine.core.protocols import Protocol, load_protocol
+from engine.platform.jobs import Cancelled, JobReporter, StoreJobReporter, checkpoint
 
 __all__ = [
     "BUDGETS",
     "Budget",
-    "Cancelled",
     "LearningConfig",
     "TrainedVersion",
     "clinic_table",
@@ -55,7 +56,6 @@ __all__ = [
     "load_version_model",
     "run_job",
     "train_version",
-    "worker_init",
 ]
 
 FAMILY = "rtoe"
@@ -125,10 +125,6 @@ class TrainedVersion:
     """``{"candidate": {...}, "serving": {...}}`` per outcome key ``"tcp"``/``"ntcp"``."""
     training: dict[str, Any]
     """Cases used (clinic, virtual), data hash, configs, budget."""
-
-
-class Cancelled(Exception):
-    """The job was cancelled by the user."""
 
 
 def clinic_table(protocol: Protocol, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -244,7 +240,7 @@ def train_version(
     serving: Any | None = None,
     serving_version: str | None = None,
     serving_metrics: Mapping[str, Any] | None = None,
-    progress: Callable[[float, str], bool] = lambda _f, _m: False,
+    reporter: JobReporter | None = None,
 ) -> TrainedVersion:
     """Train, score and save a new ensemble; returns its version (not yet registered).
 
@@ -255,10 +251,11 @@ def train_version(
         serving: the model serving when the job started (scored on the same held-out cases).
         serving_version: its version string.
         serving_metrics: its stored fresh-cohort metrics (per ``"tcp"``/``"ntcp"``).
-        progress: called with (share done 0…1, what is happening); returning True cancels.
+        reporter: where progress goes (share done 0…1, what is happening), checked for a
+            cancel before each split, member and scoring step; None: nowhere, never cancelled.
 
     Raises:
-        Cancelled: ``progress`` asked to stop (nothing is left on disk).
+        engine.platform.jobs.Cancelled: the reporter asked to stop (nothing is left on disk).
         ValueError: no training data (no clinic case and no pooling).
     """
     from engine.arclids.rtoe import OutcomeEstimator
@@ -281,8 +278,8 @@ def train_version(
 
     def step(message: str) -> None:
         nonlocal done
-        if progress(done / n_steps, message):
-            raise Cancelled(message)
+        if reporter is not None:
+            checkpoint(reporter, done / n_steps, message)
         done += 1
 
     out_root = Path(out_root)
@@ -351,7 +348,8 @@ def train_version(
                 **{k: v for k, v in (serving_metrics or {}).get(key, {}).items()
                    if k in fresh},
             }
-        progress(1.0, "saving the new version")
+        if reporter is not None:  # no checkpoint: the work is done, it is saved
+            reporter.progress(1.0, "saving the new version")
         version = learned_version(protocol.name, config.arch, shas)
         training = {
             "config": config.to_dict(), "budget": asdict(budget), "member_configs": configs,
@@ -395,22 +393,6 @@ def _serving_proba(model: Any, protocol: Protocol, outcome: str, cases: pd.DataF
 # The job, as run by a worker process
 
 
-def worker_init(parent_pid: int, check_every_s: float = 2.0) -> None:
-    """Initialiser of a training worker process: exit when the app process that started it is
-    gone (a killed app must not leave an idle worker behind; a pool's own shutdown does not
-    reach it then)."""
-    import threading
-    import time
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(check_every_s)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="artds-parent-watch", daemon=True).start()
-
-
-
 def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
     """Run training job ``job_id`` of the store at ``database_url``; returns the new version, or
     None when cancelled or failed. Progress, messages and the outcome are written to the job's
@@ -439,7 +421,7 @@ def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
             config, clinic, Path(out_root), serving=serving,
             serving_version=None if serving_info is None else serving_info.version,
             serving_metrics=_fresh_metrics(serving_info),
-            progress=lambda frac, msg: store.update_job(job_id, progress=frac, message=msg),
+            reporter=StoreJobReporter(store, job_id),
         )
         store.register_model_version(
             protocol=config.protocol, arch=config.arch, version=trained.version,

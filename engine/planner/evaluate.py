@@ -216,7 +216,10 @@ def run_plan(cfg: PlanConfig, progress: StageProgress | None = None) -> PlanResu
 
     Args:
         cfg: the configuration (validated here).
-        progress: optional ``progress(share, message)`` callback.
+        progress: optional ``progress(share, message)`` callback, called after every training
+            episode and between evaluation stages; an exception it raises (e.g.
+            :class:`engine.platform.jobs.Cancelled`) stops the run there, leaving nothing
+            behind.
 
     Returns:
         The :class:`PlanResult`.

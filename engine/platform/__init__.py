@@ -1,3 +1,4 @@
 """What every method runs on: the database (:mod:`~engine.platform.store`), accounts and sessions
 (:mod:`~engine.platform.accounts`), the model registry (:mod:`~engine.platform.registry`), parallel
-work (:mod:`~engine.platform.executor`) and the HTML report (:mod:`~engine.platform.report`)."""
+work (:mod:`~engine.platform.executor`), progress and cancel of long runs
+(:mod:`~engine.platform.jobs`) and the HTML report (:mod:`~engine.platform.report`)."""

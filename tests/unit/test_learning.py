@@ -16,6 +16,7 @@ from engine.arclids.cohort import generate_cohort
 from engine.arclids.recommend import input_hash
 from engine.core.protocols import load_protocol
 from engine.platform import registry
+from engine.platform.jobs import Cancelled
 from engine.platform.store import CaseRecord, Store
 
 PROTOCOL = load_protocol("nsclc")
@@ -78,17 +79,23 @@ def test_cancelled_job_leaves_nothing(sqlite_store: Store, tmp_path: Path) -> No
 
 
 def test_cancel_midway_removes_the_partial_version(tmp_path: Path) -> None:
-    calls = []
+    class Reporter:
+        def __init__(self) -> None:
+            self.calls: list[float] = []
 
-    def progress(frac: float, message: str) -> bool:
-        calls.append(frac)
-        return frac > 0.3
+        def progress(self, share: float, message: str) -> None:
+            self.calls.append(share)
 
+        def cancelled(self) -> bool:
+            return self.calls[-1] > 0.3
+
+    reporter = Reporter()
     empty = learning.clinic_table(PROTOCOL, [])
-    with pytest.raises(learning.Cancelled):
+    with pytest.raises(Cancelled):
         learning.train_version(learning.LearningConfig("nsclc", budget="tiny"), empty,
-                               tmp_path, progress=progress)
-    assert calls == sorted(calls) and list(tmp_path.iterdir()) == []
+                               tmp_path, reporter=reporter)
+    calls = reporter.calls
+    assert calls == sorted(calls) and calls[-1] > 0.3 and list(tmp_path.iterdir()) == []
 
 
 def test_no_data_without_pooling_is_refused(tmp_path: Path) -> None:
@@ -101,12 +108,12 @@ def test_no_data_without_pooling_is_refused(tmp_path: Path) -> None:
 
 
 def test_training_worker_exits_when_the_app_is_killed(tmp_path: Path) -> None:
-    # The "app": starts a worker like app/panels/learning.py does, then dies without shutting
+    # The "app": starts a worker like app/runtime.py does, then dies without shutting
     # the pool down (as when it is killed).
     script = (
         "import multiprocessing, os, sys\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from engine.arclids.learning import worker_init\n"
+        "from engine.platform.jobs import worker_init\n"
         "if __name__ == '__main__':\n"
         "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
         "                               initializer=worker_init, initargs=(os.getpid(), 0.2))\n"

@@ -18,7 +18,8 @@ from engine.planner.figures import (
     volume_box_figure,
     weekly_dose_figure,
 )
-from engine.planner.jobs import read_progress, run_plan_job, write_progress
+from engine.planner.jobs import run_plan_job
+from engine.platform.jobs import FileJob
 
 TINY_DQN = dict(n_episodes=3, n_envs=4, scenarios_per_env=2, hidden=16, batch_size=32,
                 learning_starts=32, target_update_steps=5)
@@ -106,13 +107,11 @@ def test_figures_render(tiny_result):
 
 
 def test_job_writes_progress(tmp_path):
-    path = tmp_path / "progress.json"
-    assert read_progress(path) is None
-    write_progress(path, 0.5, "half")
-    assert read_progress(path) == {"share": 0.5, "message": "half"}
-    result = run_plan_job(_tiny().to_dict(), str(path))
-    assert read_progress(path)["share"] == 1.0
-    assert result.payload["seed"] == 0
+    job = FileJob(tmp_path)
+    assert job.read() is None
+    result = run_plan_job(_tiny().to_dict(), str(tmp_path))
+    assert job.read() == {"share": 1.0, "message": "done"}
+    assert result is not None and result.payload["seed"] == 0
 
 
 def test_cli_plan_json(capsys):
