@@ -16,7 +16,8 @@ uncertainty, not a calibrated prediction interval). Without a tissue (or a tissu
 labelled line) the members' initialisations score the sample unadapted (``adapted_on`` says so).
 
 α for the planner: SF2 = exp(−2α − 4β) with a fixed α/β (default 10 Gy, the usual tumour
-value, also the NSCLC protocol's), so α = −ln(SF2) / (2 + 4/(α/β)) and β = α/(α/β). A fixed α/β
+value, also the NSCLC protocol's), so α = −ln(SF2) / (2 + 4/(α/β)) and β = α/(α/β)
+(:func:`engine.core.radiobiology.alpha_from_sf2`). A fixed α/β
 keeps α > 0 for every SF2 < 1; the GARD convention (β fixed at 0.05 Gy⁻²) would give α ≤ 0 for
 SF2 ≥ 0.82 — 14 % of these proliferation-assay lines. GARD itself is reported with its own
 published convention (:mod:`engine.sf2.rsi`).
@@ -35,6 +36,7 @@ import pandas as pd
 import torch
 
 from engine import settings
+from engine.core.radiobiology import alpha_from_sf2
 from engine.platform import registry
 from engine.sf2.data import (
     LUNG_HISTOLOGY_LABELS,
@@ -55,7 +57,6 @@ __all__ = [
     "SF2Model",
     "SF2Prediction",
     "ServedConfig",
-    "alpha_from_sf2",
     "load_served_sf2",
     "train_sf2",
 ]
@@ -66,20 +67,6 @@ MODEL_NAME = "model"
 """JSON artifact with genes, scaling, reference lines and config."""
 DEFAULT_ALPHA_BETA_GY = 10.0
 """α/β used to turn SF2 into α (Gy)."""
-
-
-def alpha_from_sf2(sf2: float | np.ndarray,
-                   alpha_beta_gy: float = DEFAULT_ALPHA_BETA_GY) -> np.ndarray:
-    """α (Gy⁻¹) from SF2 = exp(−2α − 4β) with β = α/(α/β): α = −ln SF2 / (2 + 4/(α/β)).
-
-    SF2 must lie in (0, 1) (α > 0); values outside give NaN.
-    """
-    if not alpha_beta_gy > 0:
-        raise ValueError(f"alpha_beta_gy must be positive, got {alpha_beta_gy}")
-    value = np.asarray(sf2, dtype=float)
-    ok = (value > 0) & (value < 1)
-    safe = np.where(ok, value, 0.5)
-    return np.where(ok, -np.log(safe) / (2.0 + 4.0 / alpha_beta_gy), np.nan)
 
 
 @dataclass(frozen=True)
