@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from engine.sf2.reptile import MLP, adapt, batched_forward
+from engine.sf2.reptile import MLP, adapt
 
 __all__ = ["MLPBaseline", "MLPConfig", "MeanBaseline", "OLSBaseline"]
 
@@ -123,9 +123,3 @@ class MLPBaseline:
             for p, q in zip(other.model_.parameters(), params, strict=True):
                 p.copy_(q[0])
         return other
-
-
-def _predict_with(params: list[torch.Tensor], x: torch.Tensor) -> np.ndarray:
-    """Each adapted network ``t`` applied to its own line ``x[t]``: ``[T, in]`` → ``[T]``."""
-    with torch.no_grad():
-        return batched_forward(params, x[:, None, :], "relu", "sigmoid")[:, 0].numpy()

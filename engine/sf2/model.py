@@ -47,7 +47,7 @@ from engine.sf2.data import (
 from engine.sf2.evaluate import SERVED_META_LR
 from engine.sf2.features import FeatureConfig, GeneSelector
 from engine.sf2.influence import gene_gradients
-from engine.sf2.reptile import MLP, Reptile, ReptileConfig, adapt, batched_forward
+from engine.sf2.reptile import MLP, Reptile, ReptileConfig, adapt, forward_each
 from engine.sf2.rsi import GARD_BETA_PER_GY2, gard, rsi, rsi_alpha_per_gy
 from engine.sf2.tasks import minmax, subgroup_task_sampler
 
@@ -277,9 +277,7 @@ class SF2Model:
             xs = x.repeat(draws, 1)  # [draws * n, d]
             g = gene_gradients(params, xs, self.hi - self.lo, np.tile(z, (draws, 1)),
                                influence_method)
-            with torch.no_grad():
-                p = batched_forward(params, xs[:, None, :], "relu", "sigmoid")[:, 0].numpy()
-            preds[m] = p.reshape(draws, n)
+            preds[m] = forward_each(params, xs).reshape(draws, n)
             grads[m] = g.reshape(draws, n, d)
         flat_pred = preds.reshape(-1, n)
         alphas = alpha_from_sf2(flat_pred, c.alpha_beta_gy)

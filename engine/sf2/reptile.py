@@ -40,6 +40,7 @@ __all__ = [
     "TaskBatch",
     "adapt",
     "batched_forward",
+    "forward_each",
     "sine_tasks",
 ]
 
@@ -119,6 +120,17 @@ def batched_forward(params: list[torch.Tensor], x: torch.Tensor, activation: str
             h = act(h)
     h = h.squeeze(-1)  # [T, n]
     return torch.sigmoid(h) if output == "sigmoid" else h
+
+
+def forward_each(params: list[torch.Tensor], x: torch.Tensor, activation: str = "relu",
+                 output: str = "sigmoid") -> np.ndarray:
+    """Network t applied to its own input ``x[t]``: params ``[T, ...]``, x ``[T, in]`` → ``[T]``.
+
+    How adapted networks score the line each was adapted for (no gradient). The defaults are
+    the SF2 network's activations (:class:`ReptileConfig`).
+    """
+    with torch.no_grad():
+        return batched_forward(params, x[:, None, :], activation, output)[:, 0].numpy()
 
 
 def _task_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: str) -> torch.Tensor:
