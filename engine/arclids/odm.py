@@ -27,8 +27,7 @@ planning patients, give the recommendation's mean and standard error (:class:`OD
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +39,7 @@ from torch import nn
 
 from engine.arclids.arte import ARTEOutcome
 from engine.arclids.gan import TabularTransform
+from engine.core.config import DictConfig, check_bool, check_choice, check_range
 from engine.core.protocols import Protocol
 from engine.core.rl import QNetwork, double_dqn_target, polyak_update
 from engine.platform import registry
@@ -70,7 +70,7 @@ SERVING_RULES: tuple[str, ...] = ("mean-dose", "mean-q")
 
 
 @dataclass(frozen=True)
-class ODMConfig:
+class ODMConfig(DictConfig):
     """Hyperparameters of one ODM member (ARCliDS S6)."""
 
     hidden: int = 256
@@ -112,37 +112,19 @@ class ODMConfig:
     """Seed of the initialisation, the planning draw and the minibatch order."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "hidden": self.hidden >= 1,
-            "n_layers": self.n_layers >= 1,
-            "lr": self.lr > 0,
-            "batch_size": self.batch_size >= 1,
-            "batch_unit": self.batch_unit in BATCH_UNITS,
-            "epochs": self.epochs >= 0,
-            "gamma": 0 <= self.gamma <= 1,
-            "polyak": 0 <= self.polyak <= 1,
-            "huber_delta": self.huber_delta > 0,
-            "grad_clip_norm": self.grad_clip_norm >= 0,
-            "n_planning_patients": self.n_planning_patients >= 1,
-            "planning_resample": isinstance(self.planning_resample, bool),
-            "planning_arte": self.planning_arte in PLANNING_ARTES,
-            "serving_rule": self.serving_rule in SERVING_RULES,
-            "seed": self.seed >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"ODMConfig.{name}={getattr(self, name)!r} is out of range")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ODMConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown ODMConfig field(s): {', '.join(unknown)}")
-        return cls(**raw)
+        for name in ("hidden", "n_layers", "batch_size", "n_planning_patients"):
+            check_range(f"ODMConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("ODMConfig.lr", self.lr, 0.0, lo_open=True)
+        check_choice("ODMConfig.batch_unit", self.batch_unit, BATCH_UNITS)
+        check_range("ODMConfig.epochs", self.epochs, 0, integer=True)
+        check_range("ODMConfig.gamma", self.gamma, 0.0, 1.0)
+        check_range("ODMConfig.polyak", self.polyak, 0.0, 1.0)
+        check_range("ODMConfig.huber_delta", self.huber_delta, 0.0, lo_open=True)
+        check_range("ODMConfig.grad_clip_norm", self.grad_clip_norm, 0.0)
+        check_bool("ODMConfig.planning_resample", self.planning_resample)
+        check_choice("ODMConfig.planning_arte", self.planning_arte, PLANNING_ARTES)
+        check_choice("ODMConfig.serving_rule", self.serving_rule, SERVING_RULES)
+        check_range("ODMConfig.seed", self.seed, 0, integer=True)
 
 
 def state_columns(protocol: Protocol) -> tuple[str, ...]:
@@ -434,12 +416,8 @@ class ODMEnsemble:
     ) -> None:
         if not members:
             raise ValueError("an ODM ensemble needs at least one member")
-        if serving_rule not in SERVING_RULES:
-            raise ValueError(f"serving_rule={serving_rule!r}; choose one of "
-                             f"{', '.join(SERVING_RULES)}")
-        if planning_arte not in PLANNING_ARTES:
-            raise ValueError(f"planning_arte={planning_arte!r}; choose one of "
-                             f"{', '.join(PLANNING_ARTES)}")
+        check_choice("serving_rule", serving_rule, SERVING_RULES)
+        check_choice("planning_arte", planning_arte, PLANNING_ARTES)
         self.serving_rule = serving_rule
         self.planning_arte = planning_arte
         self.protocol = protocol

@@ -24,12 +24,10 @@ Estimators follow the scikit-learn shape: ``__init__`` stores the protocol, outc
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +43,7 @@ from engine.arclids.geud import adapted_geud_norm, received_geud_norm
 from engine.arclids.graphs import FeatureEncoder, feature_graph
 from engine.arclids.nets import GraphNet, LogisticNet
 from engine.arclids.outcomes import OutcomeCurves
+from engine.core.config import DictConfig, check_bool, check_choice, check_range
 from engine.core.protocols import Protocol, Structure
 from engine.core.radiobiology import logistic_outcome
 
@@ -67,7 +66,7 @@ _PREDICT_CHUNK = 8192
 
 
 @dataclass(frozen=True)
-class RTOEConfig:
+class RTOEConfig(DictConfig):
     """Hyperparameters of one outcome estimator (ARCliDS S2 grid-searches lr, hidden, epochs)."""
 
     arch: str
@@ -97,40 +96,22 @@ class RTOEConfig:
     """Seed of the weight initialisation (``torch.manual_seed``), oversampling and shuffling."""
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCH_KEYS:
-            raise ValueError(f"arch={self.arch!r}; choose one of {', '.join(ARCH_KEYS)}")
-        checks = {
-            "hidden": self.hidden >= 1,
-            "n_layers": self.n_layers >= 1,
-            "lr": self.lr > 0,
-            "lr_t": self.lr_t is None or self.lr_t > 0,
-            "epochs": self.epochs >= 0,
-            "batch_size": self.batch_size >= 1,
-            "weight_decay": self.weight_decay >= 0,
-            "l2": self.l2 >= 0,
-            "seed": self.seed >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"RTOEConfig.{name}={getattr(self, name)!r} is out of range")
+        check_choice("RTOEConfig.arch", self.arch, ARCH_KEYS)
+        for name in ("hidden", "n_layers", "batch_size"):
+            check_range(f"RTOEConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("RTOEConfig.lr", self.lr, 0.0, lo_open=True)
+        if self.lr_t is not None:
+            check_range("RTOEConfig.lr_t", self.lr_t, 0.0, lo_open=True)
+        check_range("RTOEConfig.epochs", self.epochs, 0, integer=True)
+        check_range("RTOEConfig.weight_decay", self.weight_decay, 0.0)
+        check_range("RTOEConfig.l2", self.l2, 0.0)
+        check_bool("RTOEConfig.oversample", self.oversample)
+        check_range("RTOEConfig.seed", self.seed, 0, integer=True)
 
     @property
     def t_lr(self) -> float:
         """Learning rate of the T-network (``lr_t``, or ``lr`` when None)."""
         return self.lr if self.lr_t is None else self.lr_t
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready field values."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> RTOEConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown RTOEConfig field(s): {', '.join(unknown)}")
-        return cls(**raw)
 
 
 def oversample_indices(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:

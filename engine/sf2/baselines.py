@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from engine.sf2.reptile import MLP, adapt
+from engine.core.config import check_choice, check_range
+from engine.sf2.reptile import LOSSES, MLP, adapt, check_layer_sizes
 
 __all__ = ["MLPBaseline", "MLPConfig", "MeanBaseline", "OLSBaseline"]
 
@@ -73,6 +74,15 @@ class MLPConfig:
     """Steps of :meth:`MLPBaseline.finetune`."""
     seed: int = 0
     """Seed of the initial weights."""
+
+    def __post_init__(self) -> None:
+        check_layer_sizes("MLPConfig.layer_sizes", self.layer_sizes)
+        check_range("MLPConfig.lr", self.lr, 0.0, lo_open=True)
+        check_range("MLPConfig.epochs", self.epochs, 0, integer=True)
+        check_choice("MLPConfig.loss", self.loss, LOSSES)
+        check_range("MLPConfig.finetune_lr", self.finetune_lr, 0.0)
+        check_range("MLPConfig.finetune_steps", self.finetune_steps, 0, integer=True)
+        check_range("MLPConfig.seed", self.seed, 0, integer=True)
 
     def to_dict(self) -> dict:
         out = asdict(self)

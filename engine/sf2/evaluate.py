@@ -47,6 +47,7 @@ import torch
 from scipy.stats import spearmanr
 
 from engine import settings
+from engine.core.config import check_choice, check_range
 from engine.sf2.baselines import MLPBaseline, MLPConfig, OLSBaseline
 from engine.sf2.data import SETTINGS, CellLinePanel, load_panel, load_rsi_profiles, subgroups
 from engine.sf2.features import FeatureConfig, GeneSelector
@@ -147,6 +148,18 @@ class EvaluationConfig:
     """Plain MLP baseline."""
     seed: int = 0
     """Seed of the splits, support draws and models."""
+
+    def __post_init__(self) -> None:
+        if not self.settings:
+            raise ValueError(f"EvaluationConfig.settings = {self.settings!r}; accepted one or "
+                             f"more of {', '.join(SETTINGS)}")
+        for setting in self.settings:
+            check_choice("EvaluationConfig.settings", setting, SETTINGS)
+        for name in ("n_repeats", "support_size", "n_iterations"):
+            check_range(f"EvaluationConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("EvaluationConfig.n_folds", self.n_folds, 2, integer=True)
+        check_range("EvaluationConfig.served_meta_lr", self.served_meta_lr, 0.0)
+        check_range("EvaluationConfig.seed", self.seed, 0, integer=True)
 
     def reptile(self, meta_lr: float, seed: int) -> ReptileConfig:
         """The REPTILE config of this evaluation (the paper's network and inner loop)."""

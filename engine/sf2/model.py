@@ -36,10 +36,12 @@ import pandas as pd
 import torch
 
 from engine import settings
+from engine.core.config import check_choice, check_range
 from engine.core.radiobiology import alpha_from_sf2
 from engine.platform import registry
 from engine.sf2.data import (
     LUNG_HISTOLOGY_LABELS,
+    SETTINGS,
     ExpressionUpload,
     load_panel,
     subgroups,
@@ -91,6 +93,14 @@ class ServedConfig:
     """Gene selection."""
     seed: int = 0
     """Base seed."""
+
+    def __post_init__(self) -> None:
+        check_choice("ServedConfig.setting", self.setting, SETTINGS)
+        for name in ("n_members", "n_iterations", "support_size", "n_support_draws"):
+            check_range(f"ServedConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("ServedConfig.meta_lr", self.meta_lr, 0.0)
+        check_range("ServedConfig.alpha_beta_gy", self.alpha_beta_gy, 0.0, lo_open=True)
+        check_range("ServedConfig.seed", self.seed, 0, integer=True)
 
     def reptile(self, member: int) -> ReptileConfig:
         return ReptileConfig(meta_lr=self.meta_lr, n_iterations=self.n_iterations,
