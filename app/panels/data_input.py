@@ -30,13 +30,12 @@ from engine.core.protocols import Protocol
 from engine.core.schema import (
     MAX_FILE_BYTES,
     MAX_NOTE_CHARS,
-    Problem,
-    SchemaError,
     case_labels,
     column_specs,
     read_cases,
 )
 from engine.core.schema import validate_dataframe as validate_cases
+from engine.core.tabular import Problem, SchemaError
 from engine.platform.report import render_inputs
 from engine.platform.store import CaseRecord, NoteInfo, SavedInput, Store, UserInfo
 

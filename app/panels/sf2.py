@@ -17,7 +17,7 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.plots import output_figure, render_figure
-from engine.core.schema import Problem, SchemaError
+from engine.core.tabular import Problem, SchemaError
 from engine.sf2.data import MAX_UPLOAD_BYTES, load_panel, read_expression_upload
 from engine.sf2.figures import (
     evaluation_figure,

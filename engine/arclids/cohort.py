@@ -40,7 +40,7 @@ __all__ = [
     "Cohort",
     "ReferenceModel",
     "TrialSpec",
-    "bayes_ceilings",
+    "bayes_ceiling",
     "generate_cohort",
     "load_trial_spec",
     "population_table",
@@ -529,14 +529,11 @@ def write_cases_csv(table: pd.DataFrame, protocol: Protocol, path: Path | str) -
     return path
 
 
-def bayes_ceilings(name: str, n_patients: int = 20_000, seed: int = 1) -> dict[str, float]:
-    """AUROC the true probabilities reach on their own Bernoulli outcomes, per outcome.
+def bayes_ceiling(table: pd.DataFrame, truth: pd.DataFrame, outcome: str) -> float:
+    """AUROC the true probabilities ``truth["p_<outcome>"]`` reach on the Bernoulli outcomes
+    ``table[outcome]`` drawn from them (rows aligned; both classes present), in [0, 1].
 
-    This is the ceiling for any model of the trial: no estimator can rank outcomes better than
-    the truth that drew them. Computed on a large fresh cohort at the clinician's doses.
+    The ceiling for any model of the trial: no estimator can rank the outcomes better than the
+    truth that drew them (docs/virtual-trials.md lists it on a large cohort).
     """
-    cohort = generate_cohort(name, seed=seed, n_patients=n_patients)
-    return {
-        o: auroc(cohort.truth[f"p_{o}"].to_numpy(), cohort.table[o].to_numpy())
-        for o in cohort.protocol.outcome_names
-    }
+    return auroc(truth[f"p_{outcome}"].to_numpy(), table[outcome].to_numpy())

@@ -26,7 +26,6 @@ synthetic histograms; :func:`feature_divergences` does it for every column with 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from engine.core.config import DictConfig, check_range
 from engine.core.protocols import Protocol
 
 __all__ = [
@@ -59,7 +59,7 @@ N_BINS = 20
 
 
 @dataclass(frozen=True)
-class GANConfig:
+class GANConfig(DictConfig):
     """Hyperparameters of the WGAN-GP (ARCliDS S5)."""
 
     hidden: int = 256
@@ -86,33 +86,15 @@ class GANConfig:
     """Seed of the initialisation, minibatches and latent draws (``torch.manual_seed``)."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "hidden": self.hidden >= 1,
-            "n_layers": self.n_layers >= 1,
-            "latent_dim": self.latent_dim >= 1,
-            "lr": self.lr > 0,
-            "beta1": 0 <= self.beta1 < 1,
-            "beta2": 0 <= self.beta2 < 1,
-            "n_critic": self.n_critic >= 1,
-            "gp_weight": self.gp_weight >= 0,
-            "epochs": self.epochs >= 0,
-            "batch_size": self.batch_size >= 2,
-            "seed": self.seed >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"GANConfig.{name}={getattr(self, name)!r} is out of range")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> GANConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown GANConfig field(s): {', '.join(unknown)}")
-        return cls(**raw)
+        for name in ("hidden", "n_layers", "latent_dim", "n_critic"):
+            check_range(f"GANConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("GANConfig.lr", self.lr, 0.0, lo_open=True)
+        check_range("GANConfig.beta1", self.beta1, 0.0, 1.0, hi_open=True)
+        check_range("GANConfig.beta2", self.beta2, 0.0, 1.0, hi_open=True)
+        check_range("GANConfig.gp_weight", self.gp_weight, 0.0)
+        check_range("GANConfig.epochs", self.epochs, 0, integer=True)
+        check_range("GANConfig.batch_size", self.batch_size, 2, integer=True)
+        check_range("GANConfig.seed", self.seed, 0, integer=True)
 
 
 def gan_columns(protocol: Protocol) -> tuple[str, ...]:

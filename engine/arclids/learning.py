@@ -43,6 +43,7 @@ import pandas as pd
 from engine import settings
 from engine.arclids.architectures import SERVED_ARCH, architecture
 from engine.arclids.evaluation import auroc
+from engine.core.config import check_bool, check_choice, check_range
 from engine.core.protocols import Protocol, load_protocol
 from engine.platform.jobs import Cancelled, JobReporter, StoreJobReporter, checkpoint
 
@@ -66,13 +67,21 @@ class Budget:
     """How much training a Learning Mode job does."""
 
     epochs: int | None
-    """Epochs per member; None keeps the served version's configuration."""
+    """Epochs per member (≥ 0); None keeps the served version's configuration."""
     hidden: int | None
-    """Network width; None keeps the served version's configuration."""
+    """Network width (≥ 1); None keeps the served version's configuration."""
     n_splits: int
-    """Held-out splits of the clinic's cases for the paired comparison."""
+    """Held-out splits of the clinic's cases for the paired comparison (≥ 1)."""
     n_members: int
-    """Ensemble members per outcome."""
+    """Ensemble members per outcome (≥ 1)."""
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None:
+            check_range("Budget.epochs", self.epochs, 0, integer=True)
+        if self.hidden is not None:
+            check_range("Budget.hidden", self.hidden, 1, integer=True)
+        check_range("Budget.n_splits", self.n_splits, 1, integer=True)
+        check_range("Budget.n_members", self.n_members, 1, integer=True)
 
 
 BUDGETS: dict[str, Budget] = {
@@ -100,9 +109,10 @@ class LearningConfig:
 
     def __post_init__(self) -> None:
         load_protocol(self.protocol)
-        if self.budget not in BUDGETS:
-            raise ValueError(f"budget {self.budget!r} is not one of {', '.join(BUDGETS)}")
+        check_choice("LearningConfig.budget", self.budget, BUDGETS)
+        check_bool("LearningConfig.pool_virtual_trial", self.pool_virtual_trial)
         architecture(self.arch)
+        check_range("LearningConfig.seed", self.seed, 0, integer=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

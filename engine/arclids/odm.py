@@ -10,9 +10,10 @@ the goal flags; s' is the state after the adaptive phase (the dosimetric feature
 adapted gEUDs). Learning: Double DQN (van Hasselt et al. 2016) on that memory — Huber loss,
 Adam 5e-4, batch 128, Polyak averaging of the target network with factor 0.99, γ 0.8, 300 epochs.
 Every episode ends after its one step (the clinician chooses one adaptive dose), so the Double-DQN
-target reduces to the reward; the general target is :func:`double_dqn_target`, tested on a
-multi-step MDP. With one-step episodes the best any ODM can do is the exact argmax of its ARTE's
-reward over the grid: the evaluation measures how close it gets.
+target reduces to the reward; the general target is :func:`engine.core.rl.double_dqn_target`
+(shared with the planner, like the Q-network and the Polyak update), tested on a multi-step MDP.
+With one-step episodes the best any ODM can do is the exact argmax of its ARTE's reward over the
+grid: the evaluation measures how close it gets.
 
 Batches. Planning explores every dose of every state, so a minibatch can hold 128 planned states
 with all their D transitions (``batch_unit="state"``, the default: the same Double-DQN update on
@@ -26,8 +27,7 @@ planning patients, give the recommendation's mean and standard error (:class:`OD
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,9 @@ from torch import nn
 
 from engine.arclids.arte import ARTEOutcome
 from engine.arclids.gan import TabularTransform
+from engine.core.config import DictConfig, check_bool, check_choice, check_range
 from engine.core.protocols import Protocol
+from engine.core.rl import QNetwork, double_dqn_target, polyak_update
 from engine.platform import registry
 
 __all__ = [
@@ -50,13 +52,10 @@ __all__ = [
     "ODMConfig",
     "ODMEnsemble",
     "ODMPrediction",
-    "QNetwork",
     "Transitions",
     "arte_member",
-    "double_dqn_target",
     "ensemble_version",
     "plan",
-    "polyak_update",
     "state_columns",
 ]
 
@@ -71,7 +70,7 @@ SERVING_RULES: tuple[str, ...] = ("mean-dose", "mean-q")
 
 
 @dataclass(frozen=True)
-class ODMConfig:
+class ODMConfig(DictConfig):
     """Hyperparameters of one ODM member (ARCliDS S6)."""
 
     hidden: int = 256
@@ -113,95 +112,24 @@ class ODMConfig:
     """Seed of the initialisation, the planning draw and the minibatch order."""
 
     def __post_init__(self) -> None:
-        checks = {
-            "hidden": self.hidden >= 1,
-            "n_layers": self.n_layers >= 1,
-            "lr": self.lr > 0,
-            "batch_size": self.batch_size >= 1,
-            "batch_unit": self.batch_unit in BATCH_UNITS,
-            "epochs": self.epochs >= 0,
-            "gamma": 0 <= self.gamma <= 1,
-            "polyak": 0 <= self.polyak <= 1,
-            "huber_delta": self.huber_delta > 0,
-            "grad_clip_norm": self.grad_clip_norm >= 0,
-            "n_planning_patients": self.n_planning_patients >= 1,
-            "planning_resample": isinstance(self.planning_resample, bool),
-            "planning_arte": self.planning_arte in PLANNING_ARTES,
-            "serving_rule": self.serving_rule in SERVING_RULES,
-            "seed": self.seed >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"ODMConfig.{name}={getattr(self, name)!r} is out of range")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ODMConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown ODMConfig field(s): {', '.join(unknown)}")
-        return cls(**raw)
+        for name in ("hidden", "n_layers", "batch_size", "n_planning_patients"):
+            check_range(f"ODMConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("ODMConfig.lr", self.lr, 0.0, lo_open=True)
+        check_choice("ODMConfig.batch_unit", self.batch_unit, BATCH_UNITS)
+        check_range("ODMConfig.epochs", self.epochs, 0, integer=True)
+        check_range("ODMConfig.gamma", self.gamma, 0.0, 1.0)
+        check_range("ODMConfig.polyak", self.polyak, 0.0, 1.0)
+        check_range("ODMConfig.huber_delta", self.huber_delta, 0.0, lo_open=True)
+        check_range("ODMConfig.grad_clip_norm", self.grad_clip_norm, 0.0)
+        check_bool("ODMConfig.planning_resample", self.planning_resample)
+        check_choice("ODMConfig.planning_arte", self.planning_arte, PLANNING_ARTES)
+        check_choice("ODMConfig.serving_rule", self.serving_rule, SERVING_RULES)
+        check_range("ODMConfig.seed", self.seed, 0, integer=True)
 
 
 def state_columns(protocol: Protocol) -> tuple[str, ...]:
     """Columns of the patient state: the protocol features, then ``dose_eval_gy``."""
     return (*protocol.feature_names, "dose_eval_gy")
-
-
-class QNetwork(nn.Module):
-    """MLP: encoded state [B, S] → q-value per action [B, A] (``n_layers`` × ReLU(hidden))."""
-
-    def __init__(self, n_state: int, n_actions: int, hidden: int = 256, n_layers: int = 5) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = n_state
-        for _ in range(n_layers):
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        layers.append(nn.Linear(width, n_actions))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        """q-values [..., A] for states [..., S]."""
-        return self.net(states)
-
-
-def double_dqn_target(
-    rewards: torch.Tensor,
-    dones: torch.Tensor,
-    next_q_online: torch.Tensor,
-    next_q_target: torch.Tensor,
-    gamma: float,
-) -> torch.Tensor:
-    """Double-DQN target y = r + γ (1 − done) Q_target(s', argmax_a Q_online(s', a)).
-
-    The online network picks the next action, the target network scores it (van Hasselt et al.
-    2016), which removes the max operator's overestimation bias of plain DQN.
-
-    Args:
-        rewards: [...] reward of each transition.
-        dones: [...] bool or 0/1, True where the episode ends with the transition.
-        next_q_online: [..., A] online-network q-values of the next states.
-        next_q_target: [..., A] target-network q-values of the same next states.
-        gamma: discount factor.
-
-    Returns:
-        Targets [...], without gradient.
-    """
-    with torch.no_grad():
-        best = next_q_online.argmax(dim=-1, keepdim=True)  # [..., 1]
-        bootstrap = next_q_target.gather(-1, best).squeeze(-1)  # [...]
-        alive = 1.0 - dones.to(rewards.dtype)
-        return rewards + gamma * alive * bootstrap
-
-
-def polyak_update(target: nn.Module, online: nn.Module, polyak: float) -> None:
-    """θ_target ← polyak · θ_target + (1 − polyak) · θ_online, in place."""
-    with torch.no_grad():
-        torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1.0 - polyak)
 
 
 @dataclass(frozen=True)
@@ -326,7 +254,7 @@ class DoubleDQN:
                 if cfg.grad_clip_norm > 0:
                     nn.utils.clip_grad_norm_(self.online_.parameters(), cfg.grad_clip_norm)
                 opt.step()
-                polyak_update(self.target_, self.online_, cfg.polyak)
+                polyak_update(self.target_, self.online_, 1.0 - cfg.polyak)
                 total += loss.detach() * len(idx)
             self.loss_.append(float(total) / len(perm))
         self.online_.eval()
@@ -488,12 +416,8 @@ class ODMEnsemble:
     ) -> None:
         if not members:
             raise ValueError("an ODM ensemble needs at least one member")
-        if serving_rule not in SERVING_RULES:
-            raise ValueError(f"serving_rule={serving_rule!r}; choose one of "
-                             f"{', '.join(SERVING_RULES)}")
-        if planning_arte not in PLANNING_ARTES:
-            raise ValueError(f"planning_arte={planning_arte!r}; choose one of "
-                             f"{', '.join(PLANNING_ARTES)}")
+        check_choice("serving_rule", serving_rule, SERVING_RULES)
+        check_choice("planning_arte", planning_arte, PLANNING_ARTES)
         self.serving_rule = serving_rule
         self.planning_arte = planning_arte
         self.protocol = protocol

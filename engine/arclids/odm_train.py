@@ -62,13 +62,13 @@ from engine.arclids.odm import (
     ODMConfig,
     ODMEnsemble,
     ODMPrediction,
-    QNetwork,
     Transitions,
     arte_member,
     ensemble_version,
     plan,
 )
 from engine.core.protocols import Protocol, load_protocol
+from engine.core.rl import QNetwork
 from engine.core.schema import case_labels
 from engine.platform import registry
 from engine.platform.executor import Executor

@@ -1,9 +1,9 @@
 """RT outcome estimators (RTOE): GLoGD-GNN, Single-GNN and a logistic baseline, plus ensembles.
 
 Every case is a small graph over the protocol's 13 features (:mod:`engine.arclids.graphs`); the
-networks
-map it to the probability of one outcome (local control or toxicity) at a candidate adaptive dose
-per fraction. Three architectures (ARCliDS S2, S4; DESIGN.md §3):
+networks (:mod:`engine.arclids.nets`) map it to the probability of one outcome (local control or
+toxicity) at a candidate adaptive dose per fraction. Three architectures (ARCliDS S2, S4;
+DESIGN.md §3):
 
 - ``"glogd"`` — GLoGD-GNN. Two graph networks read the mid-treatment graph (the dose is not an
   input) and give μ ∈ (0, 1) and T ∈ (T_MIN, T_MAX); the probability at adaptive dose d is the
@@ -24,12 +24,10 @@ Estimators follow the scikit-learn shape: ``__init__`` stores the protocol, outc
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,13 +36,14 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from scipy.special import expit
 from torch import nn
-from torch_geometric.nn import DenseGCNConv
 
 from engine.arclids.architectures import ARCH_KEYS
 from engine.arclids.evaluation import auroc, log_loss
 from engine.arclids.geud import adapted_geud_norm, received_geud_norm
 from engine.arclids.graphs import FeatureEncoder, feature_graph
+from engine.arclids.nets import GraphNet, LogisticNet
 from engine.arclids.outcomes import OutcomeCurves
+from engine.core.config import DictConfig, check_bool, check_choice, check_range
 from engine.core.protocols import Protocol, Structure
 from engine.core.radiobiology import logistic_outcome
 
@@ -52,8 +51,6 @@ __all__ = [
     "T_MAX",
     "T_MIN",
     "EnsembleOutcomeModel",
-    "GraphNet",
-    "LogisticNet",
     "OutcomeEstimator",
     "RTOEConfig",
     "oversample_indices",
@@ -69,7 +66,7 @@ _PREDICT_CHUNK = 8192
 
 
 @dataclass(frozen=True)
-class RTOEConfig:
+class RTOEConfig(DictConfig):
     """Hyperparameters of one outcome estimator (ARCliDS S2 grid-searches lr, hidden, epochs)."""
 
     arch: str
@@ -99,103 +96,22 @@ class RTOEConfig:
     """Seed of the weight initialisation (``torch.manual_seed``), oversampling and shuffling."""
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCH_KEYS:
-            raise ValueError(f"arch={self.arch!r}; choose one of {', '.join(ARCH_KEYS)}")
-        checks = {
-            "hidden": self.hidden >= 1,
-            "n_layers": self.n_layers >= 1,
-            "lr": self.lr > 0,
-            "lr_t": self.lr_t is None or self.lr_t > 0,
-            "epochs": self.epochs >= 0,
-            "batch_size": self.batch_size >= 1,
-            "weight_decay": self.weight_decay >= 0,
-            "l2": self.l2 >= 0,
-            "seed": self.seed >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"RTOEConfig.{name}={getattr(self, name)!r} is out of range")
+        check_choice("RTOEConfig.arch", self.arch, ARCH_KEYS)
+        for name in ("hidden", "n_layers", "batch_size"):
+            check_range(f"RTOEConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("RTOEConfig.lr", self.lr, 0.0, lo_open=True)
+        if self.lr_t is not None:
+            check_range("RTOEConfig.lr_t", self.lr_t, 0.0, lo_open=True)
+        check_range("RTOEConfig.epochs", self.epochs, 0, integer=True)
+        check_range("RTOEConfig.weight_decay", self.weight_decay, 0.0)
+        check_range("RTOEConfig.l2", self.l2, 0.0)
+        check_bool("RTOEConfig.oversample", self.oversample)
+        check_range("RTOEConfig.seed", self.seed, 0, integer=True)
 
     @property
     def t_lr(self) -> float:
         """Learning rate of the T-network (``lr_t``, or ``lr`` when None)."""
         return self.lr if self.lr_t is None else self.lr_t
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready field values."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> RTOEConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown RTOEConfig field(s): {', '.join(unknown)}")
-        return cls(**raw)
-
-
-class GraphNet(nn.Module):
-    """Graph network over the feature graph: node values [B, N] → one logit per graph [B].
-
-    Node input is [standardised value, learned node-identity embedding] (1 + H) → linear → ReLU
-    → ``n_layers`` × (DenseGCNConv(H, H) → ReLU) with the dense adjacency [N, N] shared by every
-    graph of the batch (with self loops; the convolution normalises it symmetrically) → mean
-    over nodes (global mean pool) [B, H] → MLP head (H → H → 1).
-
-    Args:
-        adjacency: float [N, N] symmetric 0/1 adjacency of the feature graph.
-        hidden: width H.
-        n_layers: number of graph convolutions.
-    """
-
-    def __init__(self, adjacency: torch.Tensor, hidden: int, n_layers: int) -> None:
-        super().__init__()
-        n_nodes = adjacency.shape[0]
-        # Self loops added once here; the convolutions then skip re-adding them per call.
-        looped = adjacency.clone().float().fill_diagonal_(1.0)  # [N, N]
-        self.register_buffer("adjacency", looped, persistent=False)
-        self.node_embedding = nn.Embedding(n_nodes, hidden)
-        self.input = nn.Linear(1 + hidden, hidden)
-        self.convs = nn.ModuleList(DenseGCNConv(hidden, hidden) for _ in range(n_layers))
-        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-    def reset_parameters(self) -> None:
-        self.node_embedding.reset_parameters()
-        self.input.reset_parameters()
-        for conv in self.convs:
-            conv.reset_parameters()
-        for layer in self.head:
-            if isinstance(layer, nn.Linear):
-                layer.reset_parameters()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [B] for node values ``x`` [B, N] (float32, standardised)."""
-        # The input layer on the concatenation [x, e] equals x·w_x + (e W_eᵀ + b); the embedding
-        # half is computed once per forward for the N nodes instead of once per graph.
-        w_value, w_embed = self.input.weight[:, :1], self.input.weight[:, 1:]  # [H, 1], [H, H]
-        node_bias = self.node_embedding.weight @ w_embed.t() + self.input.bias  # [N, H]
-        h = torch.relu(x.unsqueeze(-1) * w_value.t() + node_bias)  # [B, N, H]
-        for conv in self.convs:
-            h = torch.relu(conv(h, self.adjacency, add_loop=False))  # [B, N, H]
-        pooled = h.mean(dim=1)  # [B, H]
-        return self.head(pooled).squeeze(-1)  # [B]
-
-
-class LogisticNet(nn.Module):
-    """Logistic regression as a module: node values [B, N] → logit [B] (fitted by L-BFGS)."""
-
-    def __init__(self, n_nodes: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(n_nodes, 1)
-
-    def reset_parameters(self) -> None:
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [B] for node values ``x`` [B, N]."""
-        return self.linear(x).squeeze(-1)  # [B]
 
 
 def oversample_indices(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -26,7 +26,8 @@ class InputError(Exception):
 
 
 def _read_input(path: str, protocol_name: str):
-    from engine.core.schema import SchemaError, read_cases
+    from engine.core.schema import read_cases
+    from engine.core.tabular import SchemaError
 
     file = Path(path)
     if not file.is_file():
@@ -505,7 +506,7 @@ def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_sf2_predict(args: argparse.Namespace) -> int:
-    from engine.core.schema import SchemaError
+    from engine.core.tabular import SchemaError
     from engine.platform.registry import ArtifactError
     from engine.sf2.data import read_expression_upload
     from engine.sf2.model import load_served_sf2

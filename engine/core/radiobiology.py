@@ -1,14 +1,17 @@
-"""Radiobiology shared by every model: LQL effect, BED, EQD2, gEUD transition, outcome curves.
+"""Radiobiology shared by every model: LQL effect, BED, EQD2, gEUD transition, outcome curves,
+LQ cell survival and SF2 ↔ α.
 
 Every function is vectorised and broadcasts its arguments. Each accepts numpy arrays (or Python
-floats) and returns numpy arrays, or accepts ``torch.Tensor`` arguments and returns tensors that
-carry gradients, so learned models can differentiate through the same formulas the virtual trials
-use. Doses are in Gy, α/β and the LQL transition dose D_T in Gy; ``threshold_gy=inf`` gives plain
-LQ.
+floats) and returns numpy arrays, or (all but the SF2 ↔ α conversions, which are numpy only)
+accepts ``torch.Tensor`` arguments and returns tensors that carry gradients, so learned models can
+differentiate through the same formulas the virtual trials use. Doses are in Gy, α/β and the LQL
+transition dose D_T in Gy, α in Gy⁻¹, β in Gy⁻²; ``threshold_gy=inf`` gives plain LQ.
 
 Sources: ARCliDS (Niraula et al. 2022, supplement Eq. S1 and Table S1) for the LQL effect and the
 gEUD transition; the equations there are images, the forms below are the standard ones
-reconstructed in DESIGN.md §3.
+reconstructed in DESIGN.md §3. LQ survival S = exp(−α d − β d²) per fraction (Fowler 1989); SF2
+is S at one 2 Gy fraction, the surviving fraction assays report (the planner's tumour and OAR
+models, the SF2 model's α, RSI read as SF2 for GARD, Scott et al. 2017).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 from scipy.special import expit, ndtr
 
 __all__ = [
+    "alpha_from_sf2",
     "bed",
     "eqd2",
     "geud",
@@ -29,8 +33,10 @@ __all__ = [
     "lkb_ntcp",
     "logistic_outcome",
     "logistic_tcp",
+    "lq_survival",
     "lql_effect",
     "normalise_geud",
+    "sf2_from_alpha",
 ]
 
 Array = Any  # numpy array, float or torch.Tensor; see the module docstring
@@ -247,3 +253,100 @@ def logistic_tcp(dose_gy: Array, d50_gy: Array, gamma50: Array) -> Array:
     dose_gy, d50_gy, gamma50 = _as((dose_gy, d50_gy, gamma50))
     log = torch.log if isinstance(dose_gy, torch.Tensor) else np.log
     return _sigmoid(4.0 * gamma50 * log(dose_gy / d50_gy))
+
+
+# --------------------------------------------------------------------------------------------
+# LQ cell survival and SF2 ↔ α
+
+
+def lq_survival(
+    dose_gy: Array, alpha_per_gy: Array, beta_per_gy2: Array, n_fractions: Array = 1
+) -> Array:
+    """LQ surviving fraction after ``n_fractions`` equal fractions: S = exp(−n (α d + β d²)).
+
+    Plain LQ: complete repair between fractions, no repopulation. Models with time factors (the
+    planner's cell compartments) apply it one fraction at a time.
+
+    Args:
+        dose_gy: dose per fraction d, Gy, ≥ 0.
+        alpha_per_gy: α, Gy⁻¹, ≥ 0.
+        beta_per_gy2: β, Gy⁻², ≥ 0 (β = α / (α/β)).
+        n_fractions: number of fractions n, ≥ 0 (1: the survival of one fraction).
+
+    Returns:
+        Surviving fraction in (0, 1], non-increasing in dose, α, β and n.
+    """
+    d, alpha, beta, n = _as((dose_gy, alpha_per_gy, beta_per_gy2, n_fractions))
+    exp = torch.exp if isinstance(d, torch.Tensor) else np.exp
+    return exp(-(n * (alpha * d + beta * d * d)))
+
+
+def _beta(alpha_per_gy: Any, alpha_beta_gy: float | None, beta_per_gy2: float | None) -> Any:
+    """β from exactly one of α/β (β = α/(α/β)) and β, Gy⁻²."""
+    if (alpha_beta_gy is None) == (beta_per_gy2 is None):
+        raise ValueError("give exactly one of alpha_beta_gy and beta_per_gy2")
+    if alpha_beta_gy is not None:
+        if not alpha_beta_gy > 0:
+            raise ValueError(f"alpha_beta_gy must be positive, got {alpha_beta_gy}")
+        return np.asarray(alpha_per_gy, dtype=float) / alpha_beta_gy
+    if not beta_per_gy2 >= 0:
+        raise ValueError(f"beta_per_gy2 must be non-negative, got {beta_per_gy2}")
+    return beta_per_gy2
+
+
+def sf2_from_alpha(
+    alpha_per_gy: float | np.ndarray,
+    alpha_beta_gy: float | None = None,
+    *,
+    beta_per_gy2: float | None = None,
+) -> np.ndarray:
+    """SF2, the LQ surviving fraction of one 2 Gy fraction: exp(−2α − 4β).
+
+    Give β either through the tissue's α/β (β = α/(α/β), the SF2 model's convention) or fixed
+    (``beta_per_gy2``, GARD's convention). Inverse of :func:`alpha_from_sf2`.
+
+    Args:
+        alpha_per_gy: α, Gy⁻¹ (SF2 < 1 for α > 0 with β ≥ 0).
+        alpha_beta_gy: α/β, Gy, > 0.
+        beta_per_gy2: β, Gy⁻², ≥ 0.
+
+    Returns:
+        SF2 (float array), in (0, 1) for α > 0.
+    """
+    alpha = np.asarray(alpha_per_gy, dtype=float)
+    return lq_survival(2.0, alpha, _beta(alpha, alpha_beta_gy, beta_per_gy2))
+
+
+def alpha_from_sf2(
+    sf2: float | np.ndarray,
+    alpha_beta_gy: float | None = None,
+    *,
+    beta_per_gy2: float | None = None,
+) -> np.ndarray:
+    """α (Gy⁻¹) from the surviving fraction at 2 Gy, SF2 = exp(−2α − 4β); NaN where undefined.
+
+    With a fixed α/β (β = α/(α/β), the SF2 model's convention): α = −ln SF2 / (2 + 4/(α/β)),
+    defined for SF2 in (0, 1) (α > 0); SF2 ≤ 0 or ≥ 1 gives NaN. With a fixed β (GARD's
+    convention, RSI read as SF2): α = −ln SF2 / 2 − 2β, defined for every SF2 > 0 (α ≤ 0 for
+    SF2 ≥ exp(−4β)); SF2 ≤ 0 gives NaN. Inverse of :func:`sf2_from_alpha`.
+
+    Args:
+        sf2: surviving fraction at 2 Gy (scalar or array).
+        alpha_beta_gy: α/β, Gy, > 0 (exactly one of ``alpha_beta_gy`` and ``beta_per_gy2``).
+        beta_per_gy2: β, Gy⁻², ≥ 0.
+
+    Returns:
+        α, Gy⁻¹, float array shaped like ``sf2``.
+
+    Raises:
+        ValueError: neither or both of α/β and β given, α/β ≤ 0 or β < 0.
+    """
+    _beta(0.0, alpha_beta_gy, beta_per_gy2)
+    value = np.asarray(sf2, dtype=float)
+    if alpha_beta_gy is not None:
+        ok = (value > 0) & (value < 1)
+        safe = np.where(ok, value, 0.5)
+        return np.where(ok, -np.log(safe) / (2.0 + 4.0 / alpha_beta_gy), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(value > 0, -np.log(np.where(value > 0, value, 1.0)) / 2.0
+                        - 2.0 * beta_per_gy2, np.nan)

@@ -11,8 +11,10 @@ of a protocol come from :func:`column_specs`, which derives them from the protoc
 :func:`read_cases` turns CSV text (UTF-8, comma-separated, header in the first row) into a typed
 table or raises :class:`SchemaError` listing every problem found; it never returns a partially
 imported table. :func:`validate_dataframe` applies the same checks to an in-memory table. Each
-check has exactly one home: file checks in ``_read_bytes``/``_decode``/``_records``, header checks
-in ``_check_header``, cell checks in ``_check_cell``, table checks in ``_validate_table``.
+check has exactly one home: file checks (size, encoding, quoting, separator) in
+:mod:`engine.core.tabular`, which also defines :class:`~engine.core.tabular.Problem` and
+:class:`~engine.core.tabular.SchemaError`; header checks in ``_check_header``, cell checks in
+``_check_cell``, table checks in ``_validate_table``.
 
 Problem messages quote the offending text (so the user can find it) but nothing here logs.
 The documented format is ``docs/data-format.md``; its column tables are :func:`columns_markdown`.
@@ -20,13 +22,10 @@ The documented format is ``docs/data-format.md``; its column tables are :func:`c
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import math
-import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -35,6 +34,20 @@ import numpy as np
 import pandas as pd
 
 from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol
+from engine.core.tabular import (
+    Problem,
+    SchemaError,
+    cell_text,
+    check_separator,
+    column_letter,
+    csv_records,
+    decode,
+    fatal,
+    format_number,
+    is_blank,
+    read_bytes,
+    short,
+)
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -42,8 +55,6 @@ __all__ = [
     "MAX_NOTE_CHARS",
     "MAX_ROWS",
     "ColumnSpec",
-    "Problem",
-    "SchemaError",
     "case_label",
     "case_labels",
     "column_specs",
@@ -65,7 +76,6 @@ SITE_ID_MIN = 1
 SITE_ID_MAX = 5
 """Largest accepted ``site_id``."""
 
-_VALUE_CHARS = 40
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NONFINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+(?:,\d+)+")
@@ -77,83 +87,10 @@ _WORD_UNITS = frozenset({"", "fraction", "score", "SUV", "points", "alleles", "s
 _UNIT_SUFFIXES = {"Gy": "gy", "pg/mL": "pg_ml", "ng/mL": "ng_ml", "g/dL": "g_dl", "cm³": "cc"}
 
 
-# --------------------------------------------------------------------------------------------
-# Problems
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with an input table."""
-
-    row: int | None
-    """1-based row as a spreadsheet shows it (header = row 1, first data row = row 2); None for
-    file- and header-level problems."""
-    column: str | None
-    """Column name the problem is about, None when it concerns a whole row or the file."""
-    value: str | None
-    """The offending raw text, truncated to 40 characters; None when there is none."""
-    message: str
-    """One sentence naming the field, the value and what is accepted."""
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class SchemaError(ValueError):
-    """The input was refused; ``problems`` lists every problem found, in file order."""
-
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems: list[Problem] = list(problems)
-        if not self.problems:
-            raise ValueError("SchemaError needs at least one problem")
-        super().__init__(self._summary())
-
-    def _summary(self) -> str:
-        first = self.problems[0].message
-        more = len(self.problems) - 1
-        if more == 0:
-            return first
-        return f"{first} (and {more} more problem{'s' if more > 1 else ''})"
-
-    def __str__(self) -> str:
-        return self._summary()
-
-
-def _fatal(message: str, *, row: int | None = None, value: str | None = None) -> SchemaError:
-    return SchemaError([Problem(row, None, value, message)])
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
-
-
-def _num(x: float) -> str:
-    """A range bound as people write it: 0, 1.5, 20000, -4.5."""
-    return format(float(x), ".12g")
-
-
 def _with_unit(text: str, unit: str) -> str:
     if unit in _WORD_UNITS:
         return f"{text} ({unit})" if unit else text
     return f"{text} {unit}"
-
-
-def _size(n_bytes: float) -> str:
-    if n_bytes >= 1024 * 1024:
-        return f"{n_bytes / (1024 * 1024):.3g} MB"
-    if n_bytes >= 1024:
-        return f"{n_bytes / 1024:.3g} kB"
-    return f"{int(n_bytes)} bytes"
-
-
-def _column_letter(index: int) -> str:
-    """Spreadsheet column letter of a 0-based column index (0 → A, 26 → AA)."""
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(ord("A") + rem) + letters
-    return letters
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,11 +159,11 @@ class ColumnSpec:
             )
         if self.kind == "text":
             return f"free text of at most {MAX_NOTE_CHARS} characters"
-        lo, hi = _num(self.min), _num(self.max)
+        lo, hi = format_number(self.min), format_number(self.max)
         if self.kind == "outcome":
             return f"0 or 1 ({self.description})"
         if self.kind == "genotype":
-            values = [_num(v) for v in range(int(self.min), int(self.max) + 1)]
+            values = [format_number(v) for v in range(int(self.min), int(self.max) + 1)]
             listed = values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
             return _with_unit(listed, self.unit)
         if self.integer:
@@ -312,125 +249,6 @@ def columns_markdown(protocol: Protocol | str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Bytes → text → records (file-level checks)
-
-
-def _read_bytes(source: str | bytes | os.PathLike | IO) -> bytes:
-    """The raw bytes of ``source``, reading at most MAX_FILE_BYTES + 1 of them."""
-    limit = MAX_FILE_BYTES
-    if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-    elif isinstance(source, str):
-        if "\n" not in source and "," not in source and source.lower().endswith((".csv", ".txt")):
-            raise TypeError(
-                "read_cases reads a str as CSV text, and this one looks like a file name; "
-                "pass pathlib.Path(...) to read a file"
-            )
-        try:
-            data = source.encode("utf-8")
-        except UnicodeEncodeError as err:
-            raise _fatal("the file is not UTF-8 text; save the file as CSV UTF-8") from err
-    elif isinstance(source, os.PathLike):
-        path = Path(source)
-        size = path.stat().st_size
-        if size > limit:
-            raise _fatal(_too_large())
-        with path.open("rb") as fh:
-            data = fh.read(limit + 1)
-    elif hasattr(source, "read"):
-        try:
-            chunk = source.read(limit + 1)
-        except UnicodeDecodeError as err:
-            raise _fatal("the file is not UTF-8 text; save the file as CSV UTF-8") from err
-        if isinstance(chunk, str):
-            try:
-                data = chunk.encode("utf-8")
-            except UnicodeEncodeError as err:
-                raise _fatal("the file is not UTF-8 text; save the file as CSV UTF-8") from err
-        else:
-            data = bytes(chunk)
-    else:
-        raise TypeError(f"read_cases cannot read a {type(source).__name__}")
-    if len(data) > limit:
-        raise _fatal(_too_large())
-    return data
-
-
-def _too_large() -> str:
-    return (
-        f"the file is larger than the limit of {_size(MAX_FILE_BYTES)}; "
-        "split it into smaller files"
-    )
-
-
-def _looks_utf16(data: bytes) -> bool:
-    head = data[:200]
-    if len(head) < 4:
-        return False
-    return head[1::2].count(0) > 0.4 * len(head[1::2]) or head[0::2].count(0) > 0.4 * len(
-        head[0::2]
-    )
-
-
-def _decode(data: bytes) -> str:
-    """UTF-8 (optionally with BOM) text of ``data``, or a SchemaError naming the encoding."""
-    if not data:
-        raise _fatal("the file is empty (0 bytes); expected CSV text with a header row")
-    if data.startswith(b"PK\x03\x04"):
-        raise _fatal(
-            "the file is binary (a zip archive such as an Excel .xlsx workbook), not CSV text; "
-            "save the sheet as CSV UTF-8"
-        )
-    if data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise _fatal(
-            "the file is binary (an old Excel .xls workbook), not CSV text; "
-            "save the sheet as CSV UTF-8"
-        )
-    if data.startswith(b"%PDF"):
-        raise _fatal("the file is binary (a PDF document), not CSV text; upload a CSV file")
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(data):
-        raise _fatal(
-            "the file is UTF-16 text, not UTF-8; save the file as CSV UTF-8 "
-            "(in Excel: Save As, CSV UTF-8 (Comma delimited))"
-        )
-    if b"\x00" in data:
-        raise _fatal("the file is binary (it contains NUL bytes), not CSV text; upload a CSV file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        byte = data[err.start : err.start + 1].hex().upper()
-        raise _fatal(
-            f"the file is not UTF-8 text (byte 0x{byte} on line {line} is not valid UTF-8); "
-            "save the file as CSV UTF-8"
-        ) from err
-    if not text.strip():
-        raise _fatal("the file is empty (it holds only blank lines); expected a header row")
-    return text
-
-
-def _records(text: str) -> list[tuple[int, list[str]]]:
-    """CSV records of ``text`` with their spreadsheet row numbers (the first record is row 1)."""
-    out: list[tuple[int, list[str]]] = []
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        for row, record in enumerate(reader, start=1):
-            out.append((row, record))
-    except csv.Error as err:
-        row = len(out) + 1
-        raise _fatal(
-            f"row {row}: the CSV is malformed ({err}); check for a stray or unmatched "
-            "double quote",
-            row=row,
-        ) from err
-    return out
-
-
-def _blank(record: Sequence[str]) -> bool:
-    return all(not field.strip() for field in record)
-
-
-# --------------------------------------------------------------------------------------------
 # Header checks
 
 
@@ -488,7 +306,7 @@ def _check_header(
     if not any(h in by_name for h in header) and sum(
         bool(_NUMBER.fullmatch(h)) for h in header
     ) >= max(1, len(header) // 2):
-        return [Problem(1, None, _short(",".join(header)), (
+        return [Problem(1, None, short(",".join(header)), (
             "row 1 looks like data, not a header; the first row must hold the column names "
             f"({accepted})"
         ))]
@@ -504,20 +322,20 @@ def _check_header(
     for i in positions.get("", []):
         if any(i < len(rec) and rec[i].strip() for _, rec in records):
             problems.append(Problem(None, None, None, (
-                f"column {_column_letter(i)} has values but no name in the header row; give it "
+                f"column {column_letter(i)} has values but no name in the header row; give it "
                 f"one of the accepted column names ({accepted}) or delete it"
             )))
     for name, where in positions.items():
         if name and len(where) > 1:
-            cols = ", ".join(_column_letter(i) for i in where[:-1])
-            problems.append(Problem(None, name, _short(name), (
+            cols = ", ".join(column_letter(i) for i in where[:-1])
+            problems.append(Problem(None, name, short(name), (
                 f"column '{name}' appears {len(where)} times in the header (columns {cols} and "
-                f"{_column_letter(where[-1])}); keep exactly one"
+                f"{column_letter(where[-1])}); keep exactly one"
             )))
     for name in positions:
         if name and name not in by_name:
             hint = _unknown_column_hint(name, specs)
-            problems.append(Problem(None, name, _short(name), (
+            problems.append(Problem(None, name, short(name), (
                 f"column '{name}' is not accepted for protocol {protocol.name}"
                 + (f": {hint}" if hint else "")
                 + f"; accepted columns are {accepted}"
@@ -547,7 +365,7 @@ def _check_cell(spec: ColumnSpec, raw: str) -> tuple[object, str | None]:
 
     Missing values of optional columns parse to None; text values are kept verbatim.
     """
-    shown = _short(raw)
+    shown = short(raw)
     text = raw.strip()
     if spec.kind == "id":
         if not text:
@@ -622,12 +440,12 @@ def _validate_table(
     """Check a table of raw text (header + numbered data records) and build the typed cases."""
     specs = column_specs(protocol, require_outcomes=require_outcomes)
     header = [h.replace("\ufeff", "").strip() for h in header]
-    records = [(row, rec) for row, rec in records if not _blank(rec)]
+    records = [(row, rec) for row, rec in records if not is_blank(rec)]
     if not records:
         no_rows = [Problem(None, None, None, "the file has a header row but no data rows")]
         raise SchemaError(no_rows + _check_header(header, records, protocol, specs))
     if len(records) > MAX_ROWS:
-        raise _fatal(
+        raise fatal(
             f"the file has {len(records)} data rows, more than the limit of {MAX_ROWS}; "
             "split it into smaller files"
         )
@@ -640,10 +458,10 @@ def _validate_table(
     parsed: list[tuple[int, dict[str, object]]] = []
     n_cols = len(header)
     for row, rec in records:
-        if len(rec) > n_cols and _blank(rec[n_cols:]):
+        if len(rec) > n_cols and is_blank(rec[n_cols:]):
             rec = rec[:n_cols]
         if len(rec) != n_cols:
-            row_problems.append((row, -1, Problem(row, None, _short(",".join(rec)), (
+            row_problems.append((row, -1, Problem(row, None, short(",".join(rec)), (
                 f"row {row} has {len(rec)} fields but the header has {n_cols} columns; check "
                 "for a missing value or an unquoted comma inside a value (write decimals with "
                 "a point, e.g. 2.3)"
@@ -655,7 +473,7 @@ def _validate_table(
             value, error = _check_cell(spec, rec[col])
             if error is not None:
                 row_problems.append((row, col, Problem(
-                    row, spec.name, _short(rec[col]), f"row {row}, column {spec.name}: {error}",
+                    row, spec.name, short(rec[col]), f"row {row}, column {spec.name}: {error}",
                 )))
             values[spec.name] = value
         parsed.append((row, values))
@@ -685,7 +503,7 @@ def _duplicate_ids(
             first[key] = row
             continue
         earlier = first[key]
-        case = f"patient '{_short(str(key[0]))}'"
+        case = f"patient '{short(str(key[0]))}'"
         if len(ids) > 1:
             case += " " + " ".join(f"{c.removesuffix('_id')} {values[c]}" for c in ids[1:])
         unit = "patient" if len(ids) == 1 else "tumour site" if column == "site_id" else "case"
@@ -693,7 +511,7 @@ def _duplicate_ids(
             f"row {row}, column {column}: {case} also appears in row {earlier}; "
             f"each {unit} must appear once"
         )
-        out.append((row, position[column], Problem(row, column, _short(str(values[column])),
+        out.append((row, position[column], Problem(row, column, short(str(values[column])),
                                                     message)))
     return out
 
@@ -750,32 +568,12 @@ def read_cases(
         TypeError: ``source`` is of an unsupported type, or a str that looks like a file name.
     """
     p = load_protocol(protocol) if isinstance(protocol, str) else protocol
-    text = _decode(_read_bytes(source))
-    records = _records(text)
-    start = next(i for i, (_, rec) in enumerate(records) if not _blank(rec))
+    text = decode(read_bytes(source, MAX_FILE_BYTES))
+    records = csv_records(text)
+    start = next(i for i, (_, rec) in enumerate(records) if not is_blank(rec))
     header = records[start][1]
-    stripped = [h.strip() for h in header]
-    for sep, name in ((";", "semicolon"), ("\t", "tab")):
-        if any(sep in h for h in stripped):
-            raise _fatal(
-                f"the file is {name}-separated; use commas as the separator (save as CSV UTF-8 "
-                "(Comma delimited), with a point as the decimal separator)",
-                value=_short(header[0]),
-            )
+    check_separator(header)
     return _validate_table(header, records[start + 1 :], p, require_outcomes=require_outcomes)
-
-
-def _cell_text(value: object) -> str:
-    """Raw text of an in-memory cell, as it would be written to CSV (missing → "")."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return ""
-    if isinstance(value, bool | np.bool_):
-        return str(int(value))
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return "" if math.isnan(value) else repr(float(value))
-    return str(value)
 
 
 def validate_dataframe(
@@ -789,7 +587,7 @@ def validate_dataframe(
     p = load_protocol(protocol) if isinstance(protocol, str) else protocol
     header = [str(c) for c in df.columns]
     records = [
-        (i + 2, [_cell_text(v) for v in row])
+        (i + 2, [cell_text(v) for v in row])
         for i, row in enumerate(df.itertuples(index=False, name=None))
     ]
     return _validate_table(header, records, p, require_outcomes=require_outcomes)

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linprog
 
+from engine.core.config import check_range
+
 __all__ = [
     "BeamletConfig",
     "BeamletPlan",
@@ -49,34 +51,48 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BeamletConfig:
-    """Phantom, beams and LP weights."""
+    """Phantom, beams and LP weights (checked when built; a bad field raises ValueError)."""
 
     grid: int = 56
     """Voxels per side of the square slice. Accepted 16–128."""
     voxel_mm: float = 5.0
-    """Voxel edge, mm."""
+    """Voxel edge, mm. Accepted > 0."""
     n_beams: int = 7
-    """Equally spaced coplanar beams."""
+    """Equally spaced coplanar beams. Accepted 1–72."""
     beamlet_mm: float = 5.0
-    """Beamlet spacing, mm."""
+    """Beamlet spacing, mm. Accepted > 0."""
     sigma_mm: float = 4.0
-    """Lateral sd of a beamlet's Gaussian profile, mm."""
+    """Lateral sd of a beamlet's Gaussian profile, mm. Accepted > 0."""
     mu_per_cm: float = 0.05
-    """Attenuation coefficient, cm⁻¹."""
+    """Attenuation coefficient, cm⁻¹. Accepted ≥ 0."""
     tumour_radius_mm: float = 25.0
-    """Radius of the initial (round) tumour, mm."""
+    """Radius of the initial (round) tumour, mm. Accepted > 0."""
     hot_spot: float = 1.10
-    """U_v: no voxel may receive more than this times the prescription per fraction."""
+    """U_v: no voxel may receive more than this times the prescription per fraction. Accepted
+    ≥ 1."""
     weight_target: float = 0.1
-    """C_T of (22) for the target (a small weight keeps target dose homogeneous)."""
+    """C_T of (22) for the target (a small weight keeps target dose homogeneous). Accepted ≥ 0."""
     weight_lung: float = 1.0
-    """C_s of (22) for the lung."""
+    """C_s of (22) for the lung. Accepted ≥ 0."""
     weight_heart: float = 1.0
-    """C_s of (22) for the heart."""
+    """C_s of (22) for the heart. Accepted ≥ 0."""
     weight_body: float = 0.2
-    """C_s of (22) for the rest of the body (unspecified normal tissue)."""
+    """C_s of (22) for the rest of the body (unspecified normal tissue). Accepted ≥ 0."""
     min_target_volume_ratio: float = 0.25
-    """The re-contoured target keeps at least this share of the initial tumour voxels."""
+    """The re-contoured target keeps at least this share of the initial tumour voxels. Accepted
+    (0, 1]."""
+
+    def __post_init__(self) -> None:
+        check_range("grid", self.grid, 16, 128, integer=True)
+        check_range("n_beams", self.n_beams, 1, 72, integer=True)
+        for name in ("voxel_mm", "beamlet_mm", "sigma_mm", "tumour_radius_mm"):
+            check_range(name, getattr(self, name), 0.0, lo_open=True)
+        check_range("mu_per_cm", self.mu_per_cm, 0.0)
+        check_range("hot_spot", self.hot_spot, 1.0)
+        for name in ("weight_target", "weight_lung", "weight_heart", "weight_body"):
+            check_range(name, getattr(self, name), 0.0)
+        check_range("min_target_volume_ratio", self.min_target_volume_ratio, 0.0, 1.0,
+                    lo_open=True)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,18 @@
 """Configuration of the fractionation planner: biology ranges, reward, course, DQN, evaluation.
 
-Every config is a frozen dataclass with a docstring per field; :meth:`validate` raises a
-``ValueError`` naming the field, the value and the accepted range. Defaults follow DESIGN.md §5
+Every config is a frozen dataclass with a docstring per field, checked when it is built
+(``__post_init__`` runs :meth:`validate`, with the shared checks of :mod:`engine.core.config`): a
+``ValueError`` names the field, the value and the accepted range. Defaults follow DESIGN.md §5
 and the paper's lung case (Ebrahimi & Lim): 35 fractions, 5 a week, actions {1.8, 2.0, 2.2} Gy
 (Algorithm 2 with d = 2.0, d̲ = 1.8, d̄ = 2.2, Δ = 0.2), total dose 68–72 Gy.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
+from engine.core.config import check_choice, check_interval, check_range
 from engine.planner.model import OarBiology, action_set
 
 __all__ = [
@@ -30,23 +31,6 @@ REWARD_MODES = ("terminal", "cumulative")
 """How reward (15) is paid out over a course (see :class:`RewardWeights`)."""
 PRIORITIES = ("tumour", "oar_sparing")
 """Planner preferences: raise tumour BED within the OAR tolerance, or spare the OAR."""
-
-
-def _check(name: str, value: float, lo: float, hi: float, *, lo_open: bool = False) -> None:
-    ok = (value > lo if lo_open else value >= lo) and value <= hi and math.isfinite(value)
-    if not ok:
-        bracket = "(" if lo_open else "["
-        raise ValueError(f"{name} = {value!r} is out of range; accepted {bracket}{lo:g}, {hi:g}]")
-
-
-def _check_range(name: str, pair: tuple[float, float], lo: float, hi: float) -> None:
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be a (low, high) pair, got {pair!r}")
-    a, b = (float(x) for x in pair)
-    _check(f"{name} low", a, lo, hi)
-    _check(f"{name} high", b, lo, hi)
-    if a > b:
-        raise ValueError(f"{name} = ({a:g}, {b:g}): low must not exceed high")
 
 
 @dataclass(frozen=True)
@@ -70,15 +54,19 @@ class BiologyRanges:
     """The patient's own α, Gy⁻¹ (e.g. from a predicted SF2), or None. When set, every scenario
     uses it and only α/β, τ_g and τ_d stay uncertain. Accepted 0.01–1."""
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> BiologyRanges:
-        _check_range("alpha_per_gy", self.alpha_per_gy, 0.01, 1.0)
-        _check_range("alpha_beta_gy", self.alpha_beta_gy, 0.5, 30.0)
-        _check_range("tau_g_days", self.tau_g_days, 1.0, 1000.0)
-        _check_range("tau_d_days", self.tau_d_days, 0.5, 100.0)
-        _check("oer", self.oer, 1.0, 3.0)
-        _check("rho", self.rho, 0.0, 1.0)
+        """Check every field (done at construction); returns self."""
+        check_interval("alpha_per_gy", self.alpha_per_gy, 0.01, 1.0)
+        check_interval("alpha_beta_gy", self.alpha_beta_gy, 0.5, 30.0)
+        check_interval("tau_g_days", self.tau_g_days, 1.0, 1000.0)
+        check_interval("tau_d_days", self.tau_d_days, 0.5, 100.0)
+        check_range("oer", self.oer, 1.0, 3.0)
+        check_range("rho", self.rho, 0.0, 1.0)
         if self.patient_alpha_per_gy is not None:
-            _check("patient_alpha_per_gy", self.patient_alpha_per_gy, 0.01, 1.0)
+            check_range("patient_alpha_per_gy", self.patient_alpha_per_gy, 0.01, 1.0)
         return self
 
 
@@ -117,9 +105,13 @@ class CourseConfig:
     def n_weeks(self) -> int:
         return self.n_fractions // self.fractions_per_week
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> CourseConfig:
-        _check("fractions_per_week", self.fractions_per_week, 1, 7)
-        _check("n_fractions", self.n_fractions, 5, 60)
+        """Check every field (done at construction); returns self."""
+        check_range("fractions_per_week", self.fractions_per_week, 1, 7, integer=True)
+        check_range("n_fractions", self.n_fractions, 5, 60, integer=True)
         if self.n_fractions % self.fractions_per_week:
             raise ValueError(
                 f"n_fractions = {self.n_fractions} must be a multiple of fractions_per_week = "
@@ -130,10 +122,10 @@ class CourseConfig:
                 f"fractions_per_decision = {self.fractions_per_decision!r}; accepted 1 or "
                 f"fractions_per_week ({self.fractions_per_week})"
             )
-        _check("reference_dose_gy", self.reference_dose_gy, 0.5, 10.0)
-        _check("min_dose_gy", self.min_dose_gy, 0.1, self.reference_dose_gy)
-        _check("max_dose_gy", self.max_dose_gy, self.reference_dose_gy, 20.0)
-        _check("step_gy", self.step_gy, 0.01, 5.0)
+        check_range("reference_dose_gy", self.reference_dose_gy, 0.5, 10.0)
+        check_range("min_dose_gy", self.min_dose_gy, 0.1, self.reference_dose_gy)
+        check_range("max_dose_gy", self.max_dose_gy, self.reference_dose_gy, 20.0)
+        check_range("step_gy", self.step_gy, 0.01, 5.0)
         lo, hi = self.total_dose_bounds_gy
         total = self.n_fractions * self.reference_dose_gy
         if not lo - 1e-9 <= total <= hi + 1e-9:
@@ -178,15 +170,18 @@ class RewardWeights:
     the cumulative quantities, as printed, so the return Σ_k (15)_k weights fraction k's BED
     N − k + 1 times and favours early dose for its own sake."""
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> RewardWeights:
-        _check("lambda_tumour", self.lambda_tumour, 0.0, 100.0)
-        _check("lambda_tumour_shortfall", self.lambda_tumour_shortfall, 0.0, 1000.0)
-        _check("lambda_sf", self.lambda_sf, 0.0, 1e9)
-        _check("lambda_oar", self.lambda_oar, 0.0, 1000.0)
-        _check("sf_target", self.sf_target, 1e-12, 1.0)
-        _check("oar_tolerance", self.oar_tolerance, 0.0, 0.5)
-        if self.mode not in REWARD_MODES:
-            raise ValueError(f"mode = {self.mode!r}; accepted {', '.join(REWARD_MODES)}")
+        """Check every field (done at construction); returns self."""
+        check_range("lambda_tumour", self.lambda_tumour, 0.0, 100.0)
+        check_range("lambda_tumour_shortfall", self.lambda_tumour_shortfall, 0.0, 1000.0)
+        check_range("lambda_sf", self.lambda_sf, 0.0, 1e9)
+        check_range("lambda_oar", self.lambda_oar, 0.0, 1000.0)
+        check_range("sf_target", self.sf_target, 1e-12, 1.0)
+        check_range("oar_tolerance", self.oar_tolerance, 0.0, 0.5)
+        check_choice("mode", self.mode, REWARD_MODES)
         return self
 
 
@@ -197,13 +192,12 @@ def preference_weights(priority: str, base: RewardWeights | None = None) -> Rewa
     "oar_sparing": keep tumour BED at the reference (λ2 = 10) and reward every Gy of OAR BED
     spared (two-sided λ4 = 2, λ1 = 0.5), like the paper's second decision maker (Table 7).
     """
+    check_choice("priority", priority, PRIORITIES)
     base = base or RewardWeights()
-    if priority == "tumour":
-        return base
     if priority == "oar_sparing":
         return replace(base, lambda_tumour=0.5, lambda_tumour_shortfall=10.0, lambda_oar=2.0,
                        oar_tolerance=0.0, oar_two_sided=True)
-    raise ValueError(f"priority = {priority!r}; accepted {', '.join(PRIORITIES)}")
+    return base
 
 
 @dataclass(frozen=True)
@@ -255,24 +249,28 @@ class DQNConfig:
     max_grad_norm: float = 10.0
     """Gradient clipping (global norm). Accepted 0.01–1000."""
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> DQNConfig:
-        _check("n_episodes", self.n_episodes, 1, 100_000)
-        _check("n_envs", self.n_envs, 1, 4096)
-        _check("scenarios_per_env", self.scenarios_per_env, 1, 256)
-        _check("hidden", self.hidden, 4, 1024)
-        _check("learning_rate", self.learning_rate, 1e-6, 1.0)
-        _check("learning_rate_final_fraction", self.learning_rate_final_fraction, 0.0, 1.0)
-        _check("discount", self.discount, 0.0, 1.0)
-        _check("n_step", self.n_step, 1, 60)
-        _check("batch_size", self.batch_size, 1, 65536)
-        _check("buffer_size", self.buffer_size, 100, 10**7)
-        _check("updates_per_step", self.updates_per_step, 1, 16)
-        _check("learning_starts", self.learning_starts, 0, 10**7)
-        _check("target_update_steps", self.target_update_steps, 1, 10**6)
-        _check("epsilon_start", self.epsilon_start, 0.0, 1.0)
-        _check("epsilon_end", self.epsilon_end, 0.0, 1.0)
-        _check("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.01, 1.0)
-        _check("max_grad_norm", self.max_grad_norm, 0.01, 1000.0)
+        """Check every field (done at construction); returns self."""
+        check_range("n_episodes", self.n_episodes, 1, 100_000, integer=True)
+        check_range("n_envs", self.n_envs, 1, 4096, integer=True)
+        check_range("scenarios_per_env", self.scenarios_per_env, 1, 256, integer=True)
+        check_range("hidden", self.hidden, 4, 1024, integer=True)
+        check_range("learning_rate", self.learning_rate, 1e-6, 1.0)
+        check_range("learning_rate_final_fraction", self.learning_rate_final_fraction, 0.0, 1.0)
+        check_range("discount", self.discount, 0.0, 1.0)
+        check_range("n_step", self.n_step, 1, 60, integer=True)
+        check_range("batch_size", self.batch_size, 1, 65536, integer=True)
+        check_range("buffer_size", self.buffer_size, 100, 10**7, integer=True)
+        check_range("updates_per_step", self.updates_per_step, 1, 16, integer=True)
+        check_range("learning_starts", self.learning_starts, 0, 10**7, integer=True)
+        check_range("target_update_steps", self.target_update_steps, 1, 10**6, integer=True)
+        check_range("epsilon_start", self.epsilon_start, 0.0, 1.0)
+        check_range("epsilon_end", self.epsilon_end, 0.0, 1.0)
+        check_range("epsilon_decay_fraction", self.epsilon_decay_fraction, 0.01, 1.0)
+        check_range("max_grad_norm", self.max_grad_norm, 0.01, 1000.0)
         return self
 
 
@@ -302,20 +300,22 @@ class PlanConfig:
     beamlet: bool = True
     """Also optimise beamlet weights on the 2-D phantom (reference vs ART)."""
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> PlanConfig:
+        """Check every field, the parts included (done at construction); returns self."""
         self.biology.validate()
         self.course.validate()
         self.reward.validate()
         self.dqn.validate()
-        _check("oar.sparing_gamma", self.oar.sparing_gamma, 0.0, 1.0, lo_open=True)
-        _check("oar.alpha_per_gy", self.oar.alpha_per_gy, 0.01, 1.0)
-        _check("oar.alpha_beta_gy", self.oar.alpha_beta_gy, 0.5, 30.0)
-        if self.priority not in PRIORITIES:
-            raise ValueError(f"priority = {self.priority!r}; accepted {', '.join(PRIORITIES)}")
-        _check("n_eval_scenarios", self.n_eval_scenarios, 10, 20_000)
-        _check("adaptation_threshold_gy", self.adaptation_threshold_gy, 0.0, 1.0)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed = {self.seed!r}; accepted a non-negative integer")
+        check_range("oar.sparing_gamma", self.oar.sparing_gamma, 0.0, 1.0, lo_open=True)
+        check_range("oar.alpha_per_gy", self.oar.alpha_per_gy, 0.01, 1.0)
+        check_range("oar.alpha_beta_gy", self.oar.alpha_beta_gy, 0.5, 30.0)
+        check_choice("priority", self.priority, PRIORITIES)
+        check_range("n_eval_scenarios", self.n_eval_scenarios, 10, 20_000, integer=True)
+        check_range("adaptation_threshold_gy", self.adaptation_threshold_gy, 0.0, 1.0)
+        check_range("seed", self.seed, 0, integer=True)
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 Training runs ``n_envs`` sampled biologies through a course in lock-step (a vectorised
 environment, the biology re-drawn every episode for robustness), picks actions ε-greedily among
 the allowed ones, stores transitions in a replay memory and takes minibatch gradient steps on
-the Huber loss against the Double-DQN target (:func:`double_dqn_target`: the online network
-picks the next action, the target network scores it), with gradient clipping and a hard target
-update every ``target_update_steps`` gradient steps. The agent learns from the reward relative
+the Huber loss against the Double-DQN target (:func:`engine.core.rl.double_dqn_target` over the
+allowed actions: the online network picks the next action, the target network scores it), with
+gradient clipping and a hard target update (:func:`engine.core.rl.polyak_update` with τ = 1)
+every ``target_update_steps`` gradient steps. The Q-network, target and update are the ones the
+ARCliDS decision maker uses (:mod:`engine.core.rl`). The agent learns from the reward relative
 to the reference plan on the same biology (see :class:`~engine.planner.env.FractionationEnv`).
 
 Determinism: ``fit`` seeds torch and numpy from ``cfg.seed`` and runs torch on one thread, so
@@ -23,65 +25,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.core.rl import QNetwork, double_dqn_target, polyak_update
 from engine.planner.config import DQNConfig, PlanConfig
 from engine.planner.env import N_OBS, FractionationEnv, sample_biology
 
 __all__ = [
+    "N_HIDDEN_LAYERS",
     "DQNPlanner",
-    "QNetwork",
     "ReplayBuffer",
     "TrainingLog",
     "cosine_learning_rate",
-    "double_dqn_target",
     "greedy_actions",
     "linear_epsilon",
 ]
 
+N_HIDDEN_LAYERS = 2
+"""Hidden layers of the planner's Q-network (each ``DQNConfig.hidden`` wide)."""
+
 ProgressFn = Callable[[int, int], None]
 """``progress(done_episodes, total_episodes)``."""
-
-
-class QNetwork(nn.Module):
-    """MLP: observation [B, n_obs] → one Q-value per action [B, n_actions]."""
-
-    def __init__(self, n_obs: int, n_actions: int, hidden: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(n_obs, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, n_actions),
-        )
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)  # [B, A]
-
-
-def double_dqn_target(
-    rewards: torch.Tensor,
-    dones: torch.Tensor,
-    q_next_online: torch.Tensor,
-    q_next_target: torch.Tensor,
-    next_mask: torch.Tensor,
-    discount: float,
-) -> torch.Tensor:
-    """TD target r + γ (1 − done) Q_target(s', argmax_{a' allowed} Q_online(s', a')).
-
-    Args:
-        rewards: [B] step rewards.
-        dones: [B] 1.0 where s' is terminal (no bootstrap), else 0.0.
-        q_next_online: [B, A] online-network Q-values of s' (select the action).
-        q_next_target: [B, A] target-network Q-values of s' (evaluate it).
-        next_mask: [B, A] bool, the actions allowed in s' (at least one per row).
-        discount: γ_RL in [0, 1].
-
-    Returns:
-        [B] targets (no gradient flows through them).
-    """
-    with torch.no_grad():
-        masked = q_next_online.masked_fill(~next_mask, float("-inf"))
-        best = masked.argmax(dim=1, keepdim=True)  # [B, 1]
-        value = q_next_target.gather(1, best).squeeze(1)  # [B]
-        return rewards + discount * (1.0 - dones) * value
 
 
 def greedy_actions(q_values: torch.Tensor | np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -216,8 +178,8 @@ class DQNPlanner:
             rng = np.random.default_rng([cfg.seed, 17])
             env = FractionationEnv(cfg, dq.scenarios_per_env)
             n_a = env.n_actions
-            online = QNetwork(N_OBS, n_a, dq.hidden)
-            target = QNetwork(N_OBS, n_a, dq.hidden)
+            online = QNetwork(N_OBS, n_a, dq.hidden, N_HIDDEN_LAYERS)
+            target = QNetwork(N_OBS, n_a, dq.hidden, N_HIDDEN_LAYERS)
             target.load_state_dict(online.state_dict())
             optimiser = torch.optim.Adam(online.parameters(), lr=dq.learning_rate)
             buffer = ReplayBuffer(dq.buffer_size, N_OBS, n_a)
@@ -253,7 +215,7 @@ class DQNPlanner:
                         ep_losses.append(self._update(online, target, optimiser, buffer, rng))
                         n_updates += 1
                         if n_updates % dq.target_update_steps == 0:
-                            target.load_state_dict(online.state_dict())
+                            polyak_update(target, online, tau=1.0)  # hard copy
                 returns.append(float(total.mean()))
                 epsilons.append(eps)
                 losses.append(float(np.mean(ep_losses)) if ep_losses else float("nan"))
@@ -278,7 +240,7 @@ class DQNPlanner:
             q_next_online = online(b["next_obs"])  # [B, A]
             q_next_target = target(b["next_obs"])  # [B, A]
         y = double_dqn_target(b["rewards"], b["dones"], q_next_online, q_next_target,
-                              b["next_mask"], dq.discount ** dq.n_step)  # [B]
+                              dq.discount ** dq.n_step, next_mask=b["next_mask"])  # [B]
         q = online(b["obs"]).gather(1, b["actions"][:, None]).squeeze(1)  # [B]
         loss = nn.functional.smooth_l1_loss(q, y)
         optimiser.zero_grad()
@@ -302,7 +264,8 @@ class DQNPlanner:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> DQNPlanner:
         """Restore a Q-network saved with :meth:`state_dict`; returns self."""
-        net = QNetwork(N_OBS, len(self.cfg.course.actions_gy), self.cfg.dqn.hidden)
+        net = QNetwork(N_OBS, len(self.cfg.course.actions_gy), self.cfg.dqn.hidden,
+                       N_HIDDEN_LAYERS)
         net.load_state_dict(state)
         net.eval()
         self.q_net_ = net

@@ -33,7 +33,8 @@ Corrections and readings of the printed formulas (documented in ``docs/planner.m
   sign) and is kept. The course BED is the sum over fractions.
 * The surviving fraction is the clonogenic share ``(u + m) / u_0``: doomed cells can reoxygenate
   and return to the viable compartment (eq. (5)), so they count as survivors. With ρ = 1,
-  τ_g = τ_d = ∞ this is exactly the LQ survival ``exp(−Σ α d_k + β d_k²)``.
+  τ_g = τ_d = ∞ this is exactly the LQ survival ``exp(−Σ (α d_k + β d_k²))``
+  (:func:`engine.core.radiobiology.lq_survival`, which every fraction's kill here uses).
 * The OAR receives ``d^φ = γ d`` per fraction (γ the sparing factor, mean OAR dose / mean tumour
   dose); its BED (18) depends on the plan only through Σ γ d_k (1 + γ d_k / (α/β)^φ).
 """
@@ -46,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.core.radiobiology import lq_survival
+
 __all__ = [
     "OarBiology",
     "Trajectory",
@@ -53,7 +56,6 @@ __all__ = [
     "TumourState",
     "action_set",
     "bed_lower_bound_gy",
-    "lq_survival",
     "oar_bed_increment_gy",
     "oar_volume_step",
     "reference_continuation",
@@ -171,12 +173,6 @@ def treatment_gaps_days(n_fractions: int, fractions_per_week: int = 5) -> np.nda
     return np.append(np.diff(days), 0.0)
 
 
-def lq_survival(dose_gy: Any, alpha_per_gy: Any, beta_per_gy2: Any) -> Any:
-    """LQ surviving fraction exp(−α d − β d²) of one fraction."""
-    d = np.asarray(dose_gy, dtype=np.float64)
-    return np.exp(-alpha_per_gy * d - beta_per_gy2 * d * d)
-
-
 def _growth(gap_days: Any, tau_days: Any) -> Any:
     """exp(t / τ); 1 for τ = inf."""
     with np.errstate(divide="ignore"):
@@ -262,7 +258,7 @@ def oar_volume_step(volume: Any, dose_gy: Any, gap_days: Any, oar: OarBiology) -
     """OAR functional volume after one fraction and its gap, eq. (17) (relative units)."""
     d = oar.sparing_gamma * np.asarray(dose_gy, dtype=np.float64)
     beta = oar.alpha_per_gy / oar.alpha_beta_gy
-    return (volume * np.exp(-oar.alpha_per_gy * d - beta * d * d)
+    return (volume * lq_survival(d, oar.alpha_per_gy, beta)
             * _growth(gap_days, oar.tau_g_days) * _growth(gap_days, oar.tau_r_days))
 
 

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from engine.sf2.reptile import MLP, adapt, batched_forward
+from engine.core.config import check_choice, check_range
+from engine.sf2.reptile import LOSSES, MLP, adapt, check_layer_sizes
 
 __all__ = ["MLPBaseline", "MLPConfig", "MeanBaseline", "OLSBaseline"]
 
@@ -74,6 +75,15 @@ class MLPConfig:
     seed: int = 0
     """Seed of the initial weights."""
 
+    def __post_init__(self) -> None:
+        check_layer_sizes("MLPConfig.layer_sizes", self.layer_sizes)
+        check_range("MLPConfig.lr", self.lr, 0.0, lo_open=True)
+        check_range("MLPConfig.epochs", self.epochs, 0, integer=True)
+        check_choice("MLPConfig.loss", self.loss, LOSSES)
+        check_range("MLPConfig.finetune_lr", self.finetune_lr, 0.0)
+        check_range("MLPConfig.finetune_steps", self.finetune_steps, 0, integer=True)
+        check_range("MLPConfig.seed", self.seed, 0, integer=True)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["layer_sizes"] = list(self.layer_sizes)
@@ -123,9 +133,3 @@ class MLPBaseline:
             for p, q in zip(other.model_.parameters(), params, strict=True):
                 p.copy_(q[0])
         return other
-
-
-def _predict_with(params: list[torch.Tensor], x: torch.Tensor) -> np.ndarray:
-    """Each adapted network ``t`` applied to its own line ``x[t]``: ``[T, in]`` → ``[T]``."""
-    with torch.no_grad():
-        return batched_forward(params, x[:, None, :], "relu", "sigmoid")[:, 0].numpy()

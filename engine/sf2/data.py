@@ -30,7 +30,7 @@ Upload format (``docs/sf2.md``): CSV, one row per sample; first column ``sample_
 ``tissue`` and ``histology``; then one column per gene symbol of the 706-gene panel on the
 panel's z-score scale; optionally ``raw_<GENE>`` columns holding the 10 RSI genes on an absolute
 expression scale (log2 RMA, TPM, log2 TPM, ...) for RSI and GARD. :func:`read_expression_upload`
-validates it and raises :class:`engine.core.schema.SchemaError` listing every problem, each naming
+validates it and raises :class:`engine.core.tabular.SchemaError` listing every problem, each naming
 the row, column, value and accepted range.
 """
 
@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from engine import settings
-from engine.core.schema import Problem, SchemaError
+from engine.core.tabular import Problem, SchemaError
 
 __all__ = [
     "DATA_DIR",

@@ -47,10 +47,11 @@ import torch
 from scipy.stats import spearmanr
 
 from engine import settings
+from engine.core.config import check_choice, check_range
 from engine.sf2.baselines import MLPBaseline, MLPConfig, OLSBaseline
 from engine.sf2.data import SETTINGS, CellLinePanel, load_panel, load_rsi_profiles, subgroups
 from engine.sf2.features import FeatureConfig, GeneSelector
-from engine.sf2.reptile import Reptile, ReptileConfig, adapt, batched_forward
+from engine.sf2.reptile import Reptile, ReptileConfig, adapt, forward_each
 from engine.sf2.rsi import rsi
 from engine.sf2.tasks import (
     line_task_sampler,
@@ -148,6 +149,18 @@ class EvaluationConfig:
     seed: int = 0
     """Seed of the splits, support draws and models."""
 
+    def __post_init__(self) -> None:
+        if not self.settings:
+            raise ValueError(f"EvaluationConfig.settings = {self.settings!r}; accepted one or "
+                             f"more of {', '.join(SETTINGS)}")
+        for setting in self.settings:
+            check_choice("EvaluationConfig.settings", setting, SETTINGS)
+        for name in ("n_repeats", "support_size", "n_iterations"):
+            check_range(f"EvaluationConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("EvaluationConfig.n_folds", self.n_folds, 2, integer=True)
+        check_range("EvaluationConfig.served_meta_lr", self.served_meta_lr, 0.0)
+        check_range("EvaluationConfig.seed", self.seed, 0, integer=True)
+
     def reptile(self, meta_lr: float, seed: int) -> ReptileConfig:
         """The REPTILE config of this evaluation (the paper's network and inner loop)."""
         return ReptileConfig(meta_lr=meta_lr, n_iterations=self.n_iterations, seed=seed)
@@ -190,12 +203,6 @@ def _scaled(panel: CellLinePanel, genes: list[str], rows: np.ndarray | None) -> 
     return torch.tensor((x - lo) / (hi - lo), dtype=torch.float32)
 
 
-def _on_own_line(params: list[torch.Tensor], x: torch.Tensor) -> np.ndarray:
-    """Adapted network t applied to line t: params ``[T, ...]``, x ``[T, d]`` → ``[T]``."""
-    with torch.no_grad():
-        return batched_forward(params, x[:, None, :], "relu", "sigmoid")[:, 0].numpy()
-
-
 def _run_fold(job: _FoldJob) -> dict[str, Any]:
     """Every method on one fold; predictions for the fold's test lines."""
     torch.set_num_threads(1)
@@ -228,7 +235,7 @@ def _run_fold(job: _FoldJob) -> dict[str, Any]:
     out["mlp"] = mlp.predict(x[test].numpy())
     adapted = adapt(mlp.model_.flat_params(), sx, sy, smask, lr=c.mlp.finetune_lr,
                     steps=c.mlp.finetune_steps, activation="relu", output="sigmoid", loss="mae")
-    out["mlp_finetune_support"] = _on_own_line(adapted, x[test])
+    out["mlp_finetune_support"] = forward_each(adapted, x[test])
     timing["mlp_s"] = time.perf_counter() - start
 
     sampler = subgroup_task_sampler(x, yt, sg, train, c.support_size)
@@ -240,7 +247,7 @@ def _run_fold(job: _FoldJob) -> dict[str, Any]:
         adapted = adapt(meta.model_.flat_params(), sx, sy, smask, lr=cfg.inner_lr,
                         steps=cfg.inner_steps, activation=cfg.activation, output=cfg.output,
                         loss=cfg.loss)
-        out[name] = _on_own_line(adapted, x[test])
+        out[name] = forward_each(adapted, x[test])
         if name == "reptile_served":
             with torch.no_grad():
                 out["reptile_served_zero_shot"] = meta.model_(x[test]).numpy()
@@ -257,7 +264,7 @@ def _run_fold(job: _FoldJob) -> dict[str, Any]:
     adapted = adapt(meta.model_.flat_params(), xa[test][:, None, :], yt[test][:, None], None,
                     lr=cfg.inner_lr, steps=cfg.inner_steps, activation=cfg.activation,
                     output=cfg.output, loss=cfg.loss)
-    out["reptile_finetune_on_own_label"] = _on_own_line(adapted, xa[test])
+    out["reptile_finetune_on_own_label"] = forward_each(adapted, xa[test])
     timing["reptile_paper_s"] = time.perf_counter() - start
     return {"setting": job.setting, "repeat": job.repeat, "fold": job.fold,
             "test": job.test, "predictions": out, "genes": genes, "timing": timing}

@@ -30,6 +30,8 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import lars_path
 
+from engine.core.config import check_range
+
 __all__ = ["FeatureConfig", "GeneSelector", "correlation_prune", "lasso_fixed_size",
            "variance_filter"]
 
@@ -52,6 +54,15 @@ class FeatureConfig:
     """Genes passed on to the models (the paper's top 20)."""
     seed: int = 0
     """Seed of the fold shuffles."""
+
+    def __post_init__(self) -> None:
+        check_range("FeatureConfig.min_sd", self.min_sd, 0.0)
+        check_range("FeatureConfig.max_abs_correlation", self.max_abs_correlation, 0.0, 1.0,
+                    lo_open=True)
+        for name in ("n_nonzero", "n_repeats", "n_top"):
+            check_range(f"FeatureConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("FeatureConfig.n_folds", self.n_folds, 2, integer=True)
+        check_range("FeatureConfig.seed", self.seed, 0, integer=True)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,7 +16,8 @@ uncertainty, not a calibrated prediction interval). Without a tissue (or a tissu
 labelled line) the members' initialisations score the sample unadapted (``adapted_on`` says so).
 
 α for the planner: SF2 = exp(−2α − 4β) with a fixed α/β (default 10 Gy, the usual tumour
-value, also the NSCLC protocol's), so α = −ln(SF2) / (2 + 4/(α/β)) and β = α/(α/β). A fixed α/β
+value, also the NSCLC protocol's), so α = −ln(SF2) / (2 + 4/(α/β)) and β = α/(α/β)
+(:func:`engine.core.radiobiology.alpha_from_sf2`). A fixed α/β
 keeps α > 0 for every SF2 < 1; the GARD convention (β fixed at 0.05 Gy⁻²) would give α ≤ 0 for
 SF2 ≥ 0.82 — 14 % of these proliferation-assay lines. GARD itself is reported with its own
 published convention (:mod:`engine.sf2.rsi`).
@@ -35,9 +36,12 @@ import pandas as pd
 import torch
 
 from engine import settings
+from engine.core.config import check_choice, check_range
+from engine.core.radiobiology import alpha_from_sf2
 from engine.platform import registry
 from engine.sf2.data import (
     LUNG_HISTOLOGY_LABELS,
+    SETTINGS,
     ExpressionUpload,
     load_panel,
     subgroups,
@@ -45,7 +49,7 @@ from engine.sf2.data import (
 from engine.sf2.evaluate import SERVED_META_LR
 from engine.sf2.features import FeatureConfig, GeneSelector
 from engine.sf2.influence import gene_gradients
-from engine.sf2.reptile import MLP, Reptile, ReptileConfig, adapt, batched_forward
+from engine.sf2.reptile import MLP, Reptile, ReptileConfig, adapt, forward_each
 from engine.sf2.rsi import GARD_BETA_PER_GY2, gard, rsi, rsi_alpha_per_gy
 from engine.sf2.tasks import minmax, subgroup_task_sampler
 
@@ -55,7 +59,6 @@ __all__ = [
     "SF2Model",
     "SF2Prediction",
     "ServedConfig",
-    "alpha_from_sf2",
     "load_served_sf2",
     "train_sf2",
 ]
@@ -66,20 +69,6 @@ MODEL_NAME = "model"
 """JSON artifact with genes, scaling, reference lines and config."""
 DEFAULT_ALPHA_BETA_GY = 10.0
 """α/β used to turn SF2 into α (Gy)."""
-
-
-def alpha_from_sf2(sf2: float | np.ndarray,
-                   alpha_beta_gy: float = DEFAULT_ALPHA_BETA_GY) -> np.ndarray:
-    """α (Gy⁻¹) from SF2 = exp(−2α − 4β) with β = α/(α/β): α = −ln SF2 / (2 + 4/(α/β)).
-
-    SF2 must lie in (0, 1) (α > 0); values outside give NaN.
-    """
-    if not alpha_beta_gy > 0:
-        raise ValueError(f"alpha_beta_gy must be positive, got {alpha_beta_gy}")
-    value = np.asarray(sf2, dtype=float)
-    ok = (value > 0) & (value < 1)
-    safe = np.where(ok, value, 0.5)
-    return np.where(ok, -np.log(safe) / (2.0 + 4.0 / alpha_beta_gy), np.nan)
 
 
 @dataclass(frozen=True)
@@ -104,6 +93,14 @@ class ServedConfig:
     """Gene selection."""
     seed: int = 0
     """Base seed."""
+
+    def __post_init__(self) -> None:
+        check_choice("ServedConfig.setting", self.setting, SETTINGS)
+        for name in ("n_members", "n_iterations", "support_size", "n_support_draws"):
+            check_range(f"ServedConfig.{name}", getattr(self, name), 1, integer=True)
+        check_range("ServedConfig.meta_lr", self.meta_lr, 0.0)
+        check_range("ServedConfig.alpha_beta_gy", self.alpha_beta_gy, 0.0, lo_open=True)
+        check_range("ServedConfig.seed", self.seed, 0, integer=True)
 
     def reptile(self, member: int) -> ReptileConfig:
         return ReptileConfig(meta_lr=self.meta_lr, n_iterations=self.n_iterations,
@@ -290,9 +287,7 @@ class SF2Model:
             xs = x.repeat(draws, 1)  # [draws * n, d]
             g = gene_gradients(params, xs, self.hi - self.lo, np.tile(z, (draws, 1)),
                                influence_method)
-            with torch.no_grad():
-                p = batched_forward(params, xs[:, None, :], "relu", "sigmoid")[:, 0].numpy()
-            preds[m] = p.reshape(draws, n)
+            preds[m] = forward_each(params, xs).reshape(draws, n)
             grads[m] = g.reshape(draws, n, d)
         flat_pred = preds.reshape(-1, n)
         alphas = alpha_from_sf2(flat_pred, c.alpha_beta_gy)

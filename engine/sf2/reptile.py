@@ -33,15 +33,30 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.core.config import check_choice, check_range
+
 __all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
     "MLP",
+    "OUTPUTS",
     "Reptile",
     "ReptileConfig",
     "TaskBatch",
     "adapt",
     "batched_forward",
+    "check_layer_sizes",
+    "forward_each",
     "sine_tasks",
 ]
+
+
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
+"""Hidden activations of :class:`MLP`."""
+OUTPUTS: tuple[str, ...] = ("sigmoid", "identity")
+"""Output activations of :class:`MLP`."""
+LOSSES: tuple[str, ...] = ("mae", "mse")
+"""Inner-loop losses: mean absolute error (the paper's) or mean squared error."""
 
 
 @dataclass(frozen=True)
@@ -71,11 +86,35 @@ class ReptileConfig:
     seed: int = 0
     """Seed of the initial weights and the task draws."""
 
+    def __post_init__(self) -> None:
+        check_layer_sizes("ReptileConfig.layer_sizes", self.layer_sizes)
+        check_choice("ReptileConfig.activation", self.activation, ACTIVATIONS)
+        check_choice("ReptileConfig.output", self.output, OUTPUTS)
+        check_choice("ReptileConfig.loss", self.loss, LOSSES)
+        check_range("ReptileConfig.inner_lr", self.inner_lr, 0.0)
+        check_range("ReptileConfig.inner_steps", self.inner_steps, 0, integer=True)
+        check_range("ReptileConfig.meta_batch", self.meta_batch, 1, integer=True)
+        check_range("ReptileConfig.meta_lr", self.meta_lr, 0.0)
+        check_range("ReptileConfig.meta_lr_final", self.meta_lr_final, 0.0)
+        check_range("ReptileConfig.n_iterations", self.n_iterations, 1, integer=True)
+        check_range("ReptileConfig.seed", self.seed, 0, integer=True)
+
     def to_dict(self) -> dict:
         """JSON-ready copy (tuples as lists)."""
         out = asdict(self)
         out["layer_sizes"] = list(self.layer_sizes)
         return out
+
+
+def check_layer_sizes(name: str, layer_sizes: tuple[int, ...]) -> None:
+    """Refuse network widths that do not go from an input width ≥ 1 through hidden widths ≥ 1
+    to one output (ValueError naming ``name``, as :func:`engine.core.config.check_range`)."""
+    if len(layer_sizes) < 2:
+        raise ValueError(f"{name} = {layer_sizes!r}; accepted the input width, any hidden "
+                         "widths, then 1")
+    for i, width in enumerate(layer_sizes[:-1]):
+        check_range(f"{name}[{i}]", width, 1, integer=True)
+    check_choice(f"{name}[-1]", layer_sizes[-1], (1,))
 
 
 class MLP(nn.Module):
@@ -86,7 +125,7 @@ class MLP(nn.Module):
         super().__init__()
         if len(layer_sizes) < 2 or layer_sizes[-1] != 1:
             raise ValueError(f"layer_sizes must go from the input width to 1, got {layer_sizes}")
-        if activation not in ("relu", "tanh") or output not in ("sigmoid", "identity"):
+        if activation not in ACTIVATIONS or output not in OUTPUTS:
             raise ValueError(f"unknown activation {activation!r} or output {output!r}")
         self.layer_sizes = tuple(layer_sizes)
         self.activation = activation
@@ -119,6 +158,17 @@ def batched_forward(params: list[torch.Tensor], x: torch.Tensor, activation: str
             h = act(h)
     h = h.squeeze(-1)  # [T, n]
     return torch.sigmoid(h) if output == "sigmoid" else h
+
+
+def forward_each(params: list[torch.Tensor], x: torch.Tensor, activation: str = "relu",
+                 output: str = "sigmoid") -> np.ndarray:
+    """Network t applied to its own input ``x[t]``: params ``[T, ...]``, x ``[T, in]`` → ``[T]``.
+
+    How adapted networks score the line each was adapted for (no gradient). The defaults are
+    the SF2 network's activations (:class:`ReptileConfig`).
+    """
+    with torch.no_grad():
+        return batched_forward(params, x[:, None, :], activation, output)[:, 0].numpy()
 
 
 def _task_loss(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, loss: str) -> torch.Tensor:

@@ -19,7 +19,8 @@ TPM, log2 TPM): a monotone transform leaves RSI unchanged. Per-gene standardised
 with its own population, not the genes with each other.
 
 GARD (Scott et al. 2017, Lancet Oncol 18:202): with β = 0.05 Gy⁻² and α from RSI read as SF2,
-SF2 = exp(−2α − 4β) ⇒ α = −ln(RSI)/2 − 2β, and for n fractions of d Gy
+SF2 = exp(−2α − 4β) ⇒ α = −ln(RSI)/2 − 2β (:func:`engine.core.radiobiology.alpha_from_sf2`), and
+for n fractions of d Gy
 
     GARD = n·d·(α + β·d).
 
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from engine.core.radiobiology import alpha_from_sf2
 from engine.sf2.data import RSI_GENES
 
 __all__ = [
@@ -95,12 +97,9 @@ def rsi(expression: pd.DataFrame | np.ndarray) -> np.ndarray:
 
 def rsi_alpha_per_gy(rsi_value: float | np.ndarray,
                      beta_per_gy2: float = GARD_BETA_PER_GY2) -> np.ndarray:
-    """α (Gy⁻¹) implied by RSI read as SF2: α = −ln(RSI)/2 − 2β; NaN where RSI ≤ 0."""
-    value = np.asarray(rsi_value, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = np.where(value > 0, -np.log(np.where(value > 0, value, 1.0)) / 2.0
-                         - 2.0 * beta_per_gy2, np.nan)
-    return alpha
+    """α (Gy⁻¹) implied by RSI read as SF2 with GARD's fixed β: α = −ln(RSI)/2 − 2β; NaN where
+    RSI ≤ 0 (:func:`engine.core.radiobiology.alpha_from_sf2` with ``beta_per_gy2``)."""
+    return alpha_from_sf2(rsi_value, beta_per_gy2=beta_per_gy2)
 
 
 def gard(

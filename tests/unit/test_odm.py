@@ -14,14 +14,12 @@ from engine.arclids.odm import (
     DoubleDQN,
     ODMConfig,
     ODMEnsemble,
-    QNetwork,
     Transitions,
-    double_dqn_target,
     plan,
-    polyak_update,
     state_columns,
 )
 from engine.core.protocols import load_protocol
+from engine.core.rl import QNetwork, double_dqn_target, polyak_update
 
 NSCLC = load_protocol("nsclc")
 
@@ -40,7 +38,7 @@ def test_polyak_update_moves_target_one_percent_towards_online():
     torch.manual_seed(0)
     online, target = QNetwork(3, 2, 4, 1), QNetwork(3, 2, 4, 1)
     before = [p.clone() for p in target.parameters()]
-    polyak_update(target, online, 0.99)
+    polyak_update(target, online, tau=1.0 - ODMConfig().polyak)  # as DoubleDQN.fit does
     for b, t, o in zip(before, target.parameters(), online.parameters(), strict=True):
         torch.testing.assert_close(t, 0.99 * b + 0.01 * o)
 

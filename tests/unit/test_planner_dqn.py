@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from engine.core.rl import double_dqn_target
 from engine.planner.config import DQNConfig, PlanConfig
 from engine.planner.dqn import (
     DQNPlanner,
     ReplayBuffer,
     _NStepTrace,
     cosine_learning_rate,
-    double_dqn_target,
     greedy_actions,
     linear_epsilon,
 )
@@ -25,15 +25,15 @@ def test_target_selects_with_online_and_evaluates_with_target():
     q_online = torch.tensor([[1.0, 5.0, 3.0]])
     q_target = torch.tensor([[10.0, 2.0, 7.0]])
     mask = torch.tensor([[True, True, True]])
-    y = double_dqn_target(torch.tensor([0.5]), torch.tensor([0.0]), q_online, q_target, mask,
-                          0.9)
+    y = double_dqn_target(torch.tensor([0.5]), torch.tensor([0.0]), q_online, q_target, 0.9,
+                          next_mask=mask)
     assert y.item() == pytest.approx(0.5 + 0.9 * 2.0)  # not max(q_target) = 10
     masked = torch.tensor([[True, False, True]])
-    y = double_dqn_target(torch.tensor([0.5]), torch.tensor([0.0]), q_online, q_target, masked,
-                          0.9)
+    y = double_dqn_target(torch.tensor([0.5]), torch.tensor([0.0]), q_online, q_target, 0.9,
+                          next_mask=masked)
     assert y.item() == pytest.approx(0.5 + 0.9 * 7.0)
-    y = double_dqn_target(torch.tensor([0.5]), torch.tensor([1.0]), q_online, q_target, mask,
-                          0.9)
+    y = double_dqn_target(torch.tensor([0.5]), torch.tensor([1.0]), q_online, q_target, 0.9,
+                          next_mask=mask)
     assert y.item() == pytest.approx(0.5)
 
 
@@ -53,7 +53,7 @@ def test_double_dqn_target_solves_a_tiny_mdp():
     for sweep in range(60):
         for s, a, r, s2, done in transitions:
             y = double_dqn_target(torch.tensor([r]), torch.tensor([float(done)]),
-                                  online[s2][None], target[s2][None], mask, gamma)
+                                  online[s2][None], target[s2][None], gamma, next_mask=mask)
             online[s, a] = y.item()
         if sweep % 5 == 4:
             target = online.clone()

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.core.radiobiology import (
+    alpha_from_sf2,
     bed,
     eqd2,
     geud,
@@ -19,8 +20,10 @@ from engine.core.radiobiology import (
     lkb_ntcp,
     logistic_outcome,
     logistic_tcp,
+    lq_survival,
     lql_effect,
     normalise_geud,
+    sf2_from_alpha,
 )
 
 alpha_beta = st.floats(0.5, 20.0)
@@ -172,3 +175,74 @@ def test_population_models_increasing(d1, d2):
     lo, hi = sorted((d1, d2))
     assert logistic_tcp(hi, 84.5, 1.5) >= logistic_tcp(lo, 84.5, 1.5)
     assert lkb_ntcp(hi, 30.8, 0.37) >= lkb_ntcp(lo, 30.8, 0.37)
+
+
+# --------------------------------------------------------------------------------------------
+# LQ survival and SF2 ↔ α
+
+alpha = st.floats(0.01, 1.5)
+beta = st.floats(0.0, 0.2)
+sf2 = st.floats(1e-4, 0.9999)
+
+
+def test_lq_survival_hand_computed():
+    # α 0.3, β 0.03: one 2 Gy fraction exp(−0.72); 30 of them exp(−21.6).
+    assert lq_survival(2.0, 0.3, 0.03) == pytest.approx(math.exp(-0.72))
+    assert lq_survival(2.0, 0.3, 0.03, n_fractions=30) == pytest.approx(math.exp(-21.6))
+    assert lq_survival(0.0, 0.3, 0.03) == 1.0
+    d = np.array([[0.0, 1.0, 2.0]])
+    np.testing.assert_allclose(lq_survival(d, np.array([[0.1], [0.4]]), 0.0),
+                               np.exp(-np.array([[0.1], [0.4]]) * d))
+
+
+def test_lq_survival_torch_matches_numpy_with_gradients():
+    d = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    s = lq_survival(d, 0.3, 0.03, 5)
+    np.testing.assert_allclose(s.detach().numpy(), lq_survival(np.array([1.0, 2.0, 3.0]),
+                                                               0.3, 0.03, 5))
+    s.sum().backward()
+    assert torch.all(d.grad < 0)
+
+
+@given(alpha, beta, st.floats(0.0, 20.0), st.floats(0.001, 5.0), fractions)
+def test_lq_survival_monotone_in_dose(a, b, d, step, n):
+    low, high = lq_survival(d, a, b, n), lq_survival(d + step, a, b, n)
+    assert 0.0 <= high <= low <= 1.0
+    assert high < low or low == 0.0
+
+
+@given(alpha, beta)
+def test_two_gy_survival_is_sf2(a, b):
+    assert sf2_from_alpha(a, beta_per_gy2=b) == lq_survival(2.0, a, b)
+    assert sf2_from_alpha(a, beta_per_gy2=b) == pytest.approx(math.exp(-2 * a - 4 * b))
+    assert sf2_from_alpha(a, 10.0) == pytest.approx(lq_survival(2.0, a, a / 10.0), rel=1e-12)
+
+
+@given(sf2, alpha_beta)
+def test_sf2_alpha_round_trip_at_fixed_alpha_beta(s, ab):
+    a = alpha_from_sf2(s, ab)
+    assert a > 0
+    assert sf2_from_alpha(a, ab) == pytest.approx(s, rel=1e-9)
+
+
+@given(sf2, beta)
+def test_sf2_alpha_round_trip_at_fixed_beta(s, b):
+    a = alpha_from_sf2(s, beta_per_gy2=b)
+    assert sf2_from_alpha(a, beta_per_gy2=b) == pytest.approx(s, rel=1e-9)
+
+
+@given(alpha, alpha_beta)
+def test_alpha_sf2_round_trip(a, ab):
+    assert alpha_from_sf2(sf2_from_alpha(a, ab), ab) == pytest.approx(a, rel=1e-9)
+
+
+def test_alpha_from_sf2_domain():
+    # Fixed α/β: α > 0 only for SF2 in (0, 1); fixed β: any SF2 > 0 (α < 0 above exp(−4β)).
+    assert np.isnan(alpha_from_sf2([0.0, 1.0, 1.2, -0.1], 10.0)).all()
+    out = alpha_from_sf2([0.0, 1.2, -0.1], beta_per_gy2=0.05)
+    assert np.isnan(out[[0, 2]]).all() and out[1] == pytest.approx(-math.log(1.2) / 2 - 0.1)
+    assert float(alpha_from_sf2(math.exp(-0.2), beta_per_gy2=0.05)) == pytest.approx(0.0)
+    for kwargs in ({}, {"alpha_beta_gy": 10.0, "beta_per_gy2": 0.05}, {"alpha_beta_gy": 0.0},
+                   {"beta_per_gy2": -0.01}):
+        with pytest.raises(ValueError):
+            alpha_from_sf2(0.5, **kwargs)

@@ -15,11 +15,11 @@ from engine.arclids.cohort import generate_cohort
 from engine.arclids.evaluation import auroc, log_loss
 from engine.arclids.geud import adapted_geud_norm, received_geud_norm
 from engine.arclids.graphs import feature_graph
+from engine.arclids.nets import GraphNet
 from engine.arclids.rtoe import (
     T_MAX,
     T_MIN,
     EnsembleOutcomeModel,
-    GraphNet,
     OutcomeEstimator,
     RTOEConfig,
     oversample_indices,

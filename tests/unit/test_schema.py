@@ -17,13 +17,12 @@ from hypothesis import strategies as st
 from engine.core import schema
 from engine.core.protocols import load_protocol
 from engine.core.schema import (
-    Problem,
-    SchemaError,
     column_specs,
     columns_markdown,
     read_cases,
     validate_dataframe,
 )
+from engine.core.tabular import Problem, SchemaError
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests" / "data" / "bad"

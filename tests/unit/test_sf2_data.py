@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.core.schema import SchemaError
+from engine.core.tabular import SchemaError
 from engine.sf2.data import (
     LUNG_HISTOLOGY_LABELS,
     RSI_GENES,

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
+from engine.core.radiobiology import alpha_from_sf2
 from engine.platform import registry
 from engine.sf2.data import load_panel, read_expression_upload
 from engine.sf2.features import FeatureConfig
 from engine.sf2.influence import gene_gradients, influence_map
-from engine.sf2.model import ServedConfig, alpha_from_sf2, load_served_sf2, train_sf2
+from engine.sf2.model import DEFAULT_ALPHA_BETA_GY, ServedConfig, load_served_sf2, train_sf2
 from engine.sf2.reptile import MLP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,11 +34,12 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 def test_alpha_from_sf2():
     # α/β = 10: SF2 = exp(-2α - 0.4α) = exp(-2.4α).
-    assert float(alpha_from_sf2(0.5)) == pytest.approx(-math.log(0.5) / 2.4)
+    assert DEFAULT_ALPHA_BETA_GY == 10.0
+    assert float(alpha_from_sf2(0.5, DEFAULT_ALPHA_BETA_GY)) == pytest.approx(-math.log(0.5) / 2.4)
     alpha = float(alpha_from_sf2(0.3, 3.0))
     beta = alpha / 3.0
     assert math.exp(-2 * alpha - 4 * beta) == pytest.approx(0.3)
-    assert np.isnan(alpha_from_sf2([1.0, 1.2, 0.0])).all()
+    assert np.isnan(alpha_from_sf2([1.0, 1.2, 0.0], DEFAULT_ALPHA_BETA_GY)).all()
 
 
 def test_load_and_predict_examples(tiny_dir):
@@ -51,7 +53,7 @@ def test_load_and_predict_examples(tiny_dir):
     assert [p.sample_id for p in preds] == list(up.samples.index)
     for p in preds:
         assert 0 < p.sf2 < 1 and p.sf2_sd > 0
-        assert p.alpha_per_gy == pytest.approx(float(alpha_from_sf2(p.sf2)))
+        assert p.alpha_per_gy == pytest.approx(float(alpha_from_sf2(p.sf2, p.alpha_beta_gy)))
         assert p.beta_per_gy2 == pytest.approx(p.alpha_per_gy / 10.0)
         assert p.adapted_on["subgroup"] == "tissue: autonomic_ganglia"
         assert p.rsi is not None and p.gard is not None and p.gard_regimen["n_fractions"] == 30

@@ -15,6 +15,7 @@ from engine.sf2.reptile import (
     _task_loss,
     adapt,
     batched_forward,
+    forward_each,
     sine_tasks,
 )
 
@@ -51,6 +52,18 @@ def test_adapt_moves_each_task_towards_its_own_targets_only():
     after = batched_forward(params, x, "relu", "sigmoid")
     assert (after[0] - 0.9).abs().mean() < (before[0] - 0.9).abs().mean()
     torch.testing.assert_close(after[1], before[1])
+
+
+def test_forward_each_scores_each_network_on_its_own_input():
+    torch.manual_seed(2)
+    nets = [MLP((3, 8, 1), "relu", "sigmoid") for _ in range(4)]
+    params = [torch.stack(ps) for ps in zip(*(n.flat_params() for n in nets), strict=True)]
+    x = torch.rand(4, 3)
+    got = forward_each(params, x)
+    assert isinstance(got, np.ndarray) and got.shape == (4,)
+    with torch.no_grad():
+        expected = [float(net(x[t : t + 1])[0]) for t, net in enumerate(nets)]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
 def test_meta_update_is_beta_times_mean_adaptation_step():
