@@ -17,7 +17,7 @@ from engine import settings
 from engine.arclids.architectures import REFERENCE
 from engine.arclids.learning import load_version_model
 from engine.arclids.outcomes import OutcomeModel
-from engine.platform import registry
+from engine.arclids.serving import LOAD_ERRORS, one_line
 from engine.platform.store import ModelVersionInfo, Store
 
 __all__ = [
@@ -86,8 +86,8 @@ def served_model(protocol_name: str, store: Store) -> Served:
     try:
         model = load_version_model(protocol_name, info.arch, info.location, info.version,
                                    _label(info))
-    except (registry.ArtifactError, OSError, KeyError, ValueError, RuntimeError) as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except LOAD_ERRORS as exc:
+        why = one_line(exc)
         return Served(fallback, store.model_version(fallback.version),
                       f"The promoted version {info.version} could not be loaded ({why}); "
                       f"serving {fallback.version} instead.")

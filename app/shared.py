@@ -3,24 +3,23 @@
 Paths come from this file's location so the app runs from any working directory. Nothing here
 is per-session; sessions keep their own state in ``reactive.value``.
 
-Outcome models. Per protocol the app offers the learned ensembles of ``models/`` (GLoGD-GNN,
-Single-GNN, logistic regression; ``$ARTDS_MODELS_DIR`` overrides the folder) and the virtual
-trial's reference model. A learned model that does not load (missing or tampered artifacts) is
-left out of the choices and its one-line error is kept in :data:`MODEL_ERRORS` for the UI to
-show: the app never crashes on it and never pretends to serve a model it does not have. The
-default is the GLoGD-GNN ensemble when it loads, else the reference model.
-
-Decision makers. Per protocol and learned outcome model, the Double-DQN ensemble trained against
-exactly that model version (:func:`engine.arclids.odm_train.odm_for_model`) is loaded once; when
-there is
-none (reference truth, logistic baseline, missing or stale artifacts) the recommendation is the
-exact reward argmax and :data:`DECISION_MAKERS` keeps the one-line reason, which the panels show.
+Outcome models and decision makers come from the engine's serving catalogue
+(:func:`engine.arclids.serving.load_catalogue`), loaded once per protocol: the learned ensembles
+of ``models/`` that load (GLoGD-GNN, Single-GNN, logistic regression; ``$ARTDS_MODELS_DIR``
+overrides the folder), then the virtual trial's reference model; the one-line reason of each
+learned model left out (:data:`MODEL_ERRORS`), which the UI shows; per model, the Double-DQN
+ensemble trained against exactly that model version or the one-line reason the recommendation is
+the exact reward argmax (:data:`DECISION_MAKERS`). The app never crashes on a model that does not
+load and never pretends to serve one it does not have; the loading policy is the engine's, the
+same as ``artds recommend``'s. The saved evaluations come from
+:func:`engine.arclids.rtoe_eval.load_rtoe_review` and
+:func:`engine.arclids.odm_eval.load_odm_review`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,19 @@ import plotly
 from htmltools import TagList, tags
 
 from engine import settings
-from engine.arclids.architectures import ARCH_KEYS, REFERENCE, SERVED_ARCH, choice_label
+from engine.arclids.architectures import REFERENCE
 from engine.arclids.cohort import ReferenceModel, population_table
+from engine.arclids.odm_eval import OdmReview, load_odm_review
 from engine.arclids.outcomes import OutcomeModel
+from engine.arclids.rtoe_eval import RtoeReview, load_rtoe_review
+from engine.arclids.serving import Catalogue, ModelChoice, load_catalogue, one_line
 from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol
 from engine.core.schema import read_cases
 from engine.platform import registry
 
 __all__ = [
     "APP_DIR",
+    "CATALOGUES",
     "DECISION_MAKERS",
     "DEFAULT_MODEL",
     "EVALUATIONS",
@@ -53,14 +56,7 @@ __all__ = [
     "REFERENCE_MODELS",
     "STARTUP_CASES",
     "WWW_DIR",
-    "Evaluation",
-    "ModelChoice",
-    "OdmReview",
     "decision_maker",
-    "load_decision_makers",
-    "load_evaluation",
-    "load_model_choices",
-    "load_odm_review",
     "model_caveat",
     "with_code",
 ]
@@ -71,170 +67,29 @@ PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.mi
 """plotly.js shipped inside the plotly package; served locally, never from a CDN."""
 
 
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """One entry of the "Outcome model" selector."""
-
-    key: str
-    """``"glogd"``, ``"single"``, ``"logistic"`` or ``"reference"``."""
-    choice_label: str
-    """What the selector shows, e.g. "GLoGD-GNN ensemble (served)"."""
-    model: OutcomeModel
-    """The loaded, read-only model."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """A protocol's saved outcome-estimator evaluation (hash-checked when loaded)."""
-
-    summary: dict[str, Any]
-    """``engine.arclids.rtoe_train.summarise_evaluation``: metrics per architecture and
-    "tcp"/"ntcp"."""
-    payload: dict[str, Any]
-    """The raw evaluation payload (per-split ROC points under ``architectures``)."""
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def load_model_choices(
-    protocol_name: str, models_dir: Path | None = None
-) -> tuple[dict[str, ModelChoice], dict[str, str]]:
-    """Learned ensembles that load, then the reference model; errors of those that do not.
-
-    Args:
-        protocol_name: the protocol.
-        models_dir: the models folder (default: ``engine.settings.models_dir()``).
-
-    Returns:
-        (choices keyed "glogd"/"single"/"logistic"/"reference" in selector order, the one-line
-        error of every learned model left out).
-    """
-    choices: dict[str, ModelChoice] = {}
-    errors: dict[str, str] = {}
-    try:
-        from engine.arclids.rtoe_train import load_served_model
-    except ImportError as exc:  # learned models need torch; the reference model does not
-        errors = {arch: f"learned models unavailable ({exc})" for arch in ARCH_KEYS}
-    else:
-        for arch in ARCH_KEYS:
-            try:
-                model = load_served_model(protocol_name, arch, models_dir)
-            except registry.ArtifactError as exc:
-                errors[arch] = _one_line(exc)
-                continue
-            except (RuntimeError, KeyError, TypeError, ValueError, OSError) as exc:
-                # Artifacts that pass the hash check but do not fit this code (e.g. saved by
-                # another version): still one line in the UI, never a crash.
-                errors[arch] = f"could not be loaded ({type(exc).__name__}: {_one_line(exc)})"
-                continue
-            choices[arch] = ModelChoice(arch, choice_label(arch), model)
-    choices[REFERENCE] = ModelChoice(REFERENCE, choice_label(REFERENCE),
-                                     ReferenceModel(protocol_name))
-    return choices, errors
-
-
-def load_evaluation(
-    protocol_name: str, models_dir: Path | None = None
-) -> tuple[Evaluation | None, str | None]:
-    """The protocol's saved evaluation, or None and the one-line reason it did not load."""
-    try:
-        from engine.arclids.rtoe_train import load_evaluation, summarise_evaluation
-    except ImportError as exc:
-        return None, f"learned models unavailable ({exc})"
-    try:
-        payload, meta = load_evaluation(protocol_name, models_dir)  # read and hash-checked once
-        return Evaluation(summary=summarise_evaluation(payload, meta), payload=payload), None
-    except (registry.ArtifactError, KeyError, TypeError, ValueError, OSError) as exc:
-        return None, _one_line(exc)
-
-
-@dataclass(frozen=True)
-class OdmReview:
-    """A protocol's saved decision-maker and synthetic-patient checks (hash-checked on load)."""
-
-    odm: dict[str, Any] | None
-    """``artds evaluate odm`` payload (per architecture, with per-case rows), None if absent."""
-    odm_summary: dict[str, Any] | None
-    """:func:`engine.arclids.odm_train.summarise_odm_evaluation` of it (stale flags included)."""
-    gan: dict[str, Any] | None
-    """The GAN's distribution checks (per-feature JSD and histograms), None if absent."""
-    errors: dict[str, str]
-    """One-line reasons for what did not load, keyed "odm" / "gan"."""
-
-
-def load_decision_makers(
-    protocol_name: str, choices: dict[str, ModelChoice], models_dir: Path | None = None
-) -> dict[str, tuple[Any, str | None]]:
-    """Per model choice: (the ODM ensemble serving it, None) or (None, why there is none)."""
-    try:
-        from engine.arclids.odm_train import OdmUnavailable, odm_for_model
-    except ImportError as exc:
-        return {key: (None, f"decision makers unavailable ({exc})") for key in choices}
-    out: dict[str, tuple[Any, str | None]] = {}
-    for key, choice in choices.items():
-        try:
-            out[key] = (odm_for_model(protocol_name, choice.model, models_dir), None)
-        except OdmUnavailable as exc:
-            out[key] = (None, _one_line(exc))
-        except (RuntimeError, KeyError, TypeError, ValueError, OSError) as exc:
-            out[key] = (None, f"decision maker could not be loaded ({type(exc).__name__}: "
-                              f"{_one_line(exc)}); the exact argmax of the reward is shown")
-    return out
-
-
-def load_odm_review(protocol_name: str, models_dir: Path | None = None) -> OdmReview:
-    """The saved ODM evaluation and GAN checks of a protocol, each None with a reason if absent."""
-    errors: dict[str, str] = {}
-    odm = summary = gan = None
-    try:
-        from engine.arclids.odm_train import (
-            load_gan_evaluation,
-            load_odm_evaluation,
-            served_rtoe_versions,
-            summarise_odm_evaluation,
-        )
-    except ImportError as exc:
-        return OdmReview(None, None, None, {"odm": str(exc), "gan": str(exc)})
-    try:
-        odm, meta = load_odm_evaluation(protocol_name, models_dir)
-        summary = summarise_odm_evaluation(
-            odm, meta, served_rtoe_versions(protocol_name, models_dir))
-    except (registry.ArtifactError, KeyError, TypeError, ValueError, OSError) as exc:
-        odm, errors["odm"] = None, _one_line(exc)
-    try:
-        gan = load_gan_evaluation(protocol_name, models_dir)
-    except (registry.ArtifactError, KeyError, TypeError, ValueError, OSError) as exc:
-        errors["gan"] = _one_line(exc)
-    return OdmReview(odm, summary, gan, errors)
-
-
 PROTOCOLS: dict[str, Protocol] = {name: load_protocol(name) for name in PROTOCOL_NAMES}
-_LOADED = {name: load_model_choices(name) for name in PROTOCOL_NAMES}
-MODEL_CHOICES: dict[str, dict[str, ModelChoice]] = {n: c for n, (c, _) in _LOADED.items()}
-"""Per protocol, the outcome models that loaded, in selector order (learned, then reference)."""
-MODEL_ERRORS: dict[str, dict[str, str]] = {n: e for n, (_, e) in _LOADED.items()}
-"""Per protocol, the one-line load error of each learned model left out (empty when all load)."""
-DEFAULT_MODEL: dict[str, str] = {
-    name: SERVED_ARCH if SERVED_ARCH in choices else REFERENCE
-    for name, choices in MODEL_CHOICES.items()
+CATALOGUES: dict[str, Catalogue] = {name: load_catalogue(name) for name in PROTOCOL_NAMES}
+"""Per protocol, the serving catalogue: outcome models, their load errors, decision makers."""
+MODEL_CHOICES: dict[str, Mapping[str, ModelChoice]] = {
+    n: c.choices for n, c in CATALOGUES.items()
 }
+"""Per protocol, the outcome models that loaded, in selector order (learned, then reference)."""
+MODEL_ERRORS: dict[str, Mapping[str, str]] = {n: c.errors for n, c in CATALOGUES.items()}
+"""Per protocol, the one-line load error of each learned model left out (empty when all load)."""
+DEFAULT_MODEL: dict[str, str] = {name: c.default_key for name, c in CATALOGUES.items()}
 """Per protocol, the key of the model a new session serves."""
 REFERENCE_MODELS: dict[str, OutcomeModel] = {
     name: MODEL_CHOICES[name][REFERENCE].model for name in PROTOCOL_NAMES
 }
 """The virtual trial's reference (ground-truth) model per protocol."""
-_EVALUATED = {name: load_evaluation(name) for name in PROTOCOL_NAMES}
-EVALUATIONS: dict[str, Evaluation | None] = {n: e for n, (e, _) in _EVALUATED.items()}
+_EVALUATED = {name: load_rtoe_review(name) for name in PROTOCOL_NAMES}
+EVALUATIONS: dict[str, RtoeReview | None] = {n: e for n, (e, _) in _EVALUATED.items()}
 """Per protocol, the saved outcome-estimator evaluation, None when there is none."""
 EVALUATION_ERRORS: dict[str, str | None] = {n: err for n, (_, err) in _EVALUATED.items()}
 """Per protocol, why the evaluation did not load (None when it did)."""
 
-DECISION_MAKERS: dict[str, dict[str, tuple[Any, str | None]]] = {
-    name: load_decision_makers(name, MODEL_CHOICES[name]) for name in PROTOCOL_NAMES
+DECISION_MAKERS: dict[str, Mapping[str, tuple[Any, str | None]]] = {
+    name: c.decision_makers for name, c in CATALOGUES.items()
 }
 """Per protocol and model key: (ODM ensemble, None) or (None, one-line reason it is absent)."""
 ODM_REVIEWS: dict[str, OdmReview] = {name: load_odm_review(name) for name in PROTOCOL_NAMES}
@@ -243,10 +98,7 @@ ODM_REVIEWS: dict[str, OdmReview] = {name: load_odm_review(name) for name in PRO
 
 def decision_maker(protocol_name: str, model: OutcomeModel) -> tuple[Any, str | None]:
     """(ODM ensemble, None) serving ``model``, or (None, the reason) — looked up, never loaded."""
-    for key, choice in MODEL_CHOICES[protocol_name].items():
-        if choice.model is model:
-            return DECISION_MAKERS[protocol_name][key]
-    return None, "no decision maker is trained for this model; the exact argmax is shown"
+    return CATALOGUES[protocol_name].decision_maker_for(model)
 
 
 POPULATIONS: dict[str, pd.DataFrame] = {name: population_table(name) for name in PROTOCOL_NAMES}
@@ -301,14 +153,14 @@ def load_sf2() -> tuple[Any, str | None, dict[str, Any] | None, str | None]:
         model = load_served_sf2()
     except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
             RuntimeError, OSError) as exc:
-        model_error = _one_line(exc)
+        model_error = one_line(exc)
     try:
         from engine.sf2.evaluate import load_evaluation as load_sf2_evaluation
 
         evaluation, _ = load_sf2_evaluation()
     except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
             OSError) as exc:
-        evaluation_error = _one_line(exc)
+        evaluation_error = one_line(exc)
     return model, model_error, evaluation, evaluation_error
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from engine.arclids.odm_train import load_gan_evaluation, load_odm_evaluation
+from engine.arclids.serving import load_gan_evaluation, load_odm_evaluation
 from engine.core.protocols import PROTOCOL_NAMES, load_protocol
 from engine.figures.odm_review import gan_overlay_figure, odm_decisions_figure
 from engine.platform.registry import ArtifactError

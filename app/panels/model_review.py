@@ -17,6 +17,7 @@ from app.panels.odm_review import odm_review_server, odm_review_ui
 from app.plots import output_figure, render_figure
 from engine.arclids.architectures import ARCH_KEYS, SERVED_ARCH, arch_label
 from engine.arclids.outcomes import OutcomeCurves
+from engine.arclids.rtoe_eval import RtoeReview
 from engine.core.protocols import Protocol
 from engine.core.schema import case_labels
 from engine.figures.model_review import (
@@ -154,7 +155,7 @@ def model_review_server(
     odm_review_server("odm", protocol=protocol)
 
     @reactive.calc
-    def evaluation() -> shared.Evaluation | None:
+    def evaluation() -> RtoeReview | None:
         return shared.EVALUATIONS[protocol().name]
 
     @render.ui

@@ -16,6 +16,7 @@ from shiny import module, reactive, render, ui
 from app import shared
 from app.plots import output_figure, render_figure
 from engine.arclids.architectures import arch_label
+from engine.arclids.odm_eval import OdmReview
 from engine.core.protocols import Protocol
 from engine.figures.odm_review import (
     gan_overlay_figure,
@@ -139,7 +140,7 @@ def odm_review_ui() -> ui.TagList:
 @module.server
 def odm_review_server(input, output, session, *, protocol: Callable[[], Protocol]) -> None:
     @reactive.calc
-    def review() -> shared.OdmReview:
+    def review() -> OdmReview:
         return shared.ODM_REVIEWS[protocol().name]
 
     @render.ui

@@ -17,7 +17,7 @@ What the candidate is scored on, next to the version serving when the job ran:
   an outcome among the clinic's cases, else it is reported as not computable, with the reason.
 * **a fresh virtual cohort** (2,000 simulated patients, never trained on): AUROC against the
   outcomes drawn there, the Bayes ceiling, Brier, monotonicity violations and ensemble spread,
-  as for the shipped models (``engine.arclids.rtoe_train.evaluate_members``).
+  as for the shipped models (``engine.arclids.rtoe_eval.evaluate_members``).
 
 Artifacts go through :mod:`engine.platform.registry` (state_dicts, manifest with sha256, seed,
 config, data hash) into a folder of their own under the learning directory (``$ARTDS_LEARNING_DIR``,
@@ -173,7 +173,7 @@ def _base_config(protocol: Protocol, arch: str, outcome: str, budget: Budget,
                  seed: int) -> Any:
     """The served version's member configuration (from models/), with the budget applied."""
     from engine.arclids.rtoe import RTOEConfig
-    from engine.arclids.rtoe_train import member_name
+    from engine.arclids.serving import member_name
     from engine.platform import registry
 
     try:
@@ -211,7 +211,7 @@ def load_version_model(protocol_name: str, arch: str, location: Path | str,
                        version: str, label: str) -> Any:
     """The ensemble of a Learning Mode version (hash-checked; the version must match)."""
     from engine.arclids.rtoe import EnsembleOutcomeModel
-    from engine.arclids.rtoe_train import member_name
+    from engine.arclids.serving import member_name
     from engine.platform import registry
 
     protocol = load_protocol(protocol_name)
@@ -269,7 +269,9 @@ def train_version(
         ValueError: no training data (no clinic case and no pooling).
     """
     from engine.arclids.rtoe import OutcomeEstimator
-    from engine.arclids.rtoe_train import evaluate_members, member_name, stratified_splits
+    from engine.arclids.rtoe_eval import evaluate_members
+    from engine.arclids.rtoe_train import stratified_splits
+    from engine.arclids.serving import member_name
     from engine.platform import registry
 
     protocol = load_protocol(config.protocol)
@@ -457,7 +459,7 @@ def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
 
 def _serving(store: Any, config: LearningConfig) -> tuple[Any | None, Any | None]:
     """The model serving the protocol now (a Learning Mode version, else the shipped one)."""
-    from engine.arclids.rtoe_train import load_served_model
+    from engine.arclids.serving import load_served_model
     from engine.platform import registry
 
     info = store.serving_version(config.protocol)

@@ -1,4 +1,4 @@
-"""Training, validation and evaluation of the RT outcome estimators (RTOE).
+"""Training and validation of the RT outcome estimators (RTOE).
 
 Follows ARCliDS S4.2: a grid search scored by AUROC over 10 stratified shuffle 80/20 splits (the
 minority class oversampled inside each training split), a rerun of the validation with the best
@@ -7,10 +7,9 @@ Every job is an independent call of :func:`_fit_job`, mapped over an :mod:`engin
 (local process pool by default, a Ray cluster when asked), so results are identical whatever
 runs them.
 
-Evaluation goes beyond the paper because the virtual trial's truth is known: each ensemble is
-scored on a fresh virtual cohort of 2,000 patients against the outcomes drawn there and against
-the Bayes ceiling (the truth's own AUROC on the same draws), with the Brier score, the share of
-patients whose predicted probability falls anywhere along the dose grid, and the ensemble spread.
+:func:`train_rtoe` saves the members under the names of :mod:`engine.arclids.serving` (which loads
+them back) and scores each ensemble on a fresh virtual cohort (:mod:`engine.arclids.rtoe_eval`),
+with a learning curve over training-cohort sizes; the payload is saved as the evaluation.
 """
 
 from __future__ import annotations
@@ -26,33 +25,32 @@ import numpy as np
 import pandas as pd
 
 from engine import settings
-from engine.arclids.architectures import ARCH_KEYS, SERVED_ARCH, arch_label
-from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort, load_trial_spec
+from engine.arclids.architectures import ARCH_KEYS
+from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort
 from engine.arclids.evaluation import auroc, log_loss
-from engine.arclids.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
+from engine.arclids.rtoe_eval import EVAL_COHORT_SEED, EVAL_COHORT_SIZE, evaluate_members
+from engine.arclids.serving import (
+    N_RTOE_MEMBERS,
+    RTOE_FAMILY,
+    member_name,
+    rtoe_evaluation_name,
+)
 from engine.core.protocols import Protocol, load_protocol
 from engine.platform import registry
 from engine.platform.executor import Executor
 
 __all__ = [
-    "EVAL_COHORT_SEED",
     "GRIDS",
     "LEARNING_CURVE_SIZES",
     "GridSpec",
     "cross_validate",
-    "evaluate_members",
     "roc_points",
     "stratified_splits",
 ]
 
-N_MEMBERS = 5
-"""Ensemble members trained on all data with the best setting (the paper's 5)."""
 N_SPLITS = 10
 """Stratified shuffle 80/20 splits per grid point (the paper's 10)."""
-EVAL_COHORT_SEED = 90_001
-"""Seed of the fresh virtual cohort every model is scored on (never used for training)."""
-EVAL_COHORT_SIZE = 2_000
-"""Patients in the fresh evaluation cohort."""
 LEARNING_CURVE_SIZES = (67, 200, 1000)
 """Training-cohort sizes of the learning curve."""
 _LEARNING_CURVE_SEED = 70_000
@@ -138,14 +136,6 @@ def training_cases(
         n_patients=n_patients,
     )
     return cohort.complete_table
-
-
-@cache
-def evaluation_cohort(protocol_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fresh virtual cohort (table, truth) that no model trains on."""
-    cohort = generate_cohort(protocol_name, seed=EVAL_COHORT_SEED, n_patients=EVAL_COHORT_SIZE)
-    keep = cohort.table["complete"].to_numpy()
-    return (cohort.table[keep].reset_index(drop=True), cohort.truth[keep].reset_index(drop=True))
 
 
 def stratified_splits(
@@ -377,7 +367,7 @@ def member_jobs(
     outcome: str,
     config: RTOEConfig,
     *,
-    n_members: int = N_MEMBERS,
+    n_members: int = N_RTOE_MEMBERS,
     n_patients: int | None = None,
     trial_seed: int | None = None,
 ) -> list[FitJob]:
@@ -398,74 +388,7 @@ def member_jobs(
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation on a fresh virtual cohort
-
-
-def evaluate_members(
-    protocol: Protocol, outcome: str, members: Sequence[OutcomeEstimator]
-) -> dict[str, float]:
-    """Score an ensemble of one outcome on the fresh virtual cohort.
-
-    Returns ``auroc_vs_truth`` (ensemble-mean probability at each patient's received dose
-    against the outcomes drawn there), ``auroc_bayes_ceiling`` (the true probabilities' AUROC on
-    the same draws), ``brier``, ``monotonicity_violation_rate`` (share of patients whose mean
-    predicted probability decreases anywhere along the dose grid by more than 1e-6) and
-    ``ensemble_sd_mean`` (mean over patients and doses of the members' standard deviation).
-    """
-    table, truth = evaluation_cohort(protocol.name)
-    y = table[outcome].to_numpy().astype(int)
-    at_received = np.stack([m.predict_proba(table) for m in members])  # [M, P]
-    curves = np.stack([m.predict_proba(table, protocol.dose_grid()) for m in members])  # [M,P,D]
-    mean_received = at_received.mean(axis=0)
-    mean_curve = curves.mean(axis=0)
-    decreasing = (np.diff(mean_curve, axis=1) < -1e-6).any(axis=1)
-    return {
-        "auroc_vs_truth": auroc(mean_received, y),
-        "auroc_bayes_ceiling": auroc(truth[f"p_{outcome}"].to_numpy(), y),
-        "brier": float(np.mean((mean_received - y) ** 2)),
-        "monotonicity_violation_rate": float(decreasing.mean()),
-        "ensemble_sd_mean": float(curves.std(axis=0, ddof=1).mean()) if len(members) > 1 else 0.0,
-        "n_eval_cases": len(y),
-        "n_eval_events": int(y.sum()),
-    }
-
-
-def ensemble_model(
-    protocol: Protocol,
-    tcp_members: Sequence[OutcomeEstimator],
-    ntcp_members: Sequence[OutcomeEstimator],
-    *,
-    arch: str,
-    version: str,
-    warnings: Sequence[str] = (),
-) -> EnsembleOutcomeModel:
-    """The servable outcome model of one architecture."""
-    label = (f"{arch_label(arch)} ensemble ({len(tcp_members)} members, "
-             "trained on the virtual trial)")
-    return EnsembleOutcomeModel(
-        protocol,
-        list(tcp_members),
-        list(ntcp_members),
-        name=f"rtoe-{arch}",
-        label=label,
-        version=version,
-        warnings=warnings,
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # The whole pipeline: grid search, ensembles, artifacts, evaluation, learning curve
-
-FAMILY = "rtoe"
-"""Artifact family of the outcome estimators under models/."""
-
-
-def member_name(protocol_name: str, arch: str, outcome: str, k: int) -> str:
-    return f"{protocol_name}_{arch}_{outcome}_{k}"
-
-
-def evaluation_name(protocol_name: str) -> str:
-    return f"{protocol_name}_evaluation"
 
 
 def train_rtoe(
@@ -530,7 +453,7 @@ def train_rtoe(
                 config = RTOEConfig.from_dict(job.config)
                 registry.save_artifact(
                     models_dir,
-                    FAMILY,
+                    RTOE_FAMILY,
                     member_name(protocol_name, arch, outcome, k),
                     result["state"],
                     seed=config.seed,
@@ -553,8 +476,8 @@ def train_rtoe(
         )
     registry.save_json_artifact(
         models_dir,
-        FAMILY,
-        evaluation_name(protocol_name),
+        RTOE_FAMILY,
+        rtoe_evaluation_name(protocol_name),
         payload,
         seed=seed,
         config={"grid": grid_name, "archs": list(archs), "select_by": select_by},
@@ -610,105 +533,3 @@ def _learning_curve(
             }
         )
     return rows
-
-
-def load_members(
-    protocol_name: str, arch: str, outcome: str, models_dir: Any = None
-) -> tuple[list[OutcomeEstimator], list[Any]]:
-    """The saved ensemble members of one architecture and outcome (hash-checked)."""
-
-    models_dir = settings.models_dir() if models_dir is None else models_dir
-    protocol = load_protocol(protocol_name)
-    members, metas = [], []
-    for k in range(N_MEMBERS):
-        state, meta = registry.load_artifact(
-            models_dir, FAMILY, member_name(protocol_name, arch, outcome, k)
-        )
-        config = RTOEConfig.from_dict(meta.config)
-        members.append(OutcomeEstimator.from_state_dict(protocol, outcome, config, state))
-        metas.append(meta)
-    return members, metas
-
-
-def load_served_model(
-    protocol_name: str, arch: str = SERVED_ARCH, models_dir: Any = None
-) -> EnsembleOutcomeModel:
-    """The learned ensemble the app serves; raises registry.ArtifactError when missing/tampered."""
-    protocol = load_protocol(protocol_name)
-    tcp, tcp_meta = load_members(protocol_name, arch, protocol.target.outcome, models_dir)
-    ntcp, ntcp_meta = load_members(protocol_name, arch, protocol.oar.outcome, models_dir)
-    version = registry.ensemble_version(
-        "rtoe", protocol_name, arch, [m.sha256 for m in [*tcp_meta, *ntcp_meta]], hex_per_member=4
-    )
-    return ensemble_model(
-        protocol, tcp, ntcp, arch=arch, version=version,
-        warnings=stale_trial_warnings(protocol_name, [*tcp_meta, *ntcp_meta]),
-    )
-
-
-def stale_trial_warnings(protocol_name: str, metas: Sequence[Any]) -> list[str]:
-    """A caution when artifacts were trained on another version of the virtual trial.
-
-    The weights still load (they are intact), but their recorded metrics describe a trial whose
-    truth has since changed, so users are told to retrain.
-    """
-    current = load_trial_spec(protocol_name).version
-    trained_on = sorted({m.cohort_version for m in metas} - {current})
-    if not trained_on:
-        return []
-    return [
-        f"trained on virtual trial {', '.join(trained_on)}, but the current trial is {current}: "
-        f"its metrics may not hold; retrain with `artds train rtoe --protocol {protocol_name}`"
-    ]
-
-
-def load_evaluation(protocol_name: str, models_dir: Any = None) -> tuple[dict[str, Any], Any]:
-    """The saved evaluation payload of a protocol and its (hash-checked) artifact metadata."""
-
-    models_dir = settings.models_dir() if models_dir is None else models_dir
-    return registry.load_json_artifact(models_dir, FAMILY, evaluation_name(protocol_name))
-
-
-def evaluation_summary(protocol_name: str, models_dir: Any = None) -> dict[str, Any]:
-    """What `artds evaluate rtoe --json` prints, from the saved (hash-checked) evaluation."""
-    return summarise_evaluation(*load_evaluation(protocol_name, models_dir))
-
-
-def summarise_evaluation(payload: dict[str, Any], meta: Any) -> dict[str, Any]:
-    """Metrics per architecture and outcome key ("tcp"/"ntcp") of a loaded evaluation payload."""
-    protocol_name = payload["protocol"]
-    keys = (
-        "cv_auroc_mean",
-        "cv_auroc_sd",
-        "cv_log_loss_mean",
-        "cv_log_loss_sd",
-        "auroc_vs_truth",
-        "auroc_bayes_ceiling",
-        "brier",
-        "monotonicity_violation_rate",
-        "ensemble_sd_mean",
-        "n_scored_splits",
-        "n_events",
-        "n_cases",
-        "best_config",
-    )
-    protocol = load_protocol(protocol_name)
-    outcome_key = {protocol.target.outcome: "tcp", protocol.oar.outcome: "ntcp"}
-    archs = {
-        arch: {
-            outcome_key[o]: {k: res.get(k) for k in keys} | {"outcome": o}
-            for o, res in per_outcome.items()
-        }
-        for arch, per_outcome in payload["architectures"].items()
-    }
-    return {
-        "protocol": protocol_name,
-        "grid": payload["grid"],
-        "select_by": payload.get("select_by", "auroc"),
-        "cohort_version": payload["cohort_version"],
-        "data_hash": payload["data_hash"],
-        "eval_cohort": payload["eval_cohort"],
-        "created": meta.created,
-        "architectures": archs,
-        "learning_curve": payload.get("learning_curve", []),
-    }

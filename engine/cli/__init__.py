@@ -39,33 +39,25 @@ def _read_input(path: str, protocol_name: str):
 
 
 def _outcome_model(protocol_name: str, model: str, models_dir: str | None):
-    """The outcome model asked for: a learned ensemble from models/ or the reference truth."""
-    from engine.arclids.cohort import ReferenceModel
-
-    if model == "reference":
-        return ReferenceModel(protocol_name)
-    from engine.arclids.rtoe_train import load_served_model
-    from engine.platform.registry import ArtifactError
+    """The outcome model asked for (a learned ensemble from models/ or the reference truth), from
+    the serving catalogue; one that does not load is an input error with the catalogue's reason."""
+    from engine.arclids.serving import ModelUnavailable, load_outcome_model
 
     try:
-        served = load_served_model(protocol_name, model, models_dir)
-    except ArtifactError as err:
+        served = load_outcome_model(protocol_name, model, models_dir)
+    except ModelUnavailable as err:
         raise InputError(f"{err} (--model reference uses the virtual trial's truth)") from err
-    for warning in served.warnings:
+    for warning in getattr(served, "warnings", ()):
         print(f"artds: warning: {warning}", file=sys.stderr)
     return served
 
 
 def _decision_maker(protocol_name: str, model, models_dir: str | None):
-    """(the ODM ensemble serving ``model``, None) or (None, why not): never an error."""
-    try:
-        from engine.arclids.odm_train import OdmUnavailable, odm_for_model
-    except ImportError as err:  # pragma: no cover - torch missing
-        return None, f"decision maker unavailable ({err})"
-    try:
-        return odm_for_model(protocol_name, model, models_dir), None
-    except OdmUnavailable as err:
-        return None, str(err)
+    """(the ODM ensemble serving ``model``, None) or (None, why not): never an error (the serving
+    catalogue's policy, as in the app)."""
+    from engine.arclids.serving import decision_maker
+
+    return decision_maker(protocol_name, model, models_dir)
 
 
 def _recommendations(args: argparse.Namespace):
@@ -256,11 +248,8 @@ def _fmt(value: float | None) -> str:
 
 
 def cmd_evaluate_odm(args: argparse.Namespace) -> int:
-    from engine.arclids.odm_train import (
-        load_odm_evaluation,
-        served_rtoe_versions,
-        summarise_odm_evaluation,
-    )
+    from engine.arclids.odm_eval import summarise_odm_evaluation
+    from engine.arclids.serving import load_odm_evaluation, served_rtoe_versions
     from engine.platform.registry import ArtifactError
 
     try:
@@ -293,7 +282,7 @@ def cmd_evaluate_odm(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.arclids.rtoe_train import evaluation_summary
+    from engine.arclids.rtoe_eval import evaluation_summary
     from engine.platform.registry import ArtifactError
 
     try:

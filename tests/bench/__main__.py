@@ -46,7 +46,7 @@ def _emit(name: str, samples_ms: list[float], **extra: object) -> None:
 
 def _bench_learned(name, protocol, one, many) -> None:
     """Learned ensembles from models/ (skipped with a note when none are trained)."""
-    from engine.arclids.rtoe_train import load_served_model
+    from engine.arclids.serving import load_served_model
     from engine.platform.registry import ArtifactError
 
     for arch in ("glogd", "single"):
@@ -148,8 +148,7 @@ def _bench_sf2() -> None:
 
 def _bench_recommender(name, protocol, one) -> None:
     """One full recommendation: every outcome member's curves plus the 5 ODM members."""
-    from engine.arclids.odm_train import OdmUnavailable, odm_for_model
-    from engine.arclids.rtoe_train import load_served_model
+    from engine.arclids.serving import OdmUnavailable, load_served_model, odm_for_model
     from engine.platform.registry import ArtifactError
 
     for arch in ("glogd", "single"):

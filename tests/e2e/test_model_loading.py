@@ -1,4 +1,5 @@
-"""How the app loads outcome models (app/shared.py), without a browser.
+"""How the app loads outcome models (app/shared.py over the engine's serving catalogue), without
+a browser.
 
 A learned model that does not load is left out of the choices with its one-line error, the
 reference model is always offered, and nothing raises.
@@ -12,6 +13,8 @@ import pytest
 
 from app import shared
 from engine.arclids.architectures import ARCH_KEYS, REFERENCE
+from engine.arclids.rtoe_eval import load_rtoe_review
+from engine.arclids.serving import load_catalogue
 
 
 @pytest.mark.parametrize("manifest", [None, "{ not json", '{"schema": 99}'])
@@ -20,14 +23,15 @@ def test_missing_or_broken_models_fall_back_to_the_reference(
 ) -> None:
     if manifest is not None:
         (tmp_path / "manifest.json").write_text(manifest, encoding="utf-8")
-    choices, errors = shared.load_model_choices("nsclc", tmp_path)
+    catalogue = load_catalogue("nsclc", tmp_path)
+    choices, errors = catalogue.choices, catalogue.errors
     assert list(choices) == [REFERENCE]
     assert choices[REFERENCE].model.name == "reference"
     assert choices[REFERENCE].choice_label == "Reference: virtual-trial truth"
     assert set(errors) == set(ARCH_KEYS)
     for message in errors.values():
         assert message and "\n" not in message
-    evaluation, why = shared.load_evaluation("nsclc", tmp_path)
+    evaluation, why = load_rtoe_review("nsclc", tmp_path)
     assert evaluation is None and why and "\n" not in why
 
 

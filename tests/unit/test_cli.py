@@ -127,8 +127,7 @@ def test_recommend_json_has_the_decision_maker_fields(capsys):
 def test_recommend_json_with_the_served_models(name, capsys):
     """Default model: the ODM when one is trained against the served outcome models, else the
     exact argmax with a note saying why (e.g. the outcome models were retrained since)."""
-    from engine.arclids.odm_train import OdmUnavailable, odm_for_model
-    from engine.arclids.rtoe_train import load_served_model
+    from engine.arclids.serving import OdmUnavailable, load_served_model, odm_for_model
     from engine.platform.registry import ArtifactError
 
     try:

@@ -1,34 +1,46 @@
-"""The GAN + ODM pipeline on a tiny budget: artifacts, manifest, serving guards, evaluation."""
+"""The GAN + ODM pipeline on a tiny budget: artifacts, manifest, serving guards, evaluation, and
+the serving catalogue's one failure policy as the CLI and the app see it."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from engine.arclids.cohort import ReferenceModel, generate_cohort
-from engine.arclids.odm_train import (
-    ODM_FAMILY,
-    OdmJob,
-    OdmUnavailable,
-    _odm_job,
-    _planning_memory,
-    load_odm_evaluation,
-    load_served_odm,
-    odm_for_model,
-    summarise_odm_evaluation,
-    train_odm,
-)
+from engine.arclids.odm_eval import summarise_odm_evaluation
+from engine.arclids.odm_train import OdmJob, _odm_job, _planning_memory, train_odm
 from engine.arclids.recommend import EXACT_ARGMAX, ODM, recommend
 from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
-from engine.arclids.rtoe_train import FAMILY, load_served_model, member_name
+from engine.arclids.serving import (
+    NO_DECISION_MAKER,
+    ODM_FAMILY,
+    RTOE_FAMILY,
+    ModelUnavailable,
+    OdmUnavailable,
+    decision_maker,
+    load_catalogue,
+    load_odm_evaluation,
+    load_outcome_model,
+    load_served_model,
+    load_served_odm,
+    member_name,
+    odm_for_model,
+)
+from engine.cli import main
 from engine.core.protocols import load_protocol
 from engine.platform import registry
 from engine.platform.executor import SerialExecutor
 
 NSCLC = load_protocol("nsclc")
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "assets" / "examples" / "nsclc_patients.csv"
 pytestmark = pytest.mark.xdist_group("odm_train")
 
 
@@ -39,9 +51,21 @@ def _save_tiny_rtoe(models_dir, seed_offset: int = 0) -> None:
         for k in range(5):
             config = RTOEConfig(arch="glogd", hidden=8, n_layers=1, epochs=1, seed=k + seed_offset)
             est = OutcomeEstimator(NSCLC, outcome, config).fit(cases, cases[outcome].to_numpy())
-            registry.save_artifact(models_dir, FAMILY, member_name("nsclc", "glogd", outcome, k),
+            registry.save_artifact(models_dir, RTOE_FAMILY,
+                                   member_name("nsclc", "glogd", outcome, k),
                                    est.state_dict(), seed=config.seed, config=config.to_dict(),
                                    data_hash="test", cohort_version="test", metrics={})
+
+
+def _copy_models(models_dir: Path, other: Path) -> Path:
+    """A copy of a models folder (artifacts and manifest)."""
+    other.mkdir()
+    for meta in registry.list_artifacts(models_dir):
+        src = models_dir / meta.file
+        (other / meta.file).parent.mkdir(parents=True, exist_ok=True)
+        (other / meta.file).write_bytes(src.read_bytes())
+    (other / "manifest.json").write_bytes((models_dir / "manifest.json").read_bytes())
+    return other
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +81,7 @@ def trained(tmp_path_factory):
 def test_artifacts_record_the_outcome_models_they_were_trained_on(trained):
     models_dir, payload = trained
     model = load_served_model("nsclc", "glogd", models_dir)
-    rtoe = {m.name: m.sha256 for m in registry.list_artifacts(models_dir, FAMILY)}
+    rtoe = {m.name: m.sha256 for m in registry.list_artifacts(models_dir, RTOE_FAMILY)}
     odm_metas = [m for m in registry.list_artifacts(models_dir, ODM_FAMILY)
                  if m.file.endswith(".pt")]
     assert len(odm_metas) == 5
@@ -155,13 +179,7 @@ def test_serving_refuses_a_decision_maker_trained_on_other_outcome_models(traine
     model = load_served_model("nsclc", "glogd", models_dir)
     odm = load_served_odm("nsclc", "glogd", models_dir)
     # the lead retrains the outcome models: the served version changes, the ODM does not
-    other = tmp_path / "models"
-    other.mkdir()
-    for meta in registry.list_artifacts(models_dir):
-        src = models_dir / meta.file
-        (other / meta.file).parent.mkdir(parents=True, exist_ok=True)
-        (other / meta.file).write_bytes(src.read_bytes())
-    (other / "manifest.json").write_bytes((models_dir / "manifest.json").read_bytes())
+    other = _copy_models(models_dir, tmp_path / "models")
     _save_tiny_rtoe(other, seed_offset=10)
     retrained = load_served_model("nsclc", "glogd", other)
     assert retrained.version != model.version
@@ -189,3 +207,101 @@ def test_serving_refuses_tampered_and_missing_decision_makers(trained, tmp_path)
             odm_for_model("nsclc", model, models_dir)
     finally:
         path.write_bytes(original)
+
+
+# ------------------------------------------------------------------------------------------------
+# The serving catalogue: one failure policy for the engine, the CLI and the app
+
+
+def _app_state(models_dir: Path) -> dict:
+    """What the app loaded for NSCLC at start-up (``app.shared`` in a fresh process, as the app
+    starts, on ``$ARTDS_MODELS_DIR``): its model choices, load errors and decision makers."""
+    script = (
+        "import json\n"
+        "from app import shared\n"
+        "print(json.dumps({'choices': list(shared.MODEL_CHOICES['nsclc']),\n"
+        "                  'errors': dict(shared.MODEL_ERRORS['nsclc']),\n"
+        "                  'notes': {k: note for k, (_, note)\n"
+        "                            in shared.DECISION_MAKERS['nsclc'].items()}}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT),
+                               "ARTDS_MODELS_DIR": str(models_dir)})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_catalogue_of_a_models_folder(trained):
+    models_dir, _ = trained
+    catalogue = load_catalogue("nsclc", models_dir)
+    assert list(catalogue.choices) == ["glogd", "reference"]  # learned first, reference last
+    assert set(catalogue.errors) == {"single", "logistic"}
+    assert all(line and "\n" not in line for line in catalogue.errors.values())
+    assert catalogue.default_key == "glogd"
+    glogd = catalogue.choices["glogd"].model
+    odm, note = catalogue.decision_makers["glogd"]
+    assert note is None and odm.version == load_served_odm("nsclc", "glogd", models_dir).version
+    assert catalogue.decision_maker_for(glogd) == (odm, None)
+    assert catalogue.decision_maker_for(load_served_model("nsclc", "glogd", models_dir)) == (
+        None, NO_DECISION_MAKER)  # not the catalogue's model: looked up, never loaded
+    odm, note = catalogue.decision_makers["reference"]
+    assert odm is None and note.startswith("no decision maker is trained for reference model")
+    with pytest.raises(ModelUnavailable, match="unknown outcome model"):
+        load_outcome_model("nsclc", "svm", models_dir)
+
+
+def test_a_decision_maker_that_does_not_fit_the_code_is_one_line_everywhere(
+    trained, tmp_path, capsys
+):
+    """An ODM artifact whose sha256 matches but whose manifest config lacks a key: the same
+    one-line reason from the catalogue, `artds recommend` (exact argmax, exit 0) and the app."""
+    models_dir, _ = trained
+    tampered = _copy_models(models_dir, tmp_path / "models")
+    manifest = json.loads((tampered / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["artifacts"]["odm/nsclc_glogd_0.pt"]["config"]["rtoe_version"]
+    (tampered / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    registry.load_artifact(tampered, ODM_FAMILY, "nsclc_glogd_0")  # passes its hash check
+    reason = ("decision maker could not be loaded (KeyError: 'rtoe_version'); the exact argmax "
+              "of the reward is shown")
+    catalogue = load_catalogue("nsclc", tampered)
+    assert catalogue.decision_makers["glogd"] == (None, reason)
+    assert decision_maker("nsclc", catalogue.choices["glogd"].model, tampered) == (None, reason)
+
+    code = main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLE), "--json",
+                 "--models-dir", str(tampered)])
+    out, err = capsys.readouterr()
+    assert code == 0
+    # stderr holds only the stale-trial caution of the test's outcome models: no traceback
+    assert all(line.startswith("artds: warning: ") for line in err.splitlines())
+    for patient in json.loads(out)["patients"]:
+        assert patient["recommender"] == EXACT_ARGMAX and patient["recommender_note"] == reason
+        assert patient["recommended_dose_gy"] == patient["exact_argmax_dose_gy"]
+
+    assert _app_state(tampered)["notes"]["glogd"] == reason
+
+
+def test_a_missing_outcome_model_file_is_one_line_everywhere(trained, tmp_path, capsys):
+    """A member file listed in the manifest but gone: the catalogue leaves the model out with one
+    line, `artds recommend --model glogd` exits 2 with it, the app shows it."""
+    models_dir, _ = trained
+    broken = _copy_models(models_dir, tmp_path / "models")
+    (broken / RTOE_FAMILY / f"{member_name('nsclc', 'glogd', 'rp2', 3)}.pt").unlink()
+    catalogue = load_catalogue("nsclc", broken)
+    reason = catalogue.errors["glogd"]
+    assert "glogd" not in catalogue.choices and list(catalogue.choices) == ["reference"]
+    assert "missing file" in reason and "artds train rtoe --protocol nsclc" in reason
+    assert "\n" not in reason
+    with pytest.raises(ModelUnavailable) as raised:
+        load_outcome_model("nsclc", "glogd", broken)
+    assert str(raised.value) == reason
+
+    code = main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLE), "--json",
+                 "--model", "glogd", "--models-dir", str(broken)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        f"artds recommend: error: {reason} (--model reference uses the virtual trial's truth)"]
+
+    app = _app_state(broken)
+    assert app["errors"]["glogd"] == reason and app["choices"] == ["reference"]

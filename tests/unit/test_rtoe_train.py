@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 
 from engine.arclids.evaluation import auroc
+from engine.arclids.rtoe_eval import evaluation_summary
 from engine.arclids.rtoe_train import (
     GRIDS,
-    N_MEMBERS,
     _best_row,
     cross_validate,
-    evaluation_summary,
-    load_served_model,
     roc_points,
     stratified_splits,
     train_rtoe,
 )
+from engine.arclids.serving import N_RTOE_MEMBERS, load_served_model
 from engine.cli import main
 from engine.core.protocols import load_protocol
 from engine.platform.executor import LocalExecutor, RayExecutor, SerialExecutor
@@ -68,9 +67,9 @@ def test_pipeline_saves_every_member_with_its_metadata(tiny_models):
     models, payload = tiny_models
     metas = list_artifacts(models, "rtoe")
     pt = [m for m in metas if m.file.endswith(".pt")]
-    assert len(pt) == 3 * 2 * N_MEMBERS  # architectures × outcomes × members
+    assert len(pt) == 3 * 2 * N_RTOE_MEMBERS  # architectures × outcomes × members
     for meta in pt:
-        assert meta.seed in range(N_MEMBERS) and meta.data_hash and meta.cohort_version
+        assert meta.seed in range(N_RTOE_MEMBERS) and meta.data_hash and meta.cohort_version
         assert meta.config["arch"] in ("single", "glogd", "logistic")
         assert "cv_auroc_mean" in meta.metrics
     assert payload["training_cases"] == 67
@@ -107,7 +106,7 @@ def test_served_ensemble_predicts_monotone_curves(tiny_models):
 
     cases = generate_cohort("nsclc", seed=5, n_patients=30).complete_table
     curves = model.predict_curves(cases, protocol)
-    assert curves.tcp.shape == (N_MEMBERS, 30, len(protocol.dose_grid_gy))
+    assert curves.tcp.shape == (N_RTOE_MEMBERS, 30, len(protocol.dose_grid_gy))
     assert (np.diff(curves.tcp, axis=2) >= 0).all() and (np.diff(curves.ntcp, axis=2) >= 0).all()
     assert model.version.startswith("rtoe-nsclc-glogd-")
 
@@ -153,7 +152,7 @@ def test_recommend_and_evaluate_cli_with_learned_models(tiny_models, capsys):
     patient = payload["patients"][0]
     assert patient["model"].startswith("GLoGD-GNN ensemble")
     assert patient["model_version"].startswith("rtoe-nsclc-glogd-")
-    assert patient["n_members"] == N_MEMBERS and max(patient["tcp_sd"]) > 0
+    assert patient["n_members"] == N_RTOE_MEMBERS and max(patient["tcp_sd"]) > 0
     assert (
         main(["evaluate", "rtoe", "--protocol", "nsclc", "--json", "--models-dir", str(models)])
         == 0
@@ -213,7 +212,7 @@ def test_models_of_another_trial_version_are_flagged(tiny_models):
     from types import SimpleNamespace
 
     from engine.arclids.cohort import load_trial_spec
-    from engine.arclids.rtoe_train import stale_trial_warnings
+    from engine.arclids.serving import stale_trial_warnings
 
     models, _ = tiny_models
     assert load_served_model("nsclc", "glogd", models).warnings == ()

@@ -1,0 +1,322 @@
+"""Evaluation of the ODM ensembles, its summaries, and the app's review of them.
+
+:func:`evaluate_odm` scores one RTOE+DDQN pairing (``artds train odm`` saves the result as
+``odm/<protocol>_evaluation.json``): RMSD and MAD against the historic clinical decisions, the
+self-evaluation, how much of the exact argmax's reward the ODM reaches (per serving rule and per
+member), and regret against the virtual trial's oracle, on the training trial and on a fresh
+virtual cohort. The evaluation scores the float16-rounded networks, i.e. exactly what is served.
+
+:func:`summarise_odm_evaluation` is what ``artds evaluate odm --json`` prints of it (flagged
+stale when it was computed against another outcome model than the one served now);
+:func:`load_odm_review` is what the app's review panel shows, with the GAN's distribution
+checks, each with the one-line reason it did not load (the failure policy of
+:mod:`engine.arclids.serving`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.arclids.arte import at_dose, evaluate_arte, reward
+from engine.arclids.cohort import ReferenceModel
+from engine.arclids.evaluation import (
+    best_fixed_dose,
+    gain_captured,
+    mad,
+    mean_sem,
+    positive_outcome,
+    rmsd,
+    self_evaluation,
+    verdict_shares,
+)
+from engine.arclids.odm import ODMConfig, ODMEnsemble, ODMPrediction
+from engine.arclids.serving import (
+    LOAD_ERRORS,
+    N_SYNTHETIC,
+    failure_reason,
+    load_gan_evaluation,
+    load_odm_evaluation,
+    served_rtoe_versions,
+)
+from engine.core.protocols import Protocol
+from engine.core.schema import case_labels
+
+__all__ = [
+    "OdmReview",
+    "evaluate_odm",
+    "load_odm_review",
+    "summarise_odm_evaluation",
+]
+
+
+def _true_reward(protocol: Protocol, truth_tcp: np.ndarray, truth_ntcp: np.ndarray,
+                 dose_gy: np.ndarray) -> np.ndarray:
+    """True reward at one (possibly off-grid) dose per case, [P]."""
+    doses = protocol.dose_grid()
+    return reward(at_dose(doses, truth_tcp, dose_gy), at_dose(doses, truth_ntcp, dose_gy),
+                  protocol.goals)
+
+
+def _policy_scores(
+    protocol: Protocol, arte_tcp: np.ndarray, arte_ntcp: np.ndarray, dose_gy: np.ndarray
+) -> np.ndarray:
+    """ARTE (ensemble-mean) reward at one dose per case, [P]."""
+    doses = protocol.dose_grid()
+    return reward(at_dose(doses, arte_tcp, dose_gy), at_dose(doses, arte_ntcp, dose_gy),
+                  protocol.goals)
+
+
+def _regret(protocol: Protocol, cases: pd.DataFrame, policies: dict[str, np.ndarray]
+            ) -> dict[str, Any]:
+    """Per policy: mean |dose − oracle dose| and mean true-reward loss against the oracle."""
+    truth = ReferenceModel(protocol.name).predict_curves(cases, protocol)
+    t_tcp, t_ntcp = truth.tcp[0], truth.ntcp[0]  # [P, D]
+    t_reward = reward(t_tcp, t_ntcp, protocol.goals)
+    doses = protocol.dose_grid()
+    oracle_j = np.argmax(t_reward, axis=1)
+    oracle_dose = doses[oracle_j]
+    oracle_reward = t_reward[np.arange(len(cases)), oracle_j]
+    out: dict[str, Any] = {
+        "n_cases": len(cases),
+        "oracle_true_reward_mean": float(oracle_reward.mean()),
+        "oracle_dose_mean_gy": float(oracle_dose.mean()),
+    }
+    for name, dose in policies.items():
+        r = _true_reward(protocol, t_tcp, t_ntcp, dose)
+        out[name] = {
+            "dose_abs_error_gy": float(np.mean(np.abs(dose - oracle_dose))),
+            "true_reward_loss": float(np.mean(oracle_reward - r)),
+            "true_reward_mean": float(r.mean()),
+        }
+    return out
+
+
+def _reward_capture(
+    protocol: Protocol, tcp: np.ndarray, ntcp: np.ndarray, dose_gy: np.ndarray
+) -> dict[str, Any]:
+    """argmax_reward_ratio and gain_captured of a dose per case on one ARTE ([P, D] curves)."""
+    r = reward(tcp, ntcp, protocol.goals)  # [P, D]
+    r_policy = float(_policy_scores(protocol, tcp, ntcp, dose_gy).mean())
+    r_argmax = float(r.max(axis=1).mean())
+    j_fixed, r_fixed = best_fixed_dose(r)
+    return {
+        "argmax_reward_ratio": r_policy / r_argmax if r_argmax > 0 else None,
+        "gain_captured": gain_captured(r_policy, r_argmax, r_fixed),
+        "reward_mean": r_policy,
+        "exact_argmax_reward_mean": r_argmax,
+        "best_fixed_dose_gy": float(protocol.dose_grid()[j_fixed]),
+        "best_fixed_dose_reward_mean": r_fixed,
+    }
+
+
+def evaluate_odm(
+    protocol: Protocol,
+    model: Any,
+    odm: ODMEnsemble,
+    trial: pd.DataFrame,
+    fresh: pd.DataFrame,
+) -> dict[str, Any]:
+    """Every metric of one RTOE+DDQN pairing (see the module docstring and the model card).
+
+    Args:
+        protocol: the protocol.
+        model: the served outcome ensemble the ODM was trained on (ARTE).
+        odm: the ODM ensemble.
+        trial: complete cases of the training trial with ``dose_adapt_gy`` and both outcomes
+            (the historic clinical decisions the paper compares with).
+        fresh: complete cases of a fresh virtual cohort (regret on a larger sample).
+    """
+    doses = protocol.dose_grid()
+    window = 0.1 * float(doses[-1])
+    out: dict[str, Any] = {"odm_version": odm.version, "rtoe_version": model.version,
+                           "self_evaluation_window_gy": window}
+    cohort_metrics = {}
+    for label, cases in (("trial", trial), ("fresh", fresh)):
+        arte = evaluate_arte(cases, protocol, model)
+        pred = odm.predict(cases)
+        tcp, ntcp = arte.tcp.mean(axis=0), arte.ntcp.mean(axis=0)  # [P, D]
+        exact_dose = doses[np.argmax(reward(tcp, ntcp, protocol.goals), axis=1)]
+        served = _reward_capture(protocol, tcp, ntcp, pred.dose_gy)
+        # Each member on the environment it planned on: its own ARTE member, or the mean.
+        own = odm.planning_arte == "member"
+        per_member = [
+            _reward_capture(protocol, arte.tcp[k] if own else tcp, arte.ntcp[k] if own else ntcp,
+                            pred.member_dose_gy[k])
+            for k in range(pred.n_members)
+        ]
+        clinical = cases["dose_adapt_gy"].to_numpy(np.float64)
+        by_rule = {
+            rule: {key: value for key, value in _reward_capture(protocol, tcp, ntcp, dose).items()
+                   if key in ("argmax_reward_ratio", "gain_captured", "reward_mean")}
+            for rule, dose in (("mean-dose", pred.member_mean_dose_gy),
+                               ("mean-q", pred.mean_q_dose_gy))
+        }
+        m: dict[str, Any] = {
+            "n_cases": len(cases),
+            **served,
+            "serving_rule": odm.serving_rule,
+            "by_serving_rule": by_rule,
+            "per_member": {
+                key: mean_sem(np.array([pm[key] if pm[key] is not None else np.nan
+                                        for pm in per_member]))
+                for key in ("argmax_reward_ratio", "gain_captured")
+            },
+            "exact_match_rate": float(np.mean(np.isclose(pred.dose_gy, exact_dose))),
+            "dose_abs_error_vs_exact_argmax_gy": float(np.mean(np.abs(pred.dose_gy - exact_dose))),
+            "dose_sem_mean_gy": float(pred.dose_sem_gy.mean()),
+            "q_value_mean": float(pred.q_value.mean()),
+            "regret": _regret(protocol, cases, {
+                "odm": pred.dose_gy, "exact_argmax": exact_dose, "historic": clinical,
+                "odm_mean_dose": pred.member_mean_dose_gy, "odm_mean_q": pred.mean_q_dose_gy,
+            }),
+        }
+        if label == "trial":
+            m.update(_against_clinic(protocol, cases, pred, window))
+            m["patients"] = _patient_rows(protocol, cases, pred, exact_dose, window)
+        cohort_metrics[label] = m
+    out["trial"] = cohort_metrics["trial"]
+    out["fresh"] = cohort_metrics["fresh"]
+    return out
+
+
+def _against_clinic(
+    protocol: Protocol, cases: pd.DataFrame, pred: ODMPrediction, window: float
+) -> dict[str, Any]:
+    """RMSD/MAD (mean ± sem over members) and self-evaluation, overall and by outcome."""
+    clinical = cases["dose_adapt_gy"].to_numpy(np.float64)
+    tc = cases[protocol.target.outcome].to_numpy().astype(int)
+    tox = cases[protocol.oar.outcome].to_numpy().astype(int)
+    positive = positive_outcome(tc, tox)
+    groups = {"overall": np.ones(len(cases), bool), "positive": positive, "negative": ~positive}
+    verdicts = self_evaluation(pred.dose_gy, clinical, tc, tox, window)
+    out: dict[str, Any] = {"rmsd_gy": {}, "mad_gy": {}, "self_evaluation": {}, "n_by_outcome": {}}
+    for name, mask in groups.items():
+        out["n_by_outcome"][name] = int(mask.sum())
+        out["rmsd_gy"][name] = mean_sem(np.array(
+            [rmsd(d[mask], clinical[mask]) for d in pred.member_dose_gy]))
+        out["mad_gy"][name] = mean_sem(np.array(
+            [mad(d[mask], clinical[mask]) for d in pred.member_dose_gy]))
+        out["self_evaluation"][name] = verdict_shares(verdicts[mask])
+    out["rmsd_served_gy"] = rmsd(pred.dose_gy, clinical)
+    return out
+
+
+def _patient_rows(protocol: Protocol, cases: pd.DataFrame, pred: ODMPrediction,
+                  exact_dose: np.ndarray, window: float) -> dict[str, list]:
+    """Per case (for the recommendation-vs-clinical figure): columns of equal length."""
+    tc = cases[protocol.target.outcome].to_numpy().astype(int)
+    tox = cases[protocol.oar.outcome].to_numpy().astype(int)
+    clinical = cases["dose_adapt_gy"].to_numpy(np.float64)
+    return {
+        "label": case_labels(cases),
+        "clinical_dose_gy": clinical.tolist(),
+        "tumour_controlled": tc.tolist(),
+        "toxicity": tox.tolist(),
+        "recommended_dose_gy": [round(float(v), 6) for v in pred.dose_gy],
+        "recommended_dose_sem_gy": [round(float(v), 6) for v in pred.dose_sem_gy],
+        "member_mean_dose_gy": [round(float(v), 6) for v in pred.member_mean_dose_gy],
+        "q_value": [round(float(v), 6) for v in pred.q_value],
+        "exact_argmax_dose_gy": exact_dose.tolist(),
+        "self_evaluation": self_evaluation(pred.dose_gy, clinical, tc, tox, window).tolist(),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Summaries of the saved evaluation
+
+
+_SUMMARY_KEYS = (
+    "rmsd_gy", "mad_gy", "self_evaluation", "n_by_outcome", "argmax_reward_ratio",
+    "gain_captured", "serving_rule", "by_serving_rule", "per_member", "best_fixed_dose_gy",
+    "exact_match_rate", "dose_abs_error_vs_exact_argmax_gy", "dose_sem_mean_gy", "q_value_mean",
+    "regret",
+)
+
+
+def summarise_odm_evaluation(
+    payload: dict[str, Any], meta: Any, served_rtoe: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """What ``artds evaluate odm --json`` prints: the metrics without per-patient rows.
+
+    ``served_rtoe`` maps architecture → the version of the outcome model served now; an
+    architecture whose evaluation was computed against another version gets
+    ``"stale": true`` and a note.
+    """
+    archs = {}
+    for arch, m in payload["architectures"].items():
+        entry = {
+            "odm_version": m["odm_version"],
+            "rtoe_version": m["rtoe_version"],
+            **{k: m["trial"][k] for k in _SUMMARY_KEYS if k in m["trial"]},
+            "fresh_cohort": {k: m["fresh"][k] for k in _SUMMARY_KEYS if k in m["fresh"]}
+            | {"n_cases": m["fresh"]["n_cases"]},
+            "n_cases": m["trial"]["n_cases"],
+        }
+        served = (served_rtoe or {}).get(arch)
+        entry["stale"] = served is not None and served != m["rtoe_version"]
+        if entry["stale"]:
+            entry["note"] = (f"evaluated against outcome model {m['rtoe_version']}, but "
+                             f"{served} is served: retrain with `artds train odm --protocol "
+                             f"{payload['protocol']}`")
+        archs[arch] = entry
+    return {
+        "protocol": payload["protocol"],
+        "budget": payload["budget"],
+        "created": meta.created,
+        "cohort_version": payload["cohort_version"],
+        "gan_jsd_vs_training_mean": payload.get("gan_jsd_vs_training_mean"),
+        "planning": _planning_summary(payload),
+        "architectures": archs,
+    }
+
+
+def _planning_summary(payload: dict[str, Any]) -> dict[str, Any]:
+    """How the members planned and what is served (for the review text and the JSON)."""
+    config = ODMConfig.from_dict(payload["odm_config"])
+    return {
+        "n_synthetic": payload.get("n_synthetic", N_SYNTHETIC),
+        "n_planning_patients": config.n_planning_patients,
+        "planning_resample": config.planning_resample,
+        "planning_arte": config.planning_arte,
+        "serving_rule": config.serving_rule,
+        "epochs": config.epochs,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# The app's review
+
+
+@dataclass(frozen=True)
+class OdmReview:
+    """A protocol's saved decision-maker and synthetic-patient checks (hash-checked on load)."""
+
+    odm: dict[str, Any] | None
+    """``artds evaluate odm`` payload (per architecture, with per-case rows), None if absent."""
+    odm_summary: dict[str, Any] | None
+    """:func:`summarise_odm_evaluation` of it (stale flags included)."""
+    gan: dict[str, Any] | None
+    """The GAN's distribution checks (per-feature JSD and histograms), None if absent."""
+    errors: dict[str, str]
+    """One-line reasons for what did not load, keyed "odm" / "gan"."""
+
+
+def load_odm_review(protocol_name: str, models_dir: Any = None) -> OdmReview:
+    """The saved ODM evaluation and GAN checks of a protocol, each None with a reason if absent."""
+    errors: dict[str, str] = {}
+    odm = summary = gan = None
+    try:
+        odm, meta = load_odm_evaluation(protocol_name, models_dir)
+        summary = summarise_odm_evaluation(
+            odm, meta, served_rtoe_versions(protocol_name, models_dir))
+    except LOAD_ERRORS as exc:
+        odm, errors["odm"] = None, failure_reason(exc)
+    try:
+        gan = load_gan_evaluation(protocol_name, models_dir)
+    except LOAD_ERRORS as exc:
+        errors["gan"] = failure_reason(exc)
+    return OdmReview(odm, summary, gan, errors)
