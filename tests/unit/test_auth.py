@@ -205,7 +205,7 @@ def test_serve_refuses_to_start_without_a_first_admin(tmp_path: Path, monkeypatc
 
 
 def test_first_admin_from_environment(tmp_path: Path) -> None:
-    from engine.cli import ensure_first_admin
+    from engine.cli.clinic import ensure_first_admin
 
     store = Store(f"sqlite:///{tmp_path / 'first.sqlite3'}")
     store.upgrade()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from engine.cli import main
+from engine.cli import build_parser, main
 from engine.core.protocols import PROTOCOL_NAMES
 from engine.core.schema import read_cases
 
@@ -109,6 +111,43 @@ def test_help_lists_the_commands(capsys):
     out = capsys.readouterr().out
     for command in ("serve", "cohort", "recommend", "report"):
         assert command in out
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every (sub-)command of ``parser`` with its path of names, depth first."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+
+
+def test_every_command_has_help(capsys):
+    paths = [path for path, _ in _commands(build_parser())]
+    assert len(paths) == 27  # artds, 10 commands, 16 sub-commands
+    for path in paths:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*path, "--help"])
+        assert exit_info.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: {' '.join(('artds', *path))} ")
+
+
+def test_shared_flags_read_the_same_in_every_command():
+    """--models-dir, --protocol and --json are declared once (engine/cli/flags.py): the same
+    default, choices and help wherever they appear."""
+    seen: dict[str, set[tuple]] = {}
+    users: dict[str, int] = {}
+    for _, parser in _commands(build_parser()):
+        for action in parser._actions:
+            flag = next(iter(action.option_strings), None)
+            if flag in ("--models-dir", "--protocol", "--json"):
+                seen.setdefault(flag, set()).add(
+                    (action.default, action.help, tuple(action.choices or ()), action.required))
+                users[flag] = users.get(flag, 0) + 1
+    assert users == {"--models-dir": 11, "--protocol": 7, "--json": 6}
+    assert all(len(variants) == 1 for variants in seen.values()), seen
 
 
 def test_recommend_json_has_the_decision_maker_fields(capsys):

@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from engine.cli import main
-from engine.planner.config import DQNConfig, PlanConfig
+from engine.cli import build_parser, main
+from engine.planner.config import PRIORITIES, REWARD_MODES, DQNConfig, PlanConfig
 from engine.planner.env import PlanOutcome
 from engine.planner.evaluate import adaptation_plan, outcome_summary, run_plan
 from engine.planner.figures import (
@@ -132,3 +132,18 @@ def test_cli_plan_bad_input(capsys):
     assert main(["plan", "--gamma", "1.5", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "sparing_gamma" in err and "1.5" in err
+
+
+def test_cli_plan_defaults_and_choices_are_the_planner_config_ones():
+    """`artds plan` spells its defaults and choices out (importing the planner loads torch);
+    they stay engine.planner.config's."""
+    from engine.cli.planner import _plan_config
+
+    parser = build_parser()
+    assert _plan_config(parser.parse_args(["plan"])) == PlanConfig().validate()
+    for priority in PRIORITIES:
+        assert _plan_config(parser.parse_args(["plan", "--priority", priority])).priority == \
+            priority
+    for mode in REWARD_MODES:
+        assert _plan_config(parser.parse_args(["plan", "--reward-mode", mode])).reward.mode == \
+            mode

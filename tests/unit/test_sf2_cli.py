@@ -101,3 +101,13 @@ def test_evaluate_json_tiny(monkeypatch, capsys, models):
     saved, meta = ev.load_evaluation(models)
     assert saved["config"]["n_repeats"] == 2 and meta.family == "sf2"
     assert main(["sf2", "evaluate", "--settings", "brain"]) == 2
+
+
+def test_train_sf2_with_a_bad_budget_is_one_line(tmp_path: Path, capsys) -> None:
+    """A value the served config refuses is exit 2 with one line naming the field (no traceback,
+    nothing written)."""
+    code = main(["train", "sf2", "--members", "0", "--models-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "n_members = 0" in err[0] and "accepted" in err[0]
+    assert not any(tmp_path.iterdir())

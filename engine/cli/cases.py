@@ -1,0 +1,183 @@
+"""``artds cohort``, ``artds recommend`` and ``artds report``: write a virtual trial's case file,
+and recommend a dose per fraction for each case of a file (as text, JSON or an HTML report)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.cli.common import InputError, rounded
+from engine.cli.flags import Commands, json_flag, models_dir_flag, protocol_flag, seed_flag
+from engine.core.protocols import PROTOCOL_NAMES, load_protocol
+
+__all__ = ["add_cohort", "add_recommend", "add_report"]
+
+
+def _read_input(path: str, protocol_name: str):
+    from engine.core.schema import read_cases
+    from engine.core.tabular import SchemaError
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        return read_cases(file, protocol_name)
+    except SchemaError as err:
+        raise InputError(f"{file.name}: {err}") from err
+
+
+def _outcome_model(protocol_name: str, model: str, models_dir: str | None):
+    """The outcome model asked for (a learned ensemble from models/ or the reference truth), from
+    the serving catalogue; one that does not load is an input error with the catalogue's reason."""
+    from engine.arclids.serving import ModelUnavailable, load_outcome_model
+
+    try:
+        served = load_outcome_model(protocol_name, model, models_dir)
+    except ModelUnavailable as err:
+        raise InputError(f"{err} (--model reference uses the virtual trial's truth)") from err
+    for warning in getattr(served, "warnings", ()):
+        print(f"artds: warning: {warning}", file=sys.stderr)
+    return served
+
+
+def _decision_maker(protocol_name: str, model, models_dir: str | None):
+    """(the ODM ensemble serving ``model``, None) or (None, why not): never an error (the serving
+    catalogue's policy, as in the app)."""
+    from engine.arclids.serving import decision_maker
+
+    return decision_maker(protocol_name, model, models_dir)
+
+
+def _recommendations(args: argparse.Namespace):
+    from engine.arclids.recommend import recommend
+
+    protocol = load_protocol(args.protocol)
+    cases = _read_input(args.input, args.protocol)
+    model = _outcome_model(args.protocol, args.model, args.models_dir)
+    odm, note = _decision_maker(args.protocol, model, args.models_dir)
+    return protocol, cases, recommend(cases, protocol, model, odm, odm_note=note)
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    protocol, _, recs = _recommendations(args)
+    if args.json:
+        payload = {
+            "protocol": protocol.name,
+            "dose_grid_gy": list(protocol.dose_grid_gy),
+            "patients": [rounded(r.to_dict()) for r in recs],
+        }
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{protocol.label} — {len(recs)} case(s); model: {recs[0].model if recs else '-'}")
+    if recs and recs[0].recommender_note:
+        print(f"  note: {recs[0].recommender_note}")
+    for r in recs:
+        goal = protocol.goal_met_text(r.recommended_goal)
+        if r.recommended_dose_sem_gy is not None:
+            dose = (f"{r.recommended_dose_gy:.2f} ± {r.recommended_dose_sem_gy:.2f} Gy/fraction "
+                    f"(q {r.q_value:.2f}; exact argmax {r.exact_argmax_dose_gy:g})")
+        else:
+            dose = f"{r.recommended_dose_gy:.1f} Gy/fraction"
+        print(f"  {r.label}: {dose} "
+              f"(TCP {r.recommended_tcp:.1%}, NTCP {r.recommended_ntcp:.1%}, {goal})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine.arclids.cohort import population_table
+    from engine.platform.report import render_report
+
+    protocol, cases, recs = _recommendations(args)
+    notes = None
+    if "note" in cases.columns:
+        from engine.core.schema import case_labels
+
+        notes = {
+            label: str(note) for label, note in zip(case_labels(cases), cases["note"], strict=True)
+            if isinstance(note, str) and note
+        }
+    html = render_report(
+        recs, cases, protocol, population=population_table(protocol.name), notes=notes
+    )
+    out = Path(args.out)
+    out.write_text(html, encoding="utf-8")
+    print(f"wrote {out} ({len(recs)} case(s))")
+    return 0
+
+
+def cmd_cohort(args: argparse.Namespace) -> int:
+    from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort, write_cases_csv
+
+    seed = DEFAULT_TRIAL_SEED if args.seed is None else args.seed
+    cohort = generate_cohort(args.protocol, seed=seed, n_patients=args.n_patients)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = cohort.protocol.name
+    cases_path = write_cases_csv(cohort.table, cohort.protocol, out / f"{name}_cohort.csv")
+    ids = list(cohort.protocol.id_columns)
+    truth = cohort.table[[*ids, "complete"]].join(cohort.truth)
+    truth.to_csv(out / f"{name}_truth.csv", index=False, float_format="%.6g")
+    complete = cohort.complete_table
+    meta = {
+        "protocol": name,
+        "seed": seed,
+        "trial_version": cohort.version,
+        "n_cases": len(cohort.table),
+        "n_patients": int(cohort.table["patient_id"].nunique()),
+        "n_complete_cases": len(complete),
+        "events_in_complete_cases": {
+            o: int(complete[o].sum()) for o in cohort.protocol.outcome_names
+        },
+        "note": "virtual trial with known ground truth; not clinical data",
+    }
+    (out / f"{name}_cohort.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {cases_path}, {name}_truth.csv and {name}_cohort.json to {out}")
+    return 0
+
+
+def add_cohort(sub: Commands) -> None:
+    cohort = sub.add_parser(
+        "cohort", help="write a virtual trial with its ground truth",
+        parents=[seed_flag("trial seed (default: the default trial)", default=None)],
+    )
+    cohort.add_argument("protocol", choices=PROTOCOL_NAMES)
+    cohort.add_argument("--out", required=True, help="output folder")
+    cohort.add_argument(
+        "--n-patients", type=int, default=None, help="patients (default: trial size)"
+    )
+    cohort.set_defaults(func=cmd_cohort)
+
+
+def _case_flags() -> list[argparse.ArgumentParser]:
+    """``--protocol``, ``--input``, ``--model`` and ``--models-dir``: the cases to recommend for
+    and the outcome model to recommend with."""
+    cases = argparse.ArgumentParser(add_help=False)
+    cases.add_argument(
+        "--input", required=True, help="CSV file in the format of docs/data-format.md"
+    )
+    cases.add_argument(
+        "--model",
+        default="glogd",
+        choices=("glogd", "single", "logistic", "reference"),
+        help="outcome model: a trained ensemble from models/ (default glogd) or the "
+        "virtual trial's reference truth",
+    )
+    return [protocol_flag(), cases, models_dir_flag()]
+
+
+def add_recommend(sub: Commands) -> None:
+    recommend = sub.add_parser(
+        "recommend", help="recommend an adaptive dose per fraction for each case",
+        parents=[*_case_flags(), json_flag()],
+    )
+    recommend.set_defaults(func=cmd_recommend)
+
+
+def add_report(sub: Commands) -> None:
+    report = sub.add_parser(
+        "report", help="write a self-contained interactive HTML report", parents=_case_flags()
+    )
+    report.add_argument("--out", required=True, help="HTML file to write")
+    report.set_defaults(func=cmd_report)

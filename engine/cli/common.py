@@ -1,0 +1,79 @@
+"""What running any ``artds`` command shares: the one-line error policy (exit code 2), progress
+logging to stderr, the executor behind ``--executor``/``--address``/``--workers``, and numbers
+made ready for JSON."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.platform.executor import Executor
+
+__all__ = ["InputError", "executor", "finite", "log", "rounded", "run", "single_torch_thread"]
+
+
+class InputError(Exception):
+    """A user-facing input problem: printed as one line, exit code 2."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command: its exit code, or 2 with one line on stderr for an InputError."""
+    try:
+        return int(args.func(args))
+    except InputError as err:
+        print(f"artds {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def log(message: str) -> None:
+    """Progress messages of long runs go to stderr, so stdout stays the result."""
+    print(message, file=sys.stderr)
+
+
+def single_torch_thread() -> None:
+    """One torch thread per process: training parallelises over processes (the executor)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@contextmanager
+def executor(args: argparse.Namespace) -> Iterator[Executor]:
+    """The executor asked for by ``--executor``, ``--address`` and ``--workers``, entered (it
+    shuts down on leaving); this process keeps to one torch thread. A bad combination of the
+    flags is an :class:`InputError`."""
+    from engine.platform.executor import make_executor
+
+    single_torch_thread()
+    try:
+        chosen = make_executor(args.executor, address=args.address, n_workers=args.workers)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    with chosen:
+        yield chosen
+
+
+def _map_floats(value: object, f: Callable[[float], object]) -> object:
+    """``value`` with ``f`` applied to every float inside its lists and dicts (recursively)."""
+    if isinstance(value, float):
+        return f(value)
+    if isinstance(value, list):
+        return [_map_floats(v, f) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_floats(v, f) for k, v in value.items()}
+    return value
+
+
+def rounded(value: object) -> object:
+    """Every float rounded to 6 decimals, recursively (JSON output)."""
+    return _map_floats(value, lambda v: round(v, 6))
+
+
+def finite(value: object) -> object:
+    """NaN/inf → None (strict JSON), recursively."""
+    return _map_floats(value, lambda v: v if math.isfinite(v) else None)
