@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from app import shared
 from engine import settings
 from engine.arclids.architectures import REFERENCE
-from engine.arclids.learning import load_version_model
 from engine.arclids.outcomes import OutcomeModel
-from engine.arclids.serving import LOAD_ERRORS, one_line
+from engine.arclids.serving import LOAD_ERRORS, load_learned_version, one_line
 from engine.platform.store import ModelVersionInfo, Store
 
 __all__ = [
@@ -84,7 +83,7 @@ def served_model(protocol_name: str, store: Store) -> Served:
     if cached is not None:
         return Served(cached, info, None)
     try:
-        model = load_version_model(protocol_name, info.arch, info.location, info.version,
+        model = load_learned_version(protocol_name, info.arch, info.location, info.version,
                                    _label(info))
     except LOAD_ERRORS as exc:
         why = one_line(exc)

@@ -53,13 +53,10 @@ __all__ = [
     "LearningConfig",
     "TrainedVersion",
     "clinic_table",
-    "learned_version",
-    "load_version_model",
     "run_job",
     "train_version",
 ]
 
-FAMILY = "rtoe"
 
 
 @dataclass(frozen=True)
@@ -173,11 +170,11 @@ def _base_config(protocol: Protocol, arch: str, outcome: str, budget: Budget,
                  seed: int) -> Any:
     """The served version's member configuration (from models/), with the budget applied."""
     from engine.arclids.rtoe import RTOEConfig
-    from engine.arclids.serving import member_name
+    from engine.arclids.serving import RTOE_FAMILY, member_name
     from engine.platform import registry
 
     try:
-        meta = next(m for m in registry.list_artifacts(settings.models_dir(), FAMILY)
+        meta = next(m for m in registry.list_artifacts(settings.models_dir(), RTOE_FAMILY)
                     if m.name == member_name(protocol.name, arch, outcome, 0))
         config = RTOEConfig.from_dict(meta.config)
     except (StopIteration, registry.ArtifactError, ValueError):
@@ -197,49 +194,6 @@ def _scores(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def _mean(values: Sequence[float]) -> float | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(finite)) if finite else None
-
-
-def learned_version(protocol_name: str, arch: str, sha256s: Sequence[str]) -> str:
-    """Version string of a Learning Mode ensemble from its artifacts' sha256s (in member order,
-    TCP members then NTCP members)."""
-    from engine.platform import registry
-
-    return registry.ensemble_version("learn", protocol_name, arch, sha256s)
-
-
-def load_version_model(protocol_name: str, arch: str, location: Path | str,
-                       version: str, label: str) -> Any:
-    """The ensemble of a Learning Mode version (hash-checked; the version must match)."""
-    from engine.arclids.rtoe import EnsembleOutcomeModel
-    from engine.arclids.serving import member_name
-    from engine.platform import registry
-
-    protocol = load_protocol(protocol_name)
-    root = Path(location)
-    members: dict[str, list] = {}
-    shas: list[str] = []
-    n_members = sum(1 for m in registry.list_artifacts(root, FAMILY)
-                    if m.name.startswith(f"{protocol_name}_{arch}_{protocol.target.outcome}_"))
-    if n_members == 0:
-        raise registry.ArtifactError(f"{root}: no {protocol_name} {arch} members in the manifest")
-    from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
-
-    for outcome in protocol.outcome_names:
-        members[outcome] = []
-        for k in range(n_members):
-            state, meta = registry.load_artifact(root, FAMILY,
-                                                 member_name(protocol_name, arch, outcome, k))
-            config = RTOEConfig.from_dict(meta.config)
-            members[outcome].append(
-                OutcomeEstimator.from_state_dict(protocol, outcome, config, state))
-            shas.append(meta.sha256)
-    found = learned_version(protocol_name, arch, shas)
-    if found != version:
-        raise registry.ArtifactError(
-            f"{root}: holds version {found}, not {version}; restore the folder")
-    return EnsembleOutcomeModel(protocol, members[protocol.target.outcome],
-                                members[protocol.oar.outcome], name=f"rtoe-{arch}",
-                                label=label, version=version)
 
 
 def train_version(
@@ -271,7 +225,7 @@ def train_version(
     from engine.arclids.rtoe import OutcomeEstimator
     from engine.arclids.rtoe_eval import evaluate_members
     from engine.arclids.rtoe_train import stratified_splits
-    from engine.arclids.serving import member_name
+    from engine.arclids.serving import RTOE_FAMILY, learned_version, member_name
     from engine.platform import registry
 
     protocol = load_protocol(config.protocol)
@@ -342,7 +296,7 @@ def train_version(
                 member_config = replace(base, seed=config.seed + k)
                 est = OutcomeEstimator(protocol, outcome, member_config).fit(train_frame, y_all)
                 meta = registry.save_artifact(
-                    tmp, FAMILY, member_name(protocol.name, config.arch, outcome, k),
+                    tmp, RTOE_FAMILY, member_name(protocol.name, config.arch, outcome, k),
                     est.state_dict(), seed=member_config.seed, config=member_config.to_dict(),
                     data_hash=data_hash, cohort_version=f"learning-{data_hash[:12]}",
                     metrics={})
@@ -372,7 +326,8 @@ def train_version(
         metrics = {"candidate": candidate, "serving": serving_scores,
                    "serving_version": serving_version}
         registry.save_json_artifact(
-            tmp, FAMILY, f"{protocol.name}_learning", {"metrics": metrics, "training": training},
+            tmp, RTOE_FAMILY, f"{protocol.name}_learning",
+            {"metrics": metrics, "training": training},
             seed=config.seed, config=config.to_dict(), data_hash=data_hash,
             cohort_version=f"learning-{data_hash[:12]}", metrics={})
         final = out_root / version
@@ -459,13 +414,13 @@ def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
 
 def _serving(store: Any, config: LearningConfig) -> tuple[Any | None, Any | None]:
     """The model serving the protocol now (a Learning Mode version, else the shipped one)."""
-    from engine.arclids.serving import load_served_model
+    from engine.arclids.serving import load_learned_version, load_served_model
     from engine.platform import registry
 
     info = store.serving_version(config.protocol)
     try:
         if info is not None and info.source == "learning":
-            return load_version_model(config.protocol, info.arch, info.location, info.version,
+            return load_learned_version(config.protocol, info.arch, info.location, info.version,
                                       info.version), info
         model = load_served_model(config.protocol, config.arch)
         shipped = store.model_version(model.version)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -73,10 +74,12 @@ __all__ = [
     "failure_reason",
     "gan_evaluation_name",
     "gan_name",
+    "learned_version",
     "load_catalogue",
     "load_evaluation",
     "load_gan",
     "load_gan_evaluation",
+    "load_learned_version",
     "load_members",
     "load_odm_evaluation",
     "load_outcome_model",
@@ -235,6 +238,41 @@ def load_served_model(
         protocol, tcp, ntcp, arch=arch, version=version,
         warnings=stale_trial_warnings(protocol_name, [*tcp_meta, *ntcp_meta]),
     )
+
+
+def learned_version(protocol_name: str, arch: str, sha256s: Sequence[str]) -> str:
+    """Version string of a Learning Mode ensemble from its artifacts' sha256s (in member order,
+    TCP members then NTCP members)."""
+    return registry.ensemble_version("learn", protocol_name, arch, sha256s)
+
+
+def load_learned_version(protocol_name: str, arch: str, location: Path | str,
+                       version: str, label: str) -> Any:
+    """The ensemble of a Learning Mode version (hash-checked; the version must match)."""
+    protocol = load_protocol(protocol_name)
+    root = Path(location)
+    members: dict[str, list] = {}
+    shas: list[str] = []
+    n_members = sum(1 for m in registry.list_artifacts(root, RTOE_FAMILY)
+                    if m.name.startswith(f"{protocol_name}_{arch}_{protocol.target.outcome}_"))
+    if n_members == 0:
+        raise registry.ArtifactError(f"{root}: no {protocol_name} {arch} members in the manifest")
+    for outcome in protocol.outcome_names:
+        members[outcome] = []
+        for k in range(n_members):
+            state, meta = registry.load_artifact(root, RTOE_FAMILY,
+                                                 member_name(protocol_name, arch, outcome, k))
+            config = RTOEConfig.from_dict(meta.config)
+            members[outcome].append(
+                OutcomeEstimator.from_state_dict(protocol, outcome, config, state))
+            shas.append(meta.sha256)
+    found = learned_version(protocol_name, arch, shas)
+    if found != version:
+        raise registry.ArtifactError(
+            f"{root}: holds version {found}, not {version}; restore the folder")
+    return EnsembleOutcomeModel(protocol, members[protocol.target.outcome],
+                                members[protocol.oar.outcome], name=f"rtoe-{arch}",
+                                label=label, version=version)
 
 
 def stale_trial_warnings(protocol_name: str, metas: Sequence[Any]) -> list[str]:

@@ -14,6 +14,7 @@ import pytest
 from engine.arclids import learning
 from engine.arclids.cohort import generate_cohort
 from engine.arclids.recommend import input_hash
+from engine.arclids.serving import load_learned_version
 from engine.core.protocols import load_protocol
 from engine.platform import registry
 from engine.platform.jobs import Cancelled
@@ -55,7 +56,7 @@ def test_tiny_job_registers_a_hash_checked_version(sqlite_store: Store, tmp_path
         assert cand[key]["auroc_vs_truth"] <= cand[key]["auroc_bayes_ceiling"] + 0.03
         assert cand[key]["monotonicity_violation_rate"] == 0.0  # GLoGD: monotone by design
         assert cand[key]["n_cases"] == 20
-    model = learning.load_version_model("nsclc", "glogd", registered.location, version, "x")
+    model = load_learned_version("nsclc", "glogd", registered.location, version, "x")
     curves = model.predict_curves(generate_cohort("nsclc").complete_table.head(3), PROTOCOL)
     assert curves.tcp.shape[:2] == (5, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == [version]  # no temporary left
@@ -63,7 +64,7 @@ def test_tiny_job_registers_a_hash_checked_version(sqlite_store: Store, tmp_path
     member = next((tmp_path / version / "rtoe").glob("*.pt"))
     member.write_bytes(member.read_bytes() + b"x")
     with pytest.raises(registry.ArtifactError, match="sha256"):
-        learning.load_version_model("nsclc", "glogd", registered.location, version, "x")
+        load_learned_version("nsclc", "glogd", registered.location, version, "x")
 
 
 def test_cancelled_job_leaves_nothing(sqlite_store: Store, tmp_path: Path) -> None:
