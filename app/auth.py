@@ -15,14 +15,13 @@ The user of an accepted request is put in the ASGI scope (``scope["artds.user"]`
 UI is built for the user's role and the server registers only what the role allows.
 
 Sessions live in the database (``engine.platform.store``): any app process behind a load balancer
-accepts
-them, logout ends them everywhere, and they expire after ``$ARTDS_SESSION_MAX_AGE_S`` (default 8
-hours) or after ``$ARTDS_SESSION_IDLE_S`` (default 30 minutes) without use. Every accepted request
-and every message the browser sends over the websocket (an action in the app) counts as use. An
-open websocket is re-checked with each message from the browser (at most once a second): after
-the session ended, no message reaches the app any more and the browser is sent to the login
-page; :func:`watch_session` does the same for an unattended browser within a minute.
-The cookie is HttpOnly, SameSite=Lax, and Secure when the request came over HTTPS or
+accepts them, logout ends them everywhere, and they expire after ``$ARTDS_SESSION_MAX_AGE_S``
+(default 8 hours) or after ``$ARTDS_SESSION_IDLE_S`` (default 30 minutes) without use. Every
+accepted request and every message the browser sends over the websocket (an action in the app)
+counts as use. An open websocket is re-checked with each message from the browser (at most once a
+second): after the session ended, no message reaches the app any more and the browser is sent to the
+login page; :func:`watch_session` does the same for an unattended browser within a minute. The
+cookie is HttpOnly, SameSite=Lax, and Secure when the request came over HTTPS or
 ``$ARTDS_COOKIE_SECURE=1``. Login and logout forms carry a CSRF token.
 """
 

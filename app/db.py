@@ -1,10 +1,8 @@
-"""The process-wide database handle of the app (``engine.platform.store``), opened and migrated
-once.
+"""The app's process-wide database handle (``engine.platform.store``), opened and migrated once.
 
 Sessions share one :class:`engine.platform.store.Store` (its connection pool is thread-safe). The
-URL comes
-from ``$ARTDS_DATABASE_URL`` (default: the SQLite file ``var/artds.sqlite3``); the schema is
-migrated on first use, so a fresh database works at once and several app processes starting
+URL comes from ``$ARTDS_DATABASE_URL`` (default: the SQLite file ``var/artds.sqlite3``); the schema
+is migrated on first use, so a fresh database works at once and several app processes starting
 together migrate it once (PostgreSQL advisory lock).
 
 :func:`poll_in_thread` watches a cheap database marker (newest promotion, newest audit row) for a

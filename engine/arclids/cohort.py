@@ -2,8 +2,7 @@
 
 The trials' patient data are restricted, so every model is built and measured on virtual trials
 whose truth we know. A trial spec (``engine/arclids/trials/<protocol>.toml``) gives, per feature of
-the
-protocol's DAG, a distribution and weights on its parents; per outcome a generalised-logistic
+the protocol's DAG, a distribution and weights on its parents; per outcome a generalised-logistic
 dose response whose μ and T depend on the outcome's parents; and a noisy clinician rule for the
 historic adaptive doses. Outcomes are Bernoulli draws at the gEUD each case actually received.
 

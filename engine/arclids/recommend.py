@@ -1,11 +1,10 @@
 """Dose recommendation: outcome curves over the dose grid, reward, and the recommended dose.
 
-The recommended dose comes from the optimal decision maker (ODM, :mod:`engine.arclids.odm`) when
-one is
-served for the outcome model: the mean of its members' greedy doses, with the standard error of
+The recommended dose comes from the optimal decision maker (ODM, :mod:`engine.arclids.odm`) when one
+is served for the outcome model: the mean of its members' greedy doses, with the standard error of
 that mean and the members' mean q-value (the expected reward, read as the AI's confidence). TCP,
-NTCP and goal at that dose are read from the outcome model's ensemble-mean curves, linearly
-between grid doses (:func:`engine.arclids.arte.at_dose`).
+NTCP and goal at that dose are read from the outcome model's ensemble-mean curves, linearly between
+grid doses (:func:`engine.arclids.arte.at_dose`).
 
 The exact argmax of the reward of the ensemble-mean curves over the dose grid (ties to the lower
 dose) is always reported next to it, and is the recommendation when no ODM can serve — none is
@@ -144,15 +143,13 @@ def recommend(
     """Recommend an adaptive dose per fraction for every row of ``cases``.
 
     Args:
-        cases: validated cases (see :mod:`engine.core.schema`): id columns, every protocol feature
-        and
-            ``dose_eval_gy``, with no missing values.
+        cases: validated cases (see :mod:`engine.core.schema`): id columns, every protocol
+            feature and ``dose_eval_gy``, with no missing values.
         protocol: the treatment protocol.
         model: the outcome model serving TCP/NTCP curves.
         odm: an :class:`engine.arclids.odm.ODMEnsemble` trained against ``model``, or None. One
-        trained
-            against another outcome-model version is not used: the exact argmax is recommended
-            with a note saying so (never an error).
+            trained against another outcome-model version is not used: the exact argmax is
+            recommended with a note saying so (never an error).
         odm_note: why no ODM is given (shown as ``recommender_note``), when ``odm`` is None.
     """
     if cases.empty:

@@ -1,14 +1,12 @@
 """Self-contained, interactive HTML report of a set of recommendations.
 
-:func:`render_report` fills ``engine/platform/templates/report.html`` (Jinja2, autoescaping on)
-with the
-summary per case, the outcome model (label, version, ensemble size), the inputs, the physician's
+:func:`render_report` fills ``engine/platform/templates/report.html`` (Jinja2, autoescaping on) with
+the summary per case, the outcome model (label, version, ensemble size), the inputs, the physician's
 notes and the three figures of :mod:`engine.figures.outcome_space` and
 :mod:`engine.figures.population` (with ensemble bands and covariance ellipses when the model is an
-ensemble). plotly.js is inlined once from the installed plotly package, so
-the file opens offline and references no external URL; it prints on A4 (print stylesheet in the
-template).
-Everything that comes from the user (ids, notes) is escaped by the template.
+ensemble). plotly.js is inlined once from the installed plotly package, so the file opens offline
+and references no external URL; it prints on A4 (print stylesheet in the template). Everything that
+comes from the user (ids, notes) is escaped by the template.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""engine.platform.accounts: argon2 hashes, roles, throttled logins, signed session tokens; `artds
-user`."""
+"""engine.platform.accounts: argon2 hashes, roles, throttled logins, signed session tokens;
+`artds user`."""
 
 from __future__ import annotations
 

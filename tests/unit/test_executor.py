@@ -1,6 +1,5 @@
 """engine.platform.executor: the same seeded torch jobs give identical results, in job order,
-whichever
-executor runs them (in-process, local process pool, local Ray cluster)."""
+whichever executor runs them (in-process, local process pool, local Ray cluster)."""
 
 from __future__ import annotations
 

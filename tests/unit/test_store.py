@@ -1,6 +1,5 @@
 """engine.platform.store on SQLite and on a real PostgreSQL server: migrations, versioned inputs
-and notes,
-the recommendation audit trail, model versions and promotions, training jobs."""
+and notes, the recommendation audit trail, model versions and promotions, training jobs."""
 
 from __future__ import annotations
 
