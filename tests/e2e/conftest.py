@@ -74,7 +74,7 @@ def app_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
     The users are made in this process (the same ``engine.platform.accounts.create_user`` the CLI
     calls;
-    ``artds user add`` itself is tested in tests/unit/test_auth.py)."""
+    ``artds user add`` itself is tested in tests/unit/platform/test_accounts.py)."""
     from engine.platform.accounts import create_user
     from engine.platform.store import Store
 

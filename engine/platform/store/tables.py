@@ -1,9 +1,9 @@
 """The artds tables (SQLAlchemy 2 declarative ORM): :class:`Base` and one class per table.
 
 Alembic (``engine/platform/alembic/``) creates and migrates the schema; these classes must
-describe exactly what the migrations build (``tests/unit/test_store.py`` compares them). Times
-are stored as :class:`UTCDateTime` (timezone-aware UTC on every backend) and ``dict`` columns as
-JSON. The classes never leave the store: its methods return the records of
+describe exactly what the migrations build (``tests/unit/platform/test_store.py`` compares them).
+Times are stored as :class:`UTCDateTime` (timezone-aware UTC on every backend) and ``dict``
+columns as JSON. The classes never leave the store: its methods return the records of
 :mod:`engine.platform.store.records`.
 """
 

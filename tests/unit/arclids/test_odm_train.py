@@ -39,7 +39,7 @@ from engine.platform import registry
 from engine.platform.executor import SerialExecutor
 
 NSCLC = load_protocol("nsclc")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "assets" / "examples" / "nsclc_patients.csv"
 pytestmark = pytest.mark.xdist_group("odm_train")
 

@@ -13,7 +13,7 @@ from engine.sf2 import evaluate as ev
 from engine.sf2.baselines import MLPConfig
 from engine.sf2.features import FeatureConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "assets" / "examples"
 
 

@@ -24,7 +24,7 @@ from engine.core.schema import (
 )
 from engine.core.tabular import Problem, SchemaError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BAD = ROOT / "tests" / "data" / "bad"
 GOOD = ROOT / "tests" / "data" / "good"
 EXPECTED = tomllib.loads((BAD / "expected.toml").read_text(encoding="utf-8"))

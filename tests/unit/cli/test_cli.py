@@ -15,7 +15,7 @@ from engine.cli import build_parser, main
 from engine.core.protocols import PROTOCOL_NAMES
 from engine.core.schema import read_cases
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REF = ("--model", "reference")
 """The Foundation checks run on the virtual trial's reference model; learned models below."""
 EXAMPLES = {name: ROOT / "assets" / "examples" / f"{name}_patients.csv" for name in PROTOCOL_NAMES}

@@ -19,7 +19,7 @@ from engine.sf2.data import (
     write_example_uploads,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "assets" / "examples"
 
 

@@ -17,7 +17,7 @@ from engine.platform import accounts as auth
 from engine.platform.store import Store
 from engine.platform.store.tables import AuthSession
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "correct horse battery"
 
 

@@ -21,7 +21,7 @@ from engine.platform.jobs import Cancelled
 from engine.platform.store import CaseRecord, Store
 
 PROTOCOL = load_protocol("nsclc")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _store_cases(store: Store, n: int) -> None:

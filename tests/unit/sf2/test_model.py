@@ -18,7 +18,7 @@ from engine.sf2.influence import gene_gradients, influence_map
 from engine.sf2.model import DEFAULT_ALPHA_BETA_GY, ServedConfig, load_served_sf2, train_sf2
 from engine.sf2.reptile import MLP
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ServedConfig(n_members=2, n_iterations=5, n_support_draws=2,
                     features=FeatureConfig(n_repeats=1))
 
