@@ -54,3 +54,10 @@ def open_tab(page: Page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
     expect(page.get_by_role("tab", name=name)).to_have_attribute("aria-selected", "true")
     wait_idle(page)
+
+
+def assert_clean(page: Page, console_errors: list[str]) -> None:
+    """No output shows an error, no traceback reached the page, the console stayed clean."""
+    expect(page.locator(".shiny-output-error")).to_have_count(0)
+    assert page.locator("text=Traceback").count() == 0
+    assert console_errors == []

@@ -14,7 +14,7 @@ from shiny.playwright import controller
 
 from app import shared
 from engine.arclids.architectures import REFERENCE
-from tests.e2e.helpers import open_app, open_tab, wait_idle
+from tests.e2e.helpers import assert_clean, open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -25,11 +25,6 @@ _HAS_ELLIPSES = (
 )
 _TITLE = "() => document.getElementById('outcome-plot').layout.title.text"
 
-
-def _clean(page: Page, console_errors: list[str]) -> None:
-    expect(page.locator(".shiny-output-error")).to_have_count(0)
-    assert page.locator("text=Traceback").count() == 0
-    assert console_errors == []
 
 
 def test_served_model_label_version_ellipses_and_switch_to_reference(
@@ -71,7 +66,7 @@ def test_served_model_label_version_ellipses_and_switch_to_reference(
         assert served is reference
         expect(info.locator(".model-warning")).to_contain_text("GLoGD-GNN")
         assert not page.evaluate(_HAS_ELLIPSES)
-    _clean(page, console_errors)
+    assert_clean(page, console_errors)
 
     # Switching to the reference model relabels every view and drops the ellipses.
     select.set(REFERENCE)
@@ -83,7 +78,7 @@ def test_served_model_label_version_ellipses_and_switch_to_reference(
     assert not page.evaluate(_HAS_ELLIPSES)
     open_tab(page, "Report")
     expect(page.locator("#report-contents")).to_contain_text(reference.label)
-    _clean(page, console_errors)
+    assert_clean(page, console_errors)
 
 
 def test_model_review_panel(page: Page, app_url: str, console_errors: list[str]) -> None:
@@ -120,4 +115,4 @@ def test_model_review_panel(page: Page, app_url: str, console_errors: list[str])
         expect(contrast).to_be_visible()
         expect(contrast.locator(".legendtext", has_text="Single-GNN").first).to_be_visible()
         expect(contrast.locator(".gtitle-subtitle")).to_contain_text("falls with dose")
-    _clean(page, console_errors)
+    assert_clean(page, console_errors)

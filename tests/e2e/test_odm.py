@@ -11,7 +11,7 @@ from shiny.playwright import controller
 
 from app import shared
 from engine.arclids.architectures import REFERENCE
-from tests.e2e.helpers import open_app, open_tab
+from tests.e2e.helpers import assert_clean, open_app, open_tab
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +22,6 @@ def _has_trace(plot: str, meta: str) -> str:
     return (f"() => (document.getElementById('{plot}').data || [])"
             f".some((t) => t.meta === '{meta}')")
 
-
-def _clean(page: Page, console_errors: list[str]) -> None:
-    expect(page.locator(".shiny-output-error")).to_have_count(0)
-    assert page.locator("text=Traceback").count() == 0
-    assert console_errors == []
 
 
 def test_outcome_space_shows_the_recommendation_with_sem_and_q(
@@ -53,13 +48,13 @@ def test_outcome_space_shows_the_recommendation_with_sem_and_q(
     else:
         expect(summary.locator(".recommender-line")).to_contain_text(
             "Exact reward argmax over the dose grid")
-    _clean(page, console_errors)
+    assert_clean(page, console_errors)
 
     # The reference model has no decision maker: the exact argmax, with the reason shown.
     controller.InputSelect(page, "model-choice").set(REFERENCE)
     expect(summary.locator(".recommender-line")).to_contain_text("no decision maker is trained")
     expect(summary.locator(".recommended-line")).not_to_contain_text("±")
-    _clean(page, console_errors)
+    assert_clean(page, console_errors)
 
 
 def test_model_review_shows_decision_makers_and_synthetic_patients(
@@ -79,4 +74,4 @@ def test_model_review_shows_decision_makers_and_synthetic_patients(
                         has_text="q-value").first).to_be_visible()
     expect(page.locator("#review-odm-gan_intro")).to_contain_text("Jensen–Shannon")
     expect(page.locator("#review-odm-gan.js-plotly-plot")).to_be_visible()
-    _clean(page, console_errors)
+    assert_clean(page, console_errors)

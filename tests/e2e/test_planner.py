@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 from shiny.playwright import controller
 
-from tests.e2e.helpers import open_app, open_tab
+from tests.e2e.helpers import assert_clean, open_app, open_tab
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +40,7 @@ def test_tiny_planner_run_shows_progress_and_plots(
         expect(page.locator(f"#planner-{plot}.js-plotly-plot")).to_have_count(1)
     expect(page.locator("#planner-summary table")).to_contain_text("Reference (2 Gy × 35)")
     expect(page.locator("#planner-weekly")).to_contain_text("adaptation points")
-    expect(page.locator(".shiny-output-error")).to_have_count(0)
-    assert console_errors == []
+    assert_clean(page, console_errors)
 
 
 def test_planner_run_can_be_cancelled(
@@ -64,8 +63,7 @@ def test_planner_run_can_be_cancelled(
     controller.InputTaskButton(page, "planner-run").expect_state("ready")
     expect(page.locator("#planner-status .planner-progress")).to_have_count(0)
     expect(page.locator("#planner-summary .artds-empty")).to_be_visible()  # no result
-    expect(page.locator(".shiny-output-error")).to_have_count(0)
-    assert console_errors == []
+    assert_clean(page, console_errors)
 
 
 def test_planner_refuses_bad_input_with_the_field_named(

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from shiny.playwright import controller
 
 from app import shared
-from tests.e2e.helpers import open_app, open_tab, wait_idle
+from tests.e2e.helpers import assert_clean, open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -18,11 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SLOW_MS = 60_000
 """Wait for uploads and predictions this long (a hang guard on a busy machine, not a check)."""
 
-
-def _clean(page: Page, console_errors: list[str]) -> None:
-    expect(page.locator(".shiny-output-error")).to_have_count(0)
-    assert page.locator("text=Traceback").count() == 0
-    assert console_errors == []
 
 
 def test_pick_a_line_see_sf2_and_influence_then_send_alpha(
@@ -57,14 +52,14 @@ def test_pick_a_line_see_sf2_and_influence_then_send_alpha(
     expect(status).to_contain_text(
         f"α = {expected.alpha_per_gy:.3f} Gy⁻¹ from NCI-H1299 (SF2 {expected.sf2:.3f}")
     expect(status).to_contain_text("set for the fractionation planner")
-    _clean(page, console_errors)
+    assert_clean(page, console_errors)
 
     # The planner receives it: its patient-α field holds the SF2 panel's α, and it is used.
     open_tab(page, "Fractionation planner")
     controller.InputCheckbox(page, "planner-use_patient_alpha").expect_checked(True)
     controller.InputNumeric(page, "planner-patient_alpha").expect_value(
         str(round(expected.alpha_per_gy, 4)))
-    _clean(page, console_errors)
+    assert_clean(page, console_errors)
 
 
 def test_upload_full_profiles_gives_rsi_and_bad_file_is_refused(
@@ -83,7 +78,7 @@ def test_upload_full_profiles_gives_rsi_and_bad_file_is_refused(
     expect(summary).to_contain_text("NB1: adapted on", timeout=SLOW_MS)
     expect(summary).to_contain_text("RSI (10 genes)")
     expect(summary).to_contain_text("GARD")
-    _clean(page, console_errors)
+    assert_clean(page, console_errors)
 
     bad = tmp_path / "bad.csv"
     bad.write_text("sample_id,tissue,PIK3CB\n<b>x</b>,lung,7.5\n")

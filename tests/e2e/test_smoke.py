@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 from shiny.playwright import controller
 
 from app import shared
-from tests.e2e.helpers import open_app, open_tab, wait_idle
+from tests.e2e.helpers import assert_clean, open_app, open_tab, wait_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +31,6 @@ def _remove_all_cases(page: Page) -> None:
     wait_idle(page)
 
 
-def _assert_clean(page: Page, console_errors: list[str]) -> None:
-    expect(page.locator(".shiny-output-error")).to_have_count(0)
-    assert page.locator("text=Traceback").count() == 0
-    assert console_errors == []
-
 
 @pytest.mark.parametrize("protocol", ["nsclc", "hcc"])
 def test_every_panel_renders_with_examples(
@@ -49,7 +44,7 @@ def test_every_panel_renders_with_examples(
     open_tab(page, "Data input")
     expect(page.locator("#data-cases_table")).to_contain_text(str(first))
     expect(page.locator("#data-form")).to_contain_text(label)
-    _assert_clean(page, console_errors)
+    assert_clean(page, console_errors)
 
     open_tab(page, "Outcome space")
     expect(page.locator("#outcome-plot.js-plotly-plot")).to_be_visible()
@@ -65,26 +60,24 @@ def test_every_panel_renders_with_examples(
     slider = page.locator(".shiny-input-container:has(#outcome-dose)")
     expect(slider.locator(".irs-min")).to_have_text(f"{grid[0]:g} Gy")
     expect(slider.locator(".irs-max")).to_have_text(f"{grid[-1]:g} Gy")
-    _assert_clean(page, console_errors)
+    assert_clean(page, console_errors)
 
     open_tab(page, "Population")
     expect(page.locator("#population-plot.js-plotly-plot")).to_be_visible()
     expect(page.locator("#population-plot .legendtext").first).to_contain_text(
         "virtual trial population")
-    _assert_clean(page, console_errors)
+    assert_clean(page, console_errors)
 
     open_tab(page, "Report")
     expect(page.locator("#report-contents")).to_contain_text(label)
     expect(page.locator("#report-download")).to_be_visible()
-    _assert_clean(page, console_errors)
+    assert_clean(page, console_errors)
 
     open_tab(page, "Model review")
-    if shared.EVALUATIONS[protocol] is not None:
-        expect(page.locator("#review-metrics table.metrics-table")).to_be_visible()
-        expect(page.locator("#review-roc.js-plotly-plot")).to_have_count(1)
-    else:
-        expect(page.locator("#review-metrics")).to_contain_text("No trained outcome models")
-    _assert_clean(page, console_errors)
+    assert shared.EVALUATIONS[protocol] is not None, "the shipped evaluation must load"
+    expect(page.locator("#review-metrics table.metrics-table")).to_be_visible()
+    expect(page.locator("#review-roc.js-plotly-plot")).to_have_count(1)
+    assert_clean(page, console_errors)
 
 
 def test_new_session_opens_on_a_worked_nsclc_example(
@@ -103,7 +96,7 @@ def test_new_session_opens_on_a_worked_nsclc_example(
     expect(page.locator("#population-plot .legendtext", has_text=first)).to_have_count(1)
     open_tab(page, "Report")
     expect(page.locator("#report-contents")).to_contain_text(first)
-    _assert_clean(page, console_errors)
+    assert_clean(page, console_errors)
 
 
 def test_empty_state_after_removing_every_case(
@@ -114,7 +107,7 @@ def test_empty_state_after_removing_every_case(
     for panel in PANELS:
         open_tab(page, panel)
         expect(page.locator(".artds-empty:visible").first).to_be_visible()
-        _assert_clean(page, console_errors)
+        assert_clean(page, console_errors)
     expect(page.locator("#outcome-plot.js-plotly-plot")).to_have_count(0)
 
 
@@ -149,13 +142,13 @@ def test_bad_csv_is_refused_with_every_problem_and_cases_kept(
     # Nothing was imported, the existing cases are intact and the app keeps working.
     expect(page.locator("#data-cases_status")).to_contain_text(f"{n} cases loaded")
     expect(page.locator("#data-cases_table")).not_to_contain_text("EX-NEW-01")
-    _assert_clean(page, console_errors)
+    assert_clean(page, console_errors)
 
     open_tab(page, "Outcome space")
     expect(page.locator("#outcome-plot.js-plotly-plot")).to_be_visible()
     controller.InputSlider(page, "outcome-dose").set("2 Gy")
     expect(page.locator("#outcome-summary")).to_contain_text("At 2 Gy/fx (selected)")
-    _assert_clean(page, console_errors)
+    assert_clean(page, console_errors)
 
 
 def test_manual_form_rejects_out_of_range_and_adds_valid_patient(
@@ -180,7 +173,7 @@ def test_manual_form_rejects_out_of_range_and_adds_valid_patient(
     summary = page.locator("#outcome-summary")
     expect(summary).to_contain_text("<i>HAND-1</i>")  # shown as text, not markup
     expect(summary.locator("i")).to_have_count(0)
-    _assert_clean(page, console_errors)
+    assert_clean(page, console_errors)
 
 
 def test_switching_protocol_keeps_each_protocols_cases(
@@ -207,4 +200,4 @@ def test_switching_protocol_keeps_each_protocols_cases(
     show.expect_selected(["EX-NSCLC-02"])
     expect(page.locator("#outcome-summary")).to_contain_text("EX-NSCLC-02")
     expect(page.locator("#outcome-plot.js-plotly-plot")).to_be_visible()
-    _assert_clean(page, console_errors)
+    assert_clean(page, console_errors)
