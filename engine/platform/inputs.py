@@ -4,8 +4,9 @@ The store keeps, per case, the id columns, the features, both doses and the two 
 (:func:`stored_columns`; the note is kept apart, versioned on its own). This module turns a
 validated case table (:mod:`engine.core.schema`) into the store's records (:func:`case_records`),
 stored records back into a validated table (:func:`cases_from_stored`), merges a table into
-another by case label (:func:`merge_cases`), and writes the inputs in the upload format
-(:func:`inputs_csv`, which :func:`engine.core.schema.read_cases` reads back unchanged).
+another by case label (:func:`merge_cases`), adds a follow-up to a case
+(:func:`with_follow_up`), and writes the inputs in the upload format (:func:`inputs_csv`, which
+:func:`engine.core.schema.read_cases` reads back unchanged).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from engine.core.protocols import Protocol
 from engine.core.schema import case_labels, validate_dataframe
 from engine.platform.store import CaseRecord
 
-__all__ = ["case_records", "cases_from_stored", "inputs_csv", "merge_cases", "stored_columns"]
+__all__ = [
+    "case_records",
+    "cases_from_stored",
+    "inputs_csv",
+    "merge_cases",
+    "stored_columns",
+    "with_follow_up",
+]
 
 
 def stored_columns(protocol: Protocol) -> list[str]:
@@ -58,6 +66,28 @@ def cases_from_stored(
     frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in records], columns=columns)
     frame = frame.astype(object).where(frame.notna(), None)
     return validate_dataframe(frame, protocol, require_outcomes=require_outcomes)
+
+
+def with_follow_up(
+    case: pd.DataFrame,
+    protocol: Protocol,
+    *,
+    dose_adapt_gy: float | None,
+    target_outcome: object,
+    oar_outcome: object,
+) -> pd.DataFrame:
+    """A validated case (a one-row table) with the adaptive dose given (Gy per fraction) and the
+    target and organ-at-risk outcomes (1, 0, "1", "0"; None when still unknown) set.
+
+    Raises:
+        engine.core.schema.SchemaError: when a value is refused (e.g. a dose off the grid range).
+    """
+    frame = case[[c for c in stored_columns(protocol) if c in case.columns]].copy()
+    frame["dose_adapt_gy"] = dose_adapt_gy
+    frame[protocol.target.outcome] = target_outcome
+    frame[protocol.oar.outcome] = oar_outcome
+    frame = frame.astype(object).where(frame.notna(), None)
+    return validate_dataframe(frame, protocol)
 
 
 def merge_cases(current: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame, int]:

@@ -250,6 +250,7 @@ def test_case_inputs_round_trip_through_the_store(sqlite_store: Store) -> None:
         inputs_csv,
         merge_cases,
         stored_columns,
+        with_follow_up,
     )
     from engine.settings import EXAMPLES_DIR
 
@@ -276,6 +277,16 @@ def test_case_inputs_round_trip_through_the_store(sqlite_store: Store) -> None:
         with pytest.raises(SchemaError):
             cases_from_stored(protocol, [found[records[0].label].values],
                               require_outcomes=True)
+        followed = with_follow_up(cases.iloc[[0]].reset_index(drop=True), protocol,
+                                  dose_adapt_gy=protocol.dose_grid_gy[0], target_outcome="1",
+                                  oar_outcome=None)
+        assert followed["dose_adapt_gy"].iloc[0] == pytest.approx(protocol.dose_grid_gy[0])
+        assert followed[protocol.target.outcome].iloc[0] == 1
+        assert pd.isna(followed[protocol.oar.outcome].iloc[0])
+        assert case_labels(followed) == case_labels(cases.iloc[[0]])
+        with pytest.raises(SchemaError):
+            with_follow_up(cases.iloc[[0]], protocol, dose_adapt_gy=99.0, target_outcome=None,
+                           oar_outcome=None)
         merged, replaced = merge_cases(cases.iloc[:2], cases.iloc[1:3])
         assert replaced == 1
         assert case_labels(merged) == case_labels(cases.iloc[[0, 1, 2]])

@@ -11,7 +11,13 @@ from shiny.session import Inputs
 from app import shared
 from app.panels.data_input.messages import error_box, form_labels, success_line, summary
 from app.panels.data_input.state import DataInputState
-from engine.core.schema import Problem, SchemaError, validate_dataframe
+from engine.core.schema import (
+    SITE_ID_MAX,
+    SITE_ID_MIN,
+    Problem,
+    SchemaError,
+    validate_dataframe,
+)
 
 __all__ = ["form_card", "form_server"]
 
@@ -66,23 +72,25 @@ def form_server(input: Inputs, state: DataInputState) -> None:
     @render.ui
     def form():
         p = state.protocol()
-        name = p.name
+        name, labels = p.name, form_labels(p)
         fields = [
             ui.div(
-                ui.input_text("m_patient_id", "Patient id", value="NEW-001", width="100%"),
+                ui.input_text("m_patient_id", labels["patient_id"], value="NEW-001",
+                              width="100%"),
                 ui.tags.small("letters, digits, - and _", class_="text-muted form-hint"),
                 class_="artds-field",
             )
         ]
         if "site_id" in p.id_columns:
-            fields.append(_numeric_field("m_site_id", "Tumour site number", "", 1, 5, 1, 1))
+            fields.append(_numeric_field("m_site_id", labels["site_id"], "", SITE_ID_MIN,
+                                         SITE_ID_MAX, 1, 1))
         fields.append(_numeric_field(
-            "m_dose_eval_gy", "Evaluation-phase dose per fraction", "Gy",
+            "m_dose_eval_gy", labels["dose_eval_gy"], "Gy",
             p.dose_eval_min_gy, p.dose_eval_max_gy, 0.1, _first_value(name, "dose_eval_gy"),
         ))
         for feat in p.features:
             fields.append(_numeric_field(
-                f"m_{feat.name}", feat.label, feat.unit, feat.min, feat.max,
+                f"m_{feat.name}", labels[feat.name], feat.unit, feat.min, feat.max,
                 1 if feat.integer else "any", _first_value(name, feat.name),
             ))
         return ui.TagList(

@@ -36,7 +36,7 @@ def result_line(ok: bool, text: str) -> ui.Tag:
 
 
 def form_labels(protocol: Protocol) -> dict[str, str]:
-    """Column → the label the form shows for it."""
+    """Column → the label the form shows for it (also naming the fields of a refusal)."""
     labels = {"patient_id": "Patient id", "site_id": "Tumour site number",
               "dose_eval_gy": "Evaluation-phase dose per fraction"}
     return labels | {f.name: f.label for f in protocol.features}

@@ -8,8 +8,8 @@ from shiny.session import Inputs
 
 from app.panels.data_input.messages import error_box, form_labels, result_line, summary, when
 from app.panels.data_input.state import DataInputState
-from engine.core.schema import Problem, SchemaError, case_labels, column_specs, validate_dataframe
-from engine.platform.inputs import cases_from_stored, stored_columns
+from engine.core.schema import Problem, SchemaError, case_labels, column_specs
+from engine.platform.inputs import cases_from_stored, with_follow_up
 from engine.platform.store import SavedInput
 
 __all__ = ["followup_card", "followup_server", "saved_card", "saved_server"]
@@ -160,13 +160,10 @@ def followup_server(input: Inputs, state: DataInputState) -> None:
             message.set((False, "Choose a case first."))
             return
         row = current.iloc[[labs.index(label)]].reset_index(drop=True)
-        frame = row[[c for c in stored_columns(p) if c in row.columns]].copy()
-        frame["dose_adapt_gy"] = input.fu_dose()
-        frame[p.target.outcome] = input.fu_target() or None
-        frame[p.oar.outcome] = input.fu_oar() or None
-        frame = frame.astype(object).where(frame.notna(), None)
         try:
-            new = validate_dataframe(frame, p)
+            new = with_follow_up(row, p, dose_adapt_gy=input.fu_dose(),
+                                 target_outcome=input.fu_target() or None,
+                                 oar_outcome=input.fu_oar() or None)
         except SchemaError as err:
             message.set(err.problems)
             return
