@@ -61,8 +61,9 @@ def _physicist_panels() -> list:
     return [
         ui.nav_panel("Model review", panel_help("review"), model_review_ui("review"),
                      value="review"),
-        ui.nav_panel("Learning Mode", learning_ui("learning"), value="learning"),
-        ui.nav_panel("Audit trail", audit_ui("audit"), value="audit"),
+        ui.nav_panel("Learning Mode", panel_help("learning"), learning_ui("learning"),
+                     value="learning"),
+        ui.nav_panel("Audit trail", panel_help("audit"), audit_ui("audit"), value="audit"),
         ui.nav_panel("Fractionation planner", panel_help("planner"), planner_ui("planner"),
                      value="planner"),
         ui.nav_panel("SF2", panel_help("sf2"), sf2_ui("sf2"), value="sf2"),

@@ -1,4 +1,5 @@
-"""The recommendations of the shown cases, computed off the event loop and audited.
+"""Torch inference for the shown cases, computed off the event loop: the recommendations (audited)
+and the physicists' architecture contrast.
 
 Why not a plain ``reactive.calc``: every session of an app process shares one event loop and
 one reactive lock, and a flush sends no output until every invalidated observer has run. A
@@ -7,32 +8,40 @@ the flush, it held back every other output of the flush (e.g. the Data input pan
 count stayed greyed out after "Load example") and every other session of the process. Here the
 calc only says *what* is wanted (protocol, model, the shown cases' input hashes); the work runs
 in a small thread pool (``torch`` releases the GIL), newest request wins, and the result is
-published in a flush of its own. Outputs that need the recommendations show Shiny's
-"recalculating" state meanwhile; nothing else waits.
+published in a flush of its own. Outputs that need the result show Shiny's "recalculating"
+state meanwhile; nothing else waits.
 
 Each recommendation is written to the audit trail in the same worker thread, once per session
 and content (user, time, case, input hash, every model version, outputs), before it is
 published; :attr:`ShownRecommendations.audit_ids` maps case labels to those audit ids for the
 report. A result superseded before it was published is not recorded: nobody saw it.
+
+The Model review panel's contrast (:func:`shown_curves`: the shown cases' curves under several
+outcome models) runs in the same pool by the same rule, but only when an output reads it: the
+recommendations are wanted on every panel (and audited as shown), the contrast only on a
+physicist's panel that may stay closed, so computing it on every change of the shown cases
+would take the pool from the recommendations for nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 from shiny import reactive, req
 
 from app.runtime import recommendation_pool
-from engine.arclids.outcomes import OutcomeModel
+from engine.arclids.outcomes import OutcomeCurves, OutcomeModel
 from engine.arclids.recommend import Recommendation, input_hash, recommend
 from engine.core.protocols import Protocol
+from engine.core.schema import case_labels
 from engine.platform.store import Store, UserInfo
 
-__all__ = ["ShownRecommendations", "model_versions_of", "shown_recommendations"]
+__all__ = ["ShownRecommendations", "model_versions_of", "shown_curves", "shown_recommendations"]
 
 SETTLE_LIMIT_S = 300.0
 """A download waiting for a recommendation gives up after this long (a hang guard)."""
@@ -48,22 +57,80 @@ def model_versions_of(rec: Recommendation) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class _Request:
+class _Job:
+    """One request for the pool: what it is for, and the work in two steps."""
+
     key: Hashable
-    cases: pd.DataFrame = field(compare=False)
-    protocol: Protocol = field(compare=False)
-    model: OutcomeModel = field(compare=False)
+    """What the result is for; equal keys give equal results."""
+    compute: Callable[[], Any] = field(compare=False)
+    """The inference (runs in the pool)."""
+    finish: Callable[[Any], Any] = field(compare=False, default=lambda value: value)
+    """Turns ``compute``'s value into the result (runs in the pool, skipped when the job was
+    superseded in between: the recommendations are audited here)."""
 
 
 @dataclass(frozen=True)
 class _State:
     key: Hashable
-    """What the state is for (protocol, model, the shown cases' labels and input hashes)."""
+    """What the state is for (e.g. protocol, model, the shown cases' labels and input hashes)."""
     ready: bool
-    """False while the recommendations are being computed."""
-    recs: tuple[Recommendation, ...] = ()
-    audit_ids: dict[str, int] = field(default_factory=dict)
+    """False while the result is being computed."""
+    result: Any = None
     error: BaseException | None = None
+
+
+class _NewestWins:
+    """One session's jobs of one kind: run in the pool one after another, newest first (a job
+    superseded before it ran is dropped), the newest result published in a flush of its own."""
+
+    def __init__(self) -> None:
+        self.state: reactive.Value[_State | None] = reactive.value(None)
+        """The published result; the caller may also set it (e.g. "computing", or a result
+        known without the pool)."""
+        self.wanted: Hashable = None
+        """Key of the newest request: only its result is published."""
+        self._next: _Job | None = None
+        self._worker: asyncio.Task | None = None
+
+    def want(self, key: Hashable, job: _Job | None) -> None:
+        """Ask for ``key``: computed by ``job``, or (None) known without the pool."""
+        self.wanted = key
+        self._next = job
+        if job is not None and self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._next is not None:
+                job, self._next = self._next, None
+                try:
+                    value = await loop.run_in_executor(recommendation_pool(), job.compute)
+                    if self._next is not None:
+                        continue  # superseded before anyone saw it
+                    done = _State(job.key, True, await loop.run_in_executor(
+                        recommendation_pool(), job.finish, value))
+                except Exception as err:  # shown by the outputs that need the result
+                    done = _State(job.key, True, error=err)
+                if self._next is not None:
+                    continue
+                async with reactive.lock():
+                    if self.wanted == job.key:
+                        self.state.set(done)
+                        await reactive.flush()
+        finally:
+            self._worker = None
+
+
+def _ready(current: _State | None) -> Any:
+    """The result of a ready state; in a reactive context, Shiny's "in progress" silent
+    exception while it is computed (outputs show their recalculating state)."""
+    if current is None or not current.ready:
+        req(False, cancel_output="progress")
+    assert current is not None
+    if current.error is not None:
+        raise current.error
+    return current.result
 
 
 @dataclass(frozen=True)
@@ -80,10 +147,14 @@ class ShownRecommendations:
     (recommendations, audit ids), waiting while they are computed."""
 
 
+def _hashes(cases: pd.DataFrame, protocol: Protocol) -> tuple[str, ...]:
+    """The input hash of every case, in row order."""
+    return tuple(input_hash(row, protocol) for _, row in cases.iterrows())
+
+
 def _key(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> Hashable:
     """Identity of a request: equal keys give equal recommendations."""
-    hashes = tuple(input_hash(row, protocol) for _, row in cases.iterrows())
-    return (protocol.name, model.version, id(model), hashes)
+    return (protocol.name, model.version, id(model), _hashes(cases, protocol))
 
 
 def shown_recommendations(
@@ -108,10 +179,10 @@ def shown_recommendations(
     """
     ref = hashlib.sha256(str(session.id).encode()).hexdigest()[:16]  # never the live id
     seen: dict[tuple, int] = {}  # (content) → audit id; touched by one worker at a time
-    state: reactive.Value[_State | None] = reactive.value(None)
-    queue: dict[str, object] = {"next": None, "worker": None}
+    jobs = _NewestWins()
+    state = jobs.state
 
-    def _record(recs: list[Recommendation]) -> dict[str, int]:
+    def _record(recs: list[Recommendation]) -> tuple[tuple[Recommendation, ...], dict[str, int]]:
         ids: dict[str, int] = {}
         for rec in recs:
             versions = model_versions_of(rec)
@@ -125,70 +196,37 @@ def shown_recommendations(
                     recommended_dose_gy=rec.recommended_dose_gy, outputs=rec.to_dict(),
                     session_ref=ref)
             ids[rec.label] = seen[content]
-        return ids
-
-    async def _work() -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while queue["next"] is not None:
-                request: _Request = queue["next"]  # type: ignore[assignment]
-                queue["next"] = None
-                try:
-                    recs = await loop.run_in_executor(
-                        recommendation_pool(), compute, request.cases, request.protocol,
-                        request.model)
-                    if queue["next"] is not None:
-                        continue  # superseded before anyone saw it
-                    ids = await loop.run_in_executor(recommendation_pool(), _record, recs)
-                    done = _State(request.key, True, tuple(recs), ids)
-                except Exception as err:  # shown by the outputs that need the result
-                    done = _State(request.key, True, error=err)
-                if queue["next"] is not None:
-                    continue
-                async with reactive.lock():
-                    with reactive.isolate():
-                        current = state()
-                    if current is not None and current.key == request.key:
-                        state.set(done)
-                        await reactive.flush()
-        finally:
-            queue["worker"] = None
+        return tuple(recs), ids
 
     @reactive.calc
-    def _wanted() -> _Request:
+    def _wanted() -> tuple[Hashable, pd.DataFrame, Protocol, OutcomeModel]:
         cases, p, m = shown(), protocol(), model()
-        return _Request(_key(cases, p, m), cases, p, m)
+        return _key(cases, p, m), cases, p, m
 
     @reactive.effect
     def _ask() -> None:
-        request = _wanted()
+        key, cases, p, m = _wanted()
         with reactive.isolate():
             current = state()
-        if current is not None and current.key == request.key:
+        if current is not None and current.key == key:
             return  # same protocol, model and inputs: nothing to do, nothing re-renders
-        if request.cases.empty:
-            state.set(_State(request.key, True))
-            queue["next"] = None
+        if cases.empty:
+            state.set(_State(key, True, ((), {})))
+            jobs.want(key, None)
             return
-        state.set(_State(request.key, False))
-        queue["next"] = request
-        if queue["worker"] is None:
-            queue["worker"] = asyncio.get_running_loop().create_task(_work())
+        state.set(_State(key, False))
+        jobs.want(key, _Job(key, lambda: compute(cases, p, m), _record))
 
     @reactive.calc
     def recs() -> list[Recommendation]:
-        current = state()
-        if current is None or not current.ready:
-            req(False, cancel_output="progress")
-        assert current is not None
-        if current.error is not None:
-            raise current.error
-        return list(current.recs)
+        return list(_ready(state())[0])
 
     @reactive.calc
     def audit_ids() -> dict[str, int]:
         current = state()
-        return dict(current.audit_ids) if current is not None and current.ready else {}
+        if current is None or not current.ready or current.error is not None:
+            return {}
+        return dict(current.result[1])
 
     async def settled() -> tuple[list[Recommendation], dict[str, int]]:
         deadline = asyncio.get_running_loop().time() + SETTLE_LIMIT_S
@@ -198,9 +236,52 @@ def shown_recommendations(
             if current is not None and current.ready:
                 if current.error is not None:
                     raise current.error
-                return list(current.recs), dict(current.audit_ids)
+                return list(current.result[0]), dict(current.result[1])
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("the recommendations did not finish in time")
             await asyncio.sleep(0.1)
 
     return ShownRecommendations(recs=recs, audit_ids=audit_ids, settled=settled)
+
+
+def shown_curves(
+    *,
+    protocol: Callable[[], Protocol],
+    models: Callable[[], Mapping[str, OutcomeModel]],
+    shown: Callable[[], pd.DataFrame],
+) -> Callable[[], tuple[list[str], dict[str, OutcomeCurves]]]:
+    """The curves of the ``shown`` cases under each of ``models``, computed in the pool.
+
+    Args:
+        protocol, shown: reactives giving the protocol and the shown cases.
+        models: reactive giving key → outcome model (e.g. the architectures to contrast).
+
+    Returns:
+        A reactive giving (the shown cases' labels, key → their :class:`OutcomeCurves`), both
+        empty when no case is shown. It asks the pool when read for a new request and raises
+        Shiny's "in progress" silent exception until the result is published (so a closed
+        panel costs nothing); call it in a session.
+    """
+    jobs = _NewestWins()
+
+    def _curves(cases: pd.DataFrame, p: Protocol, chosen: Mapping[str, OutcomeModel]) -> tuple[
+            list[str], dict[str, OutcomeCurves]]:
+        return case_labels(cases), {k: m.predict_curves(cases, p) for k, m in chosen.items()}
+
+    @reactive.calc
+    def curves() -> tuple[list[str], dict[str, OutcomeCurves]]:
+        p, cases, chosen = protocol(), shown(), dict(models())
+        if cases.empty:
+            jobs.want(None, None)
+            return [], {}
+        cases = cases.reset_index(drop=True)
+        key = (p.name, tuple((k, m.version, id(m)) for k, m in chosen.items()),
+               _hashes(cases, p))
+        current = jobs.state()
+        if current is None or current.key != key:
+            if jobs.wanted != key:
+                jobs.want(key, _Job(key, lambda: _curves(cases, p, chosen)))
+            req(False, cancel_output="progress")
+        return _ready(current)
+
+    return curves

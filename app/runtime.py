@@ -48,7 +48,7 @@ T = TypeVar("T")
 E = TypeVar("E", bound=Executor)
 
 RECOMMENDATION_THREADS = 2
-"""Recommendations computed at a time (2-core machines)."""
+"""Recommendations (and Model review contrasts) computed at a time (2-core machines)."""
 DATABASE_THREADS = min(32, (os.cpu_count() or 1) + 4)
 """Database reads at a time: as many as asyncio's default executor, which served them before."""
 

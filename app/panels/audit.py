@@ -35,15 +35,6 @@ def _when(t: datetime) -> str:
 def audit_ui() -> ui.TagList:
     protocols = {"": "All protocols"} | {n: n.upper() for n in shared.PROTOCOLS}
     return ui.TagList(
-        ui.tags.details(
-            ui.tags.summary("Help: the audit trail"),
-            ui.p("Every recommendation any user was shown, with the time (UTC), the user, the "
-                 "case, the hash of its inputs (the same hash the report prints), the outcome "
-                 "model and every model version behind it, and the recommended dose. Rows are "
-                 "never changed or deleted. Events list who logged in, saved notes, trained, "
-                 "promoted or rolled back models, and managed users."),
-            class_="artds-help",
-        ),
         ui.card(
             ui.card_header("Recommendations shown"),
             ui.layout_columns(

@@ -61,6 +61,22 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "Bayes ceiling (the best any model can reach on the virtual trial). The contrast plot "
         "shows why the GLoGD-GNN is served: its curves can only rise with dose.",
     ]),
+    "learning": ("Help: Learning Mode", [
+        "Retrain the outcome estimators on this clinic's stored cases whose outcome is known "
+        "(the adaptive dose given and both outcomes recorded, e.g. through “Follow-up” on the "
+        "Data input panel or an uploaded file with those columns), optionally pooled with the "
+        "virtual trial. Training runs in the background; you can leave this panel, and cancel.",
+        "The new version is compared with the version serving now on the same held-out clinic "
+        "cases (paired) and on a fresh virtual cohort. It serves only after you promote it; "
+        "every promotion and rollback is recorded with your name, the time and your reason.",
+    ]),
+    "audit": ("Help: the audit trail", [
+        "Every recommendation any user was shown, with the time (UTC), the user, the case, the "
+        "hash of its inputs (the same hash the report prints), the outcome model and every "
+        "model version behind it, and the recommended dose. Rows are never changed or deleted. "
+        "Events list who logged in, saved notes, trained, promoted or rolled back models, and "
+        "managed users.",
+    ]),
     "planner": ("Help: fractionation planner", [
         "Plans a whole 35-fraction course (7 weeks × 5 fractions, 1.8/2.0/2.2 Gy per fraction) "
         "with a Double-DQN agent trained on a tumour-response model whose biology (α, α/β, "

@@ -51,19 +51,6 @@ def learning_ui() -> ui.TagList:
                "tiny": "Tiny (seconds; for tests and demonstrations)"}
     assert set(budgets) == set(BUDGETS)
     return ui.TagList(
-        ui.tags.details(
-            ui.tags.summary("Help: Learning Mode"),
-            ui.p("Retrain the outcome estimators on this clinic's stored cases whose outcome is "
-                 "known (the adaptive dose given and both outcomes recorded, e.g. through "
-                 "“Follow-up” on the Data input panel or an uploaded file with those columns), "
-                 "optionally pooled with the virtual trial. Training runs in the background; "
-                 "you can leave this panel, and cancel."),
-            ui.p("The new version is compared with the version serving now on the same "
-                 "held-out clinic cases (paired) and on a fresh virtual cohort. It serves only "
-                 "after you promote it; every promotion and rollback is recorded with your name, "
-                 "the time and your reason."),
-            class_="artds-help",
-        ),
         ui.layout_columns(
             ui.card(
                 ui.card_header("Train a new version"),

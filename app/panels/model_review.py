@@ -2,7 +2,9 @@
 
 Shows the saved evaluation of the current protocol (metrics table per architecture and outcome,
 cross-validated ROC curves, learning curve) and contrasts the architectures' dose response on
-the shown cases. Every number comes from virtual trials; the panel says so.
+the shown cases. Every number comes from virtual trials; the panel says so. The contrast's
+torch inference runs in the recommendation pool (:func:`app.recommending.shown_curves`), never
+in a flush.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.panels.odm_review import odm_review_server, odm_review_ui
-from app.plots import output_figure, render_figure
+from app.panels.widgets import figure_card, number, plus_minus, unavailable
+from app.plots import render_figure
+from app.recommending import shown_curves
 from engine.arclids.architectures import ARCH_KEYS, SERVED_ARCH, arch_label
-from engine.arclids.outcomes import OutcomeCurves
-from engine.arclids.rtoe_eval import RtoeReview
+from engine.arclids.outcomes import OutcomeModel
 from engine.core.protocols import Protocol
-from engine.core.schema import case_labels
 from engine.figures.model_review import (
     architecture_contrast_figure,
     learning_curve_figure,
@@ -32,23 +34,12 @@ UNSCORED_NOTE = ("n/a: no cross-validation split held both outcomes in its valid
                  "(too few cases of one kind), so no AUROC could be computed.")
 CONTRAST_ARCHS = ("glogd", "single", "reference")
 """Drawn in the contrast: the served GLoGD-GNN, the Single-GNN baseline and the truth."""
+NO_EVALUATION = "No evaluation saved for this protocol."
 
 
 def no_models_message(protocol_name: str) -> str:
     return (f"No trained outcome models in models/: run "
             f"`artds train rtoe --protocol {protocol_name}`")
-
-
-def _num(value: object, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "–"
-    return format(float(value), fmt)
-
-
-def _pm(mean: object, sd: object) -> str:
-    if mean is None:
-        return "–"
-    return _num(mean, ".2f") + ("" if sd is None else f" ± {_num(sd, '.2f')}")
 
 
 def _when(created: object) -> str:
@@ -90,15 +81,15 @@ def _metrics_table(summary: dict, protocol: Protocol) -> ui.Tag:
             rows.append(ui.tags.tr(
                 ui.tags.td(name if k == 0 else "", class_="arch"),
                 ui.tags.td(ui.tags.strong(short), " ", label, class_="outcome"),
-                ui.tags.td(_pm(m.get("cv_auroc_mean"), m.get("cv_auroc_sd")) if
+                ui.tags.td(plus_minus(m.get("cv_auroc_mean"), m.get("cv_auroc_sd")) if
                            m.get("cv_auroc_mean") is not None else
                            ui.span("n/a *", title=UNSCORED_NOTE), class_="num"),
-                ui.tags.td(_num(m.get("auroc_vs_truth"), ".3f"), class_="num"),
-                ui.tags.td(_num(m.get("auroc_bayes_ceiling"), ".3f"), class_="num"),
-                ui.tags.td(_num(m.get("brier"), ".3f"), class_="num"),
+                ui.tags.td(number(m.get("auroc_vs_truth"), ".3f"), class_="num"),
+                ui.tags.td(number(m.get("auroc_bayes_ceiling"), ".3f"), class_="num"),
+                ui.tags.td(number(m.get("brier"), ".3f"), class_="num"),
                 ui.tags.td("–" if violations is None else f"{100 * violations:.1f} %",
                            class_="num" + (" warn" if violations else "")),
-                ui.tags.td(_num(m.get("ensemble_sd_mean"), ".3f"), class_="num"),
+                ui.tags.td(number(m.get("ensemble_sd_mean"), ".3f"), class_="num"),
                 ui.tags.td(events, class_="num"),
                 class_="first-of-arch" if k == 0 else None,
             ))
@@ -122,24 +113,10 @@ def model_review_ui() -> ui.TagList:
             ui.output_ui("intro"),
             ui.output_ui("metrics"),
         ),
-        ui.card(
-            ui.card_header("Cross-validated ROC curves"),
-            ui.output_ui("roc_note"),
-            output_figure("roc", min_height="0px"),
-            full_screen=True,
-        ),
-        ui.card(
-            ui.card_header("Learning curve"),
-            ui.output_ui("learning_note"),
-            output_figure("learning", min_height="0px"),
-            full_screen=True,
-        ),
-        ui.card(
-            ui.card_header("Single-GNN against GLoGD-GNN on the shown cases"),
-            ui.output_ui("contrast_note"),
-            output_figure("contrast", min_height="0px"),
-            full_screen=True,
-        ),
+        figure_card("Cross-validated ROC curves", "roc_note", "roc"),
+        figure_card("Learning curve", "learning_note", "learning"),
+        figure_card("Single-GNN against GLoGD-GNN on the shown cases", "contrast_note",
+                    "contrast"),
         odm_review_ui("odm"),
     )
 
@@ -155,7 +132,7 @@ def model_review_server(
     odm_review_server("odm", protocol=protocol)
 
     @reactive.calc
-    def evaluation() -> RtoeReview | None:
+    def evaluation() -> shared.Evaluation | None:
         return shared.EVALUATIONS[protocol().name]
 
     @render.ui
@@ -185,19 +162,14 @@ def model_review_server(
     def metrics():
         ev = evaluation()
         if ev is None:
-            why = shared.EVALUATION_ERRORS.get(protocol().name)
-            return ui.div(
-                ui.p(shared.with_code(no_models_message(protocol().name)), class_="mb-1"),
-                ui.tags.small(shared.with_code(why), class_="text-muted d-block")
-                if why else None,
-                class_="artds-empty",
-            )
+            return unavailable(no_models_message(protocol().name),
+                               shared.EVALUATION_ERRORS.get(protocol().name))
         return _metrics_table(ev.summary, protocol())
 
     @render.ui
     def roc_note():
         if evaluation() is None:
-            return ui.div("No evaluation saved for this protocol.", class_="artds-empty")
+            return ui.div(NO_EVALUATION, class_="artds-empty")
         return None
 
     @render_figure
@@ -209,7 +181,7 @@ def model_review_server(
     def learning_note():
         ev = evaluation()
         if ev is None:
-            return ui.div("No evaluation saved for this protocol.", class_="artds-empty")
+            return ui.div(NO_EVALUATION, class_="artds-empty")
         if not ev.summary.get("learning_curve"):
             return ui.div("This evaluation has no learning curve (it is computed by a full "
                           "training run).", class_="artds-empty")
@@ -222,16 +194,13 @@ def model_review_server(
         return learning_curve_figure(rows, protocol()) if rows else None
 
     @reactive.calc
-    def contrast_curves() -> tuple[list[str], dict[str, OutcomeCurves]]:
-        p, shown = protocol(), cases()
-        if shown.empty:
-            return [], {}
-        choices = shared.MODEL_CHOICES[p.name]
-        shown = shown.reset_index(drop=True)
-        curves = {arch: choices[arch].model.predict_curves(shown, p)
-                  for arch in CONTRAST_ARCHS if arch in choices}
-        labels = case_labels(shown)
-        return labels, curves
+    def contrast_models() -> dict[str, OutcomeModel]:
+        choices = shared.MODEL_CHOICES[protocol().name]
+        return {arch: choices[arch].model for arch in CONTRAST_ARCHS if arch in choices}
+
+    # Torch inference: computed in the recommendation pool when the figure asks for it, so the
+    # flush (and every other session) never waits for it; the figure shows "recalculating".
+    contrast_curves = shown_curves(protocol=protocol, models=contrast_models, shown=cases)
 
     @render.ui
     def contrast_note():

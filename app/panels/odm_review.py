@@ -14,6 +14,7 @@ from collections.abc import Callable
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.panels.widgets import figure_card, number, plus_minus, unavailable
 from app.plots import output_figure, render_figure
 from engine.arclids.architectures import arch_label
 from engine.arclids.odm_eval import OdmReview
@@ -49,17 +50,9 @@ def _no_odm(protocol_name: str) -> str:
             f"`artds train odm --protocol {protocol_name}`")
 
 
-def _num(value: object, fmt: str = ".3f") -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "–"
-    return format(float(value), fmt)
-
-
-def _pm(entry: dict | None, fmt: str = ".2f") -> str:
-    if not entry or entry.get("mean") is None:
-        return "–"
-    sem = entry.get("sem")
-    return _num(entry["mean"], fmt) + ("" if sem is None else f" ± {_num(sem, fmt)}")
+def _pm(entry: dict | None) -> str:
+    """``"mean ± sem"`` of a summary entry ("–" without one)."""
+    return plus_minus(entry.get("mean"), entry.get("sem")) if entry else "–"
 
 
 def _pct(value: object) -> str:
@@ -80,7 +73,7 @@ def _metrics_table(summary: dict) -> ui.Tag:
     def regret(policy: str, key: str, cohort: str = "trial") -> Callable[[dict], str]:
         def cell(m: dict) -> str:
             src = m if cohort == "trial" else m.get("fresh_cohort", {})
-            return _num(src.get("regret", {}).get(policy, {}).get(key),
+            return number(src.get("regret", {}).get(policy, {}).get(key),
                         ".2f" if key.endswith("gy") else ".3f")
         return cell
 
@@ -93,11 +86,11 @@ def _metrics_table(summary: dict) -> ui.Tag:
         row("Self-evaluation: good / bad / not sure",
             lambda m: " / ".join(_pct(m["self_evaluation"]["overall"][k])
                                  for k in ("good", "bad", "not_sure"))),
-        row("argmax_reward_ratio (aim ≥ 0.99)", lambda m: _num(m["argmax_reward_ratio"]),
+        row("argmax_reward_ratio (aim ≥ 0.99)", lambda m: number(m["argmax_reward_ratio"]),
             "the served recommendation's mean ARTE reward over the exact argmax's"),
-        row("gain_captured (aim ≥ 0.9)", lambda m: _num(m["gain_captured"]),
+        row("gain_captured (aim ≥ 0.9)", lambda m: number(m["gain_captured"]),
             "(ODM − best single fixed dose) / (exact argmax − best single fixed dose)"),
-        row("… fresh virtual cohort", lambda m: _num(m.get("fresh_cohort", {}).get(
+        row("… fresh virtual cohort", lambda m: number(m.get("fresh_cohort", {}).get(
             "gain_captured"))),
         row("|dose − oracle dose|: ODM (Gy/fx)", regret("odm", "dose_abs_error_gy")),
         row("… exact ARTE argmax", regret("exact_argmax", "dose_abs_error_gy")),
@@ -106,7 +99,7 @@ def _metrics_table(summary: dict) -> ui.Tag:
         row("… exact ARTE argmax", regret("exact_argmax", "true_reward_loss")),
         row("… historic clinical decision", regret("historic", "true_reward_loss")),
         row("… ODM, fresh virtual cohort", regret("odm", "true_reward_loss", "fresh")),
-        row("Mean q-value (confidence)", lambda m: _num(m.get("q_value_mean"), ".2f")),
+        row("Mean q-value (confidence)", lambda m: number(m.get("q_value_mean"), ".2f")),
     ]
     return ui.div(ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*rows),
                                 class_="table table-sm metrics-table odm-table"),
@@ -128,12 +121,8 @@ def odm_review_ui() -> ui.TagList:
             output_figure("decisions", min_height="0px"),
             full_screen=True,
         ),
-        ui.card(
-            ui.card_header("Synthetic patients: WGAN-GP against the training trial"),
-            ui.output_ui("gan_intro"),
-            output_figure("gan", min_height="0px"),
-            full_screen=True,
-        ),
+        figure_card("Synthetic patients: WGAN-GP against the training trial", "gan_intro",
+                    "gan"),
     )
 
 
@@ -147,10 +136,7 @@ def odm_review_server(input, output, session, *, protocol: Callable[[], Protocol
     def odm_intro():
         r, name = review(), protocol().name
         if r.odm is None:
-            why = r.errors.get("odm")
-            return ui.div(ui.p(shared.with_code(_no_odm(name)), class_="mb-1"),
-                          ui.tags.small(shared.with_code(why), class_="text-muted d-block")
-                          if why else None, class_="artds-empty")
+            return unavailable(_no_odm(name), r.errors.get("odm"))
         s = r.odm_summary or {}
         stale = [f"{arch_label(a)}: {m['note']}"
                  for a, m in s.get("architectures", {}).items() if m.get("stale")]
@@ -188,12 +174,8 @@ def odm_review_server(input, output, session, *, protocol: Callable[[], Protocol
     def gan_intro():
         r, name = review(), protocol().name
         if r.gan is None:
-            why = r.errors.get("gan")
-            return ui.div(ui.p(shared.with_code(
-                f"No synthetic-patient generator trained for {name.upper()}: run "
-                f"`artds train gan --protocol {name}`"), class_="mb-1"),
-                ui.tags.small(shared.with_code(why), class_="text-muted d-block")
-                if why else None, class_="artds-empty")
+            return unavailable(f"No synthetic-patient generator trained for {name.upper()}: "
+                               f"run `artds train gan --protocol {name}`", r.errors.get("gan"))
         g = r.gan
         return ui.p(
             f"{g['n_synthetic']:,} synthetic patients from a WGAN-GP trained on the "

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from shiny import module, reactive, render, ui
 
 from app import shared
-from app.plots import output_figure, render_figure
+from app.panels.widgets import figure_card
+from app.plots import render_figure
 from engine.arclids.arte import goal_flags
 from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.recommend import Recommendation
@@ -100,12 +101,8 @@ def outcome_space_ui() -> ui.TagList:
     grid = shared.PROTOCOLS[next(iter(shared.PROTOCOLS))].dose_grid_gy
     return ui.TagList(
         ui.layout_columns(
-            ui.card(
-                ui.card_header("Outcome space: TCP against NTCP for every candidate dose"),
-                ui.output_ui("empty"),
-                output_figure("plot", min_height="0px"),
-                full_screen=True,
-            ),
+            figure_card("Outcome space: TCP against NTCP for every candidate dose", "empty",
+                        "plot"),
             ui.card(
                 ui.card_header("Dose per fraction"),
                 ui.output_ui("model_label"),
@@ -118,12 +115,8 @@ def outcome_space_ui() -> ui.TagList:
             ),
             col_widths=(8, 4),
         ),
-        ui.card(
-            ui.card_header("Dose response: TCP, NTCP and reward against the adaptive dose"),
-            ui.output_ui("dose_response_empty"),
-            output_figure("dose_response", min_height="0px"),
-            full_screen=True,
-        ),
+        figure_card("Dose response: TCP, NTCP and reward against the adaptive dose",
+                    "dose_response_empty", "dose_response"),
     )
 
 

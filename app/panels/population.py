@@ -8,7 +8,8 @@ import pandas as pd
 from shiny import module, render, ui
 
 from app import shared
-from app.plots import output_figure, render_figure
+from app.panels.widgets import figure_card
+from app.plots import render_figure
 from engine.core.protocols import Protocol
 from engine.figures.population import population_figure
 
@@ -17,12 +18,7 @@ __all__ = ["population_server", "population_ui"]
 
 @module.ui
 def population_ui() -> ui.TagList:
-    return ui.card(
-        ui.card_header("Virtual trial population"),
-        ui.output_ui("intro"),
-        output_figure("plot", min_height="0px"),
-        full_screen=True,
-    )
+    return figure_card("Virtual trial population", "intro", "plot")
 
 
 @module.server

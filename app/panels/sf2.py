@@ -16,6 +16,7 @@ import pandas as pd
 from shiny import module, reactive, render, ui
 
 from app import shared
+from app.panels.widgets import figure_card
 from app.plots import output_figure, render_figure
 from engine.core.tabular import Problem, SchemaError
 from engine.sf2.data import MAX_UPLOAD_BYTES, load_panel, read_expression_upload
@@ -110,12 +111,8 @@ def sf2_ui() -> ui.TagList:
     return ui.TagList(
         ui.p(CAVEAT, class_="small text-muted mb-2"),
         ui.layout_columns(controls, result, col_widths=(4, 8)),
-        ui.card(
-            ui.card_header("Gene influence across the sample's subgroup (paper Fig. 7)"),
-            ui.output_ui("heatmap_note"),
-            output_figure("heatmap", min_height="0px"),
-            full_screen=True,
-        ),
+        figure_card("Gene influence across the sample's subgroup (paper Fig. 7)",
+                    "heatmap_note", "heatmap"),
         ui.card(
             ui.card_header("How good is it? Cross-validated error of every method"),
             ui.output_ui("evaluation_note"),

@@ -137,17 +137,13 @@ class TrainedVersion:
 def clinic_table(protocol: Protocol, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Validated training cases from stored inputs (id columns, features, both doses, outcomes).
 
-    Raises ``engine.core.schema.SchemaError`` when a stored record no longer validates.
+    Raises ``engine.core.tabular.SchemaError`` when a stored record no longer validates.
     """
-    from engine.core.schema import validate_dataframe
+    from engine.platform.inputs import cases_from_stored, stored_columns
 
-    columns = [*protocol.id_columns, *protocol.feature_names, "dose_eval_gy", "dose_adapt_gy",
-               *protocol.outcome_names]
     if not records:
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame([{c: r.get(c) for c in columns} for r in records], columns=columns)
-    frame = frame.astype(object).where(frame.notna(), None)
-    table = validate_dataframe(frame, protocol, require_outcomes=True)
+        return pd.DataFrame(columns=stored_columns(protocol))
+    table = cases_from_stored(protocol, records, require_outcomes=True)
     if table["dose_adapt_gy"].isna().any():
         raise ValueError("every training case needs dose_adapt_gy (the adaptive dose given)")
     return table

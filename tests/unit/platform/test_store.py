@@ -8,6 +8,7 @@ import io
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pandas as pd
 import pytest
 from sqlalchemy import inspect, update
 
@@ -248,3 +249,58 @@ def test_failed_login_counts(store: Store) -> None:
 def test_settings_first_writer_wins(store: Store) -> None:
     assert store.setting_or_create("secret_key", lambda: "one") == "one"
     assert store.setting_or_create("secret_key", lambda: "two") == "one"
+
+
+def test_case_inputs_round_trip_through_the_store(sqlite_store: Store) -> None:
+    """engine.platform.inputs: a case table → store records → stored values → the same table;
+    the inputs CSV reads back unchanged; merging replaces cases of the same label."""
+    from engine.core.protocols import load_protocol
+    from engine.core.schema import case_labels, read_cases
+    from engine.core.tabular import SchemaError
+    from engine.platform.inputs import (
+        case_records,
+        cases_from_stored,
+        inputs_csv,
+        merge_cases,
+        stored_columns,
+        with_follow_up,
+    )
+    from engine.settings import EXAMPLES_DIR
+
+    for name in ("nsclc", "hcc"):
+        protocol = load_protocol(name)
+        cases = read_cases(EXAMPLES_DIR / f"{name}_patients.csv", protocol)
+        assert stored_columns(protocol)[:len(protocol.id_columns)] == list(protocol.id_columns)
+        records = case_records(cases, protocol)
+        assert [r.label for r in records] == case_labels(cases)
+        assert all(len(r.input_hash) == 64 and set(r.values) == set(stored_columns(protocol))
+                   for r in records)
+        assert (records[0].site_id is None) == ("site_id" not in protocol.id_columns)
+        sqlite_store.save_cases(name, records, source="upload", username="ann")
+        found = sqlite_store.latest_inputs(name, [r.label for r in records])
+        back = cases_from_stored(protocol, [found[r.label].values for r in records])
+        pd.testing.assert_frame_equal(back[cases.columns.drop("note", errors="ignore")],
+                                      cases.drop(columns="note", errors="ignore"),
+                                      check_dtype=False)
+        notes = {records[0].label: "first, with a comma"}
+        text = inputs_csv(cases, protocol, notes)
+        again = read_cases(io.BytesIO(text.encode()), protocol)
+        assert again["note"].fillna("").tolist()[0] == "first, with a comma"
+        assert "dose_adapt_gy" not in text.splitlines()[0]  # unknown everywhere: left out
+        with pytest.raises(SchemaError):
+            cases_from_stored(protocol, [found[records[0].label].values],
+                              require_outcomes=True)
+        followed = with_follow_up(cases.iloc[[0]].reset_index(drop=True), protocol,
+                                  dose_adapt_gy=protocol.dose_grid_gy[0], target_outcome="1",
+                                  oar_outcome=None)
+        assert followed["dose_adapt_gy"].iloc[0] == pytest.approx(protocol.dose_grid_gy[0])
+        assert followed[protocol.target.outcome].iloc[0] == 1
+        assert pd.isna(followed[protocol.oar.outcome].iloc[0])
+        assert case_labels(followed) == case_labels(cases.iloc[[0]])
+        with pytest.raises(SchemaError):
+            with_follow_up(cases.iloc[[0]], protocol, dose_adapt_gy=99.0, target_outcome=None,
+                           oar_outcome=None)
+        merged, replaced = merge_cases(cases.iloc[:2], cases.iloc[1:3])
+        assert replaced == 1
+        assert case_labels(merged) == case_labels(cases.iloc[[0, 1, 2]])
+        assert merged.index.tolist() == [0, 1, 2]

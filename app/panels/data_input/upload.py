@@ -1,0 +1,81 @@
+"""Data input, part two: a CSV file of cases (refused as a whole when it has problems)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shiny import reactive, render, ui
+from shiny.session import Inputs
+
+from app.panels.data_input.messages import error_box, success_line, summary
+from app.panels.data_input.state import DataInputState
+from engine.core.schema import MAX_FILE_BYTES, read_cases
+from engine.core.tabular import Problem, SchemaError
+
+__all__ = ["upload_card", "upload_server"]
+
+
+def upload_card() -> ui.Tag:
+    return ui.card(
+        ui.card_header("Upload a CSV file"),
+        ui.input_file("upload", "Cases file (CSV, UTF-8, one row per case)",
+                      accept=[".csv", "text/csv"], multiple=False, width="100%",
+                      button_label="Choose file…"),
+        ui.tags.small(
+            "Columns: the ids, every feature and dose_eval_gy, as in the example "
+            f"files (at most {MAX_FILE_BYTES // (1024 * 1024)} MB). A file with "
+            "problems is refused as a whole; your current cases stay as they are.",
+            class_="text-muted",
+        ),
+        ui.output_ui("upload_status"),
+    )
+
+
+def upload_server(input: Inputs, state: DataInputState) -> None:
+    """Read an uploaded file with :func:`engine.core.schema.read_cases`; add its cases, or
+    show every problem and leave the current cases untouched."""
+    refused: reactive.Value[tuple[str, list[Problem]] | None] = reactive.value(None)
+    """(file name, its problems) of the last file refused, None after a success."""
+
+    @reactive.effect
+    @reactive.event(state.protocol)
+    def _forget_refusal() -> None:
+        refused.set(None)
+
+    @reactive.effect
+    @reactive.event(input.upload)
+    def _upload() -> None:
+        files = input.upload()
+        if not files:
+            return
+        info = files[0]
+        filename = str(info.get("name", "the file"))
+        try:
+            new = read_cases(Path(info["datapath"]), state.protocol())
+        except SchemaError as err:
+            refused.set((filename, err.problems))
+            state.set_status("upload", "")
+            return
+        except (OSError, UnicodeError, TypeError, ValueError) as err:
+            refused.set((filename, [Problem(None, None, None, f"the file could not be "
+                                            f"read ({type(err).__name__})")]))
+            state.set_status("upload", "")
+            return
+        refused.set(None)
+        added, replaced = state.add_cases(new, "upload")
+        state.set_status("upload", summary(added, replaced, filename))
+
+    @render.ui
+    def upload_status():
+        last = refused()
+        if last is not None:
+            filename, problems = last
+            n = len(problems)
+            return error_box(
+                f"{filename} was not loaded: {n} problem{'s' if n != 1 else ''} found.",
+                problems,
+                show_rows=True,
+                note="Nothing was imported; your current cases are unchanged. Fix the file "
+                "and upload it again.",
+            )
+        return success_line(state.status().get("upload"))
