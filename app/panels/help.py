@@ -89,6 +89,9 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "A patient's own α (for example carried over from the SF2 panel) fixes α in every "
         "scenario. Everything here comes from a response model over simulated scenarios: it "
         "is not clinical evidence (docs/planner.md).",
+        "A run trains in the background with a progress bar; other users are not held up. "
+        "“Cancel run” stops it at its next training episode or evaluation stage and keeps the "
+        "previous result on screen.",
     ]),
     "sf2": ("Help: radiosensitivity (SF2)", [
         "Predicts a tumour's surviving fraction after 2 Gy (SF2) from its gene expression with "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-__all__ = ["USERS", "log_in", "open_app", "open_tab", "wait_for_shiny", "wait_idle"]
+__all__ = ["USERS", "assert_clean", "log_in", "open_app", "open_tab", "wait_for_shiny", "wait_idle"]
 
 USERS: dict[str, tuple[str, str]] = {
     "clinician": ("e2e-clinician", "clinician-pass-1234"),
