@@ -145,13 +145,17 @@ def cmd_evaluate_odm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_flags(where: str) -> list[argparse.ArgumentParser]:
+    """Flags of an ARCliDS training command that runs on an executor: ``--protocol``, the
+    executor flags (``where`` is their help), ``--seed``, ``--models-dir``."""
+    return [protocol_flag(), executor_flags(where), seed_flag(), models_dir_flag()]
+
+
 def add_train_rtoe(train: Commands) -> None:
     rtoe = train.add_parser(
         "rtoe", help="outcome estimators: grid search, CV, ensembles",
-        parents=[protocol_flag(),
-                 executor_flags("where jobs run: in-process, a local process pool, or a Ray "
+        parents=_training_flags("where jobs run: in-process, a local process pool, or a Ray "
                                 "cluster"),
-                 seed_flag(), models_dir_flag()],
     )
     rtoe.add_argument(
         "--grid",
@@ -185,10 +189,8 @@ def add_train_gan(train: Commands) -> None:
 def add_train_odm(train: Commands) -> None:
     odm = train.add_parser(
         "odm", help="GAN, then Double-DQN decision makers on the served outcome models, evaluated",
-        parents=[protocol_flag(),
-                 executor_flags("where member jobs run: in-process, a local process pool, "
+        parents=_training_flags("where member jobs run: in-process, a local process pool, "
                                 "or Ray"),
-                 seed_flag(), models_dir_flag()],
     )
     odm.add_argument("--budget", default="default",
                      choices=("default", "long", "paper", "paper-100", "tiny"),
