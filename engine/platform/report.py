@@ -6,7 +6,9 @@ notes and the three figures of :mod:`engine.figures.outcome_space` and
 :mod:`engine.figures.population` (with ensemble bands and covariance ellipses when the model is an
 ensemble). plotly.js is inlined once from the installed plotly package, so the file opens offline
 and references no external URL; it prints on A4 (print stylesheet in the template). Everything that
-comes from the user (ids, notes) is escaped by the template.
+comes from the user (ids, notes) is escaped by the template. :func:`render_inputs` fills
+``inputs.html``, the printable inputs page; both pages extend ``page.html`` (the HTML skeleton:
+head, style block, ``<main>``).
 """
 
 from __future__ import annotations
