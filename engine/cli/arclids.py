@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli.common import InputError, executor, log, rounded, single_torch_thread
+from engine.cli.common import executor, input_errors, log, rounded, single_torch_thread
 from engine.cli.flags import (
     Commands,
     executor_flags,
@@ -22,6 +22,19 @@ __all__ = ["add_evaluate", "add_train_gan", "add_train_odm", "add_train_rtoe"]
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _auroc_text(res: dict, *, cv_sd: bool, truth: str) -> str:
+    """One outcome estimator's discrimination as the commands print it: the cross-validated
+    AUROC (``± sd`` with ``cv_sd``), then the AUROC on a fresh cohort against the truth, labelled
+    ``truth``, with the Bayes ceiling."""
+    cv = res["cv_auroc_mean"]
+    if cv is None:
+        cv_text = "n/a"
+    else:
+        cv_text = f"{cv:.3f} ± {res['cv_auroc_sd']:.3f}" if cv_sd else f"{cv:.3f}"
+    return (f"CV AUROC {cv_text}; {truth} {res['auroc_vs_truth']:.3f} "
+            f"(ceiling {res['auroc_bayes_ceiling']:.3f})")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -42,12 +55,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     for arch, per_outcome in payload["architectures"].items():
         for outcome, res in per_outcome.items():
-            cv = res["cv_auroc_mean"]
-            cv_text = "n/a" if cv is None else f"{cv:.3f} ± {res['cv_auroc_sd']:.3f}"
-            print(
-                f"{args.protocol} {arch:8s} {outcome:15s} CV AUROC {cv_text}; fresh cohort "
-                f"{res['auroc_vs_truth']:.3f} (ceiling {res['auroc_bayes_ceiling']:.3f})"
-            )
+            auroc = _auroc_text(res, cv_sd=True, truth="fresh cohort")
+            print(f"{args.protocol} {arch:8s} {outcome:15s} {auroc}")
     return 0
 
 
@@ -69,15 +78,12 @@ def cmd_train_odm(args: argparse.Namespace) -> int:
     from engine.platform.executor import text_progress
     from engine.platform.registry import ArtifactError
 
-    with executor(args) as chosen:
-        try:
-            payload = train_odm(
-                args.protocol, chosen, budget=args.budget, archs=args.arch,
-                models_dir=args.models_dir, seed=args.seed, with_gan=not args.reuse_gan,
-                progress_factory=text_progress, log=log,
-            )
-        except ArtifactError as err:
-            raise InputError(str(err)) from err
+    with executor(args) as chosen, input_errors(ArtifactError):
+        payload = train_odm(
+            args.protocol, chosen, budget=args.budget, archs=args.arch,
+            models_dir=args.models_dir, seed=args.seed, with_gan=not args.reuse_gan,
+            progress_factory=text_progress, log=log,
+        )
     print(f"{args.protocol}: wall seconds {payload['wall_seconds']}")
     for arch, m in payload["architectures"].items():
         t = m["trial"]
@@ -94,22 +100,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.arclids.rtoe_eval import evaluation_summary
     from engine.platform.registry import ArtifactError
 
-    try:
+    with input_errors(ArtifactError):
         summary = evaluation_summary(args.protocol, args.models_dir)
-    except ArtifactError as err:
-        raise InputError(str(err)) from err
     if args.json:
         print(json.dumps(rounded(summary), indent=2))
         return 0
     for arch, per_outcome in summary["architectures"].items():
         for key, res in per_outcome.items():
-            cv = res["cv_auroc_mean"]
-            cv_text = "n/a" if cv is None else f"{cv:.3f}"
-            print(
-                f"{arch:8s} {key:4s} CV AUROC {cv_text}; vs truth {res['auroc_vs_truth']:.3f} "
-                f"(ceiling {res['auroc_bayes_ceiling']:.3f}); monotonicity violations "
-                f"{res['monotonicity_violation_rate']:.1%}"
-            )
+            auroc = _auroc_text(res, cv_sd=False, truth="vs truth")
+            print(f"{arch:8s} {key:4s} {auroc}; monotonicity violations "
+                  f"{res['monotonicity_violation_rate']:.1%}")
     return 0
 
 
@@ -118,10 +118,8 @@ def cmd_evaluate_odm(args: argparse.Namespace) -> int:
     from engine.arclids.serving import load_odm_evaluation, served_rtoe_versions
     from engine.platform.registry import ArtifactError
 
-    try:
+    with input_errors(ArtifactError):
         payload, meta = load_odm_evaluation(args.protocol, args.models_dir)
-    except ArtifactError as err:
-        raise InputError(str(err)) from err
     summary = summarise_odm_evaluation(
         payload, meta, served_rtoe_versions(args.protocol, args.models_dir)
     )
@@ -147,13 +145,17 @@ def cmd_evaluate_odm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_flags(where: str) -> list[argparse.ArgumentParser]:
+    """Flags of an ARCliDS training command that runs on an executor: ``--protocol``, the
+    executor flags (``where`` is their help), ``--seed``, ``--models-dir``."""
+    return [protocol_flag(), executor_flags(where), seed_flag(), models_dir_flag()]
+
+
 def add_train_rtoe(train: Commands) -> None:
     rtoe = train.add_parser(
         "rtoe", help="outcome estimators: grid search, CV, ensembles",
-        parents=[protocol_flag(),
-                 executor_flags("where jobs run: in-process, a local process pool, or a Ray "
+        parents=_training_flags("where jobs run: in-process, a local process pool, or a Ray "
                                 "cluster"),
-                 seed_flag(), models_dir_flag()],
     )
     rtoe.add_argument(
         "--grid",
@@ -187,10 +189,8 @@ def add_train_gan(train: Commands) -> None:
 def add_train_odm(train: Commands) -> None:
     odm = train.add_parser(
         "odm", help="GAN, then Double-DQN decision makers on the served outcome models, evaluated",
-        parents=[protocol_flag(),
-                 executor_flags("where member jobs run: in-process, a local process pool, "
+        parents=_training_flags("where member jobs run: in-process, a local process pool, "
                                 "or Ray"),
-                 seed_flag(), models_dir_flag()],
     )
     odm.add_argument("--budget", default="default",
                      choices=("default", "long", "paper", "paper-100", "tiny"),

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from engine import settings
-from engine.cli.common import InputError
+from engine.cli.common import InputError, input_errors
 from engine.cli.flags import Commands
 
 __all__ = ["add_db", "add_serve", "add_user", "ensure_first_admin"]
@@ -61,10 +61,8 @@ def ensure_first_admin(store) -> None:
         username = username or input("Administrator user name: ").strip()
     password = _read_password(argparse.Namespace(), env=settings.ADMIN_PASSWORD_ENV,
                               prompt=f"Password for {username}")
-    try:
+    with input_errors(ValueError):
         create_user(store, username, password, "admin", created_by="setup")
-    except ValueError as err:
-        raise InputError(str(err)) from err
     print(f"created administrator {username}", file=sys.stderr)
 
 

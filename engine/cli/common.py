@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from engine.platform.executor import Executor
 
-__all__ = ["InputError", "executor", "finite", "log", "rounded", "run", "single_torch_thread"]
+__all__ = [
+    "InputError",
+    "executor",
+    "finite",
+    "input_errors",
+    "log",
+    "rounded",
+    "run",
+    "single_torch_thread",
+]
 
 
 class InputError(Exception):
@@ -28,6 +37,16 @@ def run(args: argparse.Namespace) -> int:
     except InputError as err:
         print(f"artds {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+@contextmanager
+def input_errors(*kinds: type[Exception]) -> Iterator[None]:
+    """Inside the block an exception of ``kinds`` (a refused config value, a broken artifact, ...)
+    is the user's input problem: it becomes an :class:`InputError` with the same one line."""
+    try:
+        yield
+    except kinds as err:
+        raise InputError(str(err)) from err
 
 
 def log(message: str) -> None:
@@ -50,10 +69,8 @@ def executor(args: argparse.Namespace) -> Iterator[Executor]:
     from engine.platform.executor import make_executor
 
     single_torch_thread()
-    try:
+    with input_errors(ValueError):
         chosen = make_executor(args.executor, address=args.address, n_workers=args.workers)
-    except ValueError as err:
-        raise InputError(str(err)) from err
     with chosen:
         yield chosen
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli.common import InputError, finite, rounded
+from engine.cli.common import finite, input_errors, rounded
 from engine.cli.flags import Commands, json_flag, seed_flag
 
 __all__ = ["add_plan"]
@@ -19,7 +19,7 @@ def _plan_config(args: argparse.Namespace):
     from engine.planner.config import preference_weights
     from engine.planner.model import OarBiology
 
-    try:
+    with input_errors(ValueError):
         reward = replace(preference_weights(args.priority), mode=args.reward_mode)
         cfg = PlanConfig(
             biology=BiologyRanges(patient_alpha_per_gy=args.alpha_per_gy),
@@ -32,9 +32,8 @@ def _plan_config(args: argparse.Namespace):
             seed=args.seed,
             beamlet=not args.no_beamlet,
         )
-        return cfg.validate()
-    except ValueError as err:
-        raise InputError(str(err)) from err
+        cfg.validate()
+    return cfg
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli.common import InputError, executor, log, rounded
+from engine.cli.common import InputError, executor, input_errors, log, rounded
 from engine.cli.flags import Commands, executor_flags, json_flag, models_dir_flag, seed_flag
 
 __all__ = ["add_sf2", "add_train_sf2"]
@@ -19,11 +19,9 @@ def cmd_train_sf2(args: argparse.Namespace) -> int:
     from engine.platform.executor import text_progress
     from engine.sf2.model import ServedConfig, train_sf2
 
-    try:
+    with input_errors(ValueError):  # the config names the field, the value and the accepted range
         config = ServedConfig(seed=args.seed, n_iterations=args.iterations,
                               n_members=args.members)
-    except ValueError as err:  # the config names the field, the value and the accepted range
-        raise InputError(str(err)) from err
     with executor(args) as chosen:
         summary = train_sf2(args.models_dir, config, chosen, log=log,
                             progress=text_progress("sf2 members"))
@@ -53,11 +51,9 @@ def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
     if repeats < 2 or iterations < 1:
         raise InputError(f"--repeats {repeats} must be at least 2 and --iterations "
                          f"{iterations} at least 1")
-    try:
+    with input_errors(ValueError):
         config = EvaluationConfig(settings=settings, n_repeats=repeats, n_iterations=iterations,
                                   seed=args.seed)
-    except ValueError as err:
-        raise InputError(str(err)) from err
     with executor(args) as chosen:
         result = evaluate(config, chosen,
                           progress=None if args.json else text_progress("sf2 evaluation"))
@@ -93,10 +89,8 @@ def cmd_sf2_predict(args: argparse.Namespace) -> int:
     if args.n_fractions < 1 or not 0 < args.dose_per_fraction_gy <= 30:
         raise InputError(f"--n-fractions {args.n_fractions} must be at least 1 and "
                          f"--dose-per-fraction-gy {args.dose_per_fraction_gy} in (0, 30] Gy")
-    try:
+    with input_errors(ArtifactError):
         model = load_served_sf2(args.models_dir)
-    except ArtifactError as err:
-        raise InputError(f"{err}") from err
     try:
         upload = read_expression_upload(
             file, required_genes=model.genes, panel_genes=_panel_genes(),

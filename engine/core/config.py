@@ -13,7 +13,9 @@ field, the value and what is accepted:
 * :func:`check_bool` — True or False;
 * :func:`strict_from_dict` — build a config from its ``to_dict()`` form, refusing unknown keys;
   :class:`DictConfig` gives a config ``to_dict``/``from_dict`` built on it (configs saved as JSON
-  beside model artifacts).
+  beside model artifacts);
+* :func:`json_ready` — a config's fields as JSON values, nested configs as dicts and tuples as
+  lists (the ``to_dict`` of configs with tuple fields).
 
 The field name is given by the caller as it should read in the message (``"alpha_per_gy low"``,
 ``"oar.sparing_gamma"``, ``"ODMConfig.hidden"``).
@@ -33,6 +35,7 @@ __all__ = [
     "check_choice",
     "check_interval",
     "check_range",
+    "json_ready",
     "strict_from_dict",
 ]
 
@@ -132,6 +135,20 @@ def strict_from_dict(cls: type[C], raw: Mapping[str, Any]) -> C:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
     return cls(**raw)
+
+
+def json_ready(config: Any) -> dict[str, Any]:
+    """The fields of a config dataclass as JSON values: nested configs as dicts (as
+    :func:`dataclasses.asdict`), tuples as lists, at every depth."""
+
+    def lists(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [lists(v) for v in value]
+        if isinstance(value, dict):
+            return {k: lists(v) for k, v in value.items()}
+        return value
+
+    return lists(dataclasses.asdict(config))
 
 
 class DictConfig:

@@ -31,11 +31,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from types import TracebackType
-from typing import IO, Any, Protocol, Self, TypeVar
+from typing import IO, Any, Generic, Self, TypeVar
 
 import torch
 
@@ -52,71 +53,13 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
+H = TypeVar("H")
 
 ProgressFn = Callable[[int, int], None]
 """Progress callback: ``progress(done, total)``, counts of jobs."""
 
 EXECUTOR_KINDS = ("serial", "local", "ray")
 """Accepted ``kind`` values of :func:`make_executor`."""
-
-
-class Executor(Protocol):
-    """Runs independent jobs ``fn(job)`` and returns their results in job order."""
-
-    def map(
-        self,
-        fn: Callable[[T], R],
-        jobs: Sequence[T],
-        *,
-        progress: ProgressFn | None = None,
-        desc: str = "",
-    ) -> list[R]:
-        """Return ``[fn(job) for job in jobs]``, computed by this executor's workers.
-
-        Args:
-            fn: module-level function of one argument (picklable by reference).
-            jobs: job arguments (picklable); their order is the order of the results.
-            progress: called with ``(done, total)`` as jobs finish (see module docstring).
-            desc: short label of the work, for logs and progress displays.
-
-        Returns:
-            One result per job, in the order of ``jobs``.
-
-        Raises:
-            Exception: the first exception raised by a job (not yet started jobs are dropped).
-        """
-        ...
-
-    def close(self) -> None:
-        """Release the workers; idempotent."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-
-class _ContextMixin:
-    """``with executor:`` support: closes the executor on exit."""
-
-    def close(self) -> None:  # pragma: no cover - overridden
-        """Release resources."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @contextmanager
@@ -141,7 +84,116 @@ def _report(progress: ProgressFn | None, done: int, total: int) -> None:
         progress(done, total)
 
 
-class SerialExecutor(_ContextMixin):
+class Executor(ABC):
+    """Runs independent jobs ``fn(job)`` and returns their results in job order.
+
+    The base of every executor: :meth:`map` holds the contract they share (a closed executor
+    refuses work, no jobs need no workers) and ``with executor:`` closes it on exit. A subclass
+    runs a non-empty job list in :meth:`_run` and releases its workers in :meth:`close`.
+    """
+
+    def map(
+        self,
+        fn: Callable[[T], R],
+        jobs: Sequence[T],
+        *,
+        progress: ProgressFn | None = None,
+        desc: str = "",
+    ) -> list[R]:
+        """Return ``[fn(job) for job in jobs]``, computed by this executor's workers.
+
+        Args:
+            fn: module-level function of one argument (picklable by reference).
+            jobs: job arguments (picklable); their order is the order of the results.
+            progress: called with ``(done, total)`` as jobs finish (see module docstring).
+            desc: short label of the work, for logs and progress displays.
+
+        Returns:
+            One result per job, in the order of ``jobs``.
+
+        Raises:
+            RuntimeError: the executor is closed.
+            Exception: the first exception raised by a job (not yet started jobs are dropped).
+        """
+        if self._closed():
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        total = len(jobs)
+        if total == 0:
+            return []
+        return self._run(fn, jobs, progress, total)
+
+    @abstractmethod
+    def _run(
+        self, fn: Callable[[T], R], jobs: Sequence[T], progress: ProgressFn | None, total: int
+    ) -> list[R]:
+        """Run ``total`` (≥ 1) jobs, reporting progress from ``(0, total)`` on."""
+
+    def _closed(self) -> bool:
+        """True once :meth:`close` released the workers (then :meth:`map` refuses work)."""
+        return False
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the workers; idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _PoolExecutor(Executor, Generic[H]):
+    """An executor whose jobs run elsewhere as handles ``H`` (futures, Ray object refs): submit
+    every job, then collect the handles as they finish, cancelling the rest on the first error.
+
+    A subclass says how to submit the jobs, wait for some to finish, read results (raising the
+    job's exception) and cancel a handle.
+    """
+
+    def _run(
+        self, fn: Callable[[T], R], jobs: Sequence[T], progress: ProgressFn | None, total: int
+    ) -> list[R]:
+        handles = self._submit(fn, jobs)
+        _report(progress, 0, total)
+        pending: Collection[H] = list(handles)
+        done_count = 0
+        try:
+            while pending:
+                finished, pending = self._wait(pending)
+                for handle in finished:
+                    self._results([handle])  # raises the job's exception, if any
+                    done_count += 1
+                    _report(progress, done_count, total)
+        except BaseException:
+            for handle in pending:
+                self._cancel(handle)
+            raise
+        return self._results(handles)
+
+    @abstractmethod
+    def _submit(self, fn: Callable[[T], R], jobs: Sequence[T]) -> list[H]:
+        """Start every job; one handle per job, in job order."""
+
+    @abstractmethod
+    def _wait(self, pending: Collection[H]) -> tuple[Collection[H], Collection[H]]:
+        """Block until at least one pending handle finishes: ``(finished, still pending)``."""
+
+    @abstractmethod
+    def _results(self, handles: Sequence[H]) -> list[Any]:
+        """The results of finished handles, in their order; raises a job's exception."""
+
+    @abstractmethod
+    def _cancel(self, handle: H) -> None:
+        """Drop a job that has not started (best effort)."""
+
+
+class SerialExecutor(Executor):
     """Runs the jobs one after another in this process (tests, ``n_workers = 1``)."""
 
     def __init__(self, torch_threads: int | None = 1) -> None:
@@ -154,26 +206,15 @@ class SerialExecutor(_ContextMixin):
             raise ValueError(f"torch_threads must be >= 1 or None, got {torch_threads}")
         self.torch_threads = torch_threads
 
-    def map(
-        self,
-        fn: Callable[[T], R],
-        jobs: Sequence[T],
-        *,
-        progress: ProgressFn | None = None,
-        desc: str = "",
+    def _run(
+        self, fn: Callable[[T], R], jobs: Sequence[T], progress: ProgressFn | None, total: int
     ) -> list[R]:
-        """Return ``[fn(job) for job in jobs]`` computed in this process; see :class:`Executor`."""
-        total = len(jobs)
-        if total == 0:
-            return []
+        """``[fn(job) for job in jobs]`` in this process, one progress call per job."""
+        n_threads = self.torch_threads
+        threads = nullcontext() if n_threads is None else _torch_threads(n_threads)
         _report(progress, 0, total)
         results: list[R] = []
-        if self.torch_threads is None:
-            for job in jobs:
-                results.append(fn(job))
-                _report(progress, len(results), total)
-            return results
-        with _torch_threads(self.torch_threads):
+        with threads:
             for job in jobs:
                 results.append(fn(job))
                 _report(progress, len(results), total)
@@ -186,7 +227,7 @@ class SerialExecutor(_ContextMixin):
         return "SerialExecutor()"
 
 
-class LocalExecutor(_ContextMixin):
+class LocalExecutor(_PoolExecutor[Future]):
     """A process pool on this machine ("spawn" start method, one torch thread per worker).
 
     The pool is created here and reused by every :meth:`map` until :meth:`close`. Workers start
@@ -208,36 +249,21 @@ class LocalExecutor(_ContextMixin):
             initializer=_init_worker,
         )
 
-    def map(
-        self,
-        fn: Callable[[T], R],
-        jobs: Sequence[T],
-        *,
-        progress: ProgressFn | None = None,
-        desc: str = "",
-    ) -> list[R]:
-        """Run the jobs in the pool; results in job order; see :class:`Executor`."""
-        if self._pool is None:
-            raise RuntimeError("LocalExecutor is closed")
-        total = len(jobs)
-        if total == 0:
-            return []
-        futures: list[Future[R]] = [self._pool.submit(fn, job) for job in jobs]
-        _report(progress, 0, total)
-        pending: set[Future[R]] = set(futures)
-        done_count = 0
-        try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    future.result()  # raises the job's exception, if any
-                    done_count += 1
-                    _report(progress, done_count, total)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-        return [future.result() for future in futures]
+    def _closed(self) -> bool:
+        return self._pool is None
+
+    def _submit(self, fn: Callable[[T], R], jobs: Sequence[T]) -> list[Future]:
+        assert self._pool is not None  # map checked
+        return [self._pool.submit(fn, job) for job in jobs]
+
+    def _wait(self, pending: Collection[Future]) -> tuple[Collection[Future], Collection[Future]]:
+        return wait(pending, return_when=FIRST_COMPLETED)
+
+    def _results(self, handles: Sequence[Future]) -> list[Any]:
+        return [future.result() for future in handles]
+
+    def _cancel(self, handle: Future) -> None:
+        handle.cancel()
 
     def close(self) -> None:
         """Shut the pool down, waiting for running jobs; idempotent."""
@@ -255,7 +281,7 @@ def _call_single_threaded(fn: Callable[[Any], Any], job: Any) -> Any:
     return fn(job)
 
 
-class RayExecutor(_ContextMixin):
+class RayExecutor(_PoolExecutor[Any]):
     """Jobs as Ray tasks (one CPU each) on a Ray cluster.
 
     Connects to the cluster at ``address``, or with ``address=None`` starts a local Ray cluster
@@ -302,45 +328,29 @@ class RayExecutor(_ContextMixin):
             )
             self._started_ray = True
         self._remote = ray.remote(num_cpus=1)(_call_single_threaded)
-        self._closed = False
+        self._is_closed = False
 
-    def map(
-        self,
-        fn: Callable[[T], R],
-        jobs: Sequence[T],
-        *,
-        progress: ProgressFn | None = None,
-        desc: str = "",
-    ) -> list[R]:
-        """Run the jobs as Ray tasks; results in job order; see :class:`Executor`."""
-        if self._closed:
-            raise RuntimeError("RayExecutor is closed")
-        ray = self._ray
-        total = len(jobs)
-        if total == 0:
-            return []
-        fn_ref = ray.put(fn)
-        refs = [self._remote.remote(fn_ref, job) for job in jobs]
-        _report(progress, 0, total)
-        pending = list(refs)
-        done_count = 0
-        try:
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                ray.get(ready)  # raises the job's exception, if any
-                done_count += len(ready)
-                _report(progress, done_count, total)
-        except BaseException:
-            for ref in pending:
-                ray.cancel(ref)
-            raise
-        return list(ray.get(refs))
+    def _closed(self) -> bool:
+        return self._is_closed
+
+    def _submit(self, fn: Callable[[T], R], jobs: Sequence[T]) -> list[Any]:
+        fn_ref = self._ray.put(fn)
+        return [self._remote.remote(fn_ref, job) for job in jobs]
+
+    def _wait(self, pending: Collection[Any]) -> tuple[Collection[Any], Collection[Any]]:
+        return self._ray.wait(list(pending), num_returns=1)
+
+    def _results(self, handles: Sequence[Any]) -> list[Any]:
+        return list(self._ray.get(list(handles)))
+
+    def _cancel(self, handle: Any) -> None:
+        self._ray.cancel(handle)
 
     def close(self) -> None:
         """Shut Ray down if this executor started it; idempotent."""
-        if self._closed:
+        if self._is_closed:
             return
-        self._closed = True
+        self._is_closed = True
         if self._started_ray and self._ray.is_initialized():
             self._ray.shutdown()
 

@@ -41,7 +41,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,7 @@ __all__ = [
     "MANIFEST_SCHEMA",
     "ArtifactError",
     "ArtifactMeta",
+    "Provenance",
     "data_hash",
     "ensemble_version",
     "list_artifacts",
@@ -126,6 +127,22 @@ class ArtifactMeta:
         return cls(file=file, **{n: entry[n] for n in names})
 
 
+class Provenance(TypedDict):
+    """How an artifact was made: the keyword arguments of :func:`save_artifact` and
+    :func:`save_json_artifact`, recorded in its :class:`ArtifactMeta`."""
+
+    seed: int
+    """Training seed."""
+    config: Mapping[str, Any]
+    """Training configuration, JSON object."""
+    data_hash: str
+    """:func:`data_hash` of the training table."""
+    cohort_version: str
+    """Version label of the training cohort."""
+    metrics: Mapping[str, Any]
+    """Evaluation metrics, JSON object with finite numbers (None for an undefined one)."""
+
+
 def ensemble_version(
     kind: str, protocol_name: str, arch: str, sha256s: Sequence[str], *, hex_per_member: int = 64
 ) -> str:
@@ -192,6 +209,14 @@ def _hint(family: str, name: str, config: Mapping[str, Any] | None = None) -> st
     if protocol in PROTOCOL_NAMES:
         command += f" --protocol {protocol}"
     return f"retrain with `{command}` or restore the file"
+
+
+def _unusable(
+    path: Path, problem: str, family: str, name: str, config: Mapping[str, Any] | None = None
+) -> ArtifactError:
+    """The one-line error of an artifact that cannot be used: which file, what is wrong with
+    it, and how to get a good one back (:func:`_hint`)."""
+    return ArtifactError(f"{_display(path)}: {problem}; {_hint(family, name, config)}")
 
 
 # --- manifest -----------------------------------------------------------------------------------
@@ -288,7 +313,11 @@ def _register(
     cohort_version: str,
     metrics: Mapping[str, Any],
 ) -> ArtifactMeta:
-    """Write an artifact's bytes and its manifest entry atomically, under the manifest lock."""
+    """Write an artifact's bytes and its manifest entry atomically, under the manifest lock.
+
+    The keyword arguments are the artifact's :class:`Provenance`, spelled out so that a missing
+    or unknown one is a ``TypeError`` here.
+    """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     meta = ArtifactMeta(
@@ -323,21 +352,21 @@ def _verified_bytes(root: Path, family: str, name: str, suffix: str) -> tuple[by
     manifest = _read_manifest(root)
     entry = manifest["artifacts"].get(key)
     if entry is None:
-        raise ArtifactError(
-            f"{_display(path)}: not listed in the manifest {manifest_path}; {_hint(family, name)}"
-        )
+        raise _unusable(path, f"not listed in the manifest {manifest_path}", family, name)
     meta = ArtifactMeta.from_entry(key, entry)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ArtifactError(
-            f"{_display(path)}: missing file (listed in {manifest_path}); "
-            f"{_hint(family, name, meta.config)}"
+        raise _unusable(
+            path, f"missing file (listed in {manifest_path})", family, name, meta.config
         ) from None
     if hashlib.sha256(data).hexdigest() != meta.sha256:
-        raise ArtifactError(
-            f"{_display(path)}: sha256 mismatch (file changed since it was recorded in "
-            f"{manifest_path}); {_hint(family, name, meta.config)}"
+        raise _unusable(
+            path,
+            f"sha256 mismatch (file changed since it was recorded in {manifest_path})",
+            family,
+            name,
+            meta.config,
         )
     return data, meta
 
@@ -350,12 +379,7 @@ def save_artifact(
     family: str,
     name: str,
     state: Mapping[str, torch.Tensor],
-    *,
-    seed: int,
-    config: Mapping[str, Any],
-    data_hash: str,
-    cohort_version: str,
-    metrics: Mapping[str, Any],
+    **provenance: Unpack[Provenance],
 ) -> ArtifactMeta:
     """Save a state_dict as ``<models_dir>/<family>/<name>.pt`` and record it in the manifest.
 
@@ -368,11 +392,8 @@ def save_artifact(
         family: model family, one path segment (e.g. ``"rtoe"``).
         name: artifact name, one path segment (e.g. ``"nsclc_glogd_tcp_0"``).
         state: flat mapping of parameter name to tensor (a ``state_dict()``).
-        seed: training seed.
-        config: training configuration, JSON object.
-        data_hash: :func:`data_hash` of the training table.
-        cohort_version: version label of the training cohort.
-        metrics: evaluation metrics, JSON object with finite numbers.
+        **provenance: ``seed``, ``config``, ``data_hash``, ``cohort_version`` and ``metrics``
+            (see :class:`Provenance`).
 
     Returns:
         The recorded :class:`ArtifactMeta`.
@@ -394,18 +415,7 @@ def save_artifact(
         clean[param] = tensor.detach().to("cpu").contiguous().clone()
     buffer = io.BytesIO()
     torch.save(clean, buffer)
-    return _register(
-        root,
-        family,
-        name,
-        key,
-        buffer.getvalue(),
-        seed=seed,
-        config=config,
-        data_hash=data_hash,
-        cohort_version=cohort_version,
-        metrics=metrics,
-    )
+    return _register(root, family, name, key, buffer.getvalue(), **provenance)
 
 
 def load_artifact(
@@ -422,13 +432,12 @@ def load_artifact(
     """
     root = Path(models_dir)
     data, meta = _verified_bytes(root, family, name, ".pt")
-    where = _display(root / meta.file)
+    path = root / meta.file
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # weights_only refusal (UnpicklingError) or a corrupt archive
-        raise ArtifactError(
-            f"{where}: not a state_dict of tensors ({_load_failure(exc)}); "
-            f"{_hint(family, name, meta.config)}"
+        raise _unusable(
+            path, f"not a state_dict of tensors ({_load_failure(exc)})", family, name, meta.config
         ) from None
     if not isinstance(state, Mapping):
         found = f"a {type(state).__name__}"
@@ -440,9 +449,12 @@ def load_artifact(
         ]
         found = f"entry {bad[0][0]!r} is a {type(bad[0][1]).__name__}" if bad else ""
     if found:
-        raise ArtifactError(
-            f"{where}: not a state_dict of tensors (expected a flat dict of name -> tensor; "
-            f"{found}); {_hint(family, name, meta.config)}"
+        raise _unusable(
+            path,
+            f"not a state_dict of tensors (expected a flat dict of name -> tensor; {found})",
+            family,
+            name,
+            meta.config,
         )
     return dict(state), meta
 
@@ -477,12 +489,7 @@ def save_json_artifact(
     family: str,
     name: str,
     payload: Mapping[str, Any],
-    *,
-    seed: int,
-    config: Mapping[str, Any],
-    data_hash: str,
-    cohort_version: str,
-    metrics: Mapping[str, Any],
+    **provenance: Unpack[Provenance],
 ) -> ArtifactMeta:
     """Save a small JSON result as ``<models_dir>/<family>/<name>.json`` and record it.
 
@@ -493,18 +500,7 @@ def save_json_artifact(
     key = _key(family, name, ".json")
     body = _json_object("payload", payload)
     text = json.dumps(body, sort_keys=True, indent=2, allow_nan=False) + "\n"
-    return _register(
-        root,
-        family,
-        name,
-        key,
-        text.encode("utf-8"),
-        seed=seed,
-        config=config,
-        data_hash=data_hash,
-        cohort_version=cohort_version,
-        metrics=metrics,
-    )
+    return _register(root, family, name, key, text.encode("utf-8"), **provenance)
 
 
 def load_json_artifact(
@@ -517,17 +513,14 @@ def load_json_artifact(
     """
     root = Path(models_dir)
     data, meta = _verified_bytes(root, family, name, ".json")
+    path = root / meta.file
     try:
         payload = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ArtifactError(
-            f"{_display(root / meta.file)}: not valid JSON ({exc}); "
-            f"{_hint(family, name, meta.config)}"
-        ) from None
+        raise _unusable(path, f"not valid JSON ({exc})", family, name, meta.config) from None
     if not isinstance(payload, dict):
-        raise ArtifactError(
-            f"{_display(root / meta.file)}: not a JSON object (got {type(payload).__name__}); "
-            f"{_hint(family, name, meta.config)}"
+        raise _unusable(
+            path, f"not a JSON object (got {type(payload).__name__})", family, name, meta.config
         )
     return payload, meta
 

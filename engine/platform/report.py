@@ -6,7 +6,9 @@ notes and the three figures of :mod:`engine.figures.outcome_space` and
 :mod:`engine.figures.population` (with ensemble bands and covariance ellipses when the model is an
 ensemble). plotly.js is inlined once from the installed plotly package, so the file opens offline
 and references no external URL; it prints on A4 (print stylesheet in the template). Everything that
-comes from the user (ids, notes) is escaped by the template.
+comes from the user (ids, notes) is escaped by the template. :func:`render_inputs` fills
+``inputs.html``, the printable inputs page; both pages extend ``page.html`` (the HTML skeleton:
+head, style block, ``<main>``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -95,6 +98,28 @@ def _environment() -> Environment:
 @cache
 def _plotly_js() -> str:
     return get_plotlyjs()
+
+
+def _render_page(
+    template: str,
+    kind: str,
+    protocol: Protocol,
+    generated_at: datetime,
+    user: str | None,
+    **context: Any,
+) -> str:
+    """Fill ``template`` (a page extending ``page.html``) with what every page shows — title
+    ``artds <kind> — <protocol>``, the protocol, the disclaimer, the time (UTC, to the minute),
+    the user and the artds version — and the page's own ``context``."""
+    return _environment().get_template(template).render(
+        title=f"artds {kind} — {protocol.label}",
+        protocol=protocol,
+        disclaimer=DISCLAIMER,
+        generated_at=generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        user=user,
+        artds_version=__version__,
+        **context,
+    )
 
 
 def report_filename(protocol: Protocol) -> str:
@@ -221,15 +246,13 @@ def render_report(
         figures.append(("Population", _figure_html(
             population_figure(population, protocol, cases), "artds-population")))
 
-    template = _environment().get_template("report.html")
-    return template.render(
-        title=f"artds report — {protocol.label}",
-        protocol=protocol,
-        disclaimer=DISCLAIMER,
-        generated_at=generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    return _render_page(
+        "report.html",
+        "report",
+        protocol,
+        generated_at,
+        user,
         generated_iso=generated_at.astimezone(UTC).isoformat(timespec="seconds"),
-        artds_version=__version__,
-        user=user,
         models=models,
         recommenders=recommenders,
         summary=summary,
@@ -272,14 +295,12 @@ def render_inputs(
             extra.append(_InputRow(label, unit, "", [
                 "unknown" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
                 else _fmt_value(v, col != "dose_adapt_gy") for v in cases[col]]))
-    template = _environment().get_template("inputs.html")
-    return template.render(
-        title=f"artds inputs — {protocol.label}",
-        protocol=protocol,
-        disclaimer=DISCLAIMER,
-        generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
-        user=user,
-        artds_version=__version__,
+    return _render_page(
+        "inputs.html",
+        "inputs",
+        protocol,
+        generated_at,
+        user,
         case_labels=labels,
         hashes=hashes,
         versions=[(versions or {}).get(lab) for lab in labels],

@@ -16,12 +16,12 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from engine.core.config import check_choice, check_range
+from engine.core.config import check_choice, check_range, json_ready
 from engine.sf2.reptile import LOSSES, MLP, adapt, check_layer_sizes
 
 __all__ = ["MLPBaseline", "MLPConfig", "MeanBaseline", "OLSBaseline"]
@@ -85,9 +85,8 @@ class MLPConfig:
         check_range("MLPConfig.seed", self.seed, 0, integer=True)
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        out["layer_sizes"] = list(self.layer_sizes)
-        return out
+        """JSON-ready copy (tuples as lists)."""
+        return json_ready(self)
 
 
 class MLPBaseline:

@@ -47,7 +47,7 @@ import torch
 from scipy.stats import spearmanr
 
 from engine import settings
-from engine.core.config import check_choice, check_range
+from engine.core.config import check_choice, check_range, json_ready
 from engine.sf2.baselines import MLPBaseline, MLPConfig, OLSBaseline
 from engine.sf2.data import SETTINGS, CellLinePanel, load_panel, load_rsi_profiles, subgroups
 from engine.sf2.features import FeatureConfig, GeneSelector
@@ -166,10 +166,8 @@ class EvaluationConfig:
         return ReptileConfig(meta_lr=meta_lr, n_iterations=self.n_iterations, seed=seed)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["settings"] = list(self.settings)
-        out["mlp"] = self.mlp.to_dict()
-        return out
+        """JSON-ready copy (tuples as lists)."""
+        return json_ready(self)
 
 
 def stratified_folds(subgroup: np.ndarray, n_folds: int, rng: np.random.Generator) -> np.ndarray:

@@ -27,13 +27,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from engine.core.config import check_choice, check_range
+from engine.core.config import check_choice, check_range, json_ready
 
 __all__ = [
     "ACTIVATIONS",
@@ -101,9 +101,7 @@ class ReptileConfig:
 
     def to_dict(self) -> dict:
         """JSON-ready copy (tuples as lists)."""
-        out = asdict(self)
-        out["layer_sizes"] = list(self.layer_sizes)
-        return out
+        return json_ready(self)
 
 
 def check_layer_sizes(name: str, layer_sizes: tuple[int, ...]) -> None:

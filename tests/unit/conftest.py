@@ -47,27 +47,32 @@ def _postgres_database(server_url: str) -> str:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'artds.sqlite3'}"
+        return _sqlite_url(tmp_path)
     return _postgres_database(request.getfixturevalue("postgres_server"))
+
+
+def _sqlite_url(tmp_path: Path) -> str:
+    """URL of a fresh SQLite database file in the test's folder."""
+    return f"sqlite:///{tmp_path / 'artds.sqlite3'}"
+
+
+def _migrated_store(url: str) -> Iterator[Store]:
+    """A migrated, empty store at ``url``, disposed of after the test."""
+    s = Store(url)
+    s.upgrade()
+    try:
+        yield s
+    finally:
+        s.dispose()
 
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
     """A migrated, empty store on SQLite and on PostgreSQL."""
-    s = Store(store_url)
-    s.upgrade()
-    try:
-        yield s
-    finally:
-        s.dispose()
+    yield from _migrated_store(store_url)
 
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     """A migrated, empty SQLite store (for tests that need no second backend)."""
-    s = Store(f"sqlite:///{tmp_path / 'artds.sqlite3'}")
-    s.upgrade()
-    try:
-        yield s
-    finally:
-        s.dispose()
+    yield from _migrated_store(_sqlite_url(tmp_path))

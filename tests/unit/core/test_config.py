@@ -17,6 +17,7 @@ from engine.core.config import (
     check_choice,
     check_interval,
     check_range,
+    json_ready,
     strict_from_dict,
 )
 from engine.planner.beamlet import BeamletConfig
@@ -83,6 +84,22 @@ def test_strict_from_dict():
     assert strict_from_dict(Small, {"a": 2}) == Small(2)
     assert _message(strict_from_dict, Small, {"a": 2, "b": 3, "c": 4}) == (
         "unknown Small field(s): b, c")
+
+
+def test_json_ready_nests_configs_and_lists_tuples():
+    @dataclass(frozen=True)
+    class Inner:
+        widths: tuple[int, ...] = (3, 1)
+
+    @dataclass(frozen=True)
+    class Outer:
+        names: tuple[str, ...] = ("a", "b")
+        inner: Inner = Inner()
+        pairs: tuple[tuple[int, int], ...] = ((1, 2),)
+
+    assert json_ready(Outer()) == {"names": ["a", "b"], "inner": {"widths": [3, 1]},
+                                   "pairs": [[1, 2]]}
+    assert json_ready(MLPConfig())["layer_sizes"] == [20, 64, 32, 1]
 
 
 def test_dict_configs_round_trip_and_refuse_unknown_keys():

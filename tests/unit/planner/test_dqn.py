@@ -19,6 +19,7 @@ from engine.planner.dqn import (
     linear_epsilon,
 )
 from engine.planner.env import N_OBS, FractionationEnv, sample_biology
+from tests.unit.planner.helpers import TINY_DQN
 
 
 def test_target_selects_with_online_and_evaluates_with_target():
@@ -105,9 +106,7 @@ def test_n_step_trace_sums_rewards_and_flushes_at_the_end():
 
 
 def _tiny(seed: int = 0, **dqn) -> PlanConfig:
-    base = dict(n_episodes=4, n_envs=4, scenarios_per_env=2, hidden=16, batch_size=32,
-                learning_starts=32, target_update_steps=5)
-    return PlanConfig(seed=seed, dqn=replace(DQNConfig(), **{**base, **dqn}))
+    return PlanConfig(seed=seed, dqn=replace(DQNConfig(), **{**TINY_DQN, "n_episodes": 4, **dqn}))
 
 
 def test_trainer_smoke_and_determinism():

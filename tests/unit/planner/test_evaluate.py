@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from engine.cli import build_parser, main
-from engine.planner.config import PRIORITIES, REWARD_MODES, DQNConfig, PlanConfig
+from engine.planner.config import PRIORITIES, REWARD_MODES, PlanConfig
 from engine.planner.env import PlanOutcome
 from engine.planner.evaluate import adaptation_plan, outcome_summary, run_plan
 from engine.planner.figures import (
@@ -20,14 +19,7 @@ from engine.planner.figures import (
 )
 from engine.planner.jobs import run_plan_job
 from engine.platform.jobs import FileJob
-
-TINY_DQN = dict(n_episodes=3, n_envs=4, scenarios_per_env=2, hidden=16, batch_size=32,
-                learning_starts=32, target_update_steps=5)
-
-
-def _tiny(beamlet: bool = False, seed: int = 0) -> PlanConfig:
-    return PlanConfig(dqn=replace(DQNConfig(), **TINY_DQN), n_eval_scenarios=20,
-                      beamlet=beamlet, seed=seed)
+from tests.unit.planner.helpers import tiny_plan
 
 
 def test_adaptation_points_follow_the_running_segment_mean():
@@ -57,7 +49,7 @@ def test_outcome_summary_statistics():
 
 @pytest.fixture(scope="module")
 def tiny_result():
-    return run_plan(_tiny(beamlet=True))
+    return run_plan(tiny_plan(beamlet=True))
 
 
 def test_tiny_run_payload(tiny_result):
@@ -87,8 +79,8 @@ def test_tiny_run_payload(tiny_result):
 
 
 def test_identical_seeds_give_identical_results():
-    a = run_plan(_tiny(seed=4)).payload
-    b = run_plan(_tiny(seed=4)).payload
+    a = run_plan(tiny_plan(seed=4)).payload
+    b = run_plan(tiny_plan(seed=4)).payload
     for p in (a, b):
         for key in ("train_seconds", "evaluate_seconds", "oracle_seconds"):
             p.pop(key)
@@ -109,7 +101,7 @@ def test_figures_render(tiny_result):
 def test_job_writes_progress(tmp_path):
     job = FileJob(tmp_path)
     assert job.read() is None
-    result = run_plan_job(_tiny().to_dict(), str(tmp_path))
+    result = run_plan_job(tiny_plan().to_dict(), str(tmp_path))
     assert job.read() == {"share": 1.0, "message": "done"}
     assert result is not None and result.payload["seed"] == 0
 

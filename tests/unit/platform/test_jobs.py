@@ -4,14 +4,12 @@ Mode) and by files (the planner); a planner run stops at its next checkpoint whe
 from __future__ import annotations
 
 import pickle
-from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from engine.planner import jobs as planner_jobs
-from engine.planner.config import DQNConfig, PlanConfig
 from engine.platform.jobs import (
     Cancelled,
     FileJob,
@@ -20,14 +18,7 @@ from engine.platform.jobs import (
     checkpoint,
 )
 from engine.platform.store import Store
-
-TINY_DQN = dict(n_episodes=3, n_envs=4, scenarios_per_env=2, hidden=16, batch_size=32,
-                learning_starts=32, target_update_steps=5)
-
-
-def _tiny_plan() -> dict:
-    return PlanConfig(dqn=replace(DQNConfig(), **TINY_DQN), n_eval_scenarios=20,
-                      beamlet=False).to_dict()
+from tests.unit.planner.helpers import tiny_plan
 
 
 class _Recorder:
@@ -124,7 +115,7 @@ def test_planner_run_cancelled_after_a_report_stops_there(
     monkeypatch.setattr(_CancelAt, "message", after)
     monkeypatch.setattr(_CancelAt, "seen", [])
     monkeypatch.setattr(planner_jobs, "FileJob", _CancelAt)
-    assert planner_jobs.run_plan_job(_tiny_plan(), tmp_path) is None
+    assert planner_jobs.run_plan_job(tiny_plan().to_dict(), tmp_path) is None
     # It stopped at the first checkpoint after the cancel: nothing more was reported, and the
     # last word is "cancelled" at the share reached.
     assert _CancelAt.seen[-2:] == [after, planner_jobs.CANCELLED_MESSAGE]
@@ -137,5 +128,5 @@ def test_planner_run_cancelled_after_a_report_stops_there(
 
 def test_planner_run_cancelled_while_queued_never_starts(tmp_path: Path) -> None:
     FileJob(tmp_path).request_cancel()
-    assert planner_jobs.run_plan_job(_tiny_plan(), tmp_path) is None
+    assert planner_jobs.run_plan_job(tiny_plan().to_dict(), tmp_path) is None
     assert FileJob(tmp_path).read() == {"share": 0.0, "message": "cancelled"}
