@@ -24,6 +24,7 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.db import poll_in_thread
+from app.panels.widgets import status_line
 from app.runtime import in_database_thread, learning_pool
 from app.serving import served_model
 from engine import settings
@@ -43,6 +44,13 @@ def _when(info_time) -> str:
 
 def _num(value, fmt: str = ".3f") -> str:
     return "–" if value is None else format(float(value), fmt)
+
+
+def _confirm(*body: ui.TagChild, title: str, button: ui.Tag) -> None:
+    """Ask before an action: a dialog with ``body``, "Cancel" and the confirming ``button``."""
+    ui.modal_show(ui.modal(*body, title=title,
+                           footer=ui.TagList(ui.modal_button("Cancel"), button),
+                           easy_close=True))
 
 
 @module.ui
@@ -317,16 +325,13 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         if current is not None and version == current.version:
             promote_msg.set((False, f"{version} is already serving."))
             return
-        ui.modal_show(ui.modal(
+        _confirm(
             ui.p("Promote ", ui.tags.code(version), f" to Operation Mode for "
                  f"{protocol().name.upper()}? Every user will be served this version from now "
                  "on; the promotion is recorded with your name, the time and the reason."),
             title="Promote to Operation Mode",
-            footer=ui.TagList(ui.modal_button("Cancel"),
-                              ui.input_action_button("confirm_promote", "Promote",
-                                                     class_="btn-primary")),
-            easy_close=True,
-        ))
+            button=ui.input_action_button("confirm_promote", "Promote", class_="btn-primary"),
+        )
 
     @reactive.effect
     @reactive.event(input.confirm_promote)
@@ -355,18 +360,15 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         if earlier is None:
             promote_msg.set((False, why_not or "No earlier version to roll back to."))
             return
-        ui.modal_show(ui.modal(
+        _confirm(
             ui.p("Roll back ", protocol().name.upper(), " from ", ui.tags.code(current),
                  " to the version that served before it, ", ui.tags.code(earlier), "?"),
             ui.p("Every user will be served ", ui.tags.code(earlier), " from now on. The "
                  "rollback is recorded with your name, the time and the reason; nothing is "
                  "deleted, and you can promote the current version again later."),
             title="Roll back Operation Mode",
-            footer=ui.TagList(ui.modal_button("Cancel"),
-                              ui.input_action_button("confirm_rollback", "Roll back",
-                                                     class_="btn-warning")),
-            easy_close=True,
-        ))
+            button=ui.input_action_button("confirm_rollback", "Roll back", class_="btn-warning"),
+        )
 
     @reactive.effect
     @reactive.event(input.confirm_rollback)
@@ -392,12 +394,7 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
 
     @render.ui
     def promote_status():
-        msg = promote_msg()
-        if msg is None:
-            return None
-        ok, text = msg
-        return ui.div(text, class_="small mt-2 " + ("text-success" if ok else "text-danger"),
-                      role="status", id="learning-promote-status")
+        return status_line(promote_msg(), id="learning-promote-status")
 
 
 def _comparison_table(selected: ModelVersionInfo, serving_now: ModelVersionInfo | None,

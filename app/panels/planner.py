@@ -25,9 +25,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import plotly.graph_objects as go
 from shiny import module, reactive, render, ui
 
-from app.plots import output_figure, render_figure
+from app.panels.widgets import figure_card
+from app.plots import render_figure
 from app.runtime import planner_pool
 from engine.planner import (
     BiologyRanges,
@@ -56,6 +58,13 @@ DEFAULT_SCENARIOS = 200
 """Interactive default number of evaluation scenarios (the CLI uses 500)."""
 POLL_SECONDS = 0.5
 """How often a running session reads its job's progress file."""
+FIGURES: dict[str, tuple[str, Callable[[PlanResult], go.Figure]]] = {
+    "weekly": ("Weekly dose", weekly_dose_figure),
+    "volume": ("Tumour volume by week", volume_box_figure),
+    "bed_sf": ("Tumour BED and surviving fraction", bed_sf_figure),
+    "phantom": ("Phantom dose maps (beamlet LP)", phantom_dose_figure),
+}
+"""The result's figures, in the order shown: output id → (card title, the figure of a run)."""
 
 
 def _range(id: str, label: str, lo: float, hi: float, value: tuple[float, float], step: float
@@ -124,15 +133,7 @@ def planner_ui() -> ui.TagList:
     return ui.TagList(
         settings,
         ui.output_ui("summary"),
-        ui.card(ui.card_header("Weekly dose"), output_figure("weekly", min_height="0px"),
-                full_screen=True),
-        ui.card(ui.card_header("Tumour volume by week"), output_figure("volume",
-                                                                       min_height="0px"),
-                full_screen=True),
-        ui.card(ui.card_header("Tumour BED and surviving fraction"),
-                output_figure("bed_sf", min_height="0px"), full_screen=True),
-        ui.card(ui.card_header("Phantom dose maps (beamlet LP)"),
-                output_figure("phantom", min_height="0px"), full_screen=True),
+        *(figure_card(title, None, figure_id) for figure_id, (title, _) in FIGURES.items()),
     )
 
 
@@ -355,24 +356,14 @@ def planner_server(
             ui.tags.ul(*(ui.tags.li(n) for n in p["notes"]), class_="small text-muted"),
         )
 
-    @render_figure
-    def weekly():
-        r = result.get()
-        return None if r is None else weekly_dose_figure(r)
+    def _figure_of_result(draw: Callable[[PlanResult], go.Figure]
+                          ) -> Callable[[], go.Figure | None]:
+        def figure() -> go.Figure | None:
+            r = result.get()
+            return None if r is None else draw(r)
+        return figure
 
-    @render_figure
-    def volume():
-        r = result.get()
-        return None if r is None else volume_box_figure(r)
-
-    @render_figure
-    def bed_sf():
-        r = result.get()
-        return None if r is None else bed_sf_figure(r)
-
-    @render_figure
-    def phantom():
-        r = result.get()
-        return None if r is None else phantom_dose_figure(r)
+    for figure_id, (_, draw) in FIGURES.items():
+        output(id=figure_id)(render_figure(_figure_of_result(draw)))
 
     return result

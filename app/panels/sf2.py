@@ -10,15 +10,12 @@ implied α (Gy⁻¹); :func:`sf2_server` returns it for the planner panel.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from shiny import module, reactive, render, ui
 
 from app import shared
-from app.panels.widgets import figure_card
+from app.panels.widgets import figure_card, read_upload
 from app.plots import output_figure, render_figure
-from engine.core.tabular import Problem, SchemaError
 from engine.sf2.data import MAX_UPLOAD_BYTES, load_panel, read_expression_upload
 from engine.sf2.figures import (
     evaluation_figure,
@@ -141,22 +138,10 @@ def sf2_server(input, output, session) -> reactive.Value[float | None]:
     @reactive.effect
     @reactive.event(input.upload)
     def _read_upload() -> None:
-        files = input.upload()
-        if not files:
-            return
-        info = files[0]
-        name = str(info.get("name", "the file"))
-        try:
-            upload = read_expression_upload(Path(info["datapath"]), required_genes=model.genes,
-                                            panel_genes=load_panel().genes, tissues=tissues)
-        except SchemaError as err:
-            upload_state.set((name, err.problems))
-            return
-        except (OSError, ValueError) as err:
-            upload_state.set((name, [Problem(None, None, None,
-                                             f"the file could not be read ({err})")]))
-            return
-        upload_state.set((name, upload))
+        got = read_upload(input.upload(), lambda path: read_expression_upload(
+            path, required_genes=model.genes, panel_genes=load_panel().genes, tissues=tissues))
+        if got is not None:
+            upload_state.set(got)
 
     @render.ui
     def upload_status():

@@ -8,10 +8,12 @@ action is also checked here and recorded as an audit event by the store.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pandas as pd
 from shiny import module, reactive, render, ui
 
+from app.panels.widgets import status_line
 from engine.platform import accounts as auth
 from engine.platform.store import ROLES, Store, StoreError, UserInfo
 
@@ -96,24 +98,39 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
             "created (UTC)": f"{u.created_at:%Y-%m-%d %H:%M}", "by": u.created_by,
         } for u in users()]), width="100%", summary=False)
 
+    async def _with_new_password(msg: reactive.Value[tuple[bool, str] | None],
+                                 fields: tuple[str, str], action: Callable[[str], str]) -> bool:
+        """Run ``action(password)`` when the two password ``fields`` agree, then empty them.
+
+        ``msg`` gets the line ``action`` returns, or why nothing was done (the fields differ, or
+        ``action`` raised ``ValueError``: a bad password or user). True when it was done."""
+        first, second = fields
+        password = input[first]()
+        if password != input[second]():
+            msg.set((False, "The two passwords differ."))
+            return False
+        try:
+            # argon2 hashing takes tens of milliseconds by design: not on the event loop.
+            done = await asyncio.to_thread(action, password)
+        except ValueError as err:
+            msg.set((False, str(err)[:1].upper() + str(err)[1:] + "."))
+            return False
+        ui.update_text(first, value="")
+        ui.update_text(second, value="")
+        msg.set((True, done))
+        return True
+
     @reactive.effect
     @reactive.event(input.add)
     async def _add() -> None:
-        if input.password() != input.password2():
-            add_msg.set((False, "The two passwords differ."))
-            return
-        try:
-            # argon2 hashing takes tens of milliseconds by design: not on the event loop.
-            made = await asyncio.to_thread(
-                auth.create_user, store, (input.username() or "").strip(), input.password(),
-                input.role(), created_by=user.username)
-        except ValueError as err:
-            add_msg.set((False, str(err)[:1].upper() + str(err)[1:] + "."))
-            return
-        ui.update_text("password", value="")
-        ui.update_text("password2", value="")
-        add_msg.set((True, f"Added {made.role} {made.username}."))
-        changed.set(changed() + 1)
+        username, role = (input.username() or "").strip(), input.role()
+
+        def add(password: str) -> str:
+            made = auth.create_user(store, username, password, role, created_by=user.username)
+            return f"Added {made.role} {made.username}."
+
+        if await _with_new_password(add_msg, ("password", "password2"), add):
+            changed.set(changed() + 1)
 
     def _change(action: str) -> None:
         who = input.who()
@@ -139,18 +156,12 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
         who = input.who()
         if not who:
             return
-        if input.new_password() != input.new_password2():
-            change_msg.set((False, "The two passwords differ."))
-            return
-        try:
-            await asyncio.to_thread(auth.change_password, store, who, input.new_password(),
-                                    by=user.username)
-        except ValueError as err:
-            change_msg.set((False, str(err)[:1].upper() + str(err)[1:] + "."))
-            return
-        ui.update_text("new_password", value="")
-        ui.update_text("new_password2", value="")
-        change_msg.set((True, f"{who}: password changed."))
+
+        def change(password: str) -> str:
+            auth.change_password(store, who, password, by=user.username)
+            return f"{who}: password changed."
+
+        await _with_new_password(change_msg, ("new_password", "new_password2"), change)
 
     @reactive.effect
     @reactive.event(input.set_role)
@@ -167,17 +178,10 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
     def _enable() -> None:
         _change("enable")
 
-    def _status(msg: tuple[bool, str] | None):
-        if msg is None:
-            return None
-        ok, text = msg
-        return ui.div(text, class_="small mt-2 " + ("text-success" if ok else "text-danger"),
-                      role="status")
-
     @render.ui
     def add_status():
-        return _status(add_msg())
+        return status_line(add_msg())
 
     @render.ui
     def change_status():
-        return _status(change_msg())
+        return status_line(change_msg())

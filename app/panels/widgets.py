@@ -1,22 +1,33 @@
-"""Small UI pieces that several panels build alike: a figure card, a "not available" box and
-number cells that show a missing value as a dash."""
+"""Small pieces that several panels build alike: a figure card, a "not available" box, number
+cells that show a missing value as a dash, the status line under an action, and the reading of
+an uploaded file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
 from shiny import ui
+from shiny.types import FileInfo
 
 from app import shared
 from app.plots import output_figure
+from engine.core.tabular import Problem, SchemaError
 
-__all__ = ["figure_card", "number", "plus_minus", "unavailable"]
+__all__ = ["figure_card", "number", "plus_minus", "read_upload", "status_line", "unavailable"]
+
+T = TypeVar("T")
 
 
-def figure_card(title: str, note_id: str, figure_id: str) -> ui.Tag:
-    """A card that can go full screen: the title, a note output (a caption or the empty state)
-    and a :class:`app.plots.render_figure` output as tall as its figure."""
+def figure_card(title: str, note_id: str | None, figure_id: str) -> ui.Tag:
+    """A card that can go full screen: the title, a note output (a caption or the empty state;
+    none when ``note_id`` is None) and a :class:`app.plots.render_figure` output as tall as its
+    figure."""
+    note = () if note_id is None else (ui.output_ui(note_id),)
     return ui.card(
         ui.card_header(title),
-        ui.output_ui(note_id),
+        *note,
         output_figure(figure_id, min_height="0px"),
         full_screen=True,
     )
@@ -44,3 +55,41 @@ def plus_minus(mean: object, spread: object, fmt: str = ".2f") -> str:
     if mean is None:
         return "–"
     return number(mean, fmt) + ("" if spread is None else f" ± {number(spread, fmt)}")
+
+
+def status_line(message: tuple[bool, str] | None, id: str | None = None) -> ui.Tag | None:
+    """The line under an action: ``(True, text)`` says what it did (green), ``(False, text)``
+    why it did nothing (red); a ``role="status"`` region, so screen readers announce it.
+    Nothing before the first action."""
+    if message is None:
+        return None
+    ok, text = message
+    return ui.div(text, class_="small mt-2 " + ("text-success" if ok else "text-danger"),
+                  role="status", id=id)
+
+
+def read_upload(
+    files: list[FileInfo] | None,
+    read: Callable[[Path], T],
+    *,
+    detail: Callable[[Exception], str] = str,
+) -> tuple[str, T | list[Problem]] | None:
+    """Read the first file of a file input with ``read``.
+
+    Returns:
+        None before a file is chosen; else the file's name (as the user's browser gave it) and
+        what ``read`` made of it, or every problem when ``read`` refused it
+        (:class:`~engine.core.tabular.SchemaError`) or could not read it at all (an ``OSError``,
+        ``TypeError`` or ``ValueError``: one problem, "the file could not be read (…)" with
+        ``detail(err)`` in the brackets).
+    """
+    if not files:
+        return None
+    info = files[0]
+    name = str(info.get("name", "the file"))
+    try:
+        return name, read(Path(info["datapath"]))
+    except SchemaError as err:
+        return name, err.problems
+    except (OSError, TypeError, ValueError) as err:
+        return name, [Problem(None, None, None, f"the file could not be read ({detail(err)})")]

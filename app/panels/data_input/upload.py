@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from shiny import reactive, render, ui
 from shiny.session import Inputs
 
 from app.panels.data_input.messages import error_box, success_line, summary
 from app.panels.data_input.state import DataInputState
+from app.panels.widgets import read_upload
 from engine.core.schema import MAX_FILE_BYTES, read_cases
-from engine.core.tabular import Problem, SchemaError
+from engine.core.tabular import Problem
 
 __all__ = ["upload_card", "upload_server"]
 
@@ -45,20 +44,14 @@ def upload_server(input: Inputs, state: DataInputState) -> None:
     @reactive.effect
     @reactive.event(input.upload)
     def _upload() -> None:
-        files = input.upload()
-        if not files:
+        protocol = state.protocol()
+        got = read_upload(input.upload(), lambda path: read_cases(path, protocol),
+                          detail=lambda err: type(err).__name__)
+        if got is None:
             return
-        info = files[0]
-        filename = str(info.get("name", "the file"))
-        try:
-            new = read_cases(Path(info["datapath"]), state.protocol())
-        except SchemaError as err:
-            refused.set((filename, err.problems))
-            state.set_status("upload", "")
-            return
-        except (OSError, UnicodeError, TypeError, ValueError) as err:
-            refused.set((filename, [Problem(None, None, None, f"the file could not be "
-                                            f"read ({type(err).__name__})")]))
+        filename, new = got
+        if isinstance(new, list):  # refused: its problems
+            refused.set((filename, new))
             state.set_status("upload", "")
             return
         refused.set(None)
