@@ -40,8 +40,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from app.runtime import in_database_thread
 from engine import settings
-from engine.platform import accounts as accounts
+from engine.platform import accounts
 from engine.platform.store import Store, UserInfo
 
 __all__ = [
@@ -362,7 +363,7 @@ def watch_session(session: Any, store: Store, *, every_s: float | None = None) -
     @reactive.effect
     async def _check() -> None:
         reactive.invalidate_later(interval_s)
-        alive = token is not None and await asyncio.to_thread(
+        alive = token is not None and await in_database_thread(
             accounts.session_user, store, token, idle_s=idle_s) is not None
         if not alive:
             await session.send_custom_message(SESSION_ENDED_MESSAGE, {})

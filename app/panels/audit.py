@@ -9,7 +9,6 @@ training) newest first, filters them, and downloads the recommendations as CSV.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.db import poll_in_thread
+from app.runtime import in_database_thread
 from engine.core.protocols import Protocol
 from engine.platform.store import Store, UserInfo
 
@@ -64,7 +64,7 @@ def audit_server(input, output, session, *, protocol: Callable[[], Protocol], st
     @reactive.calc
     async def rows():
         marker()
-        found = await asyncio.to_thread(store.recommendations,
+        found = await in_database_thread(store.recommendations,
                                         protocol=input.protocol() or None, limit=SHOWN_ROWS)
         needle = (input.user() or "").strip().lower()
         return [r for r in found if needle in r.username.lower()] if needle else found
@@ -97,7 +97,7 @@ def audit_server(input, output, session, *, protocol: Callable[[], Protocol], st
     @render.data_frame
     async def events():
         marker()
-        found = await asyncio.to_thread(store.events, 200)
+        found = await in_database_thread(store.events, 200)
         if not found:
             return None
         table = pd.DataFrame([{
@@ -111,9 +111,9 @@ def audit_server(input, output, session, *, protocol: Callable[[], Protocol], st
                      media_type="text/csv")
     async def csv():
         chosen = input.protocol() or None
-        await asyncio.to_thread(store.log_event, user.username, "audit_exported",
+        await in_database_thread(store.log_event, user.username, "audit_exported",
                                 {"protocol": chosen or "all"})
-        yield await asyncio.to_thread(store.recommendations_csv, protocol=chosen)
+        yield await in_database_thread(store.recommendations_csv, protocol=chosen)
 
 
 def _pct(x: object) -> str:

@@ -14,7 +14,7 @@ import pandas as pd
 from shiny import module, reactive, render, ui
 
 from app.panels.widgets import status_line
-from engine.platform import accounts as auth
+from engine.platform import accounts
 from engine.platform.store import ROLES, Store, StoreError, UserInfo
 
 __all__ = ["users_server", "users_ui"]
@@ -33,7 +33,7 @@ def users_ui() -> ui.TagList:
                 ui.input_text("username", "User name", width="100%"),
                 ui.input_select("role", "Role", choices=list(ROLES), selected="clinician",
                                 width="100%"),
-                ui.input_password("password", f"Password (at least {auth.MIN_PASSWORD_CHARS} "
+                ui.input_password("password", f"Password (at least {accounts.MIN_PASSWORD_CHARS} "
                                   "characters)", width="100%"),
                 ui.input_password("password2", "Password again", width="100%"),
                 ui.input_action_button("add", "Add user", class_="btn-primary"),
@@ -65,7 +65,7 @@ def users_ui() -> ui.TagList:
 
 @module.server
 def users_server(input, output, session, *, store: Store, user: UserInfo) -> None:
-    if not auth.role_allows(user.role, "admin"):
+    if not accounts.role_allows(user.role, "admin"):
         raise PermissionError("the Users panel is for administrators")
     changed = reactive.value(0)
     add_msg: reactive.Value[tuple[bool, str] | None] = reactive.value(None)
@@ -126,7 +126,7 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
         username, role = (input.username() or "").strip(), input.role()
 
         def add(password: str) -> str:
-            made = auth.create_user(store, username, password, role, created_by=user.username)
+            made = accounts.create_user(store, username, password, role, created_by=user.username)
             return f"Added {made.role} {made.username}."
 
         if await _with_new_password(add_msg, ("password", "password2"), add):
@@ -158,7 +158,7 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
             return
 
         def change(password: str) -> str:
-            auth.change_password(store, who, password, by=user.username)
+            accounts.change_password(store, who, password, by=user.username)
             return f"{who}: password changed."
 
         await _with_new_password(change_msg, ("new_password", "new_password2"), change)
