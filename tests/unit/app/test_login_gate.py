@@ -19,6 +19,7 @@ from engine import settings
 from engine.platform import accounts as auth
 from engine.platform.store import Store
 from engine.platform.store.tables import AuthSession
+from tests.unit.app import run_async
 
 PASSWORD = "correct horse battery"
 IDLE_S = 600
@@ -77,7 +78,7 @@ def _get(g: LoginGate, path: str, cookie: str | None) -> tuple[int, dict[bytes, 
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.run(g(_scope("http", path, cookie), receive, send))
+    run_async(g(_scope("http", path, cookie), receive, send))
     return sent[0]["status"], dict(sent[0].get("headers", []))
 
 
@@ -116,7 +117,7 @@ def test_login_page_names_both_limits(gate) -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.run(g(_scope("http", "/login", None), receive, send))
+    run_async(g(_scope("http", "/login", None), receive, send))
     page = b"".join(m.get("body", b"") for m in sent).decode()
     assert "after 10 minutes without use" in page and "after 8 hours at the latest" in page
 
@@ -144,7 +145,7 @@ def _websocket(g: LoginGate, cookie: str, script) -> list[dict]:
         await script(push)
         await asyncio.wait_for(task, 10)
 
-    asyncio.run(main())
+    run_async(main())
     return sent
 
 

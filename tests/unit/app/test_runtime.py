@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app import runtime
+from tests.unit.app import run_async
 
 
 def _alive(pid: int) -> bool:
@@ -47,7 +47,7 @@ def test_database_calls_run_off_the_event_loop() -> None:
             lambda prefix: prefix + threading.current_thread().name, "in ")
 
     try:
-        loop_thread, called = asyncio.run(main())
+        loop_thread, called = run_async(main())
     finally:
         runtime.shutdown()
     assert called.startswith("in artds-db") and loop_thread != called[3:]
