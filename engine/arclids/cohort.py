@@ -32,6 +32,7 @@ from engine.arclids.geud import adapted_geud_norm, received_geud_norm
 from engine.arclids.outcomes import OutcomeCurves
 from engine.core.protocols import PROTOCOL_NAMES, PROTOCOLS_DIR, Protocol, Structure, load_protocol
 from engine.core.radiobiology import logistic_outcome
+from engine.core.tabular import formula_safe
 
 __all__ = [
     "DEFAULT_TRIAL_SEED",
@@ -524,7 +525,8 @@ def case_columns(protocol: Protocol, table: pd.DataFrame) -> list[str]:
 def write_cases_csv(table: pd.DataFrame, protocol: Protocol, path: Path | str) -> Path:
     """Write cases in the documented CSV format (six significant digits), return the path."""
     path = Path(path)
-    table[case_columns(protocol, table)].to_csv(path, index=False, float_format="%.6g")
+    formula_safe(table[case_columns(protocol, table)]).to_csv(path, index=False,
+                                                             float_format="%.6g")
     return path
 
 

@@ -46,6 +46,7 @@ from engine.core.tabular import (
     format_number,
     is_blank,
     read_bytes,
+    restore_formula,
     short,
 )
 
@@ -382,14 +383,14 @@ def _check_cell(spec: ColumnSpec, raw: str) -> tuple[object, str | None]:
             )
         if raw != text:
             return None, f"value '{shown}' has leading or trailing spaces; remove them"
-        return raw, None
+        return restore_formula(raw), None
     if spec.kind == "text":
         if len(raw) > MAX_NOTE_CHARS:
             return None, (
                 f"the note is {len(raw)} characters long; expected at most {MAX_NOTE_CHARS} "
                 "characters"
             )
-        return raw, None
+        return restore_formula(raw), None
     if not text or text.lower() in _NA_TOKENS:
         if not spec.required:
             return None, None

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "FORMULA_START",
     "VALUE_CHARS",
     "Problem",
     "SchemaError",
@@ -40,13 +41,18 @@ __all__ = [
     "fatal",
     "format_number",
     "format_size",
+    "formula_safe",
     "is_blank",
+    "neutralise_formula",
     "read_bytes",
+    "restore_formula",
     "short",
 ]
 
 VALUE_CHARS = 40
 """Longest quoted value in a message, characters (longer ones end in "…")."""
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""Leading characters that make a spreadsheet read a cell as a formula (CSV injection)."""
 
 _NOT_UTF8 = "the file is not UTF-8 text; save the file as CSV UTF-8"
 
@@ -287,3 +293,33 @@ def cell_text(value: object) -> str:
     if isinstance(value, float | np.floating):
         return "" if math.isnan(value) else repr(float(value))
     return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: user-typed text a spreadsheet must not run
+
+
+def neutralise_formula(text: str) -> str:
+    """``text`` with an apostrophe in front when it starts like a formula (``=``, ``+``, ``-``,
+    ``@``, tab, carriage return), the spreadsheet convention for "this is text"; other text is
+    returned unchanged. :func:`restore_formula` undoes it when such a file is read again."""
+    return "'" + text if text[:1] in FORMULA_START else text
+
+
+def restore_formula(text: str) -> str:
+    """Undo :func:`neutralise_formula`: drop the apostrophe before a formula-leading character,
+    so that a file the app wrote uploads again unchanged."""
+    return text[1:] if text[:1] == "'" and text[1:2] in FORMULA_START else text
+
+
+def formula_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text cells (object or string columns) are neutralised, for
+    every CSV the app or the CLI writes; numbers are left as they are (a negative number is
+    not a formula)."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = pd.Series(
+                [neutralise_formula(v) if isinstance(v, str) else v for v in out[column]],
+                index=out.index, dtype=object)
+    return out

@@ -19,6 +19,7 @@ import pandas as pd
 from engine.arclids.recommend import input_hash
 from engine.core.protocols import Protocol
 from engine.core.schema import case_labels, validate_dataframe
+from engine.core.tabular import formula_safe
 from engine.platform.store import CaseRecord
 
 __all__ = [
@@ -112,5 +113,5 @@ def inputs_csv(cases: pd.DataFrame, protocol: Protocol, notes: Mapping[str, str]
     table["note"] = [notes.get(lab, "") for lab in case_labels(cases)]
     columns = [c for c in stored_columns(protocol) if c in table.columns
                and (c not in ("dose_adapt_gy", *protocol.outcome_names) or table[c].notna().any())]
-    return table[[*columns, "note"]].to_csv(index=False, float_format="%.10g",
-                                            lineterminator="\n")
+    return formula_safe(table[[*columns, "note"]]).to_csv(
+        index=False, float_format="%.10g", lineterminator="\n")

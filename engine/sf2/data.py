@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from engine import settings
-from engine.core.tabular import Problem, SchemaError
+from engine.core.tabular import Problem, SchemaError, formula_safe
 
 __all__ = [
     "DATA_DIR",
@@ -555,7 +555,7 @@ def write_example_uploads(out_dir: Path, data_dir: Path | None = None) -> list[P
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     first = out / "sf2_cell_lines.csv"
-    pd.DataFrame(rows).to_csv(first, index=False, lineterminator="\n")
+    formula_safe(pd.DataFrame(rows)).to_csv(first, index=False, lineterminator="\n")
     profiles = load_rsi_profiles(data_dir)
     profiles = profiles[profiles["DepMap_ID"].isin(panel.panel_expression.index)]
     rows = []
@@ -564,5 +564,5 @@ def write_example_uploads(out_dir: Path, data_dir: Path | None = None) -> list[P
                      **panel.panel_expression.loc[row["DepMap_ID"], genes].round(5).to_dict(),
                      **{RAW_PREFIX + g: round(float(row[g]), 5) for g in RSI_GENES}})
     second = out / "sf2_full_profiles.csv"
-    pd.DataFrame(rows).to_csv(second, index=False, lineterminator="\n")
+    formula_safe(pd.DataFrame(rows)).to_csv(second, index=False, lineterminator="\n")
     return [first, second]

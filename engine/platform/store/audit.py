@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from engine.core.tabular import neutralise_formula
 from engine.platform.store.connection import Database
 from engine.platform.store.records import RecommendationInfo
 from engine.platform.store.tables import AuditEvent, Patient, RecommendationRecord
@@ -101,7 +102,8 @@ class AuditQueries(Database):
         for r in rows:
             writer.writerow([
                 r.id, r.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"), r.username, r.protocol,
-                _csv_text(r.case_label), r.input_hash, _csv_text(r.model_name), r.model_version,
+                neutralise_formula(r.case_label), r.input_hash, neutralise_formula(r.model_name),
+                r.model_version,
                 json.dumps(r.model_versions, sort_keys=True), f"{r.recommended_dose_gy:g}",
                 _fmt(r.outputs.get("recommended_tcp")), _fmt(r.outputs.get("recommended_ntcp")),
                 r.outputs.get("recommended_goal") or "", r.outputs.get("n_members", ""),
@@ -127,7 +129,3 @@ def _fmt(value: Any) -> str:
     """A probability for the CSV: 6 significant digits, empty when unknown."""
     return "" if value is None else f"{float(value):.6g}"
 
-
-def _csv_text(value: str) -> str:
-    """Neutralise spreadsheet formulas in user-typed text (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

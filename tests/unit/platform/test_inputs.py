@@ -1,0 +1,36 @@
+"""engine.platform.inputs: the inputs CSV neutralises spreadsheet formulas and uploads again
+unchanged."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from engine.core.protocols import load_protocol
+from engine.core.schema import case_labels, read_cases
+from engine.core.tabular import FORMULA_START
+from engine.platform.inputs import inputs_csv
+from engine.settings import EXAMPLES_DIR
+
+NSCLC = load_protocol("nsclc")
+HOSTILE = ["=cmd|' /C calc'!A0", "+SUM(A1:A9)", "-2+3", "@risk", "\tTAB", "plain text"]
+
+
+def test_inputs_csv_neutralises_formulas_and_reads_back_unchanged() -> None:
+    cases = read_cases(EXAMPLES_DIR / "nsclc_patients.csv", NSCLC).head(len(HOSTILE)).copy()
+    cases["patient_id"] = ["=1+1", "+A1", "-P-3", "@SUM(1)", "P-5", "P-6"][: len(cases)]
+    labels = case_labels(cases)
+    notes = dict(zip(labels, HOSTILE, strict=False))
+    text = inputs_csv(cases, NSCLC, notes)
+
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for row in rows:  # no text cell a spreadsheet would run
+        for column in ("patient_id", "note"):
+            assert row[column][:1] not in FORMULA_START, (column, row[column])
+    assert rows[0]["patient_id"] == "'=1+1" and rows[0]["note"] == "'" + HOSTILE[0]
+    # numbers stay numbers (a negative feature value is not a formula)
+    assert any(row["mtv_rd"].startswith("-") for row in rows)
+
+    again = read_cases(text, NSCLC)
+    assert list(again["patient_id"]) == list(cases["patient_id"])
+    assert list(again["note"]) == [notes[lab] for lab in labels]
