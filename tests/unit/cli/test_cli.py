@@ -213,3 +213,16 @@ def test_evaluate_odm_without_artifacts_exits_2(tmp_path, capsys):
     assert main(["evaluate", "odm", "--protocol", "hcc", "--models-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "artds train odm --protocol hcc" in err[0]
+
+
+def test_an_id_with_control_characters_is_one_escaped_line(tmp_path, capsys) -> None:
+    """A refused id with a line break and an escape sequence is reported on one line with the
+    characters escaped (never echoed raw to the terminal)."""
+    frame = pd.read_csv(EXAMPLES["nsclc"], dtype=str, keep_default_na=False).head(1)
+    frame.loc[0, "patient_id"] = "P\n1\x1b[31m"
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    assert main(["recommend", "--protocol", "nsclc", "--input", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("\n")
+    assert "\x1b" not in err and "P\\n1\\x1b[31m" in err and "patient_id" in err
