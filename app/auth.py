@@ -106,6 +106,29 @@ def _remote(conn: HTTPConnection) -> str:
     return client.host if client else "unknown"
 
 
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+)
+"""Sent with every HTTP response (app, login page, assets, downloads): the app is never framed
+by another site (clickjacking), files are not content-sniffed into scripts, and no URL (with
+its session-bound download paths) is sent to other origins as a referrer."""
+
+
+def _with_security_headers(send: Any) -> Any:
+    """``send`` that adds :data:`SECURITY_HEADERS` to the response start (once, not doubled)."""
+
+    async def secured(message: dict) -> None:
+        if message.get("type") == "http.response.start":
+            present = {name.lower() for name, _ in message.get("headers", [])}
+            extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return secured
+
+
 class LoginGate:
     """ASGI wrapper: login page, logout, and a session check on everything else.
 
@@ -130,6 +153,7 @@ class LoginGate:
         conn = HTTPConnection(scope)
         path = scope.get("path", "")
         if kind == "http":
+            send = _with_security_headers(send)
             if path == "/login":
                 response = await self._login(Request(scope, receive))
                 await response(scope, receive, send)

@@ -191,3 +191,15 @@ def test_websocket_without_a_live_session_is_refused(gate, sqlite_store: Store) 
 
     sent = _websocket(g, cookie, script)
     assert sent == [{"type": "websocket.close", "code": 1008}] and inner.ws_messages == []
+
+
+def test_every_http_response_carries_the_security_headers(gate) -> None:
+    """Login page, redirect, refusal, health check and the app itself: no framing by other
+    sites, no content sniffing, no referrer to other origins."""
+    g, _inner, cookie = gate
+    for path, who in (("/login", None), ("/", None), ("/www/app.css", None), ("/healthz", None),
+                      ("/", cookie)):
+        _status, headers = _get(g, path, who)
+        assert headers[b"x-frame-options"] == b"DENY", path
+        assert headers[b"x-content-type-options"] == b"nosniff", path
+        assert headers[b"referrer-policy"] == b"same-origin", path
