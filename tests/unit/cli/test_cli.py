@@ -226,3 +226,27 @@ def test_an_id_with_control_characters_is_one_escaped_line(tmp_path, capsys) -> 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.endswith("\n")
     assert "\x1b" not in err and "P\\n1\\x1b[31m" in err and "patient_id" in err
+
+
+def test_a_model_trained_on_another_feature_graph_is_one_line(tmp_path, capsys) -> None:
+    """Weights whose graph does not fit the protocol (hash valid, shape wrong) stop `recommend`
+    and `report` with the serving catalogue's one-line reason, never a traceback."""
+    import shutil
+
+    from engine.platform import registry
+    from engine.settings import MODELS_DIR
+
+    shutil.copytree(MODELS_DIR / "rtoe", tmp_path / "rtoe")
+    shutil.copy(MODELS_DIR / "manifest.json", tmp_path / "manifest.json")
+    state, meta = registry.load_artifact(tmp_path, "rtoe", "nsclc_glogd_local_control_0")
+    state = {**state, "graph.adjacency": state["graph.adjacency"][:, :-1].clone()}
+    registry.save_artifact(tmp_path, "rtoe", meta.name, state, seed=meta.seed,
+                           config=meta.config, data_hash=meta.data_hash,
+                           cohort_version=meta.cohort_version, metrics=meta.metrics)
+    for command in (["recommend"], ["report", "--out", str(tmp_path / "r.html")]):
+        code = main([*command, "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]),
+                     "--models-dir", str(tmp_path)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert "another feature graph" in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "r.html").exists()
