@@ -22,6 +22,7 @@ Nothing here knows about HTTP; ``app/auth.py`` puts it behind a login page and a
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from engine import settings
 from engine.platform.store import ROLES, Store, StoreError, UserInfo
 
 __all__ = [
+    "BACKOFF_BASE_S",
+    "BACKOFF_CAP_S",
     "MAX_FAILURES_PER_REMOTE",
     "MAX_FAILURES_PER_USER",
     "MIN_PASSWORD_CHARS",
@@ -47,6 +50,7 @@ __all__ = [
     "check_username",
     "create_user",
     "end_session",
+    "login_wait_s",
     "role_allows",
     "secret_key",
     "session_user",
@@ -63,7 +67,12 @@ MAX_FAILURES_PER_USER = 5
 MAX_FAILURES_PER_REMOTE = 20
 """Failed logins from one address within the window after which logins are refused."""
 THROTTLE_WINDOW_S = 15 * 60
-"""Throttling window, seconds."""
+"""Throttling window, seconds: failures older than this are forgotten."""
+BACKOFF_BASE_S = 30
+"""Wait after the :data:`MAX_FAILURES_PER_USER`-th failure of an account, seconds (doubles with
+each further failure)."""
+BACKOFF_CAP_S = 5 * 60
+"""Longest wait an account's failures can cause, seconds."""
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{1,63}")
 _RANK = {role: i for i, role in enumerate(ROLES)}
 _HASHER = PasswordHasher()
@@ -129,23 +138,48 @@ def change_password(store: Store, username: str, password: str, *, by: str) -> N
         raise ValueError(str(err)) from None
 
 
-def authenticate(store: Store, username: str, password: str, *, remote: str) -> LoginResult:
-    """Check a login, throttled per user name and per remote address; records the attempt."""
-    username = (username or "").strip()[:64]
-    now = datetime.now(UTC)
+def login_wait_s(store: Store, username: str, remote: str,
+                 now: datetime | None = None) -> int:
+    """Seconds before ``username`` may try to log in from ``remote`` again; 0 when it may now.
+
+    Neither limit can be turned into a lockout:
+
+    * per account: from the :data:`MAX_FAILURES_PER_USER`-th failure on, each further failure
+      doubles the wait after the latest one, from :data:`BACKOFF_BASE_S` up to
+      :data:`BACKOFF_CAP_S` (a user who keeps mistyping waits a few minutes at most; a guesser
+      gets a handful of tries an hour);
+    * per address: after :data:`MAX_FAILURES_PER_REMOTE` failures from one address within
+      :data:`THROTTLE_WINDOW_S`, that address may no longer try the user names it has failed
+      on, but every other account behind the same address (a clinic behind one proxy) still
+      logs in.
+
+    Refused (throttled) attempts are not counted as failures, so trying again early never
+    extends the wait.
+    """
+    now = now or datetime.now(UTC)
     since = now - timedelta(seconds=THROTTLE_WINDOW_S)
-    for count, oldest, limit in (
-        (*store.failed_logins_since(since, username=username), MAX_FAILURES_PER_USER),
-        (*store.failed_logins_since(since, remote=remote), MAX_FAILURES_PER_REMOTE),
-    ):
-        if count >= limit:
-            wait = THROTTLE_WINDOW_S
-            if oldest is not None:
-                wait = int((oldest + timedelta(seconds=THROTTLE_WINDOW_S) - now).total_seconds())
-            wait = max(wait, 1)
-            store.record_login_attempt(username or "?", remote, False)
-            return LoginResult(None, f"Too many failed logins. Try again in "
-                               f"{max(1, round(wait / 60))} minute(s).", wait)
+    waits = [0]
+    n_user, _, last_user = store.failed_logins_since(since, username=username)
+    if n_user >= MAX_FAILURES_PER_USER and last_user is not None:
+        backoff = min(BACKOFF_BASE_S * 2 ** (n_user - MAX_FAILURES_PER_USER), BACKOFF_CAP_S)
+        waits.append(math.ceil(backoff - (now - last_user).total_seconds()))
+    n_remote, oldest, _ = store.failed_logins_since(since, remote=remote)
+    if n_remote >= MAX_FAILURES_PER_REMOTE and oldest is not None:
+        n_pair, _, _ = store.failed_logins_since(since, username=username, remote=remote)
+        if n_pair > 0:
+            waits.append(math.ceil(THROTTLE_WINDOW_S - (now - oldest).total_seconds()))
+    return max(waits)
+
+
+def authenticate(store: Store, username: str, password: str, *, remote: str) -> LoginResult:
+    """Check a login, throttled per account and per remote address (:func:`login_wait_s`);
+    records the attempt unless it was refused for throttling."""
+    username = (username or "").strip()[:64]
+    wait = login_wait_s(store, username or "?", remote)
+    if wait > 0:
+        store.log_event(username or "?", "login_throttled", {"remote": remote, "wait_s": wait})
+        minutes = f"{max(1, round(wait / 60))} minute(s)" if wait >= 90 else f"{wait} seconds"
+        return LoginResult(None, f"Too many failed logins. Try again in {minutes}.", wait)
     stored = store.password_hash(username) if username else None
     ok = False
     try:

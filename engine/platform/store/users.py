@@ -132,11 +132,13 @@ class UserQueries(Database):
                               {"remote": remote}))
 
     def failed_logins_since(self, since: datetime, *, username: str | None = None,
-                            remote: str | None = None) -> tuple[int, datetime | None]:
-        """Failed attempts after ``since`` for a user or a remote address, after the last success
-        of that user (a good login clears the count); returns (count, time of the oldest)."""
+                            remote: str | None = None
+                            ) -> tuple[int, datetime | None, datetime | None]:
+        """Failed attempts after ``since`` for a user, a remote address or both, after the last
+        success of that user (a good login clears the count); returns (count, time of the
+        oldest, time of the newest)."""
         with self.session() as s:
-            q = select(func.count(), func.min(LoginAttempt.at)).where(
+            q = select(func.count(), func.min(LoginAttempt.at), func.max(LoginAttempt.at)).where(
                 LoginAttempt.at > since, LoginAttempt.success.is_(False))
             if username is not None:
                 last_ok = s.scalar(select(func.max(LoginAttempt.at)).where(
@@ -146,10 +148,8 @@ class UserQueries(Database):
                     q = q.where(LoginAttempt.at > last_ok)
             if remote is not None:
                 q = q.where(LoginAttempt.remote == remote)
-            count, oldest = s.execute(q).one()
-            if isinstance(oldest, datetime) and oldest.tzinfo is None:
-                oldest = oldest.replace(tzinfo=UTC)
-            return int(count or 0), oldest
+            count, oldest, newest = s.execute(q).one()
+            return int(count or 0), _aware(oldest), _aware(newest)
 
     def create_session(self, username: str, token_sha256: str, max_age_s: float) -> datetime:
         """Store a new session of ``username``; returns its expiry (UTC)."""
@@ -225,3 +225,10 @@ def _existing_user(s: Session, username: str) -> User:
 
 def _user_info(u: User) -> UserInfo:
     return UserInfo(u.id, u.username, u.role, u.active, u.created_at, u.created_by)
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    """A stored time as timezone-aware UTC (SQLite returns aggregates naive)."""
+    if isinstance(at, datetime) and at.tzinfo is None:
+        return at.replace(tzinfo=UTC)
+    return at

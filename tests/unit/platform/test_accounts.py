@@ -67,12 +67,60 @@ def test_login_is_throttled_after_repeated_failures(sqlite_store: Store) -> None
     assert auth.authenticate(sqlite_store, "bob", PASSWORD, remote="8.8.8.8").user is not None
 
 
-def test_login_is_throttled_per_remote_address(sqlite_store: Store) -> None:
+def test_an_address_over_its_limit_keeps_other_accounts_working(sqlite_store: Store) -> None:
+    """20 failures from one address (e.g. a clinic behind one proxy) refuse the names that
+    failed there, never the other accounts behind the same address."""
     auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    auth.create_user(sqlite_store, "guess0", PASSWORD, "clinician", created_by="cli")
     for k in range(auth.MAX_FAILURES_PER_REMOTE):
         auth.authenticate(sqlite_store, f"guess{k}", "x", remote="6.6.6.6")
-    assert auth.authenticate(sqlite_store, "ann", PASSWORD, remote="6.6.6.6").user is None
-    assert auth.authenticate(sqlite_store, "ann", PASSWORD, remote="7.7.7.7").user is not None
+    refused = auth.authenticate(sqlite_store, "guess0", PASSWORD, remote="6.6.6.6")
+    assert refused.user is None and refused.retry_after_s > 0
+    assert auth.authenticate(sqlite_store, "ann", PASSWORD, remote="6.6.6.6").user is not None
+    assert auth.authenticate(sqlite_store, "guess0", PASSWORD, remote="7.7.7.7").user is not None
+
+
+def test_throttled_attempts_do_not_extend_the_wait(sqlite_store: Store) -> None:
+    """Trying again while throttled is refused but not counted: the wait still ends when the
+    last real failure's back-off does, and then the right password works."""
+    from datetime import UTC, datetime, timedelta
+
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    for _ in range(auth.MAX_FAILURES_PER_USER):
+        auth.authenticate(sqlite_store, "ann", "guess", remote="5.6.7.8")
+    since = datetime.now(UTC) - timedelta(hours=1)
+    n_before, _, last = sqlite_store.failed_logins_since(since, username="ann")
+    for _ in range(10):
+        assert auth.authenticate(sqlite_store, "ann", PASSWORD, remote="5.6.7.8").user is None
+    n_after, _, last_after = sqlite_store.failed_logins_since(since, username="ann")
+    assert (n_after, last_after) == (n_before, last)
+    assert len(sqlite_store.events(action="login_throttled")) == 10  # audited, not counted
+    later = last + timedelta(seconds=auth.BACKOFF_BASE_S + 1)
+    assert auth.login_wait_s(sqlite_store, "ann", "5.6.7.8", now=later) == 0
+
+
+def test_account_back_off_doubles_and_is_capped(sqlite_store: Store) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+
+    def wait_after(extra_s: float) -> int:
+        _, _, last = sqlite_store.failed_logins_since(
+            datetime.now(UTC) - timedelta(hours=1), username="ann")
+        return auth.login_wait_s(sqlite_store, "ann", "1.1.1.1",
+                                 now=last + timedelta(seconds=extra_s))
+
+    for _ in range(auth.MAX_FAILURES_PER_USER - 1):
+        sqlite_store.record_login_attempt("ann", "1.1.1.1", False)
+    assert wait_after(0) == 0  # below the limit: no wait
+    sqlite_store.record_login_attempt("ann", "1.1.1.1", False)
+    assert wait_after(0) == auth.BACKOFF_BASE_S
+    sqlite_store.record_login_attempt("ann", "1.1.1.1", False)
+    assert wait_after(0) == 2 * auth.BACKOFF_BASE_S
+    for _ in range(10):
+        sqlite_store.record_login_attempt("ann", "1.1.1.1", False)
+    assert wait_after(0) == auth.BACKOFF_CAP_S  # a few minutes at most, never a lockout
+    assert wait_after(auth.BACKOFF_CAP_S + 1) == 0
 
 
 def test_session_tokens_signed_stored_hashed_and_revocable(sqlite_store: Store) -> None:
