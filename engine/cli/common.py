@@ -20,10 +20,10 @@ __all__ = [
     "finite",
     "input_errors",
     "log",
-    "one_line",
     "rounded",
     "run",
     "single_torch_thread",
+    "terminal_safe",
 ]
 
 
@@ -36,11 +36,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except InputError as err:
-        print(f"artds {args.command}: error: {one_line(str(err))}", file=sys.stderr)
+        print(f"artds {args.command}: error: {terminal_safe(str(err))}", file=sys.stderr)
         return 2
 
 
-def one_line(text: str) -> str:
+def terminal_safe(text: str) -> str:
     """``text`` on one line and safe for a terminal: line breaks, tabs and other control
     characters (e.g. inside a quoted id of a refused file) are shown escaped, never raw."""
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")

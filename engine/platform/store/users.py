@@ -10,7 +10,7 @@ shared by every app process. Every change to a user is an audit event.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
@@ -149,7 +149,7 @@ class UserQueries(Database):
             if remote is not None:
                 q = q.where(LoginAttempt.remote == remote)
             count, oldest, newest = s.execute(q).one()
-            return int(count or 0), _aware(oldest), _aware(newest)
+            return int(count or 0), oldest, newest  # aware UTC: UTCDateTime types min/max
 
     def create_session(self, username: str, token_sha256: str, max_age_s: float) -> datetime:
         """Store a new session of ``username``; returns its expiry (UTC)."""
@@ -225,10 +225,3 @@ def _existing_user(s: Session, username: str) -> User:
 
 def _user_info(u: User) -> UserInfo:
     return UserInfo(u.id, u.username, u.role, u.active, u.created_at, u.created_by)
-
-
-def _aware(at: datetime | None) -> datetime | None:
-    """A stored time as timezone-aware UTC (SQLite returns aggregates naive)."""
-    if isinstance(at, datetime) and at.tzinfo is None:
-        return at.replace(tzinfo=UTC)
-    return at
