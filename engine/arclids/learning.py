@@ -82,7 +82,7 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    "standard": Budget(epochs=None, hidden=None, n_splits=5, n_members=5),
+    "standard": Budget(epochs=None, hidden=None, n_splits=5, n_members=20),
     # For tests and a first look: minutes become seconds; the numbers mean little.
     "tiny": Budget(epochs=4, hidden=16, n_splits=2, n_members=5),
 }
@@ -153,9 +153,14 @@ def _training_table(protocol: Protocol, clinic: pd.DataFrame, pool: bool) -> pd.
     from engine.arclids.rtoe_train import training_cases
 
     keep = [*protocol.feature_names, "dose_eval_gy", "dose_adapt_gy", *protocol.outcome_names]
-    parts = [clinic[keep].assign(source="clinic")]
+    # Patient ids only group rows for the bootstrap (one patient, several HCC sites); prefixed
+    # so a clinic id never merges with a virtual one.
+    parts = [clinic[keep].assign(source="clinic",
+                                 patient_id="clinic:" + clinic["patient_id"].astype(str))]
     if pool:
-        parts.append(training_cases(protocol.name)[keep].assign(source="virtual"))
+        virtual = training_cases(protocol.name)
+        parts.append(virtual[keep].assign(
+            source="virtual", patient_id="virtual:" + virtual["patient_id"].astype(str)))
     table = pd.concat(parts, ignore_index=True)
     for outcome in protocol.outcome_names:
         table[outcome] = table[outcome].astype(int)
@@ -220,8 +225,19 @@ def train_version(
     """
     from engine.arclids.rtoe import OutcomeEstimator
     from engine.arclids.rtoe_eval import evaluate_members
-    from engine.arclids.rtoe_train import stratified_splits
-    from engine.arclids.serving import RTOE_FAMILY, learned_version, member_name
+    from engine.arclids.rtoe_train import (
+        BOOTSTRAP_SEED,
+        bootstrap_rows,
+        calibrate_members,
+        patient_groups,
+        stratified_splits,
+    )
+    from engine.arclids.serving import (
+        RTOE_FAMILY,
+        calibration_name,
+        learned_version,
+        member_name,
+    )
     from engine.platform import registry
 
     protocol = load_protocol(config.protocol)
@@ -252,6 +268,7 @@ def train_version(
         serving_scores: dict[str, Any] = {}
         shas: list[str] = []
         configs: dict[str, Any] = {}
+        calibrations: dict[str, Any] = {}
         for outcome in protocol.outcome_names:
             key = outcome_keys[outcome]
             base = _base_config(protocol, config.arch, outcome, budget, config.seed)
@@ -262,8 +279,9 @@ def train_version(
             held_out: dict[str, Any] = {"n_cases": len(y_clinic), "n_events": n_events}
             cand_auc, cand_brier, serv_auc, serv_brier = [], [], [], []
             if min(n_events, len(y_clinic) - n_events) >= 2:
-                splits = stratified_splits(y_clinic, n_splits=budget.n_splits, test_size=0.3,
-                                           seed=config.seed)
+                splits = stratified_splits(
+                    y_clinic, n_splits=budget.n_splits, test_size=0.3, seed=config.seed,
+                    groups=patient_groups(train_frame.iloc[clinic_rows]))
             else:
                 splits = []
                 held_out["why_not"] = ("needs at least 2 events and 2 non-events among the "
@@ -278,7 +296,8 @@ def train_version(
                     train_frame.iloc[train_rows].reset_index(drop=True), y_all[train_rows])
                 test_frame = train_frame.iloc[clinic_rows[test_c]].reset_index(drop=True)
                 y_test = y_clinic[test_c]
-                a, b = _scores(est.predict_proba(test_frame), y_test)
+                a, b = _scores(_prior_shift(est, y_all[train_rows]).apply(
+                    est.predict_proba(test_frame)), y_test)
                 cand_auc.append(a)
                 cand_brier.append(b)
                 if serving is not None:
@@ -286,20 +305,25 @@ def train_version(
                     a, b = _scores(pred, y_test)
                     serv_auc.append(a)
                     serv_brier.append(b)
-            members = []
+            members, bags = [], []
             for k in range(budget.n_members):
                 step(f"{key.upper()}: member {k + 1} of {budget.n_members}")
                 member_config = replace(base, seed=config.seed + k)
-                est = OutcomeEstimator(protocol, outcome, member_config).fit(train_frame, y_all)
+                bag_seed = BOOTSTRAP_SEED + config.seed + k
+                rows = bootstrap_rows(train_frame, bag_seed)
+                est = OutcomeEstimator(protocol, outcome, member_config).fit(
+                    train_frame.iloc[rows].reset_index(drop=True), y_all[rows])
                 meta = registry.save_artifact(
                     tmp, RTOE_FAMILY, member_name(protocol.name, config.arch, outcome, k),
                     est.state_dict(), seed=member_config.seed, config=member_config.to_dict(),
                     data_hash=data_hash, cohort_version=f"learning-{data_hash[:12]}",
-                    metrics={})
+                    metrics={"bootstrap_seed": bag_seed})
                 shas.append(meta.sha256)
                 members.append(est)
-            step(f"{key.upper()}: scoring on a fresh virtual cohort")
-            fresh = evaluate_members(protocol, outcome, members)
+                bags.append(bag_seed)
+            step(f"{key.upper()}: calibration and scoring on fresh virtual cohorts")
+            calibrations[key] = calibrate_members(protocol, outcome, members, train_frame, bags)
+            fresh = evaluate_members(protocol, outcome, members, calibrations[key])
             candidate[key] = {
                 "held_out_auroc": _mean(cand_auc), "held_out_brier": _mean(cand_brier),
                 "n_scored_splits": len([a for a in cand_auc if math.isfinite(a)]),
@@ -312,6 +336,12 @@ def train_version(
             }
         if reporter is not None:  # no checkpoint: the work is done, it is saved
             reporter.progress(1.0, "saving the new version")
+        cal_meta = registry.save_json_artifact(
+            tmp, RTOE_FAMILY, calibration_name(protocol.name, config.arch),
+            {k: c.to_dict() for k, c in calibrations.items()}, seed=config.seed,
+            config={"method": "platt-oob+conformal", "n_members": budget.n_members},
+            data_hash=data_hash, cohort_version=f"learning-{data_hash[:12]}", metrics={})
+        shas.append(cal_meta.sha256)
         version = learned_version(protocol.name, config.arch, shas)
         training = {
             "config": config.to_dict(), "budget": asdict(budget), "member_configs": configs,
@@ -337,13 +367,26 @@ def train_version(
         raise
 
 
+def _prior_shift(est: Any, y_train: np.ndarray) -> Any:
+    """The analytic prior-shift correction of one member trained with oversampling (logit + logit
+    of the training event rate; balanced training sees 50 %): a held-out split's candidate is
+    scored calibrated without fitting anything on data it is scored on."""
+    from engine.arclids.calibration import IDENTITY, OutcomeCalibration
+
+    rate = float(np.mean(y_train))
+    if not est.config.oversample or rate in (0.0, 1.0):
+        return IDENTITY
+    return OutcomeCalibration(intercept=math.log(rate / (1.0 - rate)))
+
+
 def _serving_proba(model: Any, protocol: Protocol, outcome: str, cases: pd.DataFrame) -> np.ndarray:
     """The serving model's ensemble-mean probability of ``outcome`` at each case's received
     adaptive dose (interpolated on the dose grid for models that only give curves)."""
-    members = getattr(model, "tcp_members" if outcome == protocol.target.outcome
-                      else "ntcp_members", None)
+    is_tcp = outcome == protocol.target.outcome
+    members = getattr(model, "tcp_members" if is_tcp else "ntcp_members", None)
     if members:
-        return np.mean([m.predict_proba(cases) for m in members], axis=0)
+        calibration = getattr(model, "tcp_calibration" if is_tcp else "ntcp_calibration")
+        return np.mean([calibration.apply(m.predict_proba(cases)) for m in members], axis=0)
     curves = model.predict_curves(cases, protocol)
     tcp, ntcp = curves.mean()
     grid = curves.doses_gy

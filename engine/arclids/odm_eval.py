@@ -47,8 +47,10 @@ from engine.core.schema import case_labels
 
 __all__ = [
     "OdmReview",
+    "best_constant_dose_gy",
     "evaluate_odm",
     "load_odm_review",
+    "regret",
     "summarise_odm_evaluation",
 ]
 
@@ -70,9 +72,19 @@ def _policy_scores(
                   protocol.goals)
 
 
-def _regret(protocol: Protocol, cases: pd.DataFrame, policies: dict[str, np.ndarray]
-            ) -> dict[str, Any]:
-    """Per policy: mean |dose − oracle dose| and mean true-reward loss against the oracle."""
+def best_constant_dose_gy(protocol: Protocol, training: pd.DataFrame) -> float:
+    """One adaptive dose for everyone: the grid dose with the highest mean *true* reward on the
+    training trial. The truth makes it the strongest constant policy a clinic could choose (as if
+    the population dose–response were known), so a learned policy is never flattered by it."""
+    truth = ReferenceModel(protocol.name).predict_curves(training, protocol)
+    mean_reward = reward(truth.tcp[0], truth.ntcp[0], protocol.goals).mean(axis=0)  # [D]
+    return float(protocol.dose_grid()[int(np.argmax(mean_reward))])
+
+
+def regret(protocol: Protocol, cases: pd.DataFrame, policies: dict[str, np.ndarray]
+           ) -> dict[str, Any]:
+    """Per policy (a dose per case, Gy): mean |dose − oracle dose| and mean true-reward loss
+    against the oracle (the true reward's argmax over the grid), on ``cases``."""
     truth = ReferenceModel(protocol.name).predict_curves(cases, protocol)
     t_tcp, t_ntcp = truth.tcp[0], truth.ntcp[0]  # [P, D]
     t_reward = reward(t_tcp, t_ntcp, protocol.goals)
@@ -169,7 +181,7 @@ def evaluate_odm(
             "dose_abs_error_vs_exact_argmax_gy": float(np.mean(np.abs(pred.dose_gy - exact_dose))),
             "dose_sem_mean_gy": float(pred.dose_sem_gy.mean()),
             "q_value_mean": float(pred.q_value.mean()),
-            "regret": _regret(protocol, cases, {
+            "regret": regret(protocol, cases, {
                 "odm": pred.dose_gy, "exact_argmax": exact_dose, "historic": clinical,
                 "odm_mean_dose": pred.member_mean_dose_gy, "odm_mean_q": pred.mean_q_dose_gy,
             }),

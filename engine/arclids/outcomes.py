@@ -28,6 +28,17 @@ class OutcomeCurves:
     """Tumour control probability, shape [M, P, D] (M ensemble members, P cases)."""
     ntcp: np.ndarray
     """Normal-tissue complication probability, shape [M, P, D]."""
+    interval_level: float | None = None
+    """Level of the ``*_lo``/``*_hi`` interval in (0, 1) (e.g. 0.8), None when no calibrated
+    interval exists (reference truth: lo = hi = the curve; uncalibrated members: their min–max)."""
+    tcp_lo: np.ndarray | None = None
+    """Lower end of the TCP interval, [P, D]; None: the members' minimum."""
+    tcp_hi: np.ndarray | None = None
+    """Upper end of the TCP interval, [P, D]; None: the members' maximum."""
+    ntcp_lo: np.ndarray | None = None
+    """Lower end of the NTCP interval, [P, D]; None: the members' minimum."""
+    ntcp_hi: np.ndarray | None = None
+    """Upper end of the NTCP interval, [P, D]; None: the members' maximum."""
 
     @property
     def n_members(self) -> int:
@@ -36,6 +47,16 @@ class OutcomeCurves:
     def mean(self) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble-mean (tcp, ntcp), each [P, D]."""
         return self.tcp.mean(axis=0), self.ntcp.mean(axis=0)
+
+    def interval(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(tcp_lo, tcp_hi, ntcp_lo, ntcp_hi), each [P, D]: the stated interval, or the members'
+        min–max where none is given (``interval_level`` None)."""
+        return (
+            self.tcp.min(axis=0) if self.tcp_lo is None else self.tcp_lo,
+            self.tcp.max(axis=0) if self.tcp_hi is None else self.tcp_hi,
+            self.ntcp.min(axis=0) if self.ntcp_lo is None else self.ntcp_lo,
+            self.ntcp.max(axis=0) if self.ntcp_hi is None else self.ntcp_hi,
+        )
 
     def sd(self) -> tuple[np.ndarray, np.ndarray]:
         """Ensemble standard deviation (tcp, ntcp), each [P, D]; zeros for a single member."""

@@ -25,11 +25,125 @@ import numpy as np
 import pandas as pd
 
 from engine.arclids.arte import at_dose, goal_index, reward
-from engine.arclids.outcomes import OutcomeModel
+from engine.arclids.calibration import interval_draws
+from engine.arclids.outcomes import OutcomeCurves, OutcomeModel
 from engine.core.protocols import Protocol
 from engine.core.schema import case_label
 
-__all__ = ["EXACT_ARGMAX", "ODM", "Recommendation", "input_hash", "recommend"]
+__all__ = [
+    "ADVICE_THRESHOLD",
+    "EXACT_ARGMAX",
+    "ODM",
+    "PROPOSAL_COLUMN",
+    "ProposalComparison",
+    "Recommendation",
+    "compare_proposal",
+    "dose_interval",
+    "input_hash",
+    "ntcp_caution",
+    "recommend",
+]
+
+ADVICE_THRESHOLD = 0.8
+"""``p_recommended_better`` a recommendation must reach before the advice is to change the
+physician's proposed dose (the safe default keeps the clinician's dose unless the outcome models
+are confident; chosen and measured in docs/model-card-odm.md)."""
+N_DRAWS = 400
+"""Draws of plausible TCP/NTCP curves behind ``p_recommended_better`` and the dose interval."""
+
+
+def _draws(curves: OutcomeCurves, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Plausible (TCP, NTCP) curves, each [S, P, D], spread as the stated interval."""
+    tcp_lo, tcp_hi, ntcp_lo, ntcp_hi = curves.interval()
+    tcp = interval_draws(curves.tcp, tcp_lo, tcp_hi, curves.interval_level, N_DRAWS, seed)
+    ntcp = interval_draws(curves.ntcp, ntcp_lo, ntcp_hi, curves.interval_level, N_DRAWS,
+                          seed + 1)
+    return tcp, ntcp
+
+
+def dose_interval(curves: OutcomeCurves, protocol: Protocol, level: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) of the best dose over plausible outcome models, Gy, each [P].
+
+    The reward's argmax over the grid in each draw of :func:`_draws` (curves spread as the
+    stated interval); the central ``level`` (default: the curves' interval level, else 0.8)
+    share of those best doses. It says how far the outcome models' uncertainty moves the best
+    dose — unlike the decision maker's SEM, which is only its members' fitting noise.
+    """
+    level = level or curves.interval_level or 0.8
+    tcp, ntcp = _draws(curves)
+    best = curves.doses_gy[np.argmax(reward(tcp, ntcp, protocol.goals), axis=2)]  # [S, P]
+    tail = (1.0 - level) / 2.0
+    return np.quantile(best, tail, axis=0), np.quantile(best, 1.0 - tail, axis=0)
+
+
+@dataclass(frozen=True)
+class ProposalComparison:
+    """The physician's proposed dose against the recommendation, per case (arrays [P])."""
+
+    proposed_dose_gy: np.ndarray
+    """The proposal, Gy per fraction."""
+    recommended_dose_gy: np.ndarray
+    """The recommendation, Gy per fraction."""
+    p_recommended_better: np.ndarray
+    """Share of plausible outcome models (draws spread as the stated interval) in which the
+    recommendation's reward exceeds the proposal's; 0 where the two doses are equal."""
+    advice: np.ndarray
+    """``"change"`` where p_recommended_better ≥ the threshold, else ``"keep"``."""
+    advised_dose_gy: np.ndarray
+    """The recommendation where the advice is to change, else the proposal."""
+    threshold: float
+    """The threshold applied."""
+
+
+def compare_proposal(
+    curves: OutcomeCurves,
+    protocol: Protocol,
+    recommended_dose_gy: np.ndarray,
+    proposed_dose_gy: np.ndarray,
+    threshold: float = ADVICE_THRESHOLD,
+) -> ProposalComparison:
+    """Compare a proposed dose per case with the recommended one under the models' uncertainty.
+
+    Args:
+        curves: the outcome model's curves for the P cases (with their interval).
+        protocol: the protocol (goals of the reward).
+        recommended_dose_gy: recommended dose per case, Gy, [P].
+        proposed_dose_gy: the physician's proposal per case, Gy, [P] (within the dose grid).
+        threshold: p_recommended_better needed to advise a change, in (0, 1).
+    """
+    rec = np.asarray(recommended_dose_gy, dtype=np.float64)
+    prop = np.asarray(proposed_dose_gy, dtype=np.float64)
+    tcp, ntcp = _draws(curves)  # [S, P, D]
+    doses = curves.doses_gy
+    s = tcp.shape[0]
+
+    def reward_at(dose: np.ndarray) -> np.ndarray:  # [S, P]
+        flat = np.repeat(dose[None], s, axis=0).reshape(-1)
+        t = at_dose(doses, tcp.reshape(-1, len(doses)), flat).reshape(s, -1)
+        n = at_dose(doses, ntcp.reshape(-1, len(doses)), flat).reshape(s, -1)
+        return reward(t, n, protocol.goals)
+
+    better = (reward_at(rec) > reward_at(prop)).mean(axis=0)
+    better = np.where(np.isclose(rec, prop), 0.0, better)
+    change = better >= threshold
+    return ProposalComparison(
+        proposed_dose_gy=prop,
+        recommended_dose_gy=rec,
+        p_recommended_better=better,
+        advice=np.where(change, "change", "keep"),
+        advised_dose_gy=np.where(change, rec, prop),
+        threshold=threshold,
+    )
+
+
+def ntcp_caution(protocol: Protocol, ntcp: float) -> str | None:
+    """A visible caution when a recommendation's NTCP exceeds the protocol's default goal."""
+    default = next((g for g in protocol.goals if g.name == "default"), None)
+    if default is None or ntcp < default.ntcp_max:
+        return None
+    return (f"NTCP {ntcp:.0%} at this dose exceeds the default goal's limit "
+            f"({default.ntcp_max:.0%}): weigh the toxicity risk before accepting it")
 
 ODM = "odm"
 """``Recommendation.recommender`` when the ODM ensemble recommended the dose."""
@@ -87,10 +201,11 @@ class Recommendation:
     exact_argmax_dose_gy: float = math.nan
     """Grid dose with the highest reward of the ensemble-mean curves, Gy (lowest on ties)."""
     recommended_dose_sem_gy: float | None = None
-    """Standard error of the ODM members' mean dose, Gy; None without an ODM."""
+    """Standard error of the ODM members' mean dose, Gy: the decision maker's fitting noise only,
+    not the outcome models' uncertainty (see ``dose_interval_gy``); None without an ODM."""
     q_value: float | None = None
-    """The ODM members' mean q-value of the chosen dose (expected reward, 0–3 with the goal
-    bonuses): the recommendation's confidence; None without an ODM."""
+    """The ODM members' mean q-value of the chosen dose: their predicted reward (0–3, with goal
+    bonuses; it can exceed 3 and is not a confidence); None without an ODM."""
     member_mean_dose_gy: float | None = None
     """The ODM members' mean greedy dose, Gy (what ``recommended_dose_sem_gy`` is the standard
     error of; equals ``recommended_dose_gy`` under the ``mean-dose`` rule); None without an
@@ -106,6 +221,34 @@ class Recommendation:
     """Version of the ODM ensemble that recommended, None without one."""
     recommender_note: str | None = None
     """Why the exact argmax is shown instead of an ODM recommendation (None with an ODM)."""
+    interval_level: float | None = None
+    """Level of every ``*_lo``/``*_hi`` interval (e.g. 0.8); None when the model states none
+    (reference truth: lo = hi = the curve; an uncalibrated ensemble: its members' min–max)."""
+    tcp_lo: list[float] | None = None
+    """Lower end of the TCP interval per dose."""
+    tcp_hi: list[float] | None = None
+    """Upper end of the TCP interval per dose."""
+    ntcp_lo: list[float] | None = None
+    """Lower end of the NTCP interval per dose."""
+    ntcp_hi: list[float] | None = None
+    """Upper end of the NTCP interval per dose."""
+    recommended_tcp_interval: list[float] | None = None
+    """[lo, hi] of TCP at the recommended dose."""
+    recommended_ntcp_interval: list[float] | None = None
+    """[lo, hi] of NTCP at the recommended dose."""
+    recommended_reward: float = math.nan
+    """Predicted reward at the recommended dose (0–3: tcp (1 − ntcp) plus goal bonuses), from
+    the outcome model's mean curves."""
+    dose_interval_gy: list[float] | None = None
+    """[lo, hi] of the best dose over plausible outcome models (the curves spread as their
+    interval), at ``interval_level`` (0.8 when the model states none), Gy."""
+    caution: str | None = None
+    """Shown with the recommendation when its NTCP exceeds the protocol's default goal."""
+    proposal: dict[str, Any] | None = None
+    """The physician's proposal compared with the recommendation, when one was given: ``dose_gy``,
+    ``tcp``, ``tcp_lo``, ``tcp_hi``, ``ntcp``, ``ntcp_lo``, ``ntcp_hi``, ``reward`` (at the
+    proposal), ``recommended_reward``, ``p_recommended_better``, ``advice`` ("keep" or "change"),
+    ``advised_dose_gy`` and ``threshold``."""
 
     @property
     def label(self) -> str:
@@ -180,6 +323,10 @@ def recommend(
         rec_dose = doses[best]
         rec_tcp, rec_ntcp = tcp[np.arange(len(cases)), best], ntcp[np.arange(len(cases)), best]
     rec_goal = goal_index(rec_tcp, rec_ntcp, protocol.goals)  # [P]
+    rec_reward = reward(rec_tcp, rec_ntcp, protocol.goals)  # [P]
+    tcp_lo, tcp_hi, ntcp_lo, ntcp_hi = curves.interval()  # each [P, D]
+    dose_lo, dose_hi = dose_interval(curves, protocol)
+    proposals = _proposals(cases, protocol, curves, rec_dose, rec_reward)
 
     out = []
     for i, row in cases.iterrows():
@@ -220,7 +367,64 @@ def recommend(
                 recommended_goal=goal_names[rec_goal[i]] if rec_goal[i] >= 0 else None,
                 dose_eval_gy=float(row["dose_eval_gy"]),
                 exact_argmax_dose_gy=float(doses[b]),
+                interval_level=curves.interval_level,
+                tcp_lo=tcp_lo[i].tolist(),
+                tcp_hi=tcp_hi[i].tolist(),
+                ntcp_lo=ntcp_lo[i].tolist(),
+                ntcp_hi=ntcp_hi[i].tolist(),
+                recommended_tcp_interval=_at(doses, tcp_lo, tcp_hi, i, rec_dose[i]),
+                recommended_ntcp_interval=_at(doses, ntcp_lo, ntcp_hi, i, rec_dose[i]),
+                recommended_reward=float(rec_reward[i]),
+                dose_interval_gy=[float(dose_lo[i]), float(dose_hi[i])],
+                caution=ntcp_caution(protocol, float(rec_ntcp[i])),
+                proposal=proposals[i],
                 **odm_fields,
             )
         )
+    return out
+
+
+def _at(doses: np.ndarray, lo: np.ndarray, hi: np.ndarray, i: int, dose: float) -> list[float]:
+    """[lo, hi] of case ``i``'s interval at one dose (linear between grid doses)."""
+    return [float(np.interp(dose, doses, lo[i])), float(np.interp(dose, doses, hi[i]))]
+
+
+PROPOSAL_COLUMN = "proposed_dose_adapt_gy"
+"""Optional input column: the physician's own proposed adaptive dose per fraction, Gy."""
+
+
+def _proposals(cases: pd.DataFrame, protocol: Protocol, curves: OutcomeCurves,
+               rec_dose: np.ndarray, rec_reward: np.ndarray) -> list[dict[str, Any] | None]:
+    """Per case, the proposal compared with the recommendation (None where none was given)."""
+    out: list[dict[str, Any] | None] = [None] * len(cases)
+    if PROPOSAL_COLUMN not in cases.columns:
+        return out
+    proposed = pd.to_numeric(cases[PROPOSAL_COLUMN], errors="coerce").to_numpy(np.float64)
+    given = np.flatnonzero(np.isfinite(proposed))
+    if not len(given):
+        return out
+    doses = curves.doses_gy
+    tcp, ntcp = curves.mean()
+    tcp_lo, tcp_hi, ntcp_lo, ntcp_hi = curves.interval()
+    sub = OutcomeCurves(
+        doses_gy=doses, tcp=curves.tcp[:, given], ntcp=curves.ntcp[:, given],
+        interval_level=curves.interval_level, tcp_lo=tcp_lo[given], tcp_hi=tcp_hi[given],
+        ntcp_lo=ntcp_lo[given], ntcp_hi=ntcp_hi[given])
+    comparison = compare_proposal(sub, protocol, rec_dose[given], proposed[given])
+    for j, i in enumerate(given):
+        dose = float(proposed[i])
+        t, n = float(np.interp(dose, doses, tcp[i])), float(np.interp(dose, doses, ntcp[i]))
+        out[i] = {
+            "dose_gy": dose,
+            "tcp": t, "tcp_lo": float(np.interp(dose, doses, tcp_lo[i])),
+            "tcp_hi": float(np.interp(dose, doses, tcp_hi[i])),
+            "ntcp": n, "ntcp_lo": float(np.interp(dose, doses, ntcp_lo[i])),
+            "ntcp_hi": float(np.interp(dose, doses, ntcp_hi[i])),
+            "reward": float(reward(np.array(t), np.array(n), protocol.goals)),
+            "recommended_reward": float(rec_reward[i]),
+            "p_recommended_better": float(comparison.p_recommended_better[j]),
+            "advice": str(comparison.advice[j]),
+            "advised_dose_gy": float(comparison.advised_dose_gy[j]),
+            "threshold": comparison.threshold,
+        }
     return out

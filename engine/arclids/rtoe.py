@@ -38,6 +38,7 @@ from scipy.special import expit
 from torch import nn
 
 from engine.arclids.architectures import ARCH_KEYS
+from engine.arclids.calibration import IDENTITY, OutcomeCalibration
 from engine.arclids.evaluation import auroc, log_loss
 from engine.arclids.geud import adapted_geud_norm, received_geud_norm
 from engine.arclids.graphs import FeatureEncoder, feature_graph
@@ -594,6 +595,9 @@ class EnsembleOutcomeModel:
         version: version string recorded with every recommendation.
         warnings: one-line cautions shown wherever the model is named (e.g. trained on an older
             virtual trial than the current one).
+        tcp_calibration: recalibration and interval of the TCP members
+            (:mod:`engine.arclids.calibration`); the identity (raw members, min–max) by default.
+        ntcp_calibration: the same for the NTCP members.
     """
 
     def __init__(
@@ -606,6 +610,8 @@ class EnsembleOutcomeModel:
         label: str,
         version: str,
         warnings: Sequence[str] = (),
+        tcp_calibration: OutcomeCalibration = IDENTITY,
+        ntcp_calibration: OutcomeCalibration = IDENTITY,
     ) -> None:
         if not tcp_members or len(tcp_members) != len(ntcp_members):
             raise ValueError(
@@ -629,12 +635,34 @@ class EnsembleOutcomeModel:
         self.label = label
         self.version = version
         self.warnings = tuple(warnings)
+        self.tcp_calibration = tcp_calibration
+        self.ntcp_calibration = ntcp_calibration
+
+    @property
+    def interval_level(self) -> float | None:
+        """Level of the intervals served (None when either outcome has no calibrated one)."""
+        levels = {self.tcp_calibration.interval_level, self.ntcp_calibration.interval_level}
+        return levels.pop() if len(levels) == 1 else None
 
     def predict_curves(self, cases: pd.DataFrame, protocol: Protocol) -> OutcomeCurves:
-        """TCP and NTCP over ``protocol.dose_grid()``, each [M, P, D]."""
+        """Recalibrated TCP and NTCP over ``protocol.dose_grid()``, each [M, P, D], with their
+        intervals [P, D] (:class:`~engine.arclids.calibration.OutcomeCalibration`)."""
         if protocol.name != self.protocol.name:
             raise ValueError(f"ensemble for {self.protocol.name} cannot serve {protocol.name}")
         doses = protocol.dose_grid()
-        tcp = np.stack([m.predict_proba(cases, doses) for m in self.tcp_members])
-        ntcp = np.stack([m.predict_proba(cases, doses) for m in self.ntcp_members])
-        return OutcomeCurves(doses_gy=doses, tcp=tcp, ntcp=ntcp)
+        tcp_raw, ntcp_raw = self.predict_raw(cases, doses)
+        tcp = self.tcp_calibration.apply(tcp_raw)
+        ntcp = self.ntcp_calibration.apply(ntcp_raw)
+        tcp_lo, tcp_hi = self.tcp_calibration.interval(tcp)
+        ntcp_lo, ntcp_hi = self.ntcp_calibration.interval(ntcp)
+        return OutcomeCurves(doses_gy=doses, tcp=tcp, ntcp=ntcp,
+                             interval_level=self.interval_level, tcp_lo=tcp_lo, tcp_hi=tcp_hi,
+                             ntcp_lo=ntcp_lo, ntcp_hi=ntcp_hi)
+
+    def predict_raw(self, cases: pd.DataFrame, doses_gy: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """The members' raw (uncalibrated) TCP and NTCP: [M, P, D] over ``doses_gy``, or [M, P]
+        at each case's received dose when ``doses_gy`` is None."""
+        tcp = np.stack([m.predict_proba(cases, doses_gy) for m in self.tcp_members])
+        ntcp = np.stack([m.predict_proba(cases, doses_gy) for m in self.ntcp_members])
+        return tcp, ntcp

@@ -22,8 +22,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize
+from scipy.special import expit, logit
 
-from engine.arclids.cohort import bayes_ceiling, generate_cohort
+from engine.arclids.calibration import (
+    CALIBRATION_COHORT_SEED,
+    CALIBRATION_COHORT_SIZE,
+    IDENTITY,
+    OutcomeCalibration,
+)
+from engine.arclids.cohort import ReferenceModel, bayes_ceiling, generate_cohort
 from engine.arclids.evaluation import auroc
 from engine.arclids.rtoe import OutcomeEstimator
 from engine.arclids.serving import LOAD_ERRORS, failure_reason, load_evaluation
@@ -33,6 +41,8 @@ __all__ = [
     "EVAL_COHORT_SEED",
     "EVAL_COHORT_SIZE",
     "RtoeReview",
+    "calibration_cohort",
+    "calibration_metrics",
     "evaluate_members",
     "evaluation_cohort",
     "evaluation_summary",
@@ -54,24 +64,111 @@ def evaluation_cohort(protocol_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return (cohort.table[keep].reset_index(drop=True), cohort.truth[keep].reset_index(drop=True))
 
 
+@cache
+def calibration_cohort(protocol_name: str) -> tuple[pd.DataFrame, tuple[np.ndarray, np.ndarray]]:
+    """The virtual cohort the intervals are calibrated on: its complete cases and their true
+    (TCP, NTCP) over the dose grid, each [P, D]. Neither trained nor evaluated on."""
+    cohort = generate_cohort(protocol_name, seed=CALIBRATION_COHORT_SEED,
+                             n_patients=CALIBRATION_COHORT_SIZE)
+    table = cohort.complete_table.reset_index(drop=True)
+    protocol = load_protocol(protocol_name)
+    truth = ReferenceModel(protocol_name).predict_curves(table, protocol)
+    return table, (truth.tcp[0], truth.ntcp[0])
+
+
+RELIABILITY_BINS = 10
+"""Equal-width bins of the predicted probability in the reliability diagram and the ECE."""
+
+
+def calibration_metrics(pred: np.ndarray, y: np.ndarray, p_true: np.ndarray) -> dict[str, Any]:
+    """How far predicted probabilities at the received dose are from the truth and the outcomes.
+
+    Args:
+        pred: predicted probability per patient, [P].
+        y: outcomes drawn there, 0/1, [P].
+        p_true: the virtual trial's true probability there, [P].
+
+    Returns:
+        ``citl`` (mean predicted − mean true probability), ``slope`` (logistic calibration slope
+        of the outcomes on logit(pred); 1 is ideal, < 1 over-confident), ``brier``,
+        ``brier_base_rate`` (always predicting this cohort's own event rate: the strongest
+        constant), ``brier_skill`` (1 − brier / brier_base_rate; > 0 beats the base rate),
+        ``ece`` (expected calibration error over equal-width bins, against the outcomes),
+        ``mae_truth`` (mean |pred − true probability|) and ``reliability`` (per bin: mean
+        predicted, observed rate, mean true probability, count).
+    """
+    pred, y, p_true = (np.asarray(a, dtype=np.float64) for a in (pred, y, p_true))
+    base = float(y.mean())
+    brier = float(np.mean((pred - y) ** 2))
+    brier_base = float(np.mean((base - y) ** 2))
+    bins = np.clip((pred * RELIABILITY_BINS).astype(int), 0, RELIABILITY_BINS - 1)
+    rows, ece = [], 0.0
+    for b in range(RELIABILITY_BINS):
+        mask = bins == b
+        if not mask.any():
+            continue
+        rows.append({"bin_lo": b / RELIABILITY_BINS, "bin_hi": (b + 1) / RELIABILITY_BINS,
+                     "mean_predicted": float(pred[mask].mean()),
+                     "observed_rate": float(y[mask].mean()),
+                     "mean_true": float(p_true[mask].mean()), "n": int(mask.sum())})
+        ece += mask.mean() * abs(pred[mask].mean() - y[mask].mean())
+    return {
+        "citl": float(pred.mean() - p_true.mean()),
+        "slope": _calibration_slope(pred, y),
+        "brier": brier,
+        "brier_base_rate": brier_base,
+        "brier_skill": 1.0 - brier / brier_base if brier_base > 0 else None,
+        "ece": float(ece),
+        "mae_truth": float(np.mean(np.abs(pred - p_true))),
+        "reliability": rows,
+    }
+
+
+def _calibration_slope(pred: np.ndarray, y: np.ndarray) -> float | None:
+    """Slope of the logistic regression of the outcomes on logit(pred); None for one class."""
+    if y.min() == y.max():
+        return None
+    z = logit(np.clip(pred, 1e-7, 1 - 1e-7))
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        s = theta[0] + theta[1] * z
+        r = expit(s) - y
+        return float(np.sum(np.logaddexp(0.0, s) - y * s)), np.array([r.sum(), (r * z).sum()])
+
+    return float(minimize(nll, np.array([0.0, 1.0]), jac=True, method="L-BFGS-B").x[1])
+
+
 def evaluate_members(
-    protocol: Protocol, outcome: str, members: Sequence[OutcomeEstimator]
-) -> dict[str, float]:
-    """Score an ensemble of one outcome on the fresh virtual cohort.
+    protocol: Protocol,
+    outcome: str,
+    members: Sequence[OutcomeEstimator],
+    calibration: OutcomeCalibration = IDENTITY,
+) -> dict[str, Any]:
+    """Score an ensemble of one outcome, as served (recalibrated), on the fresh virtual cohort.
 
     Returns ``auroc_vs_truth`` (ensemble-mean probability at each patient's received dose
     against the outcomes drawn there), ``auroc_bayes_ceiling`` (the true probabilities' AUROC on
     the same draws), ``brier``, ``monotonicity_violation_rate`` (share of patients whose mean
-    predicted probability decreases anywhere along the dose grid by more than 1e-6) and
-    ``ensemble_sd_mean`` (mean over patients and doses of the members' standard deviation).
+    predicted probability decreases anywhere along the dose grid by more than 1e-6),
+    ``ensemble_sd_mean`` (mean over patients and doses of the members' standard deviation),
+    ``calibration`` (:func:`calibration_metrics` plus ``interval_level``,
+    ``interval_coverage_truth`` — the share of patient × dose points whose true probability lies
+    in the served interval — and ``interval_width_mean``) and ``calibration_raw`` (the same
+    metrics before recalibration).
     """
     table, truth = evaluation_cohort(protocol.name)
     y = table[outcome].to_numpy().astype(int)
-    at_received = np.stack([m.predict_proba(table) for m in members])  # [M, P]
-    curves = np.stack([m.predict_proba(table, protocol.dose_grid()) for m in members])  # [M,P,D]
+    raw_received = np.stack([m.predict_proba(table) for m in members])  # [M, P]
+    raw_curves = np.stack([m.predict_proba(table, protocol.dose_grid()) for m in members])
+    at_received = calibration.apply(raw_received)
+    curves = calibration.apply(raw_curves)  # [M, P, D]
     mean_received = at_received.mean(axis=0)
     mean_curve = curves.mean(axis=0)
     decreasing = (np.diff(mean_curve, axis=1) < -1e-6).any(axis=1)
+    true_curves = ReferenceModel(protocol.name).predict_curves(table, protocol)
+    true_curve = (true_curves.tcp if outcome == protocol.target.outcome else true_curves.ntcp)[0]
+    lo, hi = calibration.interval(curves)
+    p_true = truth[f"p_{outcome}"].to_numpy()
     return {
         "auroc_vs_truth": auroc(mean_received, y),
         "auroc_bayes_ceiling": bayes_ceiling(table, truth, outcome),
@@ -80,6 +177,16 @@ def evaluate_members(
         "ensemble_sd_mean": float(curves.std(axis=0, ddof=1).mean()) if len(members) > 1 else 0.0,
         "n_eval_cases": len(y),
         "n_eval_events": int(y.sum()),
+        "n_members": len(members),
+        "calibration": calibration_metrics(mean_received, y, p_true) | {
+            "interval_level": calibration.interval_level,
+            "interval_coverage_truth": float(((true_curve >= lo) & (true_curve <= hi)).mean()),
+            "interval_width_mean": float((hi - lo).mean()),
+        },
+        "calibration_raw": {
+            k: v for k, v in calibration_metrics(raw_received.mean(axis=0), y, p_true).items()
+            if k != "reliability"
+        },
     }
 
 
@@ -105,6 +212,11 @@ def summarise_evaluation(payload: dict[str, Any], meta: Any) -> dict[str, Any]:
         "brier",
         "monotonicity_violation_rate",
         "ensemble_sd_mean",
+        "calibration",
+        "calibration_raw",
+        "n_members",
+        "n_patients",
+        "split_by",
         "n_scored_splits",
         "n_events",
         "n_cases",
@@ -129,6 +241,9 @@ def summarise_evaluation(payload: dict[str, Any], meta: Any) -> dict[str, Any]:
         "created": meta.created,
         "architectures": archs,
         "learning_curve": payload.get("learning_curve", []),
+        "regret_learning_curve": payload.get("regret_learning_curve", []),
+        "n_members": payload.get("n_members"),
+        "calibration_cohort": payload.get("calibration_cohort"),
     }
 
 

@@ -25,14 +25,28 @@ import numpy as np
 import pandas as pd
 
 from engine import settings
-from engine.arclids.architectures import ARCH_KEYS
+from engine.arclids.architectures import ARCH_KEYS, SERVED_ARCH
+from engine.arclids.calibration import (
+    CALIBRATION_COHORT_SEED,
+    CALIBRATION_COHORT_SIZE,
+    DEFAULT_INTERVAL_LEVEL,
+    OutcomeCalibration,
+    fit_calibration,
+)
 from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort
 from engine.arclids.evaluation import auroc, log_loss
 from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
-from engine.arclids.rtoe_eval import EVAL_COHORT_SEED, EVAL_COHORT_SIZE, evaluate_members
+from engine.arclids.rtoe_eval import (
+    EVAL_COHORT_SEED,
+    EVAL_COHORT_SIZE,
+    calibration_cohort,
+    evaluate_members,
+    evaluation_cohort,
+)
 from engine.arclids.serving import (
     N_RTOE_MEMBERS,
     RTOE_FAMILY,
+    calibration_name,
     member_name,
     rtoe_evaluation_name,
 )
@@ -41,10 +55,16 @@ from engine.platform import registry
 from engine.platform.executor import Executor
 
 __all__ = [
+    "BOOTSTRAP_SEED",
     "GRIDS",
     "LEARNING_CURVE_SIZES",
     "GridSpec",
+    "bootstrap_rows",
+    "calibrate_members",
     "cross_validate",
+    "out_of_bag",
+    "patient_groups",
+    "regret_learning_curve",
     "roc_points",
     "stratified_splits",
 ]
@@ -54,6 +74,8 @@ N_SPLITS = 10
 LEARNING_CURVE_SIZES = (67, 200, 1000)
 """Training-cohort sizes of the learning curve."""
 _LEARNING_CURVE_SEED = 70_000
+BOOTSTRAP_SEED = 50_000
+"""Member k of a served ensemble trains on the bootstrap resample with seed BOOTSTRAP_SEED + k."""
 
 
 @dataclass(frozen=True)
@@ -138,25 +160,68 @@ def training_cases(
     return cohort.complete_table
 
 
+def patient_groups(cases: pd.DataFrame) -> np.ndarray:
+    """Group code per row: rows of one patient share a code (HCC has one row per tumour site)."""
+    return pd.factorize(cases["patient_id"].astype(str))[0]
+
+
 def stratified_splits(
-    y: np.ndarray, n_splits: int = N_SPLITS, test_size: float = 0.2, seed: int = 0
+    y: np.ndarray,
+    n_splits: int = N_SPLITS,
+    test_size: float = 0.2,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified shuffle splits: each test set keeps the classes' proportions (at least one of
-    each class in training). Returns (train_idx, test_idx) pairs, deterministic by seed."""
+    """Stratified shuffle splits by group: every row of a group (patient) lands on one side.
+
+    Groups are stratified by their label (a group with any event counts as an event, so each test
+    set keeps the classes' proportions among patients, and at least one group of each class stays
+    in training). With ``groups`` None every row is its own group (identical to splitting rows).
+    Returns (train_idx, test_idx) row-index pairs, deterministic by seed.
+    """
     y = np.asarray(y).astype(int)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    if groups.shape != y.shape:
+        raise ValueError(f"groups has shape {groups.shape}; expected {y.shape}, one per row")
+    codes, first = np.unique(groups, return_index=True)
+    codes = codes[np.argsort(first)]  # groups in order of first appearance
+    row_code = pd.Index(codes).get_indexer(groups)
+    group_y = np.zeros(len(codes), dtype=int)
+    np.maximum.at(group_y, row_code, y)
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n_splits):
-        test = []
-        for cls in np.unique(y):
-            members = np.flatnonzero(y == cls)
+        test_groups = []
+        for cls in np.unique(group_y):
+            members = np.flatnonzero(group_y == cls)
             # keep at least one of each class for training
             n_test = min(round(test_size * len(members)), len(members) - 1)
-            test.extend(rng.permutation(members)[:n_test].tolist())
-        test_idx = np.sort(np.asarray(test, dtype=int))
+            test_groups.extend(rng.permutation(members)[:n_test].tolist())
+        test_idx = np.flatnonzero(np.isin(row_code, test_groups))
         train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
         out.append((train_idx, test_idx))
     return out
+
+
+def bootstrap_rows(cases: pd.DataFrame, seed: int) -> np.ndarray:
+    """Rows of a bootstrap resample of the patients (each drawn patient brings all its rows).
+
+    Members of a served ensemble train on these (bagging): their spread then reflects what the
+    finite training trial cannot tell, and the rows a member never saw give out-of-bag
+    predictions for the recalibration (:mod:`engine.arclids.calibration`).
+    """
+    codes = patient_groups(cases)
+    n = int(codes.max()) + 1 if len(codes) else 0
+    drawn = np.random.default_rng(seed).integers(0, n, size=n)
+    rows_of = [np.flatnonzero(codes == g) for g in range(n)]
+    return np.concatenate([rows_of[g] for g in drawn]) if n else np.arange(0)
+
+
+def out_of_bag(cases: pd.DataFrame, seed: int) -> np.ndarray:
+    """True for the rows :func:`bootstrap_rows` with ``seed`` did not draw, [P]."""
+    oob = np.ones(len(cases), dtype=bool)
+    oob[bootstrap_rows(cases, seed)] = False
+    return oob
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,6 +250,8 @@ class FitJob:
     """Training trial seed (None = the default trial's)."""
     return_state: bool = False
     """Return the fitted weights (ensemble members)."""
+    bootstrap_seed: int | None = None
+    """Train on a bootstrap resample of the patients of the training rows (bagged members)."""
 
 
 def _fit_job(job: FitJob) -> dict[str, Any]:
@@ -194,6 +261,8 @@ def _fit_job(job: FitJob) -> dict[str, Any]:
     cases = training_cases(job.protocol, job.n_patients, job.trial_seed)
     y = cases[job.outcome].to_numpy().astype(int)
     train = np.arange(len(cases)) if job.train_idx is None else np.asarray(job.train_idx)
+    if job.bootstrap_seed is not None:
+        train = train[bootstrap_rows(cases.iloc[train], job.bootstrap_seed)]
     config = RTOEConfig.from_dict(job.config)
     est = OutcomeEstimator(protocol, job.outcome, config)
     eval_set = None
@@ -255,7 +324,8 @@ def cross_validate(
     """
     cases = training_cases(protocol_name)
     y = cases[outcome].to_numpy().astype(int)
-    splits = stratified_splits(y, seed=seed)
+    groups = patient_groups(cases)
+    splits = stratified_splits(y, seed=seed, groups=groups)
     configs = grid.configs(arch, seed)
     eval_epochs = tuple(grid.epochs) if arch != "logistic" else (0,)
     jobs = [
@@ -287,7 +357,7 @@ def cross_validate(
     best = _best_row(table, select_by)
     best_config = RTOEConfig.from_dict(best["config"])
     # Rerun the validation of the best setting on fresh splits, keeping test predictions.
-    rerun_splits = stratified_splits(y, seed=seed + 1)
+    rerun_splits = stratified_splits(y, seed=seed + 1, groups=groups)
     rerun_jobs = [
         FitJob(
             protocol_name,
@@ -322,6 +392,8 @@ def cross_validate(
         "n_scored_splits": n,
         "n_splits": len(rerun_splits),
         "n_cases": len(y),
+        "n_patients": len(np.unique(groups)),
+        "split_by": "patient",
         "n_events": int(y.sum()),
         "n_non_events": int(len(y) - y.sum()),
         "roc": rocs,
@@ -371,7 +443,8 @@ def member_jobs(
     n_patients: int | None = None,
     trial_seed: int | None = None,
 ) -> list[FitJob]:
-    """Jobs that train the ensemble members on all training data, member k with seed k."""
+    """Jobs that train the bagged ensemble members: member k with weight seed k on the bootstrap
+    resample of the patients with seed BOOTSTRAP_SEED + k."""
     return [
         FitJob(
             protocol_name,
@@ -382,9 +455,43 @@ def member_jobs(
             n_patients=n_patients,
             trial_seed=trial_seed,
             return_state=True,
+            bootstrap_seed=BOOTSTRAP_SEED + k,
         )
         for k in range(n_members)
     ]
+
+
+def calibrate_members(
+    protocol: Protocol,
+    outcome: str,
+    members: Sequence[OutcomeEstimator],
+    cases: pd.DataFrame,
+    bootstrap_seeds: Sequence[int],
+    *,
+    interval: bool = True,
+    level: float = DEFAULT_INTERVAL_LEVEL,
+) -> OutcomeCalibration:
+    """Fit the recalibration on the members' out-of-bag predictions on their training ``cases``
+    and, with ``interval``, the conformal interval on the calibration cohort (its truth).
+
+    Args:
+        protocol: the protocol.
+        outcome: the members' outcome.
+        members: bagged members, member k trained on ``bootstrap_rows(cases, bootstrap_seeds[k])``.
+        cases: the training cases (with ``outcome``).
+        bootstrap_seeds: one seed per member.
+        interval: also fit the interval (needs the virtual trial's truth for the protocol).
+        level: interval level.
+    """
+    y = cases[outcome].to_numpy().astype(int)
+    raw = np.stack([m.predict_proba(cases) for m in members])  # [M, P]
+    oob = np.stack([out_of_bag(cases, s) for s in bootstrap_seeds])  # [M, P]
+    raw_cal = truth = None
+    if interval:
+        table, truth_curves = calibration_cohort(protocol.name)
+        raw_cal = np.stack([m.predict_proba(table, protocol.dose_grid()) for m in members])
+        truth = truth_curves[0 if outcome == protocol.target.outcome else 1]
+    return fit_calibration(raw, oob, y, raw_cal, truth, level)
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,10 +508,12 @@ def train_rtoe(
     learning_curve: bool = True,
     seed: int = 0,
     select_by: str = "auroc",
+    n_members: int = N_RTOE_MEMBERS,
     progress_factory: Callable[[str], Callable[[int, int], None]] | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
-    """Grid-search, validate, train the ensembles and save them under ``models_dir``.
+    """Grid-search, validate, train the bagged ensembles, calibrate them and save them under
+    ``models_dir`` (members, one calibration per architecture, the evaluation).
 
     Deterministic: the same protocol, grid, seed and code give the same artifacts whichever
     executor runs the jobs. Returns the evaluation payload also saved as a JSON artifact.
@@ -425,6 +534,9 @@ def train_rtoe(
         "cohort_version": cohort.version,
         "data_hash": data_hash,
         "eval_cohort": {"seed": EVAL_COHORT_SEED, "n_patients": EVAL_COHORT_SIZE},
+        "calibration_cohort": {"seed": CALIBRATION_COHORT_SEED,
+                               "n_patients": CALIBRATION_COHORT_SIZE},
+        "n_members": n_members,
         "architectures": {},
     }
 
@@ -433,6 +545,7 @@ def train_rtoe(
 
     for arch in archs:
         per_outcome: dict[str, Any] = {}
+        calibrations: dict[str, Any] = {}
         for outcome in protocol.outcome_names:
             log(f"{protocol_name} {arch} {outcome}: grid search")
             cv = cross_validate(
@@ -446,7 +559,7 @@ def train_rtoe(
                 progress=bar(f"{arch} {outcome} CV"),
             )
             best = RTOEConfig.from_dict(cv["best_config"])
-            jobs = member_jobs(protocol_name, outcome, best)
+            jobs = member_jobs(protocol_name, outcome, best, n_members=n_members)
             fitted = executor.map(_fit_job, jobs, progress=bar(f"{arch} {outcome} members"))
             members = []
             for k, (job, result) in enumerate(zip(jobs, fitted, strict=True)):
@@ -463,24 +576,42 @@ def train_rtoe(
                     metrics={
                         "cv_auroc_mean": cv["cv_auroc_mean"],
                         "cv_auroc_sd": cv["cv_auroc_sd"],
+                        "bootstrap_seed": job.bootstrap_seed,
                     },
                 )
                 members.append(
                     OutcomeEstimator.from_state_dict(protocol, outcome, config, result["state"])
                 )
-            per_outcome[outcome] = {**cv, **evaluate_members(protocol, outcome, members)}
+            log(f"{protocol_name} {arch} {outcome}: calibration")
+            calibration = calibrate_members(
+                protocol, outcome, members, cases, [j.bootstrap_seed for j in jobs])
+            key = "tcp" if outcome == protocol.target.outcome else "ntcp"
+            calibrations[key] = calibration.to_dict()
+            per_outcome[outcome] = {
+                **cv, **evaluate_members(protocol, outcome, members, calibration),
+                "calibrator": calibration.to_dict(),
+            }
+        registry.save_json_artifact(
+            models_dir, RTOE_FAMILY, calibration_name(protocol_name, arch), calibrations,
+            seed=seed, config={"method": "platt-oob+conformal", "n_members": n_members},
+            data_hash=data_hash, cohort_version=cohort.version, metrics={})
         payload["architectures"][arch] = per_outcome
     if learning_curve:
         payload["learning_curve"] = _learning_curve(
             protocol, payload, executor, bar("learning curve")
         )
+        if SERVED_ARCH in payload["architectures"]:
+            log(f"{protocol_name}: regret learning curve")
+            payload["regret_learning_curve"] = regret_learning_curve(
+                protocol, payload, executor, bar("regret learning curve"))
     registry.save_json_artifact(
         models_dir,
         RTOE_FAMILY,
         rtoe_evaluation_name(protocol_name),
         payload,
         seed=seed,
-        config={"grid": grid_name, "archs": list(archs), "select_by": select_by},
+        config={"grid": grid_name, "archs": list(archs), "select_by": select_by,
+                "n_members": n_members},
         data_hash=data_hash,
         cohort_version=cohort.version,
         metrics={},
@@ -532,4 +663,68 @@ def _learning_curve(
                 "gap_to_ceiling": metrics["auroc_bayes_ceiling"] - metrics["auroc_vs_truth"],
             }
         )
+    return rows
+
+
+REGRET_CURVE_MEMBERS = 5
+"""Bagged members per outcome behind each point of the regret learning curve."""
+
+
+def regret_learning_curve(
+    protocol: Protocol,
+    payload: dict[str, Any],
+    executor: Executor,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    arch: str = SERVED_ARCH,
+    sizes: Sequence[int] = LEARNING_CURVE_SIZES,
+    n_members: int = REGRET_CURVE_MEMBERS,
+) -> list[dict[str, Any]]:
+    """From how many training patients on does the learned recommendation beat the clinicians?
+
+    Per training-trial size: ``n_members`` bagged members per outcome of ``arch`` (its best
+    setting), recalibrated on their out-of-bag predictions, and the exact reward argmax of their
+    mean curves (what the decision maker learns to approximate) as the policy; its true-reward
+    loss on the fresh cohort against the oracle, beside the historic clinicians' doses and the
+    best constant dose chosen on that training trial's truth.
+    """
+    from engine.arclids.arte import reward
+    from engine.arclids.odm_eval import best_constant_dose_gy, regret
+
+    fresh, _ = evaluation_cohort(protocol.name)
+    doses = protocol.dose_grid()
+    jobs, keys = [], []
+    for size in sizes:
+        for outcome in protocol.outcome_names:
+            config = RTOEConfig.from_dict(payload["architectures"][arch][outcome]["best_config"])
+            member = member_jobs(protocol.name, outcome, config, n_members=n_members,
+                                 n_patients=size, trial_seed=_LEARNING_CURVE_SEED + size)
+            jobs.extend(member)
+            keys.extend((size, outcome, job) for job in member)
+    fitted = executor.map(_fit_job, jobs, progress=progress, desc="regret learning curve")
+    rows = []
+    for size in sizes:
+        train = training_cases(protocol.name, size, _LEARNING_CURVE_SEED + size)
+        means = {}
+        for outcome in protocol.outcome_names:
+            picked = [(job, r) for (s, o, job), r in zip(keys, fitted, strict=True)
+                      if s == size and o == outcome]
+            members = [OutcomeEstimator.from_state_dict(
+                protocol, outcome, RTOEConfig.from_dict(job.config), r["state"])
+                for job, r in picked]
+            calibration = calibrate_members(protocol, outcome, members, train,
+                                            [job.bootstrap_seed for job, _ in picked],
+                                            interval=False)
+            means[outcome] = calibration.apply(
+                np.stack([m.predict_proba(fresh, doses) for m in members])).mean(axis=0)
+        rewards = reward(means[protocol.target.outcome], means[protocol.oar.outcome],
+                         protocol.goals)
+        constant = best_constant_dose_gy(protocol, train)
+        result = regret(protocol, fresh, {
+            "learned_exact_argmax": doses[np.argmax(rewards, axis=1)],
+            "historic": fresh["dose_adapt_gy"].to_numpy(np.float64),
+            "best_constant_dose": np.full(len(fresh), constant),
+        })
+        rows.append({"arch": arch, "n_train_patients": size, "n_members": n_members,
+                     "best_constant_dose_gy": constant, **result})
     return rows

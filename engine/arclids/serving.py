@@ -45,6 +45,7 @@ from engine.arclids.architectures import (
     arch_label,
     choice_label,
 )
+from engine.arclids.calibration import IDENTITY, OutcomeCalibration
 from engine.arclids.cohort import ReferenceModel, load_trial_spec
 from engine.arclids.gan import WGANGP, GANConfig, TabularTransform
 from engine.arclids.odm import ODMConfig, ODMEnsemble, ensemble_version
@@ -69,12 +70,14 @@ __all__ = [
     "ModelChoice",
     "ModelUnavailable",
     "OdmUnavailable",
+    "calibration_name",
     "decision_maker",
     "ensemble_model",
     "failure_reason",
     "gan_evaluation_name",
     "gan_name",
     "learned_version",
+    "load_calibration",
     "load_catalogue",
     "load_evaluation",
     "load_gan",
@@ -106,9 +109,10 @@ GAN_FAMILY = "gan"
 """Artifact family of the synthetic-patient generators."""
 ODM_FAMILY = "odm"
 """Artifact family of the decision makers."""
-N_RTOE_MEMBERS = 5
-"""Members per outcome of a served outcome ensemble (the paper's 5), trained on all data with
-the best setting, member k with seed k."""
+N_RTOE_MEMBERS = 20
+"""Members per outcome of a served outcome ensemble, trained with the best setting, member k with
+seed k on a bootstrap resample of the patients (bagging; the paper trained 5 on all data, whose
+spread only measured fitting noise)."""
 N_ODM_MEMBERS = 5
 """ODM members per architecture (the paper's 5), member k on ARTE member k."""
 N_SYNTHETIC = 10_000
@@ -120,6 +124,11 @@ SYNTHETIC_SEED = 10_000
 def member_name(protocol_name: str, arch: str, outcome: str, k: int) -> str:
     """Artifact name of outcome-ensemble member ``k`` (``rtoe/<name>.pt``)."""
     return f"{protocol_name}_{arch}_{outcome}_{k}"
+
+
+def calibration_name(protocol_name: str, arch: str) -> str:
+    """Artifact name of an ensemble's recalibration and interval (``rtoe/<name>.json``)."""
+    return f"{protocol_name}_{arch}_calibration"
 
 
 def rtoe_evaluation_name(protocol_name: str) -> str:
@@ -183,6 +192,13 @@ def failure_reason(exc: BaseException) -> str:
 # Outcome ensembles
 
 
+def _n_members(root: Path, protocol_name: str, arch: str, outcome: str) -> int:
+    """Members of one ensemble listed in the manifest under ``root``."""
+    prefix = f"{protocol_name}_{arch}_{outcome}_"
+    return sum(1 for m in registry.list_artifacts(root, RTOE_FAMILY)
+               if m.name.startswith(prefix) and m.name[len(prefix):].isdigit())
+
+
 def load_members(
     protocol_name: str, arch: str, outcome: str, models_dir: Any = None
 ) -> tuple[list[OutcomeEstimator], list[Any]]:
@@ -190,8 +206,13 @@ def load_members(
 
     models_dir = settings.models_dir() if models_dir is None else models_dir
     protocol = load_protocol(protocol_name)
+    n = _n_members(Path(models_dir), protocol_name, arch, outcome)
+    if n == 0:
+        raise registry.ArtifactError(
+            f"{models_dir}: no {protocol_name} {arch} {outcome} members in the manifest; train "
+            f"them with `artds train rtoe --protocol {protocol_name}`")
     members, metas = [], []
-    for k in range(N_RTOE_MEMBERS):
+    for k in range(n):
         state, meta = registry.load_artifact(
             models_dir, RTOE_FAMILY, member_name(protocol_name, arch, outcome, k)
         )
@@ -199,6 +220,18 @@ def load_members(
         members.append(OutcomeEstimator.from_state_dict(protocol, outcome, config, state))
         metas.append(meta)
     return members, metas
+
+
+def load_calibration(protocol_name: str, arch: str, models_dir: Any = None
+                     ) -> tuple[OutcomeCalibration, OutcomeCalibration, Any]:
+    """An ensemble's (TCP, NTCP) recalibration and interval and its artifact metadata.
+
+    Raises registry.ArtifactError when absent: an ensemble is never served uncalibrated.
+    """
+    payload, meta = registry.load_json_artifact(
+        _models_dir(models_dir), RTOE_FAMILY, calibration_name(protocol_name, arch))
+    return (OutcomeCalibration.from_dict(payload["tcp"]),
+            OutcomeCalibration.from_dict(payload["ntcp"]), meta)
 
 
 def ensemble_model(
@@ -209,10 +242,11 @@ def ensemble_model(
     arch: str,
     version: str,
     warnings: Sequence[str] = (),
+    calibration: tuple[OutcomeCalibration, OutcomeCalibration] = (IDENTITY, IDENTITY),
 ) -> EnsembleOutcomeModel:
     """The servable outcome model of one architecture."""
-    label = (f"{arch_label(arch)} ensemble ({len(tcp_members)} members, "
-             "trained on the virtual trial)")
+    label = (f"{arch_label(arch)} ensemble ({len(tcp_members)} bagged members, "
+             "recalibrated, trained on the virtual trial)")
     return EnsembleOutcomeModel(
         protocol,
         list(tcp_members),
@@ -221,6 +255,8 @@ def ensemble_model(
         label=label,
         version=version,
         warnings=warnings,
+        tcp_calibration=calibration[0],
+        ntcp_calibration=calibration[1],
     )
 
 
@@ -231,12 +267,15 @@ def load_served_model(
     protocol = load_protocol(protocol_name)
     tcp, tcp_meta = load_members(protocol_name, arch, protocol.target.outcome, models_dir)
     ntcp, ntcp_meta = load_members(protocol_name, arch, protocol.oar.outcome, models_dir)
+    tcp_cal, ntcp_cal, cal_meta = load_calibration(protocol_name, arch, models_dir)
     version = registry.ensemble_version(
-        "rtoe", protocol_name, arch, [m.sha256 for m in [*tcp_meta, *ntcp_meta]], hex_per_member=4
+        "rtoe", protocol_name, arch,
+        [m.sha256 for m in [*tcp_meta, *ntcp_meta, cal_meta]], hex_per_member=4
     )
     return ensemble_model(
         protocol, tcp, ntcp, arch=arch, version=version,
         warnings=stale_trial_warnings(protocol_name, [*tcp_meta, *ntcp_meta]),
+        calibration=(tcp_cal, ntcp_cal),
     )
 
 
@@ -248,31 +287,34 @@ def learned_version(protocol_name: str, arch: str, sha256s: Sequence[str]) -> st
 
 def load_learned_version(protocol_name: str, arch: str, location: Path | str,
                        version: str, label: str) -> Any:
-    """The ensemble of a Learning Mode version (hash-checked; the version must match)."""
+    """The ensemble of a Learning Mode version (hash-checked; the version must match).
+
+    Its version string covers the members and, for versions trained since recalibration
+    existed, the calibration artifact (``learned_version`` over members then calibration).
+    """
     protocol = load_protocol(protocol_name)
     root = Path(location)
     members: dict[str, list] = {}
     shas: list[str] = []
-    n_members = sum(1 for m in registry.list_artifacts(root, RTOE_FAMILY)
-                    if m.name.startswith(f"{protocol_name}_{arch}_{protocol.target.outcome}_"))
-    if n_members == 0:
+    if _n_members(root, protocol_name, arch, protocol.target.outcome) == 0:
         raise registry.ArtifactError(f"{root}: no {protocol_name} {arch} members in the manifest")
     for outcome in protocol.outcome_names:
-        members[outcome] = []
-        for k in range(n_members):
-            state, meta = registry.load_artifact(root, RTOE_FAMILY,
-                                                 member_name(protocol_name, arch, outcome, k))
-            config = RTOEConfig.from_dict(meta.config)
-            members[outcome].append(
-                OutcomeEstimator.from_state_dict(protocol, outcome, config, state))
-            shas.append(meta.sha256)
+        members[outcome], metas = load_members(protocol_name, arch, outcome, root)
+        shas.extend(m.sha256 for m in metas)
+    calibration = (IDENTITY, IDENTITY)
+    if any(m.name == calibration_name(protocol_name, arch)
+           for m in registry.list_artifacts(root, RTOE_FAMILY)):
+        tcp_cal, ntcp_cal, cal_meta = load_calibration(protocol_name, arch, root)
+        calibration = (tcp_cal, ntcp_cal)
+        shas.append(cal_meta.sha256)
     found = learned_version(protocol_name, arch, shas)
     if found != version:
         raise registry.ArtifactError(
             f"{root}: holds version {found}, not {version}; restore the folder")
     return EnsembleOutcomeModel(protocol, members[protocol.target.outcome],
                                 members[protocol.oar.outcome], name=f"rtoe-{arch}",
-                                label=label, version=version)
+                                label=label, version=version, tcp_calibration=calibration[0],
+                                ntcp_calibration=calibration[1])
 
 
 def stale_trial_warnings(protocol_name: str, metas: Sequence[Any]) -> list[str]:

@@ -1,0 +1,238 @@
+"""Calibrated probabilities and intervals that state their level, for the outcome ensembles.
+
+Two steps, each fitted without touching the fresh evaluation cohort
+(:data:`engine.arclids.rtoe_eval.EVAL_COHORT_SEED`):
+
+1. **Recalibration of the probability** (:func:`fit_platt`). The members are trained as the paper
+   trains them (the minority class oversampled to 50/50, GLoGD, ensembles), so their raw
+   probabilities estimate the *balanced* event rate: NSCLC RP2 came out at 0.50 against a true
+   0.24. A logistic recalibration p = σ(a + b·logit(p_raw)) (Platt scaling) is fitted on the
+   members' **out-of-bag** predictions: every member is trained on a bootstrap resample of the
+   patients, so each training case has predictions from members that never saw it. The fit uses
+   only the training trial's observed outcomes, so Learning Mode can do the same with a clinic's
+   own cases. The slope is kept ≥ :data:`MIN_SLOPE` > 0, so a monotone member (GLoGD) stays
+   monotone in dose. Measured alternatives (docs/model-card-rtoe.md): the analytic prior-shift
+   correction (a = logit π, b = 1) and an intercept-only refit both left the HCC NTCP Brier score
+   worse than the base rate (0.121 vs 0.098) because the members are over-confident, which only
+   a slope < 1 corrects.
+2. **An interval with a stated level** (:func:`fit_conformal`). The members' spread measures
+   only what resampling 67 patients changes; it covered the truth at 2–36 % of (patient, dose)
+   points where 80 % was meant. The interval is a normalised split-conformal interval
+   (``crepes``, a maintained conformal library): mean ± q̂·(sd + :data:`SIGMA_FLOOR`), with q̂ the
+   level-quantile of |p_true − mean| / (sd + floor) on a *calibration* virtual cohort
+   (:data:`CALIBRATION_COHORT_SEED`, its own seed) whose true probabilities the virtual trial
+   knows. Its coverage on any further cohort drawn from the same trial holds by exchangeability;
+   for a clinic's real patients it holds only as far as the virtual trial resembles them, which
+   the model card says.
+
+For the decisions that compare two doses (the physician's proposal against the recommendation,
+:func:`interval_draws`), the calibrated members are widened to the interval: draws
+mean + (interval half-width / z)·ε with one ε per draw shared along the dose grid (a curve that
+is wrong is wrong at neighbouring doses too) and independent between TCP and NTCP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from crepes import ConformalRegressor
+from scipy.optimize import minimize
+from scipy.special import expit, logit
+from scipy.stats import norm
+
+from engine.core.config import DictConfig, check_range
+
+__all__ = [
+    "CALIBRATION_COHORT_SEED",
+    "CALIBRATION_COHORT_SIZE",
+    "DEFAULT_INTERVAL_LEVEL",
+    "IDENTITY",
+    "MIN_SLOPE",
+    "SIGMA_FLOOR",
+    "OutcomeCalibration",
+    "fit_calibration",
+    "fit_conformal",
+    "fit_platt",
+    "interval_draws",
+]
+
+CALIBRATION_COHORT_SEED = 80_001
+"""Seed of the virtual cohort the intervals are calibrated on (neither trained nor evaluated on)."""
+CALIBRATION_COHORT_SIZE = 1_000
+"""Patients in the calibration cohort."""
+DEFAULT_INTERVAL_LEVEL = 0.8
+"""Level of the interval shown with every probability (80 %)."""
+MIN_SLOPE = 0.01
+"""Smallest recalibration slope b: keeps every recalibrated member strictly increasing in its raw
+probability (and so GLoGD monotone in dose)."""
+SIGMA_FLOOR = 0.01
+"""Added to the members' sd before normalising (probability units): members that agree exactly
+still get an interval."""
+_EPS = 1e-7
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return logit(np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS))
+
+
+@dataclass(frozen=True)
+class OutcomeCalibration(DictConfig):
+    """The fitted recalibration and interval of one outcome of an ensemble."""
+
+    intercept: float = 0.0
+    """Platt intercept a (logit units)."""
+    slope: float = 1.0
+    """Platt slope b ≥ MIN_SLOPE (dimensionless); 1 and intercept 0 leave probabilities as they
+    are."""
+    interval_level: float | None = None
+    """Level of the interval in (0, 1), e.g. 0.8; None: no calibrated interval (the members'
+    min–max is shown, labelled as such)."""
+    conformal_quantile: float | None = None
+    """q̂: the interval is mean ± q̂·(sd + sigma_floor); None without an interval."""
+    sigma_floor: float = SIGMA_FLOOR
+    """Probability units added to the members' sd before scaling."""
+    n_oob_pairs: int = 0
+    """(member, case) out-of-bag pairs the Platt fit used (0: not fitted)."""
+    n_calibration_points: int = 0
+    """(patient, dose) points of the calibration cohort behind q̂."""
+
+    def __post_init__(self) -> None:
+        check_range("OutcomeCalibration.slope", self.slope, MIN_SLOPE)
+        if self.interval_level is not None:
+            check_range("OutcomeCalibration.interval_level", self.interval_level, 0.0, 1.0,
+                        lo_open=True, hi_open=True)
+        if self.conformal_quantile is not None:
+            check_range("OutcomeCalibration.conformal_quantile", self.conformal_quantile, 0.0)
+        check_range("OutcomeCalibration.sigma_floor", self.sigma_floor, 0.0)
+
+    def apply(self, p_raw: np.ndarray) -> np.ndarray:
+        """Recalibrated probabilities, same shape as ``p_raw`` (float64, strictly increasing)."""
+        if self.intercept == 0.0 and self.slope == 1.0:
+            return np.asarray(p_raw, dtype=np.float64)
+        return expit(self.intercept + self.slope * _logit(p_raw))
+
+    def interval(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), each [P, D], of recalibrated member probabilities ``members`` [M, P, D].
+
+        The conformal interval clipped to [0, 1] when fitted, else the members' min and max.
+        """
+        members = np.asarray(members, dtype=np.float64)
+        if self.conformal_quantile is None:
+            return members.min(axis=0), members.max(axis=0)
+        mean = members.mean(axis=0)
+        half = self.conformal_quantile * (_sd(members) + self.sigma_floor)
+        return np.clip(mean - half, 0.0, 1.0), np.clip(mean + half, 0.0, 1.0)
+
+
+IDENTITY = OutcomeCalibration()
+"""No recalibration and no calibrated interval (models saved before calibration existed)."""
+
+
+def _sd(members: np.ndarray) -> np.ndarray:
+    if members.shape[0] < 2:
+        return np.zeros(members.shape[1:])
+    return members.std(axis=0, ddof=1)
+
+
+def fit_platt(raw: np.ndarray, oob: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
+    """Platt (a, b) on out-of-bag predictions by maximum likelihood, b ≥ MIN_SLOPE.
+
+    Args:
+        raw: raw member probabilities at each training case's received dose, [M, P].
+        oob: True where member m did not train on case p, [M, P].
+        y: observed outcomes 0/1 of the training cases, [P].
+
+    Returns:
+        (a, b, n_pairs). With no out-of-bag pair, or one class among them, (0, 1, n) — there is
+        nothing to fit and the members stay as trained.
+    """
+    raw, oob = np.asarray(raw, dtype=np.float64), np.asarray(oob, dtype=bool)
+    y = np.asarray(y, dtype=np.float64)
+    z = _logit(raw)[oob]
+    t = np.broadcast_to(y, raw.shape)[oob]
+    if t.size == 0 or t.min() == t.max():
+        return 0.0, 1.0, int(t.size)
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        s = theta[0] + theta[1] * z
+        resid = expit(s) - t
+        return float(np.sum(np.logaddexp(0.0, s) - t * s)), np.array(
+            [resid.sum(), (resid * z).sum()])
+
+    result = minimize(nll, np.array([0.0, 1.0]), jac=True, method="L-BFGS-B",
+                      bounds=[(None, None), (MIN_SLOPE, None)])
+    return float(result.x[0]), float(result.x[1]), int(t.size)
+
+
+def fit_conformal(members: np.ndarray, truth: np.ndarray, level: float,
+                  sigma_floor: float = SIGMA_FLOOR) -> float:
+    """q̂ of the normalised split-conformal interval (crepes), from a calibration cohort.
+
+    Args:
+        members: recalibrated member probabilities on the calibration cohort, [M, P, D].
+        truth: the true probabilities there, [P, D].
+        level: interval level in (0, 1).
+        sigma_floor: probability units added to the members' sd.
+
+    Returns:
+        q̂ ≥ 0 such that mean ± q̂·(sd + floor) holds ``level`` of the calibration points (the
+        conformal finite-sample quantile).
+    """
+    members = np.asarray(members, dtype=np.float64)
+    mean = members.mean(axis=0).ravel()
+    sigma = (_sd(members) + sigma_floor).ravel()
+    residuals = np.asarray(truth, dtype=np.float64).ravel() - mean
+    regressor = ConformalRegressor().fit(residuals=residuals, sigmas=sigma)
+    # crepes gives mean ± q̂·σ; reading q̂ back from a unit interval keeps its quantile rule.
+    lo_hi = regressor.predict_int(np.zeros(1), sigmas=np.ones(1), confidence=level)
+    return float(lo_hi[0, 1])
+
+
+def fit_calibration(
+    raw_train: np.ndarray,
+    oob: np.ndarray,
+    y: np.ndarray,
+    raw_calibration: np.ndarray | None,
+    truth_calibration: np.ndarray | None,
+    level: float = DEFAULT_INTERVAL_LEVEL,
+) -> OutcomeCalibration:
+    """Both steps for one outcome: Platt on out-of-bag predictions, then the conformal q̂.
+
+    Args:
+        raw_train: raw member probabilities at the training cases' received doses, [M, P].
+        oob: out-of-bag mask, [M, P].
+        y: training outcomes, [P].
+        raw_calibration: raw member probabilities on the calibration cohort's dose grid
+            [M, Pc, D], or None to skip the interval.
+        truth_calibration: true probabilities there, [Pc, D] (None with ``raw_calibration``).
+        level: interval level.
+    """
+    a, b, n_pairs = fit_platt(raw_train, oob, y)
+    platt = OutcomeCalibration(intercept=a, slope=b, n_oob_pairs=n_pairs)
+    if raw_calibration is None or truth_calibration is None:
+        return platt
+    q = fit_conformal(platt.apply(raw_calibration), truth_calibration, level)
+    return OutcomeCalibration(intercept=a, slope=b, interval_level=level, conformal_quantile=q,
+                              n_oob_pairs=n_pairs,
+                              n_calibration_points=int(np.asarray(truth_calibration).size))
+
+
+def interval_draws(
+    members: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float | None,
+    n_draws: int = 400, seed: int = 0,
+) -> np.ndarray:
+    """Draws of one outcome's curves whose spread matches the stated interval, [S, P, D].
+
+    mean + ((hi − lo) / 2z)·ε, z the normal quantile of the level, ε ~ N(0, 1) one per draw and
+    case shared along the dose grid; clipped to [0, 1]. Without a level the members themselves
+    are returned (their spread is all there is).
+    """
+    members = np.asarray(members, dtype=np.float64)
+    if level is None:
+        return members
+    z = float(norm.ppf(0.5 + level / 2.0))
+    mean = members.mean(axis=0)  # [P, D]
+    sd = (np.asarray(hi) - np.asarray(lo)) / (2.0 * z)  # [P, D]
+    eps = np.random.default_rng(seed).standard_normal((n_draws, mean.shape[0], 1))
+    return np.clip(mean[None] + sd[None] * eps, 0.0, 1.0)
