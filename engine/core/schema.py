@@ -5,8 +5,10 @@ of a protocol come from :func:`column_specs`, which derives them from the protoc
 
 * required: the protocol's id columns (``patient_id``; ``site_id`` for HCC), every feature of the
   protocol, and ``dose_eval_gy`` (evaluation-phase dose per fraction, Gy);
-* optional: ``dose_adapt_gy`` (adaptive dose per fraction actually given, Gy), the two outcome
-  columns (0/1, 1 = event) and ``note`` (free text).
+* optional: ``dose_adapt_gy`` (adaptive dose per fraction actually given, Gy),
+  ``proposed_dose_adapt_gy`` (the physician's own proposed adaptive dose per fraction, Gy, which
+  the recommendation is compared with), the two outcome columns (0/1, 1 = event) and ``note``
+  (free text).
 
 :func:`read_cases` turns CSV text (UTF-8, comma-separated, header in the first row) into a typed
 table or raises :class:`SchemaError` listing every problem found; it never returns a partially
@@ -55,6 +57,7 @@ __all__ = [
     "MAX_ID_CHARS",
     "MAX_NOTE_CHARS",
     "MAX_ROWS",
+    "PROPOSAL_COLUMN",
     "ColumnSpec",
     "case_label",
     "case_labels",
@@ -76,6 +79,9 @@ SITE_ID_MIN = 1
 """Smallest accepted ``site_id``."""
 SITE_ID_MAX = 5
 """Largest accepted ``site_id``."""
+PROPOSAL_COLUMN = "proposed_dose_adapt_gy"
+"""Optional column: the physician's own proposed adaptive dose per fraction, Gy, which
+:func:`engine.arclids.recommend.recommend` compares the recommendation with."""
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NONFINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
@@ -181,8 +187,9 @@ def column_specs(protocol: Protocol | str, *, require_outcomes: bool = False) ->
 ]:
     """Every accepted column of ``protocol``'s case table, in output order.
 
-    Order: id columns, features (protocol order), ``dose_eval_gy``, ``dose_adapt_gy``, the target
-    and organ-at-risk outcomes, ``note``. With ``require_outcomes`` the outcomes are required.
+    Order: id columns, features (protocol order), ``dose_eval_gy``, ``dose_adapt_gy``,
+    ``proposed_dose_adapt_gy``, the target and organ-at-risk outcomes, ``note``. With
+    ``require_outcomes`` the outcomes are required.
     """
     p = load_protocol(protocol) if isinstance(protocol, str) else protocol
     specs: list[ColumnSpec] = []
@@ -214,6 +221,12 @@ def column_specs(protocol: Protocol | str, *, require_outcomes: bool = False) ->
         min(p.dose_grid_gy), max(p.dose_grid_gy),
         f"Dose per fraction actually given in the {p.n_adapt_fractions} adaptive fractions "
         "(historic decision; leave empty if unknown).",
+    ))
+    specs.append(ColumnSpec(
+        PROPOSAL_COLUMN, "Proposed adaptive dose per fraction", "Gy", "continuous", False,
+        min(p.dose_grid_gy), max(p.dose_grid_gy),
+        f"The physician's own proposed dose per fraction for the {p.n_adapt_fractions} adaptive "
+        "fractions, which the recommendation is compared with (leave empty for none).",
     ))
     for structure, yes, no in (
         (p.target, "achieved", "not achieved"), (p.oar, "occurred", "did not occur")
@@ -561,7 +574,8 @@ def read_cases(
         One row per case, index 0..n-1, columns in this order: the id columns (``patient_id``
         str; ``site_id`` int64 for HCC), every feature (float64, in the protocol's units; integer
         kinds hold whole numbers), ``dose_eval_gy`` (float64, Gy), then whichever optional
-        columns the file has: ``dose_adapt_gy`` (float64, Gy, NaN when empty), the outcomes
+        columns the file has: ``dose_adapt_gy`` and ``proposed_dose_adapt_gy`` (float64, Gy,
+        NaN when empty), the outcomes
         (Int64, 0/1, <NA> when empty) and ``note`` (str, "" when empty).
 
     Raises:

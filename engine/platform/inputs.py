@@ -1,10 +1,10 @@
 """A protocol's case inputs between a session's case table, the database and the inputs CSV.
 
-The store keeps, per case, the id columns, the features, both doses and the two outcomes
-(:func:`stored_columns`; the note is kept apart, versioned on its own). This module turns a
-validated case table (:mod:`engine.core.schema`) into the store's records (:func:`case_records`),
-stored records back into a validated table (:func:`cases_from_stored`), merges a table into
-another by case label (:func:`merge_cases`), adds a follow-up to a case
+The store keeps, per case, the id columns, the features, both doses, the physician's proposed
+dose and the two outcomes (:func:`stored_columns`; the note is kept apart, versioned on its own).
+This module turns a validated case table (:mod:`engine.core.schema`) into the store's records
+(:func:`case_records`), stored records back into a validated table (:func:`cases_from_stored`),
+merges a table into another by case label (:func:`merge_cases`), adds a follow-up to a case
 (:func:`with_follow_up`), and writes the inputs in the upload format (:func:`inputs_csv`, which
 :func:`engine.core.schema.read_cases` reads back unchanged).
 """
@@ -18,7 +18,7 @@ import pandas as pd
 
 from engine.arclids.recommend import input_hash
 from engine.core.protocols import Protocol
-from engine.core.schema import case_labels, validate_dataframe
+from engine.core.schema import PROPOSAL_COLUMN, case_labels, validate_dataframe
 from engine.core.tabular import formula_safe
 from engine.platform.store import CaseRecord
 
@@ -34,19 +34,30 @@ __all__ = [
 
 def stored_columns(protocol: Protocol) -> list[str]:
     """The columns the store keeps of a case, in the documented order: ids, features,
-    ``dose_eval_gy``, ``dose_adapt_gy`` and the target and organ-at-risk outcomes."""
+    ``dose_eval_gy``, ``dose_adapt_gy``, ``proposed_dose_adapt_gy`` and the target and
+    organ-at-risk outcomes."""
     return [*protocol.id_columns, *protocol.feature_names, "dose_eval_gy", "dose_adapt_gy",
-            *protocol.outcome_names]
+            PROPOSAL_COLUMN, *protocol.outcome_names]
+
+
+def _optional(protocol: Protocol) -> tuple[str, ...]:
+    """The stored columns a case may leave unknown."""
+    return ("dose_adapt_gy", PROPOSAL_COLUMN, *protocol.outcome_names)
 
 
 def case_records(cases: pd.DataFrame, protocol: Protocol) -> list[CaseRecord]:
-    """What the store keeps of each case of a validated table (ids, features, doses, known
-    outcomes, the input hash; no note), one record per row in row order."""
+    """What the store keeps of each case of a validated table (ids, features, doses, a known
+    proposed dose, known outcomes, the input hash; no note), one record per row in row order.
+
+    A case without a proposed dose stores no ``proposed_dose_adapt_gy`` key at all, so that
+    cases saved before the column existed are not saved again as a new version unchanged."""
     columns = stored_columns(protocol)
     with_site = "site_id" in protocol.id_columns and "site_id" in cases.columns
     out = []
     for label, (_, row) in zip(case_labels(cases), cases.iterrows(), strict=True):
         values = {c: (row[c] if c in row.index else None) for c in columns}
+        if values[PROPOSAL_COLUMN] is None or pd.isna(values[PROPOSAL_COLUMN]):
+            del values[PROPOSAL_COLUMN]
         out.append(CaseRecord(label, str(row["patient_id"]),
                               int(row["site_id"]) if with_site else None, values,
                               input_hash(row, protocol)))
@@ -107,11 +118,12 @@ def merge_cases(current: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame,
 
 def inputs_csv(cases: pd.DataFrame, protocol: Protocol, notes: Mapping[str, str]) -> str:
     """The cases in the upload format with their notes (keyed by case label): the stored
-    columns, the optional ones (``dose_adapt_gy``, outcomes) only when some value is known, then
-    ``note``; ten significant digits, so that the file uploads again unchanged."""
+    columns, the optional ones (``dose_adapt_gy``, ``proposed_dose_adapt_gy``, outcomes) only when
+    some value is known, then ``note``; ten significant digits, so that the file uploads again
+    unchanged."""
     table = cases.copy()
     table["note"] = [notes.get(lab, "") for lab in case_labels(cases)]
     columns = [c for c in stored_columns(protocol) if c in table.columns
-               and (c not in ("dose_adapt_gy", *protocol.outcome_names) or table[c].notna().any())]
+               and (c not in _optional(protocol) or table[c].notna().any())]
     return formula_safe(table[[*columns, "note"]]).to_csv(
         index=False, float_format="%.10g", lineterminator="\n")

@@ -12,6 +12,7 @@ from app import shared
 from app.panels.data_input.messages import error_box, form_labels, success_line, summary
 from app.panels.data_input.state import DataInputState
 from engine.core.schema import (
+    PROPOSAL_COLUMN,
     SITE_ID_MAX,
     SITE_ID_MIN,
     validate_dataframe,
@@ -59,7 +60,8 @@ def form_card() -> ui.Tag:
 
 def form_server(input: Inputs, state: DataInputState) -> None:
     """The current protocol's form (ids, evaluation dose, every feature with its accepted
-    range); "Add this patient" validates it like a file row."""
+    range, and the physician's optional proposed dose); "Add this patient" validates it like a
+    file row."""
     refused: reactive.Value[list[Problem] | None] = reactive.value(None)
     """The problems of the last form refused, None after a success."""
 
@@ -87,6 +89,11 @@ def form_server(input: Inputs, state: DataInputState) -> None:
             "m_dose_eval_gy", labels["dose_eval_gy"], "Gy",
             p.dose_eval_min_gy, p.dose_eval_max_gy, 0.1, _first_value(name, "dose_eval_gy"),
         ))
+        grid = p.dose_grid_gy
+        fields.append(_numeric_field(  # empty by default: a proposal is the physician's own
+            f"m_{PROPOSAL_COLUMN}", f"{labels[PROPOSAL_COLUMN]} (Gy, optional)", "", grid[0],
+            grid[-1], round(grid[1] - grid[0], 6), None,
+        ))
         for feat in p.features:
             fields.append(_numeric_field(
                 f"m_{feat.name}", labels[feat.name], feat.unit, feat.min, feat.max,
@@ -107,7 +114,7 @@ def form_server(input: Inputs, state: DataInputState) -> None:
         row: dict[str, object] = {"patient_id": input["m_patient_id"]() or ""}
         if "site_id" in p.id_columns:
             row["site_id"] = input["m_site_id"]()
-        for name in (*p.feature_names, "dose_eval_gy"):
+        for name in (*p.feature_names, "dose_eval_gy", PROPOSAL_COLUMN):
             row[name] = input[f"m_{name}"]()
         frame = pd.DataFrame([{k: (float("nan") if v is None else v) for k, v in row.items()}])
         try:

@@ -7,6 +7,7 @@ from datetime import datetime
 from shiny import ui
 
 from engine.core.protocols import Protocol
+from engine.core.schema import PROPOSAL_COLUMN
 from engine.core.tabular import Problem
 
 __all__ = ["error_box", "form_labels", "result_line", "success_line", "summary", "when"]
@@ -38,7 +39,9 @@ def result_line(ok: bool, text: str) -> ui.Tag:
 def form_labels(protocol: Protocol) -> dict[str, str]:
     """Column → the label the form shows for it (also naming the fields of a refusal)."""
     labels = {"patient_id": "Patient id", "site_id": "Tumour site number",
-              "dose_eval_gy": "Evaluation-phase dose per fraction"}
+              "dose_eval_gy": "Evaluation-phase dose per fraction",
+              "dose_adapt_gy": "Adaptive dose per fraction given",
+              PROPOSAL_COLUMN: "Your proposed adaptive dose per fraction"}
     return labels | {f.name: f.label for f in protocol.features}
 
 

@@ -83,7 +83,7 @@ class SavedInput:
     """:func:`engine.arclids.recommend.input_hash` of these inputs (what recommendations cite)."""
     values: dict[str, Any]
     """Id columns, features, ``dose_eval_gy`` and any known ``dose_adapt_gy`` and outcomes
-    (None when unknown)."""
+    (None when unknown), and ``proposed_dose_adapt_gy`` when a proposal was given."""
     source: str
     """Where they came from: ``"form"``, ``"upload"``, ``"example"``, ``"follow-up"``."""
     created_at: datetime

@@ -181,6 +181,44 @@ def test_nsclc_good_file() -> None:
     assert df.loc[0, "tumour_geud_gy"] == 44.2
 
 
+def test_proposed_dose_is_optional_per_row_and_read_as_gy() -> None:
+    text = _good_text(NSCLC_GOOD).splitlines()
+    text[0] += ",proposed_dose_adapt_gy"
+    text[1] += ",2.8"
+    text[2] += ","
+    df = read_cases("\n".join(text) + "\n", "nsclc")
+    assert df["proposed_dose_adapt_gy"].dtype == np.float64
+    assert df.loc[0, "proposed_dose_adapt_gy"] == 2.8
+    assert math.isnan(df.loc[1, "proposed_dose_adapt_gy"])
+    # the shipped examples carry a proposal for some patients and none for others
+    examples = read_cases(ROOT / "assets" / "examples" / "nsclc_patients.csv", "nsclc")
+    assert examples["proposed_dose_adapt_gy"].notna().any()
+    assert examples["proposed_dose_adapt_gy"].isna().any()
+
+
+def test_proposed_dose_is_the_column_the_recommender_reads() -> None:
+    from engine.arclids.recommend import PROPOSAL_COLUMN
+
+    assert schema.PROPOSAL_COLUMN == PROPOSAL_COLUMN == "proposed_dose_adapt_gy"
+
+
+@pytest.mark.parametrize("value, message", [
+    ("abc", "value 'abc' is not a number; expected a number between 1.5 and 4 Gy"),
+    ("4.5", "value '4.5' is out of range; expected a number between 1.5 and 4 Gy"),
+    ("NA", None),
+])
+def test_proposed_dose_in_memory_is_checked_like_the_dose_given(value, message) -> None:
+    frame = pd.read_csv(NSCLC_GOOD, dtype=str, keep_default_na=False)
+    for column in ("dose_adapt_gy", "proposed_dose_adapt_gy"):
+        table = frame.assign(**{column: value})
+        if message is None:
+            assert validate_dataframe(table, "nsclc")[column].isna().all()
+            continue
+        with pytest.raises(SchemaError) as info:
+            validate_dataframe(table, "nsclc")
+        assert info.value.problems[0].message == f"row 2, column {column}: {message}"
+
+
 def test_hcc_good_file() -> None:
     p = load_protocol("hcc")
     df = read_cases(HCC_GOOD, "hcc")
@@ -331,11 +369,15 @@ def test_column_specs_follow_the_protocol() -> None:
         specs = column_specs(p)
         names = [s.name for s in specs]
         assert names == [
-            *p.id_columns, *p.feature_names, "dose_eval_gy", "dose_adapt_gy", *p.outcome_names,
-            "note",
+            *p.id_columns, *p.feature_names, "dose_eval_gy", "dose_adapt_gy",
+            "proposed_dose_adapt_gy", *p.outcome_names, "note",
         ]
         by_name = {s.name: s for s in specs}
         assert by_name["dose_adapt_gy"].min == min(p.dose_grid_gy)
+        # the proposal is checked exactly like the dose given: optional, within the dose grid
+        proposal, given = by_name["proposed_dose_adapt_gy"], by_name["dose_adapt_gy"]
+        assert (proposal.kind, proposal.unit, proposal.required, proposal.min, proposal.max) == (
+            given.kind, given.unit, given.required, given.min, given.max)
         assert by_name["dose_eval_gy"].max == p.dose_eval_max_gy
         assert not by_name[p.target.outcome].required
         assert column_specs(p, require_outcomes=True)[-2].required
@@ -379,7 +421,8 @@ def _number(spec: schema.ColumnSpec) -> st.SearchStrategy[float]:
 @st.composite
 def _tables(draw: st.DrawFn, protocol: str) -> pd.DataFrame:
     n = draw(st.integers(1, 6))
-    optional = draw(st.sets(st.sampled_from(["dose_adapt_gy", "outcomes", "note"])))
+    optional = draw(st.sets(st.sampled_from(["dose_adapt_gy", "proposed_dose_adapt_gy",
+                                             "outcomes", "note"])))
     cols: dict[str, object] = {}
     for spec in column_specs(protocol):
         if spec.kind == "id":

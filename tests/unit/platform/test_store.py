@@ -255,7 +255,7 @@ def test_case_inputs_round_trip_through_the_store(sqlite_store: Store) -> None:
     """engine.platform.inputs: a case table → store records → stored values → the same table;
     the inputs CSV reads back unchanged; merging replaces cases of the same label."""
     from engine.core.protocols import load_protocol
-    from engine.core.schema import case_labels, read_cases
+    from engine.core.schema import PROPOSAL_COLUMN, case_labels, read_cases
     from engine.core.tabular import SchemaError
     from engine.platform.inputs import (
         case_records,
@@ -273,8 +273,11 @@ def test_case_inputs_round_trip_through_the_store(sqlite_store: Store) -> None:
         assert stored_columns(protocol)[:len(protocol.id_columns)] == list(protocol.id_columns)
         records = case_records(cases, protocol)
         assert [r.label for r in records] == case_labels(cases)
-        assert all(len(r.input_hash) == 64 and set(r.values) == set(stored_columns(protocol))
-                   for r in records)
+        for r, proposal in zip(records, cases[PROPOSAL_COLUMN], strict=True):
+            # an unknown proposal is left out, so cases saved before it existed stay unchanged
+            left_out = {PROPOSAL_COLUMN} if pd.isna(proposal) else set()
+            assert len(r.input_hash) == 64
+            assert set(r.values) == set(stored_columns(protocol)) - left_out
         assert (records[0].site_id is None) == ("site_id" not in protocol.id_columns)
         sqlite_store.save_cases(name, records, source="upload", username="ann")
         found = sqlite_store.latest_inputs(name, [r.label for r in records])
@@ -286,7 +289,10 @@ def test_case_inputs_round_trip_through_the_store(sqlite_store: Store) -> None:
         text = inputs_csv(cases, protocol, notes)
         again = read_cases(io.BytesIO(text.encode()), protocol)
         assert again["note"].fillna("").tolist()[0] == "first, with a comma"
-        assert "dose_adapt_gy" not in text.splitlines()[0]  # unknown everywhere: left out
+        header = text.splitlines()[0].split(",")
+        assert "dose_adapt_gy" not in header  # unknown everywhere: left out
+        assert PROPOSAL_COLUMN in header  # known for some examples: kept, empty for the others
+        pd.testing.assert_series_equal(again[PROPOSAL_COLUMN], cases[PROPOSAL_COLUMN])
         with pytest.raises(SchemaError):
             cases_from_stored(protocol, [found[records[0].label].values],
                               require_outcomes=True)
@@ -304,3 +310,27 @@ def test_case_inputs_round_trip_through_the_store(sqlite_store: Store) -> None:
         assert replaced == 1
         assert case_labels(merged) == case_labels(cases.iloc[[0, 1, 2]])
         assert merged.index.tolist() == [0, 1, 2]
+
+
+def test_a_proposal_adds_an_input_version_and_its_absence_does_not(sqlite_store: Store) -> None:
+    """Cases saved before ``proposed_dose_adapt_gy`` existed (no such key) are not saved again
+    as a new version when reloaded without a proposal; a proposal is a new version."""
+    from engine.core.protocols import load_protocol
+    from engine.core.schema import PROPOSAL_COLUMN, read_cases
+    from engine.platform.inputs import case_records
+    from engine.settings import EXAMPLES_DIR
+
+    protocol = load_protocol("nsclc")
+    cases = read_cases(EXAMPLES_DIR / "nsclc_patients.csv", protocol).iloc[[0]]
+    assert cases[PROPOSAL_COLUMN].isna().all()
+    record = case_records(cases, protocol)[0]
+    before = {k: v for k, v in record.values.items() if k != PROPOSAL_COLUMN}  # the old layout
+    first = sqlite_store.save_inputs("nsclc", record.label, record.patient_id, None, before,
+                                     record.input_hash, source="upload", username="ann")
+    again = sqlite_store.save_cases("nsclc", [record], source="example", username="ann")[0]
+    assert (first.version, again.version, again.new) == (1, 1, False)
+
+    proposed = case_records(cases.assign(**{PROPOSAL_COLUMN: 2.8}), protocol)[0]
+    assert proposed.input_hash == record.input_hash  # the curves do not depend on it
+    saved = sqlite_store.save_cases("nsclc", [proposed], source="form", username="ann")[0]
+    assert (saved.version, saved.new, saved.values[PROPOSAL_COLUMN]) == (2, True, 2.8)
