@@ -2,9 +2,10 @@
 
 The recommended dose comes from the optimal decision maker (ODM, :mod:`engine.arclids.odm`) when one
 is served for the outcome model: the mean of its members' greedy doses, with the standard error of
-that mean and the members' mean q-value (the expected reward, read as the AI's confidence). TCP,
-NTCP and goal at that dose are read from the outcome model's ensemble-mean curves, linearly between
-grid doses (:func:`engine.arclids.arte.at_dose`).
+that mean (the decision maker's fitting noise) and the members' mean q-value (their predicted
+reward, 0–3 with goal bonuses; not a confidence). TCP, NTCP and goal at that dose are read from
+the outcome model's ensemble-mean curves, linearly between grid doses
+(:func:`engine.arclids.arte.at_dose`).
 
 The exact argmax of the reward of the ensemble-mean curves over the dose grid (ties to the lower
 dose) is always reported next to it, and is the recommendation when no ODM can serve — none is
@@ -28,7 +29,7 @@ from engine.arclids.arte import at_dose, goal_index, reward
 from engine.arclids.calibration import interval_draws
 from engine.arclids.outcomes import OutcomeCurves, OutcomeModel
 from engine.core.protocols import Protocol
-from engine.core.schema import case_label
+from engine.core.schema import PROPOSAL_COLUMN, case_label
 
 __all__ = [
     "ADVICE_THRESHOLD",
@@ -94,6 +95,11 @@ class ProposalComparison:
     """The recommendation where the advice is to change, else the proposal."""
     threshold: float
     """The threshold applied."""
+    proposed_reward_interval: np.ndarray
+    """[lo, hi] of the reward at the proposal over the same plausible outcome models, at the
+    curves' interval level (0.8 when they state none), [2, P]."""
+    recommended_reward_interval: np.ndarray
+    """[lo, hi] of the reward at the recommendation, likewise, [2, P]."""
 
 
 def compare_proposal(
@@ -124,9 +130,11 @@ def compare_proposal(
         n = at_dose(doses, ntcp.reshape(-1, len(doses)), flat).reshape(s, -1)
         return reward(t, n, protocol.goals)
 
-    better = (reward_at(rec) > reward_at(prop)).mean(axis=0)
+    rec_reward, prop_reward = reward_at(rec), reward_at(prop)
+    better = (rec_reward > prop_reward).mean(axis=0)
     better = np.where(np.isclose(rec, prop), 0.0, better)
     change = better >= threshold
+    tail = (1.0 - (curves.interval_level or 0.8)) / 2.0
     return ProposalComparison(
         proposed_dose_gy=prop,
         recommended_dose_gy=rec,
@@ -134,6 +142,8 @@ def compare_proposal(
         advice=np.where(change, "change", "keep"),
         advised_dose_gy=np.where(change, rec, prop),
         threshold=threshold,
+        proposed_reward_interval=np.quantile(prop_reward, [tail, 1.0 - tail], axis=0),
+        recommended_reward_interval=np.quantile(rec_reward, [tail, 1.0 - tail], axis=0),
     )
 
 
@@ -247,8 +257,10 @@ class Recommendation:
     proposal: dict[str, Any] | None = None
     """The physician's proposal compared with the recommendation, when one was given: ``dose_gy``,
     ``tcp``, ``tcp_lo``, ``tcp_hi``, ``ntcp``, ``ntcp_lo``, ``ntcp_hi``, ``reward`` (at the
-    proposal), ``recommended_reward``, ``p_recommended_better``, ``advice`` ("keep" or "change"),
-    ``advised_dose_gy`` and ``threshold``."""
+    proposal) with ``reward_lo``, ``reward_hi``, ``recommended_reward`` with
+    ``recommended_reward_lo``, ``recommended_reward_hi`` (reward intervals over the plausible
+    outcome models, at ``interval_level``, 0.8 when that is None), ``p_recommended_better``,
+    ``advice`` ("keep" or "change"), ``advised_dose_gy`` and ``threshold``."""
 
     @property
     def label(self) -> str:
@@ -389,10 +401,6 @@ def _at(doses: np.ndarray, lo: np.ndarray, hi: np.ndarray, i: int, dose: float) 
     return [float(np.interp(dose, doses, lo[i])), float(np.interp(dose, doses, hi[i]))]
 
 
-PROPOSAL_COLUMN = "proposed_dose_adapt_gy"
-"""Optional input column: the physician's own proposed adaptive dose per fraction, Gy."""
-
-
 def _proposals(cases: pd.DataFrame, protocol: Protocol, curves: OutcomeCurves,
                rec_dose: np.ndarray, rec_reward: np.ndarray) -> list[dict[str, Any] | None]:
     """Per case, the proposal compared with the recommendation (None where none was given)."""
@@ -421,7 +429,11 @@ def _proposals(cases: pd.DataFrame, protocol: Protocol, curves: OutcomeCurves,
             "ntcp": n, "ntcp_lo": float(np.interp(dose, doses, ntcp_lo[i])),
             "ntcp_hi": float(np.interp(dose, doses, ntcp_hi[i])),
             "reward": float(reward(np.array(t), np.array(n), protocol.goals)),
+            "reward_lo": float(comparison.proposed_reward_interval[0, j]),
+            "reward_hi": float(comparison.proposed_reward_interval[1, j]),
             "recommended_reward": float(rec_reward[i]),
+            "recommended_reward_lo": float(comparison.recommended_reward_interval[0, j]),
+            "recommended_reward_hi": float(comparison.recommended_reward_interval[1, j]),
             "p_recommended_better": float(comparison.p_recommended_better[j]),
             "advice": str(comparison.advice[j]),
             "advised_dose_gy": float(comparison.advised_dose_gy[j]),

@@ -64,3 +64,50 @@ def test_empty_input_gives_no_recommendations():
     assert (
         recommend(_cases(0), NSCLC, FixedCurves(np.zeros((1, 0, 26)), np.zeros((1, 0, 26)))) == []
     )
+
+
+class IntervalCurves(FixedCurves):
+    """Hand-set curves with a stated interval (as a calibrated ensemble gives)."""
+
+    def __init__(self, tcp, ntcp, half_width: float, level: float = 0.8) -> None:
+        super().__init__(tcp, ntcp)
+        self.half_width, self.level = half_width, level
+
+    def predict_curves(self, cases, protocol):
+        tcp, ntcp = self.tcp.mean(axis=0), self.ntcp.mean(axis=0)
+        w = self.half_width
+        return OutcomeCurves(protocol.dose_grid(), self.tcp, self.ntcp, interval_level=self.level,
+                             tcp_lo=np.clip(tcp - w, 0, 1), tcp_hi=np.clip(tcp + w, 0, 1),
+                             ntcp_lo=np.clip(ntcp - w, 0, 1), ntcp_hi=np.clip(ntcp + w, 0, 1))
+
+
+def _rising(n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    doses = NSCLC.dose_grid()
+    tcp = np.clip((doses - 1.0) / 3.0, 0, 1)[None, None, :].repeat(n, axis=1)
+    ntcp = np.clip((doses - 1.5) / 8.0, 0, 1)[None, None, :].repeat(n, axis=1)
+    return tcp, ntcp
+
+
+def test_proposal_carries_reward_intervals_at_the_stated_level():
+    tcp, ntcp = _rising(2)
+    cases = _cases(2).assign(proposed_dose_adapt_gy=[2.0, np.nan])
+    recs = recommend(cases, NSCLC, IntervalCurves(tcp, ntcp, half_width=0.05))
+    proposal = recs[0].proposal
+    assert recs[1].proposal is None  # no proposal for this case
+    assert proposal["dose_gy"] == 2.0
+    for key, lo, hi in (("reward", "reward_lo", "reward_hi"),
+                        ("recommended_reward", "recommended_reward_lo", "recommended_reward_hi")):
+        assert proposal[lo] < proposal[hi]  # the curves' interval moves the reward
+        assert proposal[lo] <= proposal[key] <= proposal[hi]
+    assert proposal["recommended_reward"] == recs[0].recommended_reward
+    # a wider interval gives a wider reward interval
+    wide = recommend(cases, NSCLC, IntervalCurves(tcp, ntcp, half_width=0.15))[0].proposal
+    assert wide["reward_hi"] - wide["reward_lo"] > proposal["reward_hi"] - proposal["reward_lo"]
+
+
+def test_proposal_reward_interval_is_a_point_without_spread():
+    tcp, ntcp = _rising()
+    cases = _cases(1).assign(proposed_dose_adapt_gy=[2.0])
+    proposal = recommend(cases, NSCLC, FixedCurves(tcp, ntcp))[0].proposal  # one member
+    assert proposal["reward_lo"] == proposal["reward_hi"] == proposal["reward"]
+    assert proposal["recommended_reward_lo"] == proposal["recommended_reward_hi"]
