@@ -1,12 +1,17 @@
-"""The recommendation figures, shown to clinicians in the app and printed in the HTML report.
+"""The recommendation figures, shown to clinicians in the app and printed in the HTML report, and
+the wording of the numbers they carry (shared by the app, the report and the command line).
 
 - :func:`outcome_space_figure`: TCP (x) against NTCP (y) for every candidate adaptive dose, over
-  the reward landscape r = tcp (1 − ntcp) + goal bonus, with the goal regions outlined; for an
-  ensemble, the 1-sd covariance ellipse of (TCP, NTCP) at a subset of doses (as in ARCliDS
-  Fig. S8), built by :func:`covariance_ellipse` at :func:`ellipse_dose_indices`.
+  the reward landscape r = tcp (1 − ntcp) + goal bonus, with the goal regions outlined; where the
+  outcome model states an interval, an ellipse at a subset of doses whose TCP and NTCP extents are
+  the intervals, tilted by the members' correlation (:func:`interval_ellipse`, at
+  :func:`ellipse_dose_indices`); the best dose's interval along the curve; the physician's
+  proposal when one was given.
 - :func:`dose_response_figure`: TCP, NTCP and reward against the adaptive dose per fraction, with
-  a ±1 sd band for an ensemble.
-- :func:`recommendation_text`: the recommended dose as one line of text ("3.12 ± 0.05 Gy/fx").
+  the interval as a shaded band, the best dose's interval and the proposal.
+- Text: :func:`recommendation_text` ("3.12 Gy/fx"), :func:`interval_label` ("80 % interval"),
+  :func:`pct_text`, :func:`reward_text`, :func:`dose_interval_text`, :func:`advice_text`, and the
+  labels :data:`PREDICTED_REWARD`, :data:`SEM_MEANING`, :data:`DOSE_INTERVAL_MEANING`.
 
 The reward landscape is a light grey scale so the case colours (:mod:`engine.figures.style`)
 stay readable.
@@ -33,23 +38,44 @@ from engine.figures.style import (
     fmt_dose,
     rgba,
     safe,
+    wrap,
 )
 
 __all__ = [
+    "DOSE_INTERVAL_MEANING",
     "ELLIPSE_EVERY",
+    "PREDICTED_REWARD",
+    "SEM_MEANING",
+    "advice_text",
     "covariance_ellipse",
+    "dose_interval_text",
     "dose_response_figure",
     "ellipse_dose_indices",
+    "interval_ellipse",
+    "interval_label",
+    "level_label",
     "outcome_space_figure",
+    "pct_text",
     "recommendation_text",
+    "reward_text",
 ]
+
+PREDICTED_REWARD = "predicted reward (0–3, with goal bonuses)"
+"""What a reward or q-value is: a prediction on the 0–3 scale tcp (1 − ntcp) + goal bonus (a
+decision maker's q-value can exceed 3); never a confidence."""
+SEM_MEANING = "the decision maker's fitting noise, not the outcome models' uncertainty"
+"""What the standard error of the decision maker's members' mean dose is."""
+DOSE_INTERVAL_MEANING = "from the outcome models' uncertainty"
+"""Where the best dose's interval comes from (the spread of the best dose over plausible
+outcome models, :func:`engine.arclids.recommend.dose_interval`)."""
 
 _GOAL_STYLES = ({"dash": "solid", "width": 2.0}, {"dash": "dash", "width": 1.5})
 """Outline of the first goal region, then of every further one (dash and width in px)."""
-_MIN_SD = 1e-6
-"""Ensemble spread below this (probability units) is treated as none (identical members)."""
+_MIN_SPREAD = 1e-6
+"""Interval width or sd below this (probability units) is treated as none (one model, or
+identical members)."""
 ELLIPSE_EVERY = 4
-"""Outcome space: a covariance ellipse at every this many grid doses (plus the first and last,
+"""Outcome space: an interval ellipse at every this many grid doses (plus the first and last,
 the recommended and the selected dose). At every dose neighbouring ellipses overlap into a
 smear; every fourth keeps each one readable while still showing how the spread changes."""
 
@@ -98,20 +124,139 @@ def ellipse_dose_indices(
     keep |= {int(j) for j in extra if 0 <= int(j) < n_doses}
     return sorted(keep)
 
-
-def _has_spread(rec: Recommendation) -> bool:
-    """An ensemble whose members disagree somewhere (identical members have no spread)."""
-    if rec.n_members < 2:
+def _has_interval(rec: Recommendation) -> bool:
+    """The case's TCP or NTCP interval has a width somewhere (one model, or members that agree
+    without a stated interval, have none)."""
+    if rec.tcp_lo is None or rec.tcp_hi is None or rec.ntcp_lo is None or rec.ntcp_hi is None:
         return False
-    return bool(np.nanmax(np.concatenate([np.asarray(rec.tcp_sd, dtype=float),
-                                          np.asarray(rec.ntcp_sd, dtype=float)]),
-                          initial=0.0) > _MIN_SD)
+    width = np.concatenate([np.subtract(rec.tcp_hi, rec.tcp_lo),
+                            np.subtract(rec.ntcp_hi, rec.ntcp_lo)])
+    return bool(np.nanmax(width, initial=0.0) > _MIN_SPREAD)
+
+
+# --------------------------------------------------------------------------------------------
+# Wording of the numbers (app, report, command line)
+
+
+def _dose(dose_gy: float) -> str:
+    """A dose that may lie between grid doses (an interval's end, a members' mean), to at most
+    two decimals: 2.6333 → "2.63", 3.4 → "3.4"."""
+    return f"{round(float(dose_gy), 2):g}"
+
+
+def level_label(level: float) -> str:
+    """``0.8`` → ``"80 % interval"``."""
+    return f"{100 * level:g} % interval"
+
+
+def interval_label(rec: Recommendation) -> str | None:
+    """How the case's TCP/NTCP interval is named: ``"80 % interval"`` at the level the outcome
+    model states, ``"members' min–max"`` for an ensemble that states none, None when there is no
+    spread to show (a single model such as the reference truth, or members that agree)."""
+    if not _has_interval(rec):
+        return None
+    if rec.interval_level is not None:
+        return level_label(rec.interval_level)
+    return "members' min–max"
+
+
+def pct_text(value: float, interval: Sequence[float] | None, label: str | None) -> str:
+    """A probability with its interval: ``"71.2 % (80 % interval 60.1–80.3 %)"``, or
+    ``"71.2 %"`` without a label or an interval."""
+    if label is None or interval is None:
+        return f"{100 * value:.1f} %"
+    lo, hi = interval
+    return f"{100 * value:.1f} % ({label} {100 * lo:.1f}–{100 * hi:.1f} %)"
+
+
+def reward_text(value: float, interval: Sequence[float] | None, label: str | None) -> str:
+    """A predicted reward with its interval: ``"2.60 (80 % interval 1.61–2.70)"``, or
+    ``"2.60"`` without a label or an interval."""
+    if label is None or interval is None:
+        return f"{value:.2f}"
+    lo, hi = interval
+    return f"{value:.2f} ({label} {lo:.2f}–{hi:.2f})"
+
+
+def dose_interval_text(rec: Recommendation) -> str | None:
+    """The best dose's interval: ``"2.6–3.4 Gy/fx (80 % interval, from the outcome models'
+    uncertainty)"``; None when the outcome model has no spread (its best dose is one dose)."""
+    if rec.dose_interval_gy is None or interval_label(rec) is None:
+        return None
+    lo, hi = rec.dose_interval_gy
+    level = level_label(rec.interval_level or 0.8)
+    return f"{_dose(lo)}–{_dose(hi)} Gy/fx ({level}, {DOSE_INTERVAL_MEANING})"
+
+
+def recommendation_text(rec: Recommendation) -> str:
+    """The recommended dose: ``"3.12 Gy/fx"`` from a decision maker (its members' mean dose, or
+    the grid dose it serves, to two decimals), ``"3.2 Gy/fx"`` for the exact argmax. The
+    decision maker's SEM is not attached: it is its fitting noise (:data:`SEM_MEANING`), not
+    the uncertainty of the dose (:func:`dose_interval_text`)."""
+    if rec.recommended_dose_sem_gy is None:
+        return f"{fmt_dose(rec.recommended_dose_gy)} Gy/fx"
+    return f"{rec.recommended_dose_gy:.2f} Gy/fx"
+
+
+def advice_text(rec: Recommendation) -> str | None:
+    """What the comparison with the physician's proposal advises, in one sentence; None without
+    a proposal."""
+    prop = rec.proposal
+    if prop is None:
+        return None
+    dose = f"{_dose(prop['dose_gy'])} Gy/fx"
+    share = f"{100 * prop['p_recommended_better']:.0f} %"
+    needed = f"{100 * prop['threshold']:.0f} %"
+    if prop["advice"] == "change":
+        return (f"change to the recommendation ({_dose(prop['advised_dose_gy'])} Gy/fx): its "
+                f"reward is higher than at your proposal ({dose}) in {share} of plausible outcome "
+                f"models, at least the {needed} needed to advise a change")
+    if np.isclose(prop["dose_gy"], rec.recommended_dose_gy):
+        return f"keep your proposal ({dose}): it is the recommended dose"
+    return (f"keep your proposal ({dose}): the recommendation's reward is higher in only {share} "
+            f"of plausible outcome models, below the {needed} needed to advise a change")
+
+
+# --------------------------------------------------------------------------------------------
+# Outcome space
+
+
+def interval_ellipse(
+    tcp_interval: Sequence[float],
+    ntcp_interval: Sequence[float],
+    correlation: float,
+    n_points: int = 40,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ellipse whose TCP and NTCP extents are exactly the two intervals, tilted by the
+    correlation of TCP and NTCP (clipped to [−1, 1]), as a closed polyline.
+
+    Centre: the intervals' midpoints; with half-widths a, b the ellipse is the 1-sd contour of
+    Σ = [[a², ρab], [ρab, b²]], whose extent along each axis is a and b whatever ρ is
+    (:func:`covariance_ellipse`). ρ = ±1 gives the box's diagonal, 0 the axis-aligned ellipse.
+
+    Returns:
+        (x, y), each of shape [n_points].
+    """
+    (t_lo, t_hi), (n_lo, n_hi) = tcp_interval, ntcp_interval
+    a, b = (t_hi - t_lo) / 2.0, (n_hi - n_lo) / 2.0
+    rho = float(np.clip(np.nan_to_num(correlation), -1.0, 1.0))
+    return covariance_ellipse((t_lo + t_hi) / 2.0, (n_lo + n_hi) / 2.0, a * a, b * b,
+                              rho * a * b, n_points=n_points)
+
+
+def _correlation(rec: Recommendation, j: int) -> float:
+    """The members' correlation of TCP and NTCP at grid dose ``j`` (0 without spread)."""
+    sd_t, sd_n = rec.tcp_sd[j], rec.ntcp_sd[j]
+    if sd_t <= _MIN_SPREAD or sd_n <= _MIN_SPREAD:
+        return 0.0
+    return rec.tcp_ntcp_cov[j] / (sd_t * sd_n)
 
 
 def _ellipse_trace(
     rec: Recommendation, indices: list[int], colour: str, group: str, *, marked: bool = False
 ) -> go.Scatter:
-    """1-sd (TCP, NTCP) ellipses of one case at ``indices``, one trace (None between rings).
+    """Interval ellipses of one case at ``indices`` (:func:`interval_ellipse`), one trace (None
+    between rings).
 
     ``marked`` rings (recommended and selected dose) are drawn stronger than the faint rings
     along the curve. Rings are not clipped to 0–1 here (that would flatten them); the axes clip.
@@ -119,15 +264,14 @@ def _ellipse_trace(
     xs: list[float | None] = []
     ys: list[float | None] = []
     for j in indices:
-        x, y = covariance_ellipse(
-            rec.tcp[j], rec.ntcp[j], rec.tcp_sd[j] ** 2, rec.ntcp_sd[j] ** 2,
-            rec.tcp_ntcp_cov[j],
-        )
+        x, y = interval_ellipse((rec.tcp_lo[j], rec.tcp_hi[j]), (rec.ntcp_lo[j], rec.ntcp_hi[j]),
+                                _correlation(rec, j))
         xs += [*x.tolist(), None]
         ys += [*y.tolist(), None]
     return go.Scatter(
         x=xs, y=ys, mode="lines", cliponaxis=True, connectgaps=False,
-        name=f"{safe(rec.label)}: ±1 sd ellipses" + (" (marked doses)" if marked else ""),
+        name=f"{safe(rec.label)}: {interval_label(rec)} ellipses"
+        + (" (marked doses)" if marked else ""),
         legendgroup=group, showlegend=False,
         line=dict(color=rgba(colour, 0.9 if marked else 0.5), width=1.8 if marked else 1.0,
                   dash="solid"),
@@ -238,44 +382,40 @@ def _add_goal_regions(fig: go.Figure, protocol: Protocol) -> None:
             font=dict(size=11, color="#333333"), bgcolor="rgba(255,255,255,0.7)",
         )
 
-
-def recommendation_text(rec: Recommendation, *, q: bool = True) -> str:
-    """"3.12 ± 0.05 Gy/fx (q 2.71)" for an ODM serving the members' mean dose, "3.20 Gy/fx
-    (members 3.12 ± 0.05, q 2.71)" for one serving the best mean-q grid dose, "3.2 Gy/fx"
-    without an ODM."""
-    if rec.recommended_dose_sem_gy is None:
-        return f"{fmt_dose(rec.recommended_dose_gy)} Gy/fx"
-    if rec.odm_serving_rule == "mean-q" and rec.member_mean_dose_gy is not None:
-        q_text = "" if rec.q_value is None or not q else f", q {rec.q_value:.2f}"
-        return (f"{rec.recommended_dose_gy:.2f} Gy/fx (members {rec.member_mean_dose_gy:.2f} ± "
-                f"{rec.recommended_dose_sem_gy:.2f}{q_text})")
-    q_text = "" if rec.q_value is None or not q else f" (q {rec.q_value:.2f})"
-    return f"{rec.recommended_dose_gy:.2f} ± {rec.recommended_dose_sem_gy:.2f} Gy/fx{q_text}"
-
-
 def _recommender_text(rec: Recommendation) -> str:
     """Which rule chose the recommended dose, for the star's hover text."""
     if rec.recommender == "odm":
-        return (f"Double-DQN ensemble of {len(rec.member_doses_gy or [])} members; exact "
+        q = ("" if rec.q_value is None
+             else f"; its {PREDICTED_REWARD}: {rec.q_value:.2f}")
+        return (f"Double-DQN ensemble of {len(rec.member_doses_gy or [])} members{q}; exact "
                 f"reward argmax {fmt_dose(rec.exact_argmax_dose_gy)} Gy/fx")
     return "exact reward argmax (no decision maker served)"
 
 
-def _sem_segment(rec: Recommendation, colour: str, group: str) -> go.Scatter:
-    """The curve between recommended dose − SEM and + SEM, drawn as a thick translucent band."""
+def _dose_interval_segment(rec: Recommendation, colour: str, group: str) -> go.Scatter:
+    """The curve between the ends of the best dose's interval, drawn as a thick translucent band
+    (``meta="dose-interval"``)."""
     doses = np.asarray(rec.doses_gy, dtype=float)
-    lo = max(rec.recommended_dose_gy - rec.recommended_dose_sem_gy, doses[0])
-    hi = min(rec.recommended_dose_gy + rec.recommended_dose_sem_gy, doses[-1])
+    lo, hi = rec.dose_interval_gy
     along = np.linspace(lo, hi, 15)
     tcp = np.interp(along, doses, np.asarray(rec.tcp, dtype=float))
     ntcp = np.interp(along, doses, np.asarray(rec.ntcp, dtype=float))
+    level = level_label(rec.interval_level or 0.8)
     return go.Scatter(
         x=tcp, y=ntcp, mode="lines", cliponaxis=False, legendgroup=group, showlegend=False,
-        name=f"{safe(rec.label)}: recommended dose ± SEM",
-        line=dict(color=rgba(colour, 0.35), width=12), meta="sem",
-        hovertemplate=(f"<b>{safe(rec.label)}</b> recommended dose ± SEM<br>"
-                       f"{lo:.2f}–{hi:.2f} Gy/fx<extra></extra>"),
+        name=f"{safe(rec.label)}: best dose, {level}",
+        line=dict(color=rgba(colour, 0.35), width=12), meta="dose-interval",
+        hovertemplate=(f"<b>{safe(rec.label)}</b> best dose, {level}<br>"
+                       f"{_dose(lo)}–{_dose(hi)} Gy/fx<br>{DOSE_INTERVAL_MEANING}"
+                       "<extra></extra>"),
     )
+
+
+def _point_hover(rec: Recommendation, tcp: float, tcp_iv: Sequence[float] | None, ntcp: float,
+                 ntcp_iv: Sequence[float] | None) -> str:
+    """"TCP … <br>NTCP …" with the case's interval (hover text)."""
+    label = interval_label(rec)
+    return f"TCP {pct_text(tcp, tcp_iv, label)}<br>NTCP {pct_text(ntcp, ntcp_iv, label)}"
 
 
 def _grid_dose_mark(
@@ -283,20 +423,75 @@ def _grid_dose_mark(
     meta: str | None = None,
 ) -> go.Scatter:
     """An open marker on the ``i``-th case's outcome-space curve at grid dose ``j`` (the
-    selected dose, the exact reward argmax), hovering the dose, TCP, NTCP and reward there."""
+    selected dose, the exact reward argmax), hovering the dose, TCP, NTCP (with the interval)
+    and reward there."""
     colour, label, group = _case_style(i, rec)
     dose = fmt_dose(float(rec.doses_gy[j]))
     tcp, ntcp = float(rec.tcp[j]), float(rec.ntcp[j])
+    ivs = ((rec.tcp_lo[j], rec.tcp_hi[j]), (rec.ntcp_lo[j], rec.ntcp_hi[j])) \
+        if rec.tcp_lo is not None else (None, None)
     return go.Scatter(
         x=[tcp], y=[ntcp], mode="markers", cliponaxis=False,
         name=f"{label}: {what} {dose} Gy/fx", legendgroup=group, showlegend=False, meta=meta,
         marker=dict(symbol=symbol, size=size_px, color=colour,
                     line=dict(width=line_px, color=colour)),
         hovertemplate=(
-            f"<b>{label}</b> {what}<br>dose {dose} Gy/fx<br>TCP {tcp:.1%}<br>"
-            f"NTCP {ntcp:.1%}<br>reward {rec.reward[j]:.3f}<extra></extra>"
+            f"<b>{label}</b> {what}<br>dose {dose} Gy/fx<br>"
+            f"{_point_hover(rec, tcp, ivs[0], ntcp, ivs[1])}<br>"
+            f"{PREDICTED_REWARD}: {rec.reward[j]:.3f}<extra></extra>"
         ),
     )
+
+
+def _proposal_hover(rec: Recommendation) -> str:
+    """Hover text of the physician's proposal: dose, TCP, NTCP and reward with their intervals,
+    p_recommended_better and the advice."""
+    prop = rec.proposal
+    assert prop is not None
+    label = interval_label(rec)
+    reward_iv = (prop["reward_lo"], prop["reward_hi"]) if "reward_lo" in prop else None
+    return (
+        f"<b>{safe(rec.label)}</b> your proposal<br>dose {_dose(prop['dose_gy'])} Gy/fx<br>"
+        + _point_hover(rec, prop["tcp"], (prop["tcp_lo"], prop["tcp_hi"]), prop["ntcp"],
+                       (prop["ntcp_lo"], prop["ntcp_hi"]))
+        + f"<br>{PREDICTED_REWARD}: {reward_text(prop['reward'], reward_iv, label)}"
+        + f"<br>P(recommendation better) {prop['p_recommended_better']:.2f}"
+        + f"<br>advice: {wrap(safe(advice_text(rec) or ''), 60)}<extra></extra>"
+    )
+
+
+def _proposal_mark(rec: Recommendation, i: int) -> go.Scatter:
+    """The physician's proposal on the ``i``-th case's outcome-space curve (open square,
+    ``meta="proposal"``, in the legend with the advice)."""
+    colour, _label, group = _case_style(i, rec)
+    prop = rec.proposal
+    assert prop is not None
+    return go.Scatter(
+        x=[prop["tcp"]], y=[prop["ntcp"]], mode="markers", cliponaxis=False,
+        name=f"proposal: {_dose(prop['dose_gy'])} Gy/fx (advice: {prop['advice']})",
+        legendgroup=group, meta="proposal",
+        marker=dict(symbol="square-open", size=15, color=colour, line=dict(width=3,
+                                                                             color=colour)),
+        hovertemplate=_proposal_hover(rec),
+    )
+
+
+def _star_hover(rec: Recommendation, protocol: Protocol) -> str:
+    """Hover text of the recommended dose: dose and its interval, TCP and NTCP with theirs, the
+    predicted reward, the goal, the recommender and any caution."""
+    dose_iv = dose_interval_text(rec)
+    lines = [
+        f"<b>{safe(rec.label)}</b> recommended",
+        f"dose {recommendation_text(rec)}",
+        *([f"best dose {wrap(dose_iv, 60)}"] if dose_iv else []),
+        _point_hover(rec, rec.recommended_tcp, rec.recommended_tcp_interval,
+                     rec.recommended_ntcp, rec.recommended_ntcp_interval),
+        f"{PREDICTED_REWARD}: {rec.recommended_reward:.2f}",
+        protocol.goal_met_text(rec.recommended_goal),
+        safe(_recommender_text(rec)),
+        *([f"caution: {wrap(safe(rec.caution), 60)}"] if rec.caution else []),
+    ]
+    return "<br>".join(lines) + "<extra></extra>"
 
 
 def outcome_space_figure(
@@ -319,13 +514,15 @@ def outcome_space_figure(
 
     Returns:
         A figure with the reward contour, the goal rectangles, one curve per case, the selected
-        dose (open circle) and the recommended dose (star, legend entry "recommended: X Gy/fx").
-        When the model is an ensemble whose members disagree, each case also gets its 1-sd
-        covariance ellipses of (TCP, NTCP) (``meta="ellipse"``, in the case's legend group):
-        faint at every :data:`ELLIPSE_EVERY`-th dose and the last, bold at the recommended and
-        the selected dose (two traces). The ellipses replace error bars (they show the same
-        ±1 sd along each axis, plus how TCP and NTCP move together). The hover gives the sd at
-        every dose.
+        dose (open circle), the recommended dose (star, legend entry "recommended: X Gy/fx") and
+        the physician's proposal where one was given (open square, ``meta="proposal"``, legend
+        entry with the advice). When the outcome model states an interval (or its members
+        disagree), each case also gets interval ellipses (``meta="ellipse"``, in the case's
+        legend group): the TCP and NTCP extents of each are the interval at that dose
+        (:func:`interval_ellipse`), faint at every :data:`ELLIPSE_EVERY`-th dose and the last,
+        bold at the recommended and the selected dose (two traces); and the best dose's interval
+        as a thick band along the curve (``meta="dose-interval"``). The hover gives the interval
+        at every dose.
     """
     selected_dose_gy = selected_dose_gy or {}
     bounds = _case_bounds(recs)
@@ -335,22 +532,25 @@ def outcome_space_figure(
     fig.add_trace(_reward_landscape(protocol, bounds))
     _add_goal_regions(fig, protocol)
 
-    any_ellipse = False
+    ellipse_label = None
+    any_dose_interval = False
     for i, rec in enumerate(recs):
         colour, label, group = _case_style(i, rec)
         doses = np.asarray(rec.doses_gy, dtype=float)
         tcp = np.asarray(rec.tcp, dtype=float)
         ntcp = np.asarray(rec.ntcp, dtype=float)
-        tcp_sd = np.asarray(rec.tcp_sd, dtype=float)
-        ntcp_sd = np.asarray(rec.ntcp_sd, dtype=float)
         goals = [protocol.goal_met_text(g) for g in rec.goal]
-        custom = np.column_stack([doses, rec.reward, tcp_sd, ntcp_sd, np.asarray(goals, object)])
-        has_sd = _has_spread(rec)
-        sd_part = " ± %{customdata[2]:.1%}" if has_sd else ""
-        sd_part_n = " ± %{customdata[3]:.1%}" if has_sd else ""
+        iv_label = interval_label(rec)
+        lo_hi = (np.column_stack([rec.tcp_lo, rec.tcp_hi, rec.ntcp_lo, rec.ntcp_hi])
+                 if iv_label else np.zeros((len(doses), 4)))
+        custom = np.column_stack([doses, rec.reward, lo_hi, np.asarray(goals, object)])
+        tcp_part = (f" ({iv_label} %{{customdata[2]:.1%}}–%{{customdata[3]:.1%}})"
+                    if iv_label else "")
+        ntcp_part = (f" ({iv_label} %{{customdata[4]:.1%}}–%{{customdata[5]:.1%}})"
+                     if iv_label else "")
         selected_j = (_nearest_index(doses, selected_dose_gy[rec.label])
                       if rec.label in selected_dose_gy and len(doses) else None)
-        if has_sd and len(doses):
+        if iv_label and len(doses):
             marked = {_nearest_index(doses, rec.recommended_dose_gy)}
             if selected_j is not None:
                 marked.add(selected_j)
@@ -358,7 +558,7 @@ def outcome_space_figure(
             if faint:
                 fig.add_trace(_ellipse_trace(rec, faint, colour, group))
             fig.add_trace(_ellipse_trace(rec, sorted(marked), colour, group, marked=True))
-            any_ellipse = True
+            ellipse_label = ellipse_label or iv_label
         fig.add_trace(
             go.Scatter(
                 x=tcp, y=ntcp,
@@ -371,46 +571,53 @@ def outcome_space_figure(
                 customdata=custom,
                 hovertemplate=(
                     f"<b>{label}</b><br>dose %{{customdata[0]:.2f}} Gy/fx<br>"
-                    f"TCP %{{x:.1%}}{sd_part}<br>NTCP %{{y:.1%}}{sd_part_n}<br>"
-                    "reward %{customdata[1]:.3f} (%{customdata[4]})<extra></extra>"
+                    f"TCP %{{x:.1%}}{tcp_part}<br>NTCP %{{y:.1%}}{ntcp_part}<br>"
+                    f"{PREDICTED_REWARD}: %{{customdata[1]:.3f}} (%{{customdata[6]}})"
+                    "<extra></extra>"
                 ),
             )
         )
         if selected_j is not None:
             fig.add_trace(_grid_dose_mark(rec, selected_j, i, "selected", "circle-open",
                                           size_px=18, line_px=3))
-        if rec.recommended_dose_sem_gy and len(doses) > 1:
-            fig.add_trace(_sem_segment(rec, colour, group))
+        if iv_label and rec.dose_interval_gy and rec.dose_interval_gy[1] > rec.dose_interval_gy[0]:
+            fig.add_trace(_dose_interval_segment(rec, colour, group))
+            any_dose_interval = True
         if rec.recommender == "odm" and len(doses):
             j = _nearest_index(doses, rec.exact_argmax_dose_gy)
             fig.add_trace(_grid_dose_mark(rec, j, i, "exact reward argmax", "diamond-open",
                                           size_px=13, line_px=2, meta="exact-argmax"))
+        if rec.proposal is not None:
+            fig.add_trace(_proposal_mark(rec, i))
         fig.add_trace(
             go.Scatter(
                 x=[rec.recommended_tcp], y=[rec.recommended_ntcp], mode="markers",
                 cliponaxis=False,
-                name=f"recommended: {recommendation_text(rec, q=False)}",
+                name=f"recommended: {recommendation_text(rec)}",
                 legendgroup=group,
                 marker=dict(symbol="star", size=20, color=colour,
                             line=dict(width=1.5, color="#ffffff")),
-                hovertemplate=(
-                    f"<b>{label}</b> recommended<br>"
-                    f"dose {recommendation_text(rec)}<br>"
-                    f"TCP {rec.recommended_tcp:.1%}<br>NTCP {rec.recommended_ntcp:.1%}<br>"
-                    f"{protocol.goal_met_text(rec.recommended_goal)}<br>"
-                    f"{safe(_recommender_text(rec))}<extra></extra>"
-                ),
+                hovertemplate=_star_hover(rec, protocol),
             )
         )
 
-    odm_marks = any(r.recommender == "odm" for r in recs)
-    marks = ("★ recommended dose (band: ± SEM), ◇ exact argmax" if odm_marks
-             else "★ recommended dose") + (", ○ selected" if selected_dose_gy else "")
-    if any_ellipse:
-        marks += (f" · ellipses: ensemble ±1 sd at every {ELLIPSE_EVERY}th dose"
-                  + ("" if odm_marks else ", bold at the marked doses"))
+    marks = "★ recommended dose"
+    if any(r.recommender == "odm" for r in recs):
+        marks += ", ◇ exact argmax"
+    if any(r.proposal is not None for r in recs):
+        marks += ", □ your proposal"
+    if selected_dose_gy:
+        marks += ", ○ selected"
+    if any_dose_interval:
+        level = next(level_label(r.interval_level or 0.8) for r in recs if interval_label(r))
+        marks += f" · thick band: best dose, {level} ({DOSE_INTERVAL_MEANING})"
+    if ellipse_label:
+        marks += (f"<br>ellipses: {ellipse_label} of TCP and of NTCP (their extent), tilted by "
+                  f"the members' correlation, at every {ELLIPSE_EVERY}th dose, bold at the marked "
+                  "doses")
     _recommendation_layout(fig, recs, protocol, "Outcome space", 600 + 22 * len(recs),
-                           f"<br>{marks}", dict(l=80, r=30, t=96, b=70))
+                           f"<br>{marks}", dict(l=80, r=30, t=96 + (18 if ellipse_label else 0),
+                                                b=70))
     fig.update_layout(
         # One legend block per case, side by side: its curve and its star share a legend group,
         # so clicking the case hides the curve, ellipses, star and circle together.
@@ -447,13 +654,15 @@ def outcome_space_figure(
 
 
 def _case_bounds(recs: list[Recommendation]) -> tuple[float, float, float, float] | None:
-    """Padded (tcp_lo, tcp_hi, ntcp_lo, ntcp_hi) around every curve (±1 sd), inside [0, 1]."""
+    """Padded (tcp_lo, tcp_hi, ntcp_lo, ntcp_hi) around every curve and its interval (so the
+    ellipses fit), inside [0, 1]."""
     if not recs:
         return None
-    tcp = np.concatenate([np.asarray(r.tcp) + s * np.asarray(r.tcp_sd) for r in recs
-                          for s in (-1.0, 1.0)])
-    ntcp = np.concatenate([np.asarray(r.ntcp) + s * np.asarray(r.ntcp_sd) for r in recs
-                           for s in (-1.0, 1.0)])
+    def ends(mean: list[float], *interval: list[float] | None) -> list[np.ndarray]:
+        return [np.asarray(mean if v is None else v, dtype=float) for v in (mean, *interval)]
+
+    tcp = np.concatenate([a for r in recs for a in ends(r.tcp, r.tcp_lo, r.tcp_hi)])
+    ntcp = np.concatenate([a for r in recs for a in ends(r.ntcp, r.ntcp_lo, r.ntcp_hi)])
     out = []
     for v in (tcp, ntcp):
         lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
@@ -467,32 +676,38 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
 
 
+# --------------------------------------------------------------------------------------------
+# Dose response
+
+
 def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.Figure:
     """TCP and NTCP (top) and reward (bottom) against the adaptive dose per fraction.
 
-    TCP is drawn solid, NTCP dashed, in the case's colour. When the model is an ensemble whose
-    members disagree, a semi-transparent ±1 sd band (mean − sd to mean + sd, clipped to 0–1;
-    one ``fill="toself"`` trace, ``meta="band"``, in the case's legend group) surrounds each
-    mean curve. The recommended dose of each case is a dashed vertical line across both rows.
+    TCP is drawn solid, NTCP dashed, in the case's colour. Where the outcome model states an
+    interval (or its members disagree), a semi-transparent band from the interval's lower to its
+    upper end (one ``fill="toself"`` trace, ``meta="band"``, named with the interval's level, in
+    the case's legend group) surrounds each mean curve. The recommended dose of each case is a
+    dashed vertical line across both rows, shaded over the best dose's interval where it has a
+    width; a proposal is a dotted line with an open square on the reward (``meta="proposal"``).
     """
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.62, 0.38],
     )
     grid = protocol.dose_grid()
-    any_band = False
+    band_label = None
+    any_dose_interval = False
     for i, rec in enumerate(recs):
         colour, label, group = _case_style(i, rec)
         doses = np.asarray(rec.doses_gy, dtype=float)
-        has_sd = _has_spread(rec)
-        for values, sd, name, dash in (
-            (rec.tcp, rec.tcp_sd, "TCP", "solid"),
-            (rec.ntcp, rec.ntcp_sd, "NTCP", "dash"),
+        iv_label = interval_label(rec)
+        for values, lo, hi, name, dash in (
+            (rec.tcp, rec.tcp_lo, rec.tcp_hi, "TCP", "solid"),
+            (rec.ntcp, rec.ntcp_lo, rec.ntcp_hi, "NTCP", "dash"),
         ):
             mean = np.asarray(values, dtype=float)
-            sd_arr = np.asarray(sd, dtype=float)
-            if has_sd:
-                lower = np.clip(mean - sd_arr, 0.0, 1.0)
-                upper = np.clip(mean + sd_arr, 0.0, 1.0)
+            if iv_label:
+                lower = np.clip(np.asarray(lo, dtype=float), 0.0, 1.0)
+                upper = np.clip(np.asarray(hi, dtype=float), 0.0, 1.0)
                 fig.add_trace(
                     go.Scatter(
                         x=np.concatenate([doses, doses[::-1]]),
@@ -500,22 +715,25 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
                         mode="lines", fill="toself",
                         fillcolor=rgba(colour, 0.16 if name == "TCP" else 0.10),
                         line=dict(width=0, color=colour),
-                        name=f"{label}: {name} ±1 sd", legendgroup=group, showlegend=False,
+                        name=f"{label}: {name} {iv_label}", legendgroup=group, showlegend=False,
                         hoverinfo="skip", meta="band",
                     ),
                     row=1, col=1,
                 )
-                any_band = True
-            sd_hover = " ± %{customdata:.1%}" if has_sd else ""
+                band_label = band_label or iv_label
+                custom = np.column_stack([lower, upper])
+                iv_hover = f" ({iv_label} %{{customdata[0]:.1%}}–%{{customdata[1]:.1%}})"
+            else:
+                custom, iv_hover = None, ""
             fig.add_trace(
                 go.Scatter(
                     x=doses, y=mean, mode="lines", name=f"{label}: {name}",
                     legendgroup=group,
                     line=dict(color=colour, width=2.5, dash=dash),
-                    customdata=sd_arr,
+                    customdata=custom,
                     hovertemplate=(
                         f"<b>{label}</b><br>dose %{{x:.2f}} Gy/fx<br>{name} %{{y:.1%}}"
-                        f"{sd_hover}<extra></extra>"
+                        f"{iv_hover}<extra></extra>"
                     ),
                 ),
                 row=1, col=1,
@@ -527,24 +745,41 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
                 line=dict(color=colour, width=2),
                 marker=dict(size=4, color=colour),
                 hovertemplate=(
-                    f"<b>{label}</b><br>dose %{{x:.2f}} Gy/fx<br>reward %{{y:.3f}}"
+                    f"<b>{label}</b><br>dose %{{x:.2f}} Gy/fx<br>{PREDICTED_REWARD}: %{{y:.3f}}"
                     "<extra></extra>"
                 ),
             ),
             row=2, col=1,
         )
+        dose_iv = rec.dose_interval_gy if iv_label else None
         for row in (1, 2):
-            if rec.recommended_dose_sem_gy:
+            if dose_iv and dose_iv[1] > dose_iv[0]:
                 fig.add_vrect(
-                    x0=rec.recommended_dose_gy - rec.recommended_dose_sem_gy,
-                    x1=rec.recommended_dose_gy + rec.recommended_dose_sem_gy,
-                    fillcolor=rgba(colour, 0.15), line_width=0, layer="below",
-                    row=row, col=1,
+                    x0=dose_iv[0], x1=dose_iv[1], fillcolor=rgba(colour, 0.15), line_width=0,
+                    layer="below", name=f"{label}: best dose, "
+                    f"{level_label(rec.interval_level or 0.8)}", row=row, col=1,
                 )
+                any_dose_interval = True
             fig.add_vline(
                 x=rec.recommended_dose_gy, line=dict(color=colour, width=2, dash="dash"),
                 opacity=0.9,
                 row=row, col=1,
+            )
+            if rec.proposal is not None:
+                fig.add_vline(
+                    x=rec.proposal["dose_gy"], line=dict(color=colour, width=2, dash="dot"),
+                    opacity=0.9, row=row, col=1,
+                )
+        if rec.proposal is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[rec.proposal["dose_gy"]], y=[rec.proposal["reward"]], mode="markers",
+                    name=f"{label}: your proposal", legendgroup=group, showlegend=False,
+                    marker=dict(symbol="square-open", size=12, color=colour,
+                                line=dict(width=2.5, color=colour)),
+                    meta="proposal", hovertemplate=_proposal_hover(rec),
+                ),
+                row=2, col=1,
             )
         if rec.recommender == "odm":
             j = _nearest_index(doses, rec.exact_argmax_dose_gy)
@@ -557,24 +792,36 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
                     meta="exact-argmax",
                     hovertemplate=(f"<b>{label}</b> exact reward argmax<br>"
                                    f"dose {fmt_dose(doses[j])} Gy/fx<br>"
-                                   f"reward {rec.reward[j]:.3f}<extra></extra>"),
+                                   f"{PREDICTED_REWARD}: {rec.reward[j]:.3f}<extra></extra>"),
                 ),
                 row=2, col=1,
             )
         where = (rec.recommended_dose_gy - grid[0]) / max(grid[-1] - grid[0], 1e-9)
         anchor = "left" if where < 0.15 else "right" if where > 0.85 else "center"
+        text = f"{label}: recommended {recommendation_text(rec)}"
+        if dose_iv and dose_iv[1] > dose_iv[0]:
+            text += (f" (best dose {_dose(dose_iv[0])}–{_dose(dose_iv[1])}, "
+                     f"{level_label(rec.interval_level or 0.8)})")
+        if rec.proposal is not None:
+            text += f" · your proposal {_dose(rec.proposal['dose_gy'])} Gy/fx"
         fig.add_annotation(
             x=rec.recommended_dose_gy, y=1.0, xref="x", yref="y domain",
-            text=f"{label}: recommended {recommendation_text(rec)}",
+            text=text,
             showarrow=False, yanchor="bottom", xanchor=anchor, yshift=4 + 16 * i,
             font=dict(size=11, color=colour), bgcolor="rgba(255,255,255,0.8)",
         )
 
-    bands = " · shaded: ensemble ±1 sd" if any_band else ""
-    if any(r.recommended_dose_sem_gy for r in recs):
-        bands += " · band: recommended ± SEM · ◇ exact argmax"
-    _recommendation_layout(fig, recs, protocol, "Dose response", 560 + 22 * len(recs), bands,
-                           dict(l=80, r=30, t=76 + 16 * len(recs), b=80))
+    notes = f" · shaded: {band_label} of TCP and NTCP" if band_label else ""
+    if any_dose_interval:
+        level = next(level_label(r.interval_level or 0.8) for r in recs if interval_label(r))
+        notes += f"<br>band: best dose, {level} ({DOSE_INTERVAL_MEANING})"
+    if any(r.proposal is not None for r in recs):
+        notes += " · dotted: your proposal"
+    if any(r.recommender == "odm" for r in recs):
+        notes += " · ◇ exact argmax"
+    _recommendation_layout(fig, recs, protocol, "Dose response", 560 + 22 * len(recs), notes,
+                           dict(l=80, r=30, t=76 + 16 * len(recs) + (18 if any_dose_interval
+                                                                    else 0), b=80))
     fig.update_layout(legend=dict(y=-0.16, entrywidth=210, entrywidthmode="pixels",
                                   tracegroupgap=6))
     pad = 0.02 * (grid[-1] - grid[0])
@@ -583,6 +830,5 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
     fig.update_yaxes(**GRIDDED)
     fig.update_yaxes(title_text="probability (TCP solid, NTCP dashed)", range=[0, 1.02],
                      tickformat=".0%", row=1, col=1)
-    fig.update_yaxes(title_text="reward", rangemode="tozero", row=2, col=1)
+    fig.update_yaxes(title_text="predicted reward (0–3)", rangemode="tozero", row=2, col=1)
     return fig
-

@@ -18,11 +18,17 @@ from engine.figures.model_review import (
     roc_figure,
 )
 from engine.figures.outcome_space import (
+    advice_text,
     covariance_ellipse,
+    dose_interval_text,
     dose_response_figure,
     ellipse_dose_indices,
+    interval_ellipse,
+    interval_label,
     outcome_space_figure,
+    pct_text,
     recommendation_text,
+    reward_text,
 )
 from engine.figures.population import population_figure
 from engine.figures.style import CASE_COLOURS
@@ -36,11 +42,14 @@ class CurveModel:
     version = "test-1"
 
     def __init__(self, members: int = 1, tcp_mid: float = 0.35, ntcp_mid: float = 0.8,
-                 spread: float = 0.03) -> None:
+                 spread: float = 0.03, level: float | None = None) -> None:
         self.members = members
         self.tcp_mid = tcp_mid
         self.ntcp_mid = ntcp_mid
         self.spread = spread
+        self.level = level
+        """With a level the curves state an interval (mean ± 1.3 sd + 0.02, clipped to 0–1)
+        at that level, as a calibrated ensemble does; without, the members' min–max is used."""
 
     def predict_curves(self, cases: pd.DataFrame, protocol: Protocol) -> OutcomeCurves:
         doses = protocol.dose_grid()
@@ -51,7 +60,15 @@ class CurveModel:
         tcp = 1.0 / (1.0 + np.exp(-(g - self.tcp_mid - shift + self.spread * k) / 0.15))
         ntcp = 1.0 / (1.0 + np.exp(-(g - self.ntcp_mid + shift / 2
                                       + self.spread * (k % 2 - 0.4 * k)) / 0.12))
-        return OutcomeCurves(doses_gy=doses, tcp=tcp, ntcp=ntcp)  # [M, P, D] each
+        if self.level is None:
+            return OutcomeCurves(doses_gy=doses, tcp=tcp, ntcp=ntcp)  # [M, P, D] each
+        ends = {}
+        for name, v in (("tcp", tcp), ("ntcp", ntcp)):
+            width = 1.3 * v.std(axis=0, ddof=1) + 0.02
+            ends[f"{name}_lo"] = np.clip(v.mean(axis=0) - width, 0.0, 1.0)
+            ends[f"{name}_hi"] = np.clip(v.mean(axis=0) + width, 0.0, 1.0)
+        return OutcomeCurves(doses_gy=doses, tcp=tcp, ntcp=ntcp, interval_level=self.level,
+                             **ends)
 
 
 def make_cases(protocol: Protocol, ids: list[str]) -> pd.DataFrame:
@@ -85,7 +102,8 @@ def recs(nsclc: Protocol, cases: pd.DataFrame) -> list[Recommendation]:
 
 @pytest.fixture(scope="module")
 def ensemble_recs(nsclc: Protocol, cases: pd.DataFrame) -> list[Recommendation]:
-    return recommend(cases, nsclc, CurveModel(members=5))
+    """A calibrated-like ensemble: 5 members and an 80 % interval."""
+    return recommend(cases, nsclc, CurveModel(members=5, level=0.8))
 
 
 def _traces(fig: go.Figure, kind: str) -> list:
@@ -186,6 +204,7 @@ def test_outcome_space_ellipses_only_for_ensembles(nsclc, recs, ensemble_recs):
         for t in mine:
             assert t.showlegend is False and t.hoverinfo == "skip"
             assert "rgba" in t.line.color  # semi-transparent
+            assert "80 % interval ellipses" in t.name
         doses = np.asarray(r.doses_gy)
         marked = {int(np.argmin(np.abs(doses - r.recommended_dose_gy)))}
         if r.label == rec.label:
@@ -196,11 +215,27 @@ def test_outcome_space_ellipses_only_for_ensembles(nsclc, recs, ensemble_recs):
         assert len(_rings(bold)) == len(marked)
         for (x, y), j in zip(_rings(faint) + _rings(bold), order, strict=True):
             assert x[0] == pytest.approx(x[-1]) and y[0] == pytest.approx(y[-1])  # closed
-            # The 1-sd ellipse spans exactly ±sd along each axis around the mean.
-            assert (x.max() - x.min()) / 2 == pytest.approx(r.tcp_sd[j], rel=0.02)
-            assert (y.max() - y.min()) / 2 == pytest.approx(r.ntcp_sd[j], rel=0.02)
-            assert x.mean() == pytest.approx(r.tcp[j], abs=1e-3)
-    assert "±1 sd" in fig.layout.title.subtitle.text
+            # The ellipse spans exactly the stated interval of TCP and of NTCP.
+            assert x.min() == pytest.approx(r.tcp_lo[j], abs=2e-3)
+            assert x.max() == pytest.approx(r.tcp_hi[j], abs=2e-3)
+            assert y.min() == pytest.approx(r.ntcp_lo[j], abs=2e-3)
+            assert y.max() == pytest.approx(r.ntcp_hi[j], abs=2e-3)
+    subtitle = fig.layout.title.subtitle.text
+    assert "ellipses: 80 % interval of TCP and of NTCP" in subtitle
+    assert "±1 sd" not in subtitle
+
+
+def test_interval_ellipse_spans_the_intervals_and_tilts_with_the_correlation():
+    for rho in (-0.7, 0.0, 0.7, 1.0):
+        x, y = interval_ellipse((0.5, 0.7), (0.1, 0.2), rho, n_points=2001)
+        assert (x.min(), x.max()) == pytest.approx((0.5, 0.7), abs=1e-5)
+        assert (y.min(), y.max()) == pytest.approx((0.1, 0.2), abs=1e-5)
+        assert not np.isnan(x).any() and not np.isnan(y).any()
+        # where TCP is highest, NTCP lies above its centre for a positive correlation
+        at_right = y[int(np.argmax(x))] - 0.15
+        assert np.sign(round(at_right, 6)) == np.sign(rho)
+    x, y = interval_ellipse((0.5, 0.7), (0.1, 0.2), float("nan"))  # no spread: untilted
+    assert not np.isnan(x).any()
 
 
 def test_outcome_space_no_ellipses_when_members_agree(nsclc, cases):
@@ -208,14 +243,27 @@ def test_outcome_space_no_ellipses_when_members_agree(nsclc, cases):
     assert same[0].n_members == 5
     fig = outcome_space_figure(same, nsclc)
     assert _ellipses(fig) == []
-    assert "±" not in _case_curves(fig)[0].hovertemplate
+    assert "interval" not in _case_curves(fig)[0].hovertemplate
+    assert not any(t.meta == "dose-interval" for t in fig.data)
 
 
-def test_outcome_space_hover_gives_the_sd_for_ensembles(nsclc, recs, ensemble_recs):
-    assert "±" not in _case_curves(outcome_space_figure(recs, nsclc))[0].hovertemplate
+def test_outcome_space_hover_gives_the_interval_for_ensembles(nsclc, recs, ensemble_recs):
+    assert "interval" not in _case_curves(outcome_space_figure(recs, nsclc))[0].hovertemplate
     curve = _case_curves(outcome_space_figure(ensemble_recs, nsclc))[0]
-    assert "±" in curve.hovertemplate
-    assert np.allclose(np.asarray(curve.customdata[:, 2], dtype=float), ensemble_recs[0].tcp_sd)
+    assert "TCP %{x:.1%} (80 % interval %{customdata[2]:.1%}–%{customdata[3]:.1%})" in (
+        curve.hovertemplate)
+    data = np.asarray(curve.customdata[:, 2:6], dtype=float)
+    rec = ensemble_recs[0]
+    assert np.allclose(data, np.column_stack([rec.tcp_lo, rec.tcp_hi, rec.ntcp_lo,
+                                              rec.ntcp_hi]))
+    assert "predicted reward (0–3, with goal bonuses)" in curve.hovertemplate
+
+
+def test_uncalibrated_ensembles_name_their_spread_the_members_min_max(nsclc, cases):
+    recs = recommend(cases, nsclc, CurveModel(members=5))  # states no interval level
+    assert interval_label(recs[0]) == "members' min–max"
+    assert "members' min–max" in outcome_space_figure(recs, nsclc).layout.title.subtitle.text
+    assert "members' min–max" in dose_response_figure(recs, nsclc).layout.title.subtitle.text
 
 
 def test_ellipse_dose_indices_every_fourth_plus_marked():
@@ -330,18 +378,93 @@ def test_dose_response_bands_for_ensembles(nsclc, ensemble_recs):
     assert len(bands) == 2 * len(ensemble_recs)  # TCP and NTCP per case
     rec = ensemble_recs[0]
     n = len(rec.doses_gy)
-    for what, mean, sd in (("TCP", rec.tcp, rec.tcp_sd), ("NTCP", rec.ntcp, rec.ntcp_sd)):
-        band = next(b for b in bands if b.name == f"{rec.label}: {what} ±1 sd")
+    for what, lo, hi in (("TCP", rec.tcp_lo, rec.tcp_hi), ("NTCP", rec.ntcp_lo, rec.ntcp_hi)):
+        band = next(b for b in bands if b.name == f"{rec.label}: {what} 80 % interval")
         assert band.fill == "toself" and "rgba" in band.fillcolor
         assert band.hoverinfo == "skip" and band.showlegend is False
         y = np.asarray(band.y, dtype=float)
-        assert np.allclose(y[:n], np.clip(np.add(mean, sd), 0, 1))
-        assert np.allclose(y[n:][::-1], np.clip(np.subtract(mean, sd), 0, 1))
+        assert np.allclose(y[:n], hi) and np.allclose(y[n:][::-1], lo)
         line = next(t for t in fig.data if t.name == f"{rec.label}: {what}")
         assert band.legendgroup == line.legendgroup
-        assert "±" in line.hovertemplate
-    assert "±1 sd" in fig.layout.title.subtitle.text
-    assert "ensemble of 5 members" in fig.layout.title.subtitle.text
+        assert "80 % interval" in line.hovertemplate
+    subtitle = fig.layout.title.subtitle.text
+    assert "shaded: 80 % interval of TCP and NTCP" in subtitle
+    assert "ensemble of 5 members" in subtitle
+    assert "±1 sd" not in subtitle
+
+
+def test_best_dose_interval_is_drawn_and_labelled_as_the_outcome_models(nsclc, ensemble_recs):
+    wide = [r for r in ensemble_recs if r.dose_interval_gy[1] > r.dose_interval_gy[0]]
+    assert wide, "the fixture's curves must move the best dose"
+    os_fig = outcome_space_figure(ensemble_recs, nsclc)
+    assert sum(t.meta == "dose-interval" for t in os_fig.data) == len(wide)
+    assert ("thick band: best dose, 80 % interval (from the outcome models' uncertainty)"
+            in os_fig.layout.title.subtitle.text)
+    dr = dose_response_figure(ensemble_recs, nsclc)
+    rects = [s for s in dr.layout.shapes if s.type == "rect"]
+    assert len(rects) == 2 * len(wide)  # both rows
+    assert {(s.x0, s.x1) for s in rects} == {tuple(r.dose_interval_gy) for r in wide}
+    assert "band: best dose, 80 % interval (from the outcome models' uncertainty)" in (
+        dr.layout.title.subtitle.text)
+
+
+def _with_proposal(recs: list[Recommendation], protocol: Protocol, cases: pd.DataFrame,
+                   model, doses: list[float]) -> list[Recommendation]:
+    return recommend(cases.assign(proposed_dose_adapt_gy=doses), protocol, model)
+
+
+def test_proposal_is_marked_with_its_comparison(nsclc, cases, ensemble_recs):
+    model = CurveModel(members=5, level=0.8)
+    recs = _with_proposal(ensemble_recs, nsclc, cases, model, [2.0, float("nan"), 3.5])
+    assert recs[1].proposal is None
+    os_fig = outcome_space_figure(recs, nsclc)
+    marks = [t for t in os_fig.data if t.meta == "proposal"]
+    assert len(marks) == 2
+    for mark, rec in zip(marks, (recs[0], recs[2]), strict=True):
+        prop = rec.proposal
+        assert (mark.x[0], mark.y[0]) == pytest.approx((prop["tcp"], prop["ntcp"]))
+        assert mark.name == f"proposal: {prop['dose_gy']:g} Gy/fx (advice: {prop['advice']})"
+        for text in ("your proposal", "80 % interval", "P(recommendation better)",
+                     f"{prop['p_recommended_better']:.2f}", "advice: "):
+            assert text in mark.hovertemplate
+    assert "□ your proposal" in os_fig.layout.title.subtitle.text
+    dr = dose_response_figure(recs, nsclc)
+    assert sum(t.meta == "proposal" for t in dr.data) == 2
+    dotted = [s for s in dr.layout.shapes if s.type == "line" and s.line.dash == "dot"]
+    assert sorted({s.x0 for s in dotted}) == [2.0, 3.5]
+    assert "dotted: your proposal" in dr.layout.title.subtitle.text
+
+
+def test_text_helpers_state_levels_and_meanings(recs, ensemble_recs):
+    from dataclasses import replace
+
+    assert interval_label(recs[0]) is None  # one model: no spread to state
+    assert interval_label(ensemble_recs[0]) == "80 % interval"
+    assert pct_text(0.7123, [0.6, 0.8], "80 % interval") == "71.2 % (80 % interval 60.0–80.0 %)"
+    assert pct_text(0.7123, None, None) == "71.2 %"
+    assert reward_text(2.6, [1.61, 2.7], "80 % interval") == "2.60 (80 % interval 1.61–2.70)"
+    assert dose_interval_text(recs[0]) is None
+    rec = replace(ensemble_recs[0], dose_interval_gy=[2.6333, 3.4])
+    assert dose_interval_text(rec) == (
+        "2.63–3.4 Gy/fx (80 % interval, from the outcome models' uncertainty)")
+    assert advice_text(rec) is None
+    prop = {"dose_gy": 2.8, "p_recommended_better": 0.62, "threshold": 0.8, "advice": "keep",
+            "advised_dose_gy": 2.8}
+    keep = advice_text(replace(rec, proposal=prop, recommended_dose_gy=3.1))
+    assert keep.startswith("keep your proposal (2.8 Gy/fx)") and "62 %" in keep
+    change = advice_text(replace(rec, recommended_dose_gy=3.1, proposal=prop | {
+        "advice": "change", "advised_dose_gy": 3.1, "p_recommended_better": 0.91}))
+    assert change.startswith("change to the recommendation (3.1 Gy/fx)") and "91 %" in change
+    same = advice_text(replace(rec, recommended_dose_gy=2.8, proposal=prop | {
+        "p_recommended_better": 0.0}))
+    assert same == "keep your proposal (2.8 Gy/fx): it is the recommended dose"
+
+
+def test_no_figure_calls_a_number_a_confidence(nsclc, cases, ensemble_recs):
+    recs = _with_proposal(ensemble_recs, nsclc, cases, CurveModel(members=5, level=0.8),
+                          [2.0, 2.5, 3.0])
+    for fig in (outcome_space_figure(recs, nsclc), dose_response_figure(recs, nsclc)):
+        assert "confiden" not in fig.to_json().lower()
 
 
 # --------------------------------------------------------------------------------------------
@@ -536,27 +659,29 @@ def _odm_recs(protocol: Protocol, cases: pd.DataFrame, model) -> list[Recommenda
     return recommend(cases, protocol, model, odm)
 
 
-def test_outcome_space_marks_the_odm_dose_with_sem_and_the_exact_argmax():
+def test_outcome_space_marks_the_odm_dose_and_the_exact_argmax_without_sem_band():
     nsclc = load_protocol("nsclc")
     cases = make_cases(nsclc, ["A", "B"])
-    model = CurveModel(members=3)
+    model = CurveModel(members=3, level=0.8)
     recs = _odm_recs(nsclc, cases, model)
     doses = nsclc.dose_grid()
     assert recs[0].recommended_dose_gy == pytest.approx(doses[[5, 7, 9]].mean())
     fig = outcome_space_figure(recs, nsclc)
     metas = [t.meta for t in fig.data]
-    assert metas.count("sem") == 2 and metas.count("exact-argmax") == 2
+    assert "sem" not in metas and metas.count("exact-argmax") == 2
     star = next(t for t in fig.data if t.name and t.name.startswith("recommended:"))
-    assert "±" in star.name and "q " in star.hovertemplate
+    # the SEM is the decision maker's fitting noise: not attached to the dose
+    assert star.name == f"recommended: {recs[0].recommended_dose_gy:.2f} Gy/fx"
+    assert "predicted reward (0–3, with goal bonuses)" in star.hovertemplate
+    assert f"{recs[0].q_value:.2f}" in star.hovertemplate
     # the star sits on the curve at the (off-grid) mean dose
     assert star.x[0] == pytest.approx(np.interp(recs[0].recommended_dose_gy, doses,
                                                 recs[0].tcp))
     dr = dose_response_figure(recs, nsclc)
     assert any(t.meta == "exact-argmax" for t in dr.data)
-    assert any(s.type == "rect" for s in dr.layout.shapes)  # the ± SEM band
-    # without a decision maker: no SEM band, no exact-argmax marker
+    # without a decision maker: no exact-argmax marker
     plain = outcome_space_figure(recommend(cases, nsclc, model), nsclc)
-    assert not any(t.meta in ("sem", "exact-argmax") for t in plain.data)
+    assert not any(t.meta == "exact-argmax" for t in plain.data)
 
 
 def _odm_payload() -> dict:
@@ -614,19 +739,17 @@ def test_gan_overlay_keeps_protocol_feature_order():
     assert sum(1 for t in fig.data if t.name == "training trial") == len(gan_columns(nsclc))
 
 
-def test_recommendation_text_names_what_the_decision_maker_served(recs):
-    """Mean-dose rule: "mean ± SEM"; mean-q rule: the grid dose, then the members' mean ± SEM
-    (the SEM belongs to the members' mean, not to the served grid dose)."""
+def test_recommendation_text_is_the_served_dose_without_the_sem(recs):
+    """The decision maker's dose to two decimals (its members' mean, or the grid dose it serves);
+    the SEM and the q-value are not attached (they are labelled where they are shown)."""
     from dataclasses import replace
 
     base = replace(recs[0], recommender="odm", recommended_dose_gy=3.2,
                    recommended_dose_sem_gy=0.05, q_value=2.71, member_mean_dose_gy=3.12)
     paper = replace(base, odm_serving_rule="mean-dose", recommended_dose_gy=3.12)
-    assert recommendation_text(paper) == "3.12 ± 0.05 Gy/fx (q 2.71)"
-    assert recommendation_text(replace(base, odm_serving_rule="mean-q")) == (
-        "3.20 Gy/fx (members 3.12 ± 0.05, q 2.71)")
-    assert recommendation_text(recs[0]).endswith("Gy/fx")  # no decision maker: no ±
-    assert "±" not in recommendation_text(recs[0])
+    assert recommendation_text(paper) == "3.12 Gy/fx"
+    assert recommendation_text(replace(base, odm_serving_rule="mean-q")) == "3.20 Gy/fx"
+    assert recommendation_text(recs[0]) == f"{recs[0].recommended_dose_gy:g} Gy/fx"
 
 
 # --------------------------------------------------------------------------------------------
