@@ -1,12 +1,16 @@
 """Self-contained, interactive HTML report of a set of recommendations.
 
 :func:`render_report` fills ``engine/platform/templates/report.html`` (Jinja2, autoescaping on) with
-the summary per case, the outcome model (label, version, ensemble size), the inputs, the physician's
-notes and the three figures of :mod:`engine.figures.outcome_space` and
-:mod:`engine.figures.population` (with ensemble bands and covariance ellipses when the model is an
-ensemble). plotly.js is inlined once from the installed plotly package, so the file opens offline
-and references no external URL; it prints on A4 (print stylesheet in the template). Everything that
-comes from the user (ids, notes) is escaped by the template. :func:`render_inputs` fills
+the summary per case (TCP and NTCP with their interval and its level, the predicted reward, the
+best dose's interval, any caution, the decision maker's SEM and q-value labelled as what they
+are), the physician's proposal compared with the recommendation, the outcome model (label,
+version, ensemble size, interval), the inputs, the physician's notes and the three figures of
+:mod:`engine.figures.outcome_space` and :mod:`engine.figures.population` (with interval bands and
+ellipses when the model states an interval). The wording of the numbers comes from
+:mod:`engine.figures.outcome_space`, as in the app and the command line. plotly.js is inlined
+once from the installed plotly package, so the file opens offline and references no external URL;
+it prints on A4 (print stylesheet in the template). Everything that comes from the user (ids,
+notes) is escaped by the template. :func:`render_inputs` fills
 ``inputs.html``, the printable inputs page; both pages extend ``page.html`` (the HTML skeleton:
 head, style block, ``<main>``).
 """
@@ -30,8 +34,21 @@ from engine import __version__
 from engine.arclids.arte import goal_flags
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
-from engine.core.schema import case_labels
-from engine.figures.outcome_space import dose_response_figure, outcome_space_figure
+from engine.core.schema import PROPOSAL_COLUMN, case_labels
+from engine.figures.outcome_space import (
+    DOSE_INTERVAL_MEANING,
+    PREDICTED_REWARD,
+    SEM_MEANING,
+    advice_text,
+    dose_interval_text,
+    dose_response_figure,
+    interval_label,
+    level_label,
+    outcome_space_figure,
+    pct_text,
+    recommendation_text,
+    reward_text,
+)
 from engine.figures.population import population_figure
 from engine.figures.style import PLOTLY_CONFIG, case_colour
 
@@ -49,21 +66,56 @@ DISCLAIMER = (
 
 
 @dataclass(frozen=True)
+class _Value:
+    """A number as printed: the value, and its interval naming its level (None: no interval)."""
+
+    main: str
+    interval: str | None = None
+
+    @classmethod
+    def of(cls, text: str) -> _Value:
+        """``"71.2 % (80 % interval 60.1–80.3 %)"`` → main ``71.2 %``, interval ``80 % …``."""
+        main, _, rest = text.partition(" (")
+        return cls(main, rest[:-1] if rest else None)
+
+
+@dataclass(frozen=True)
 class _SummaryRow:
     label: str
     colour: str
     dose_eval_gy: float
-    recommended_dose_gy: float
-    tcp: float
-    ntcp: float
+    recommended: str
+    tcp: _Value
+    ntcp: _Value
+    reward: str
+    dose_interval: str | None
+    """The best dose's interval, e.g. ``"2.6–3.4 Gy/fx"`` (its level and meaning are in the
+    column header); None without one."""
     goal: str
     input_hash: str
     audit_id: int | None
     model_version: str
+    caution: str | None = None
     dose_sem_gy: float | None = None
+    member_mean_dose_gy: float | None = None
     q_value: float | None = None
     exact_argmax_dose_gy: float | None = None
     goals_met: tuple[tuple[str, bool], ...] = ()
+
+
+@dataclass(frozen=True)
+class _ProposalBlock:
+    """The physician's proposal beside the recommendation, for one case."""
+
+    label: str
+    colour: str
+    rows: tuple[tuple[str, _Value, _Value], ...]
+    """(what, at the proposal, at the recommendation): dose, TCP, NTCP, predicted reward."""
+    p_recommended_better: float
+    threshold: float
+    advice: str
+    advice_text: str
+    advised_dose: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +123,7 @@ class _ModelRow:
     label: str
     version: str
     n_members: int
+    interval: str | None
 
 
 @dataclass(frozen=True)
@@ -92,6 +145,7 @@ def _environment() -> Environment:
     env.filters["pct"] = lambda x: "–" if x is None or math.isnan(x) else f"{100 * x:.1f} %"
     env.filters["gy"] = lambda x: f"{x:g}"
     env.filters["lower_first"] = lambda s: s[:1].lower() + s[1:]
+    env.filters["capitalize_first"] = lambda s: s[:1].upper() + s[1:]
     return env
 
 
@@ -172,6 +226,68 @@ def _input_rows(cases: pd.DataFrame, protocol: Protocol) -> list[_InputRow]:
     return rows
 
 
+def _summary_row(i: int, rec: Recommendation, protocol: Protocol,
+                 audit_id: int | None) -> _SummaryRow:
+    label = interval_label(rec)
+    return _SummaryRow(
+        label=rec.label,
+        colour=case_colour(i),
+        dose_eval_gy=rec.dose_eval_gy,
+        recommended=recommendation_text(rec).removesuffix(" Gy/fx"),
+        tcp=_Value.of(pct_text(rec.recommended_tcp, rec.recommended_tcp_interval, label)),
+        ntcp=_Value.of(pct_text(rec.recommended_ntcp, rec.recommended_ntcp_interval, label)),
+        reward=f"{rec.recommended_reward:.2f}",
+        dose_interval=_Value.of(dose_iv).main if (dose_iv := dose_interval_text(rec)) else None,
+        goal=protocol.goal_met_label(rec.recommended_goal),
+        input_hash=rec.input_hash,
+        audit_id=audit_id,
+        model_version=rec.model_version,
+        caution=rec.caution,
+        dose_sem_gy=rec.recommended_dose_sem_gy,
+        member_mean_dose_gy=(rec.recommended_dose_gy if rec.member_mean_dose_gy is None
+                             else rec.member_mean_dose_gy),
+        q_value=rec.q_value,
+        exact_argmax_dose_gy=rec.exact_argmax_dose_gy,
+        goals_met=tuple(
+            (g.name, bool(met)) for g, met in zip(
+                protocol.goals,
+                goal_flags(rec.recommended_tcp, rec.recommended_ntcp, protocol.goals),
+                strict=True,
+            )
+        ),
+    )
+
+
+def _proposal_block(i: int, rec: Recommendation) -> _ProposalBlock:
+    prop = rec.proposal
+    assert prop is not None
+    label = interval_label(rec)
+    reward_level = level_label(rec.interval_level or 0.8) if label else None
+
+    def reward_value(value: float, lo: float | None, hi: float | None) -> _Value:
+        known = lo is not None and hi is not None
+        return _Value.of(reward_text(value, (lo, hi), reward_level if known else None))
+
+    rows = (
+        ("Adaptive dose per fraction", _Value(f"{prop['dose_gy']:g} Gy/fx"),
+         _Value(recommendation_text(rec))),
+        ("TCP", _Value.of(pct_text(prop["tcp"], (prop["tcp_lo"], prop["tcp_hi"]), label)),
+         _Value.of(pct_text(rec.recommended_tcp, rec.recommended_tcp_interval, label))),
+        ("NTCP", _Value.of(pct_text(prop["ntcp"], (prop["ntcp_lo"], prop["ntcp_hi"]), label)),
+         _Value.of(pct_text(rec.recommended_ntcp, rec.recommended_ntcp_interval, label))),
+        (PREDICTED_REWARD[:1].upper() + PREDICTED_REWARD[1:],
+         reward_value(prop["reward"], prop.get("reward_lo"), prop.get("reward_hi")),
+         reward_value(prop["recommended_reward"], prop.get("recommended_reward_lo"),
+                      prop.get("recommended_reward_hi"))),
+    )
+    return _ProposalBlock(
+        label=rec.label, colour=case_colour(i), rows=rows,
+        p_recommended_better=prop["p_recommended_better"], threshold=prop["threshold"],
+        advice=prop["advice"], advice_text=advice_text(rec) or "",
+        advised_dose=f"{round(prop['advised_dose_gy'], 2):g}",
+    )
+
+
 def render_report(
     recs: list[Recommendation],
     cases: pd.DataFrame,
@@ -207,35 +323,14 @@ def render_report(
     cases = cases.reset_index(drop=True)
     labels = case_labels(cases) if len(cases) else []
 
-    summary = [
-        _SummaryRow(
-            label=rec.label,
-            colour=case_colour(i),
-            dose_eval_gy=rec.dose_eval_gy,
-            recommended_dose_gy=rec.recommended_dose_gy,
-            tcp=rec.recommended_tcp,
-            ntcp=rec.recommended_ntcp,
-            goal=protocol.goal_met_label(rec.recommended_goal),
-            input_hash=rec.input_hash,
-            audit_id=(audit_ids or {}).get(rec.label),
-            model_version=rec.model_version,
-            dose_sem_gy=rec.recommended_dose_sem_gy,
-            q_value=rec.q_value,
-            exact_argmax_dose_gy=rec.exact_argmax_dose_gy,
-            goals_met=tuple(
-                (g.name, bool(met)) for g, met in zip(
-                    protocol.goals,
-                    goal_flags(rec.recommended_tcp, rec.recommended_ntcp, protocol.goals),
-                    strict=True,
-                )
-            ),
-        )
-        for i, rec in enumerate(recs)
-    ]
+    summary = [_summary_row(i, rec, protocol, (audit_ids or {}).get(rec.label))
+               for i, rec in enumerate(recs)]
+    proposals = [_proposal_block(i, rec) for i, rec in enumerate(recs) if rec.proposal]
     recommenders = sorted({(r.recommender, r.odm_version or "", r.recommender_note or "")
                            for r in recs})
-    models = [_ModelRow(label, version, n) for label, version, n in
-              sorted({(rec.model, rec.model_version, rec.n_members) for rec in recs})]
+    models = [_ModelRow(label, version, n, interval) for label, version, n, interval in
+              sorted({(rec.model, rec.model_version, rec.n_members, interval_label(rec) or "")
+                      for rec in recs})]
     figures = []
     if recs:
         figures.append(("Outcome space", _figure_html(
@@ -256,6 +351,12 @@ def render_report(
         models=models,
         recommenders=recommenders,
         summary=summary,
+        proposals=proposals,
+        predicted_reward=PREDICTED_REWARD,
+        sem_meaning=SEM_MEANING,
+        dose_interval_meaning=DOSE_INTERVAL_MEANING,
+        dose_interval_level=level_label(next((r.interval_level for r in recs
+                                              if r.interval_level), 0.8)),
         case_labels=labels,
         input_rows=_input_rows(cases, protocol) if len(cases) else [],
         notes=[(label, notes[label]) for label in (r.label for r in recs)
@@ -287,14 +388,16 @@ def render_inputs(
     labels = case_labels(cases) if len(cases) else []
     hashes = [input_hash(row, protocol) for _, row in cases.iterrows()]
     extra = []
+    doses = ("dose_adapt_gy", PROPOSAL_COLUMN)
     for col, label in (("dose_adapt_gy", "Adaptive dose per fraction given"),
+                       (PROPOSAL_COLUMN, "Proposed adaptive dose per fraction"),
                        (protocol.target.outcome, protocol.target.outcome_label),
                        (protocol.oar.outcome, protocol.oar.outcome_label)):
         if col in cases.columns and cases[col].notna().any():
-            unit = "Gy" if col == "dose_adapt_gy" else "0/1"
+            unit = "Gy" if col in doses else "0/1"
             extra.append(_InputRow(label, unit, "", [
                 "unknown" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
-                else _fmt_value(v, col != "dose_adapt_gy") for v in cases[col]]))
+                else _fmt_value(v, col not in doses) for v in cases[col]]))
     return _render_page(
         "inputs.html",
         "inputs",

@@ -189,13 +189,16 @@ class EnsembleCurveModel(CurveModel):
 
 
 def test_report_names_the_model_and_its_ensemble_size(html, protocol, cases):
-    assert "a single model (no ensemble spread)" in html
+    assert "a single model (no ensemble spread, no interval)" in html
     recs = recommend(cases, protocol, EnsembleCurveModel())
     assert recs[0].n_members == 3
     ensemble = render_report(recs, cases, protocol, population=None)
     assert "hand-made ensemble" in ensemble and "test-ens-3" in ensemble
     assert "ensemble of 3 members" in ensemble
-    # The figures carry the ensemble's covariance ellipses and ±1 sd bands, still offline.
+    # an ensemble that states no level: its spread is named for what it is
+    assert 'the <span class="interval-level">members&#39; min–max</span> of TCP and NTCP' in (
+        ensemble)
+    # The figures carry the interval ellipses and bands, still offline.
     assert '"meta":"ellipse"' in ensemble and '"meta":"band"' in ensemble
     assert '"meta":"ellipse"' not in html and '"meta":"band"' not in html
     assert ensemble.count(get_plotlyjs()) == 1
@@ -210,7 +213,71 @@ def test_report_shows_the_decision_maker_or_why_not(recs, cases, protocol):
     html = render_report(odm_recs, cases, protocol, population=None)
     assert "Double-DQN decision maker" in html and "odm-test-1" in html
     assert ">2.37<" in html and ">0.12<" in html and ">1.50<" in html
-    assert "± SEM" in html and "Exact reward argmax" in html
+    assert "Exact reward argmax" in html
+    # the SEM and the q-value are labelled as what they are, never as a confidence
+    assert ("SEM (Gy/fx): the decision maker&#39;s fitting noise, not the outcome models&#39; "
+            "uncertainty") in html
+    assert "q-value: the members' predicted reward (0–3, with goal bonuses)" in html
+    assert "confiden" not in html.replace(get_plotlyjs(), "").lower()
     plain = render_report(recs, cases, protocol, population=None)
     assert "Double-DQN decision maker" not in plain
     assert "exact reward argmax" in plain and recs[0].recommender_note in plain
+
+
+class CalibratedCurveModel(EnsembleCurveModel):
+    """Three members with a stated 80 % interval (as a calibrated ensemble gives); the second
+    case is toxic at its best dose."""
+
+    label = "hand-made calibrated ensemble"
+    version = "test-cal-3"
+
+    def predict_curves(self, cases: pd.DataFrame, protocol: Protocol) -> OutcomeCurves:
+        c = super().predict_curves(cases, protocol)
+        tcp, ntcp = c.tcp.mean(axis=0), c.ntcp.mean(axis=0)
+        return OutcomeCurves(doses_gy=c.doses_gy, tcp=c.tcp, ntcp=c.ntcp, interval_level=0.8,
+                             tcp_lo=np.clip(tcp - 0.1, 0, 1), tcp_hi=np.clip(tcp + 0.1, 0, 1),
+                             ntcp_lo=np.clip(ntcp - 0.05, 0, 1),
+                             ntcp_hi=np.clip(ntcp + 0.05, 0, 1))
+
+
+def test_report_prints_intervals_caution_and_the_proposal(protocol, cases):
+    from dataclasses import replace
+
+    proposed = cases.assign(proposed_dose_adapt_gy=[2.0, np.nan])
+    recs = recommend(proposed, protocol, CalibratedCurveModel())
+    recs[1] = replace(recs[1], caution="NTCP 60% at this dose exceeds the default goal's limit")
+    html = render_report(recs, proposed, protocol, population=None)
+    body = html.replace(get_plotlyjs(), "")
+    rec, prop = recs[0], recs[0].proposal
+    lo, hi = rec.recommended_tcp_interval
+    assert (f'{100 * rec.recommended_tcp:.1f} %<span class="interval">80 % interval '
+            f"{100 * lo:.1f}–{100 * hi:.1f} %</span>") in body
+    assert "Best dose, 80 % interval (from the outcome models&#39; uncertainty)" in body
+    d_lo, d_hi = rec.dose_interval_gy
+    assert f"{round(d_lo, 2):g}–{round(d_hi, 2):g} Gy/fx" in body
+    assert "Predicted reward (0–3, with goal bonuses)" in body
+    assert f'<td class="num reward">{rec.recommended_reward:.2f}</td>' in body
+    assert 'the <span class="interval-level">80 % interval</span> of TCP and NTCP' in body
+    # the caution is visible, in its own row, with the case escaped
+    assert '<tr class="caution">' in body
+    assert "Caution (&lt;script&gt;alert(1)&lt;/script&gt;):" in body
+    assert "exceeds the default goal&#39;s limit" in body
+    # the proposal beside the recommendation, for the one case that has one
+    assert body.count('<div class="proposal advice-') == 1
+    assert "Your proposal compared with the recommendation" in body
+    assert f"{100 * prop['tcp']:.1f} %" in body
+    assert (f'80 % interval {prop["reward_lo"]:.2f}–{prop["reward_hi"]:.2f}</span>') in body
+    assert f'<strong class="p-better">{prop["p_recommended_better"]:.2f}</strong>' in body
+    assert f'<strong class="advice">{prop["advice"]}</strong>' in body
+    assert f'{round(prop["advised_dose_gy"], 2):g} Gy/fx</strong>' in body
+    assert "confiden" not in body.lower()
+    # the proposal is listed with the inputs of the printable inputs page too
+    from engine.platform.report import render_inputs
+
+    inputs = render_inputs(proposed, protocol)
+    assert "Proposed adaptive dose per fraction" in inputs and ">2.0<" not in inputs
+    assert ">2<" in inputs and ">unknown<" in inputs
+
+
+def test_report_without_a_proposal_has_no_comparison(html):
+    assert "Your proposal compared" not in html and '<tr class="caution">' not in html
