@@ -12,7 +12,7 @@ from engine.cli.common import InputError, rounded
 from engine.cli.flags import Commands, json_flag, models_dir_flag, protocol_flag, seed_flag
 from engine.core.protocols import PROTOCOL_NAMES, load_protocol
 
-__all__ = ["add_cohort", "add_recommend", "add_report"]
+__all__ = ["add_cohort", "add_recommend", "add_report", "recommendation_lines"]
 
 
 def _read_input(path: str, protocol_name: str):
@@ -74,15 +74,70 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if recs and recs[0].recommender_note:
         print(f"  note: {recs[0].recommender_note}")
     for r in recs:
-        goal = protocol.goal_met_text(r.recommended_goal)
-        if r.recommended_dose_sem_gy is not None:
-            dose = (f"{r.recommended_dose_gy:.2f} ± {r.recommended_dose_sem_gy:.2f} Gy/fraction "
-                    f"(q {r.q_value:.2f}; exact argmax {r.exact_argmax_dose_gy:g})")
-        else:
-            dose = f"{r.recommended_dose_gy:.1f} Gy/fraction"
-        print(f"  {r.label}: {dose} "
-              f"(TCP {r.recommended_tcp:.1%}, NTCP {r.recommended_ntcp:.1%}, {goal})")
+        print("\n".join(recommendation_lines(r, protocol)))
     return 0
+
+
+def recommendation_lines(rec, protocol) -> list[str]:
+    """The plain-text lines of one recommendation: the dose and goal; TCP and NTCP with their
+    interval (naming its level); the predicted reward; the best dose's interval; the decision
+    maker's SEM and q-value, labelled as what they are; any caution; and the physician's
+    proposal beside the recommendation with the advice."""
+    from engine.figures.outcome_space import (
+        PREDICTED_REWARD,
+        SEM_MEANING,
+        advice_text,
+        dose_interval_text,
+        interval_label,
+        level_label,
+        pct_text,
+        recommendation_text,
+        reward_text,
+    )
+
+    label = interval_label(rec)
+    spread = "" if label else " (no interval: a single model)"
+    lines = [
+        f"  {rec.label}: {recommendation_text(rec)} "
+        f"({protocol.goal_met_text(rec.recommended_goal)})",
+        f"    TCP {pct_text(rec.recommended_tcp, rec.recommended_tcp_interval, label)}, "
+        f"NTCP {pct_text(rec.recommended_ntcp, rec.recommended_ntcp_interval, label)}{spread}",
+        f"    {PREDICTED_REWARD}: {rec.recommended_reward:.2f}",
+    ]
+    if (dose_iv := dose_interval_text(rec)) is not None:
+        lines.append(f"    best dose: {dose_iv}")
+    if rec.recommended_dose_sem_gy is not None:
+        mean = rec.recommended_dose_gy if rec.member_mean_dose_gy is None \
+            else rec.member_mean_dose_gy
+        q = "" if rec.q_value is None else (
+            f"; q-value {rec.q_value:.2f} (the members' own {PREDICTED_REWARD})")
+        lines.append(f"    decision maker: members' mean dose {mean:.2f} ± "
+                     f"{rec.recommended_dose_sem_gy:.2f} Gy/fx (SEM: {SEM_MEANING}){q}; "
+                     f"exact argmax {rec.exact_argmax_dose_gy:g} Gy/fx")
+    if rec.caution:
+        lines.append(f"    CAUTION: {rec.caution}")
+    prop = rec.proposal
+    if prop is not None:
+        reward_level = level_label(rec.interval_level or 0.8) if label else None
+        rows = (
+            ("TCP", pct_text(prop["tcp"], (prop["tcp_lo"], prop["tcp_hi"]), label),
+             pct_text(rec.recommended_tcp, rec.recommended_tcp_interval, label)),
+            ("NTCP", pct_text(prop["ntcp"], (prop["ntcp_lo"], prop["ntcp_hi"]), label),
+             pct_text(rec.recommended_ntcp, rec.recommended_ntcp_interval, label)),
+            ("predicted reward",
+             reward_text(prop["reward"], (prop["reward_lo"], prop["reward_hi"]), reward_level),
+             reward_text(prop["recommended_reward"], (prop["recommended_reward_lo"],
+                                                      prop["recommended_reward_hi"]),
+                         reward_level)),
+        )
+        lines.append(f"    your proposal {prop['dose_gy']:g} Gy/fx vs the recommendation "
+                     f"{recommendation_text(rec)}:")
+        lines += [f"      {what:<17}{mine}  vs  {theirs}" for what, mine, theirs in rows]
+        lines.append(f"      P(recommendation better) {prop['p_recommended_better']:.2f} (a "
+                     f"change is advised from {prop['threshold']:.2f})")
+        lines.append(f"      advice: {advice_text(rec)}; advised dose "
+                     f"{round(prop['advised_dose_gy'], 2):g} Gy/fx")
+    return lines
 
 
 def cmd_report(args: argparse.Namespace) -> int:

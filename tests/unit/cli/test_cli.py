@@ -50,7 +50,85 @@ def test_recommend_json_for_both_example_files(name, capsys):
 def test_recommend_plain_text(capsys):
     assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]), *REF]) == 0
     out = capsys.readouterr().out
-    assert "EX-NSCLC-01" in out and "Gy/fraction" in out
+    assert "EX-NSCLC-01" in out and "Gy/fx" in out
+    # the reference truth has no interval, and says so instead of printing a fake one
+    assert "(no interval: a single model)" in out and "interval 1" not in out
+    assert "predicted reward (0–3, with goal bonuses): " in out
+    assert "CAUTION: NTCP" in out  # EX-NSCLC-04's recommendation is toxic
+    # the examples give EX-NSCLC-02 and -03 a proposal: compared, with the advice
+    assert out.count("your proposal 2.8 Gy/fx vs the recommendation") == 2
+    assert "P(recommendation better)" in out and "advised dose" in out
+    assert "confiden" not in out.lower() and "q " not in out
+
+
+def test_recommend_json_carries_intervals_caution_and_proposal(capsys):
+    """The issue's JSON fields (#12): the interval per dose with its level (None for the
+    reference), the best dose's interval, the caution and the proposal object."""
+    assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]),
+                 "--json", *REF]) == 0
+    patients = {p["patient_id"]: p for p in json.loads(capsys.readouterr().out)["patients"]}
+    for p in patients.values():
+        for key in ("tcp_sd", "ntcp_sd", "tcp_lo", "tcp_hi", "ntcp_lo", "ntcp_hi"):
+            assert len(p[key]) == len(p["doses_gy"]), key
+        assert p["interval_level"] is None and p["tcp_lo"] == p["tcp"]  # the truth: no spread
+        assert len(p["dose_interval_gy"]) == 2 and "recommended_reward" in p
+    first = patients["EX-NSCLC-01"]
+    assert first["proposal"] is None and first["caution"] is None
+    assert "exceeds the default goal" in patients["EX-NSCLC-04"]["caution"]
+    proposal = patients["EX-NSCLC-02"]["proposal"]
+    assert set(proposal) == {
+        "dose_gy", "tcp", "tcp_lo", "tcp_hi", "ntcp", "ntcp_lo", "ntcp_hi", "reward",
+        "reward_lo", "reward_hi", "recommended_reward", "recommended_reward_lo",
+        "recommended_reward_hi", "p_recommended_better", "advice", "advised_dose_gy",
+        "threshold"}
+    assert proposal["dose_gy"] == 2.8 and proposal["advice"] in ("keep", "change")
+    assert proposal["advised_dose_gy"] == (patients["EX-NSCLC-02"]["recommended_dose_gy"]
+                                           if proposal["advice"] == "change" else 2.8)
+
+
+def test_recommendation_lines_state_every_interval_with_its_level():
+    """The human output of a calibrated ensemble with a decision maker and a proposal: each
+    interval names its level, the SEM and the q-value are labelled as what they are."""
+    from dataclasses import replace
+
+    from engine.arclids.outcomes import OutcomeCurves
+    from engine.arclids.recommend import recommend
+    from engine.cli.cases import recommendation_lines
+    from engine.core.protocols import load_protocol
+
+    protocol = load_protocol("nsclc")
+
+    class Calibrated:
+        name, label, version = "cal", "calibrated test curves", "t-cal"
+
+        def predict_curves(self, cases, protocol):
+            doses = protocol.dose_grid()
+            g = np.linspace(0, 1, len(doses))[None, None, :]
+            k = np.array([-1.0, 0.0, 1.0])[:, None, None]
+            tcp = 1 / (1 + np.exp(-(g - 0.4 + 0.03 * k) / 0.15))
+            ntcp = 1 / (1 + np.exp(-(g - 0.8 + 0.02 * k) / 0.12))
+            t, n = tcp.mean(0), ntcp.mean(0)
+            return OutcomeCurves(doses, tcp, ntcp, interval_level=0.8,
+                                 tcp_lo=np.clip(t - 0.1, 0, 1), tcp_hi=np.clip(t + 0.1, 0, 1),
+                                 ntcp_lo=np.clip(n - 0.05, 0, 1), ntcp_hi=np.clip(n + 0.05, 0, 1))
+
+    cases = read_cases(EXAMPLES["nsclc"], protocol).iloc[[1]].reset_index(drop=True)
+    rec = recommend(cases, protocol, Calibrated())[0]
+    rec = replace(rec, recommender="odm", recommended_dose_sem_gy=0.02, q_value=2.71,
+                  member_mean_dose_gy=rec.recommended_dose_gy, caution="NTCP too high")
+    text = "\n".join(recommendation_lines(rec, protocol))
+    lo, hi = rec.recommended_tcp_interval
+    assert (f"TCP {100 * rec.recommended_tcp:.1f} % (80 % interval {100 * lo:.1f}–"
+            f"{100 * hi:.1f} %)") in text
+    assert "best dose: " in text and "(80 % interval, from the outcome models' uncertainty)" in text
+    assert ("± 0.02 Gy/fx (SEM: the decision maker's fitting noise, not the outcome models' "
+            "uncertainty); q-value 2.71 (the members' own predicted reward (0–3, with goal "
+            "bonuses))") in text
+    assert "CAUTION: NTCP too high" in text
+    prop = rec.proposal
+    assert f"predicted reward {prop['reward']:.2f} (80 % interval {prop['reward_lo']:.2f}–" in text
+    assert f"P(recommendation better) {prop['p_recommended_better']:.2f}" in text
+    assert "confiden" not in text.lower()
 
 
 @pytest.mark.parametrize(
