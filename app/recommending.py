@@ -38,7 +38,7 @@ from app.runtime import recommendation_pool
 from engine.arclids.outcomes import OutcomeCurves, OutcomeModel
 from engine.arclids.recommend import Recommendation, input_hash, recommend
 from engine.core.protocols import Protocol
-from engine.core.schema import case_labels
+from engine.core.schema import PROPOSAL_COLUMN, case_labels
 from engine.platform.store import Store, UserInfo
 
 __all__ = ["ShownRecommendations", "model_versions_of", "shown_curves", "shown_recommendations"]
@@ -152,9 +152,17 @@ def _hashes(cases: pd.DataFrame, protocol: Protocol) -> tuple[str, ...]:
     return tuple(input_hash(row, protocol) for _, row in cases.iterrows())
 
 
+def _proposals(cases: pd.DataFrame) -> tuple[float | None, ...]:
+    """The physician's proposed dose of every case (None where none was given), in row order:
+    not part of the input hash (the curves do not depend on it), but of the comparison shown."""
+    if PROPOSAL_COLUMN not in cases.columns:
+        return (None,) * len(cases)
+    return tuple(None if pd.isna(v) else float(v) for v in cases[PROPOSAL_COLUMN])
+
+
 def _key(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> Hashable:
     """Identity of a request: equal keys give equal recommendations."""
-    return (protocol.name, model.version, id(model), _hashes(cases, protocol))
+    return (protocol.name, model.version, id(model), _hashes(cases, protocol), _proposals(cases))
 
 
 def shown_recommendations(
@@ -186,8 +194,9 @@ def shown_recommendations(
         ids: dict[str, int] = {}
         for rec in recs:
             versions = model_versions_of(rec)
+            proposed = None if rec.proposal is None else rec.proposal["dose_gy"]
             content = (rec.protocol, rec.label, rec.input_hash, tuple(sorted(versions.items())),
-                       rec.recommended_dose_gy)
+                       rec.recommended_dose_gy, proposed)
             if content not in seen:
                 seen[content] = store.record_recommendation(
                     username=user.username, protocol=rec.protocol, case_label=rec.label,

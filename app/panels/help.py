@@ -10,6 +10,7 @@ from shiny import ui
 
 from app.auth import duration_text
 from engine import settings
+from engine.arclids.recommend import ADVICE_THRESHOLD
 from engine.platform.report import DISCLAIMER
 
 __all__ = ["APP_DISCLAIMER", "HELP", "help_ui", "panel_help"]
@@ -28,6 +29,9 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "Physician notes belong to the patient: press “Save notes” to store them (each save is "
         "a new version); they are shown again whenever the patient is loaded and go into the "
         "report. Notes are plain text: markup is shown as typed, never run.",
+        "To compare the recommendation with your own choice, give your proposed adaptive dose "
+        "per fraction: in the form, as the column proposed_dose_adapt_gy of a file, or under "
+        "“Your proposed dose” for a shown case (saved as a new input version).",
         "When the outcome is known, record the adaptive dose given and the outcomes under "
         "“Follow-up”: Learning Mode trains on such cases.",
         "Download the inputs as CSV (it uploads again unchanged) or as a printable page.",
@@ -38,13 +42,26 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "outcomes lie bottom right.",
         "The background is the reward tcp·(1 − ntcp) plus the goal bonus; the shaded boxes "
         "are the goals (population goal, default goal) of the protocol.",
-        "The star marks the recommended dose; the open circle the dose chosen with the slider. "
-        "Ellipses show the ensemble's one-standard-deviation spread of (TCP, NTCP) at each dose: "
-        "wide ellipses mean the models disagree.",
+        "The star marks the recommended dose, the open square your proposal, the open circle "
+        "the dose chosen with the slider. Where the outcome model states an interval, an "
+        "ellipse at every fourth dose spans that interval of TCP and of NTCP (its level, e.g. "
+        "80 %, is printed above the plot), tilted by how the models' TCP and NTCP move "
+        "together: wide ellipses mean the models are unsure. The thick band along a curve is "
+        "the best dose's interval: how far the outcome models' uncertainty moves the best "
+        "dose.",
+        "The reward, and a decision maker's q-value, is a predicted reward on a 0–3 scale "
+        "(tcp·(1 − ntcp) plus the goal bonuses), not a confidence. The decision maker's ± SEM "
+        "is only its own fitting noise, not the outcome models' uncertainty. A recommendation "
+        "whose NTCP exceeds the protocol's default goal carries a caution.",
+        "With your proposal, the card shows it beside the recommendation (TCP, NTCP and "
+        "predicted reward with their intervals), the share of plausible outcome models in "
+        "which the recommendation's reward is higher, and the advice: change only when that "
+        f"share reaches {ADVICE_THRESHOLD:.2f}, otherwise keep your proposal.",
         "Zoom by dragging a box, pan with the mode bar, double-click (or the house icon) to "
         "reset; the zoom is kept while you move the dose.",
-        "The dose-response plot shows TCP, NTCP and the reward against the dose with a ±1 sd "
-        "band.",
+        "The dose-response plot shows TCP, NTCP and the predicted reward against the dose, with "
+        "the interval as a shaded band (its level in the subtitle), the best dose's interval "
+        "shaded across both rows and your proposal dotted.",
     ]),
     "population": ("Help: where the patient sits", [
         "Grey bars: the complete cases of the protocol's virtual trial, feature by feature. "
@@ -132,23 +149,36 @@ def help_ui() -> ui.Tag:
          "adaptive dose per fraction, the probability of tumour control (TCP) and of a "
          "complication (NTCP), marks the dose an AI recommends, and shows where the patient "
          "sits among comparable patients. It supports a decision; it does not make it."),
-        ("Curves and ellipses",
-         "In the outcome space each case is a curve through its candidate doses. The outcome "
-         "models are ensembles; an ellipse around a point shows how much the members disagree "
-         "at that dose (one standard deviation of TCP and NTCP and their covariance). Trust a "
-         "recommendation less when its ellipses are wide."),
+        ("Curves, intervals and ellipses",
+         "In the outcome space each case is a curve through its candidate doses. The learned "
+         "outcome models state an interval for TCP and NTCP at every dose, with its level "
+         "(e.g. an 80 % interval should contain the true probability four times in five); an "
+         "ellipse around a point spans that interval of TCP and of NTCP, tilted by how the "
+         "ensemble members' TCP and NTCP move together. Trust a recommendation less when its "
+         "ellipses are wide; the best dose's interval says how far that uncertainty moves the "
+         "best dose. The reference model (the virtual trial's truth) has no interval."),
         ("Reward and goals",
-         "The recommended dose maximises the reward tcp·(1 − ntcp), plus 2 when the protocol's "
-         "population goal is met (e.g. NSCLC: TCP > 70 % and NTCP < 17.2 %) or plus 1 when the "
-         "default goal is met (TCP > 50 % and NTCP < 50 %)."),
+         "The recommended dose maximises the predicted reward tcp·(1 − ntcp), plus 2 when the "
+         "protocol's population goal is met (e.g. NSCLC: TCP > 70 % and NTCP < 17.2 %) or "
+         "plus 1 when the default goal is met (TCP > 50 % and NTCP < 50 %): a predicted "
+         "reward on a 0–3 scale, not a confidence. A recommendation whose NTCP exceeds the "
+         "default goal's limit carries a caution."),
         ("q-value",
          "When a learned decision maker (Double DQN) recommends the dose, its q-value for a "
-         "dose is the reward it expects from giving that dose. Each of its five networks picks "
-         "the dose with its highest q-value; the recommendation is their mean ± its standard "
-         "error (SEM), and the q-value shown is theirs at that dose. It is an estimate: for "
-         "some patients it overstates the reward the outcome curves give, so read it next to "
-         "the exact reward argmax shown beside it, and trust a recommendation less when the "
-         "two doses differ."),
+         "dose is the reward it predicts for giving that dose (0–3, with goal bonuses; it can "
+         "exceed 3): a prediction, not a confidence. Each of its networks picks the dose with "
+         "its highest q-value; the recommendation is their mean, and its standard error (SEM) "
+         "is only the networks' fitting noise — the uncertainty of the dose is the best "
+         "dose's interval from the outcome models. For some patients the q-value overstates "
+         "the reward the outcome curves give, so read it next to the exact reward argmax shown "
+         "beside it, and trust a recommendation less when the two doses differ."),
+        ("Your proposal",
+         "Give your own proposed adaptive dose per fraction and artds compares it with the "
+         "recommendation under the outcome models' uncertainty: TCP, NTCP and predicted reward "
+         "at both doses with their intervals, and p(recommendation better), the share of "
+         "plausible outcome models in which the recommendation's reward is higher. The advice "
+         f"is to change only when that share reaches {ADVICE_THRESHOLD:.2f}; otherwise it "
+         "keeps your dose, the safe default."),
         ("Operation Mode and Learning Mode",
          "In Operation Mode the app serves the outcome-model version a physicist promoted. In "
          "Learning Mode a physicist retrains the models on the clinic's stored cases with known "

@@ -99,7 +99,8 @@ def _metrics_table(summary: dict) -> ui.Tag:
         row("… exact ARTE argmax", regret("exact_argmax", "true_reward_loss")),
         row("… historic clinical decision", regret("historic", "true_reward_loss")),
         row("… ODM, fresh virtual cohort", regret("odm", "true_reward_loss", "fresh")),
-        row("Mean q-value (confidence)", lambda m: number(m.get("q_value_mean"), ".2f")),
+        row("Mean q-value (predicted reward, 0–3 with goal bonuses)",
+            lambda m: number(m.get("q_value_mean"), ".2f")),
     ]
     return ui.div(ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*rows),
                                 class_="table table-sm metrics-table odm-table"),

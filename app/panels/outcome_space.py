@@ -14,9 +14,17 @@ from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
 from engine.figures.outcome_space import (
+    PREDICTED_REWARD,
+    SEM_MEANING,
+    advice_text,
+    dose_interval_text,
     dose_response_figure,
+    interval_label,
+    level_label,
     outcome_space_figure,
+    pct_text,
     recommendation_text,
+    reward_text,
 )
 from engine.figures.style import case_colour
 
@@ -26,16 +34,16 @@ EMPTY_STATE = "Load an example patient or upload a file (panel “Data input”)
     "cases to show in the sidebar."
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
-
-
 def _nearest(doses_gy: list[float], dose_gy: float) -> int:
     return min(range(len(doses_gy)), key=lambda j: abs(doses_gy[j] - dose_gy))
 
 
 def _case_summary(i: int, rec: Recommendation, dose_gy: float, protocol: Protocol) -> ui.Tag:
     j = _nearest(rec.doses_gy, dose_gy)
+    label = interval_label(rec)
+    at_j = ((rec.tcp_lo[j], rec.tcp_hi[j]), (rec.ntcp_lo[j], rec.ntcp_hi[j])) \
+        if rec.tcp_lo is not None else (None, None)
+    dose_iv = dose_interval_text(rec)
     return ui.div(
         ui.div(
             ui.span(class_="swatch", style=f"background: {case_colour(i)}"),
@@ -44,16 +52,28 @@ def _case_summary(i: int, rec: Recommendation, dose_gy: float, protocol: Protoco
         ),
         ui.p(
             ui.span(f"At {rec.doses_gy[j]:g} Gy/fx (selected): ", class_="what"),
-            f"TCP {_pct(rec.tcp[j])}, NTCP {_pct(rec.ntcp[j])}, reward {rec.reward[j]:.2f} "
-            f"({protocol.goal_met_text(rec.goal[j])}).",
+            f"TCP {pct_text(rec.tcp[j], at_j[0], label)}, "
+            f"NTCP {pct_text(rec.ntcp[j], at_j[1], label)}, predicted reward "
+            f"{rec.reward[j]:.2f} ({protocol.goal_met_text(rec.goal[j])}).",
             class_="selected-line",
         ),
         ui.p(
             ui.span(f"Recommended: {recommendation_text(rec)}", class_="what rec"),
-            f" → TCP {_pct(rec.recommended_tcp)}, NTCP {_pct(rec.recommended_ntcp)} "
+            f" → TCP {pct_text(rec.recommended_tcp, rec.recommended_tcp_interval, label)}, "
+            f"NTCP {pct_text(rec.recommended_ntcp, rec.recommended_ntcp_interval, label)} "
             f"({protocol.goal_met_text(rec.recommended_goal)}).",
             class_="recommended-line",
         ),
+        ui.p(
+            ui.span(f"{PREDICTED_REWARD[:1].upper()}{PREDICTED_REWARD[1:]}: ", class_="what"),
+            f"{rec.recommended_reward:.2f} at the recommended dose, from the outcome models.",
+            class_="reward-line",
+        ),
+        ui.p(ui.span("Best dose: ", class_="what"), f"{dose_iv}.",
+             class_="dose-interval-line") if dose_iv else None,
+        ui.div(ui.tags.strong("Caution: "), rec.caution, class_="artds-caution",
+               role="alert") if rec.caution else None,
+        _proposal_comparison(rec, label) if rec.proposal else None,
         _recommender_line(rec),
         ui.tags.ul(*[_goal_flag(g, bool(met)) for g, met in zip(
             protocol.goals,
@@ -64,16 +84,72 @@ def _case_summary(i: int, rec: Recommendation, dose_gy: float, protocol: Protoco
     )
 
 
+def _cell(main: str, interval: str | None) -> ui.Tag:
+    """A table cell: the value, and under it its interval (which names its level)."""
+    return ui.tags.td(main, ui.br(), ui.tags.small(interval, class_="text-muted")
+                      if interval else None, class_="num")
+
+
+def _split(text: str) -> tuple[str, str | None]:
+    """``"71.2 % (80 % interval 60.1–80.3 %)"`` → ``("71.2 %", "80 % interval 60.1–80.3 %")``."""
+    main, _, rest = text.partition(" (")
+    return main, rest[:-1] if rest else None
+
+
+def _proposal_comparison(rec: Recommendation, label: str | None) -> ui.Tag:
+    """The physician's proposal beside the recommendation: TCP, NTCP and predicted reward with
+    their intervals, the probability that the recommendation is better, and the advice."""
+    prop = rec.proposal
+    reward_level = level_label(rec.interval_level or 0.8) if label else None
+    rows = [
+        ("Dose", (f"{prop['dose_gy']:g} Gy/fx", None), (recommendation_text(rec), None)),
+        ("TCP", _split(pct_text(prop["tcp"], (prop["tcp_lo"], prop["tcp_hi"]), label)),
+         _split(pct_text(rec.recommended_tcp, rec.recommended_tcp_interval, label))),
+        ("NTCP", _split(pct_text(prop["ntcp"], (prop["ntcp_lo"], prop["ntcp_hi"]), label)),
+         _split(pct_text(rec.recommended_ntcp, rec.recommended_ntcp_interval, label))),
+        (PREDICTED_REWARD,
+         _split(reward_text(prop["reward"], (prop.get("reward_lo"), prop.get("reward_hi")),
+                            reward_level if "reward_lo" in prop else None)),
+         _split(reward_text(prop["recommended_reward"], (prop.get("recommended_reward_lo"),
+                                                         prop.get("recommended_reward_hi")),
+                            reward_level if "recommended_reward_lo" in prop else None))),
+    ]
+    advice = advice_text(rec) or ""
+    return ui.div(
+        ui.tags.table(
+            ui.tags.thead(ui.tags.tr(ui.tags.th(""), ui.tags.th("Your proposal", class_="num"),
+                                     ui.tags.th("Recommendation", class_="num"))),
+            ui.tags.tbody(*[ui.tags.tr(ui.tags.th(name), _cell(*mine), _cell(*theirs))
+                            for name, mine, theirs in rows]),
+            class_="table table-sm proposal-table mb-1",
+        ),
+        ui.p(ui.span("P(recommendation better): ", class_="what"),
+             f"{prop['p_recommended_better']:.2f} — the share of plausible outcome models in "
+             "which the recommendation's reward is higher (a change is advised from "
+             f"{prop['threshold']:.2f}).", class_="p-better-line"),
+        ui.p(ui.span("Advice: ", class_="what"), f"{advice[:1].upper()}{advice[1:]}. ",
+             ui.span("Advised dose: ", class_="what"),
+             f"{round(prop['advised_dose_gy'], 2):g} Gy/fx.",
+             class_=f"advice-line advice-{prop['advice']}"),
+        class_="proposal-comparison",
+    )
+
+
 def _recommender_line(rec: Recommendation) -> ui.Tag:
     if rec.recommender == "odm":
         members = ", ".join(f"{d:g}" for d in rec.member_doses_gy or [])
+        serving = ("serves the grid dose with the highest q-value averaged over the members"
+                   if rec.odm_serving_rule == "mean-q" else "serves the members' mean dose")
+        mean = rec.member_mean_dose_gy if rec.member_mean_dose_gy is not None \
+            else rec.recommended_dose_gy
+        q = ("" if rec.q_value is None else
+             f" Their q-value {rec.q_value:.2f} is their own {PREDICTED_REWARD}.")
         return ui.p(
             ui.tags.small(
                 f"Double-DQN decision maker ({len(rec.member_doses_gy or [])} members: "
-                f"{members} Gy/fx); {_serving_text(rec)}; q-value = expected reward, the "
-                f"confidence "
-                f"(0–3 with the goal bonuses). Exact reward argmax: "
-                f"{rec.exact_argmax_dose_gy:g} Gy/fx.",
+                f"{members} Gy/fx) {serving}; the members' mean dose {mean:.2f} ± "
+                f"{rec.recommended_dose_sem_gy:.2f} Gy/fx (SEM: {SEM_MEANING}).{q} Exact "
+                f"reward argmax: {rec.exact_argmax_dose_gy:g} Gy/fx.",
                 class_="text-muted"),
             class_="recommender-line mb-1",
         )
@@ -81,13 +157,6 @@ def _recommender_line(rec: Recommendation) -> ui.Tag:
                               shared.with_code(rec.recommender_note or ""),
                               class_="text-muted"),
                 class_="recommender-line mb-1")
-
-
-def _serving_text(rec: Recommendation) -> str:
-    if rec.odm_serving_rule == "mean-q":
-        return ("served: the grid dose with the highest q-value averaged over the members; "
-                "members' mean dose ± SEM")
-    return "served: the members' mean dose ± SEM"
 
 
 def _goal_flag(goal, met: bool) -> ui.Tag:

@@ -23,9 +23,11 @@ def report_ui() -> ui.TagList:
         ui.card(
             ui.card_header("Report"),
             ui.p(
-                "One HTML file with the summary per case, the interactive figures (outcome "
-                "space with the ensemble's covariance ellipses, dose response with its ±1 sd "
-                "band, population), the inputs, your notes, the outcome model with its version "
+                "One HTML file with the summary per case (TCP and NTCP with their stated "
+                "intervals, the predicted reward, the best dose's interval, any caution, and "
+                "the comparison with your proposal), the interactive figures (outcome space "
+                "with the interval ellipses, dose response with the interval band, "
+                "population), the inputs, your notes, the outcome model with its version "
                 "and ensemble size, your user name and the time, and per case its input hash "
                 "and the audit-trail id of its recommendation. It opens offline in any browser "
                 "and prints on A4."

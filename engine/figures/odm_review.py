@@ -164,7 +164,8 @@ def odm_self_evaluation_figure(payload: dict) -> go.Figure:
 def odm_decisions_figure(payload: dict, protocol: Protocol) -> go.Figure:
     """Recommendation vs clinical decision per case (ARCliDS Figs. 10–11, bottom), one row per
     architecture: cases sorted by the clinical dose; clinical decisions coloured by outcome,
-    recommendations (± SEM) coloured by their q-value (the AI's confidence)."""
+    recommendations (± SEM, the members' fitting noise) coloured by their q-value (the reward
+    the decision maker predicts, 0–3 with goal bonuses; not a confidence)."""
     archs = arch_order(list(payload.get("architectures") or {}))
     fig = make_subplots(
         rows=max(1, len(archs)), cols=1, shared_xaxes=True, vertical_spacing=0.12,
@@ -205,7 +206,8 @@ def odm_decisions_figure(payload: dict, protocol: Protocol) -> go.Figure:
                                       len=0.6)),
             customdata=np.column_stack([take("q_value").astype(float), verdict]),
             text=labels,
-            hovertemplate=("%{text}<br>recommended %{y:.2f} Gy/fx<br>q %{customdata[0]:.2f}"
+            hovertemplate=("%{text}<br>recommended %{y:.2f} Gy/fx<br>q-value (predicted reward) "
+                           "%{customdata[0]:.2f}"
                            "<br>self-evaluation: %{customdata[1]}<extra></extra>"),
         ), row=k + 1, col=1)
         fig.update_yaxes(title_text="Gy/fx", row=k + 1, col=1, showgrid=True, gridcolor=GRID)

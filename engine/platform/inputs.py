@@ -4,9 +4,10 @@ The store keeps, per case, the id columns, the features, both doses, the physici
 dose and the two outcomes (:func:`stored_columns`; the note is kept apart, versioned on its own).
 This module turns a validated case table (:mod:`engine.core.schema`) into the store's records
 (:func:`case_records`), stored records back into a validated table (:func:`cases_from_stored`),
-merges a table into another by case label (:func:`merge_cases`), adds a follow-up to a case
-(:func:`with_follow_up`), and writes the inputs in the upload format (:func:`inputs_csv`, which
-:func:`engine.core.schema.read_cases` reads back unchanged).
+merges a table into another by case label (:func:`merge_cases`), adds a follow-up or the
+physician's proposed dose to a case (:func:`with_follow_up`, :func:`with_proposal`), and writes
+the inputs in the upload format (:func:`inputs_csv`, which :func:`engine.core.schema.read_cases`
+reads back unchanged).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "merge_cases",
     "stored_columns",
     "with_follow_up",
+    "with_proposal",
 ]
 
 
@@ -98,6 +100,20 @@ def with_follow_up(
     frame["dose_adapt_gy"] = dose_adapt_gy
     frame[protocol.target.outcome] = target_outcome
     frame[protocol.oar.outcome] = oar_outcome
+    frame = frame.astype(object).where(frame.notna(), None)
+    return validate_dataframe(frame, protocol)
+
+
+def with_proposal(case: pd.DataFrame, protocol: Protocol, dose_gy: float | None) -> pd.DataFrame:
+    """A validated case (a one-row table) with the physician's proposed adaptive dose per
+    fraction set (Gy; None removes the proposal).
+
+    Raises:
+        engine.core.tabular.SchemaError: when the dose is refused (e.g. off the grid range),
+            named as a ``proposed_dose_adapt_gy`` problem.
+    """
+    frame = case[[c for c in stored_columns(protocol) if c in case.columns]].copy()
+    frame[PROPOSAL_COLUMN] = dose_gy
     frame = frame.astype(object).where(frame.notna(), None)
     return validate_dataframe(frame, protocol)
 

@@ -85,7 +85,8 @@ class SavedInput:
     """Id columns, features, ``dose_eval_gy`` and any known ``dose_adapt_gy`` and outcomes
     (None when unknown), and ``proposed_dose_adapt_gy`` when a proposal was given."""
     source: str
-    """Where they came from: ``"form"``, ``"upload"``, ``"example"``, ``"follow-up"``."""
+    """Where they came from: ``"form"``, ``"upload"``, ``"example"``, ``"follow-up"``,
+    ``"proposal"``."""
     created_at: datetime
     """When this version was stored (UTC)."""
     created_by: str

@@ -34,3 +34,25 @@ def test_inputs_csv_neutralises_formulas_and_reads_back_unchanged() -> None:
     again = read_cases(text, NSCLC)
     assert list(again["patient_id"]) == list(cases["patient_id"])
     assert list(again["note"]) == [notes[lab] for lab in labels]
+
+
+def test_with_proposal_sets_validates_and_removes_the_proposed_dose() -> None:
+    import math
+
+    import pytest
+
+    from engine.core.schema import PROPOSAL_COLUMN
+    from engine.core.tabular import SchemaError
+    from engine.platform.inputs import case_records, with_proposal
+
+    case = read_cases(EXAMPLES_DIR / "nsclc_patients.csv", NSCLC).iloc[[0]].reset_index(drop=True)
+    proposed = with_proposal(case, NSCLC, 2.8)
+    assert proposed.loc[0, PROPOSAL_COLUMN] == 2.8
+    assert case_records(proposed, NSCLC)[0].values[PROPOSAL_COLUMN] == 2.8
+    assert case_records(proposed, NSCLC)[0].input_hash == case_records(case, NSCLC)[0].input_hash
+    removed = with_proposal(proposed, NSCLC, None)
+    assert math.isnan(removed.loc[0, PROPOSAL_COLUMN])
+    with pytest.raises(SchemaError) as info:
+        with_proposal(case, NSCLC, 9.0)
+    assert info.value.problems[0].column == PROPOSAL_COLUMN
+    assert "expected a number between 1.5 and 4 Gy" in info.value.problems[0].message
