@@ -66,7 +66,8 @@ def _case_summary(i: int, rec: Recommendation, dose_gy: float, protocol: Protoco
         ),
         ui.p(
             ui.span(f"{PREDICTED_REWARD[:1].upper()}{PREDICTED_REWARD[1:]}: ", class_="what"),
-            f"{rec.recommended_reward:.2f} at the recommended dose, from the outcome models.",
+            f"{rec.recommended_reward:.2f} at the recommended dose, from the outcome model's "
+            "curves.",
             class_="reward-line",
         ),
         ui.p(ui.span("Best dose: ", class_="what"), f"{dose_iv}.",
@@ -86,8 +87,16 @@ def _case_summary(i: int, rec: Recommendation, dose_gy: float, protocol: Protoco
 
 def _cell(main: str, interval: str | None) -> ui.Tag:
     """A table cell: the value, and under it its interval (which names its level)."""
-    return ui.tags.td(main, ui.br(), ui.tags.small(interval, class_="text-muted")
+    return ui.tags.td(main, ui.tags.small(interval, class_="text-muted")
                       if interval else None, class_="num")
+
+
+def _row_head(name: str) -> ui.Tag:
+    """A row's name; a long label ("predicted reward (0–3, with goal bonuses)") keeps its
+    explanation in small print under the first words."""
+    head, _, rest = name.partition(" (")
+    return ui.tags.th(head[:1].upper() + head[1:],
+                      ui.tags.small(f"({rest}", class_="text-muted") if rest else None)
 
 
 def _split(text: str) -> tuple[str, str | None]:
@@ -118,8 +127,8 @@ def _proposal_comparison(rec: Recommendation, label: str | None) -> ui.Tag:
     return ui.div(
         ui.tags.table(
             ui.tags.thead(ui.tags.tr(ui.tags.th(""), ui.tags.th("Your proposal", class_="num"),
-                                     ui.tags.th("Recommendation", class_="num"))),
-            ui.tags.tbody(*[ui.tags.tr(ui.tags.th(name), _cell(*mine), _cell(*theirs))
+                                     ui.tags.th("Recommen­dation", class_="num"))),
+            ui.tags.tbody(*[ui.tags.tr(_row_head(name), _cell(*mine), _cell(*theirs))
                             for name, mine, theirs in rows]),
             class_="table table-sm proposal-table mb-1",
         ),

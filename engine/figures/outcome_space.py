@@ -601,22 +601,22 @@ def outcome_space_figure(
             )
         )
 
-    marks = "★ recommended dose"
+    # Subtitle lines kept under ~95 characters: longer ones are cut at the plot's width.
+    marks = "★ recommended"
     if any(r.recommender == "odm" for r in recs):
         marks += ", ◇ exact argmax"
     if any(r.proposal is not None for r in recs):
         marks += ", □ your proposal"
     if selected_dose_gy:
         marks += ", ○ selected"
+    if ellipse_label:
+        marks += (f"<br>ellipses: {ellipse_label} of TCP and of NTCP (extent), tilted by the "
+                  "members' correlation")
     if any_dose_interval:
         level = next(level_label(r.interval_level or 0.8) for r in recs if interval_label(r))
-        marks += f" · thick band: best dose, {level} ({DOSE_INTERVAL_MEANING})"
-    if ellipse_label:
-        marks += (f"<br>ellipses: {ellipse_label} of TCP and of NTCP (their extent), tilted by "
-                  f"the members' correlation, at every {ELLIPSE_EVERY}th dose, bold at the marked "
-                  "doses")
+        marks += f"<br>thick band: best dose, {level} ({DOSE_INTERVAL_MEANING})"
     _recommendation_layout(fig, recs, protocol, "Outcome space", 600 + 22 * len(recs),
-                           f"<br>{marks}", dict(l=80, r=30, t=96 + (18 if ellipse_label else 0),
+                           f"<br>{marks}", dict(l=80, r=30, t=96 + 18 * marks.count("<br>"),
                                                 b=70))
     fig.update_layout(
         # One legend block per case, side by side: its curve and its star share a legend group,
@@ -687,8 +687,9 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
     interval (or its members disagree), a semi-transparent band from the interval's lower to its
     upper end (one ``fill="toself"`` trace, ``meta="band"``, named with the interval's level, in
     the case's legend group) surrounds each mean curve. The recommended dose of each case is a
-    dashed vertical line across both rows, shaded over the best dose's interval where it has a
-    width; a proposal is a dotted line with an open square on the reward (``meta="proposal"``).
+    dashed vertical line across both rows; the best dose's interval, where it has a width, a thick
+    line at the recommendation's reward (``meta="dose-interval"``); a proposal is a dotted line
+    with an open square on the reward (``meta="proposal"``).
     """
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.62, 0.38],
@@ -752,14 +753,23 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
             row=2, col=1,
         )
         dose_iv = rec.dose_interval_gy if iv_label else None
+        if dose_iv and dose_iv[1] > dose_iv[0]:
+            # A thick line at the recommendation's reward (not a shaded column: with several
+            # cases, overlapping columns grey out the whole plot).
+            level = level_label(rec.interval_level or 0.8)
+            fig.add_trace(
+                go.Scatter(
+                    x=list(dose_iv), y=[rec.recommended_reward] * 2, mode="lines",
+                    name=f"{label}: best dose, {level}", legendgroup=group, showlegend=False,
+                    line=dict(color=rgba(colour, 0.45), width=9), meta="dose-interval",
+                    hovertemplate=(f"<b>{label}</b> best dose, {level}<br>{_dose(dose_iv[0])}–"
+                                   f"{_dose(dose_iv[1])} Gy/fx<br>{DOSE_INTERVAL_MEANING}"
+                                   "<extra></extra>"),
+                ),
+                row=2, col=1,
+            )
+            any_dose_interval = True
         for row in (1, 2):
-            if dose_iv and dose_iv[1] > dose_iv[0]:
-                fig.add_vrect(
-                    x0=dose_iv[0], x1=dose_iv[1], fillcolor=rgba(colour, 0.15), line_width=0,
-                    layer="below", name=f"{label}: best dose, "
-                    f"{level_label(rec.interval_level or 0.8)}", row=row, col=1,
-                )
-                any_dose_interval = True
             fig.add_vline(
                 x=rec.recommended_dose_gy, line=dict(color=colour, width=2, dash="dash"),
                 opacity=0.9,
@@ -811,17 +821,19 @@ def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.F
             font=dict(size=11, color=colour), bgcolor="rgba(255,255,255,0.8)",
         )
 
-    notes = f" · shaded: {band_label} of TCP and NTCP" if band_label else ""
+    # Subtitle lines kept under ~95 characters: longer ones are cut at the plot's width.
+    marks = [f"shaded: {band_label} of TCP and NTCP"] if band_label else []
+    if any(r.proposal is not None for r in recs):
+        marks.append("dotted: your proposal")
+    if any(r.recommender == "odm" for r in recs):
+        marks.append("◇ exact argmax")
+    notes = "<br>" + " · ".join(marks) if marks else ""
     if any_dose_interval:
         level = next(level_label(r.interval_level or 0.8) for r in recs if interval_label(r))
-        notes += f"<br>band: best dose, {level} ({DOSE_INTERVAL_MEANING})"
-    if any(r.proposal is not None for r in recs):
-        notes += " · dotted: your proposal"
-    if any(r.recommender == "odm" for r in recs):
-        notes += " · ◇ exact argmax"
+        notes += f"<br>thick line on the reward: best dose, {level} ({DOSE_INTERVAL_MEANING})"
     _recommendation_layout(fig, recs, protocol, "Dose response", 560 + 22 * len(recs), notes,
-                           dict(l=80, r=30, t=76 + 16 * len(recs) + (18 if any_dose_interval
-                                                                    else 0), b=80))
+                           dict(l=80, r=30, t=76 + 16 * len(recs) + 18 * notes.count("<br>"),
+                                b=80))
     fig.update_layout(legend=dict(y=-0.16, entrywidth=210, entrywidthmode="pixels",
                                   tracegroupgap=6))
     pad = 0.02 * (grid[-1] - grid[0])

@@ -1,5 +1,6 @@
-"""The decision maker in the app: recommended dose ± SEM, q-value, exact argmax, goal flags, and
-the decision-maker review. Passes with or without trained ODMs (then the fallback is checked)."""
+"""The decision maker in the app: recommended dose, its SEM and q-value labelled as what they are
+(fitting noise, predicted reward), exact argmax, goal flags, and the decision-maker review. Passes
+with or without trained ODMs (then the fallback is checked)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _has_trace(plot: str, meta: str) -> str:
 
 
 
-def test_outcome_space_shows_the_recommendation_with_sem_and_q(
+def test_outcome_space_shows_the_recommendation_with_labelled_sem_and_q(
     page: Page, app_url: str, console_errors: list[str]
 ) -> None:
     default = shared.DEFAULT_MODEL[PROTOCOL]
@@ -36,15 +37,19 @@ def test_outcome_space_shows_the_recommendation_with_sem_and_q(
     expect(summary.locator(".goal-flags li")).to_have_count(len(shared.PROTOCOLS[PROTOCOL].goals))
     if odm is not None:
         rec_line = summary.locator(".recommended-line")
-        expect(rec_line).to_contain_text(re.compile(r"Recommended: \d\.\d\d ± \d\.\d\d Gy/fx "
-                                                    r"\(q -?\d+\.\d\d\)"))
-        expect(summary.locator(".recommender-line")).to_contain_text("Double-DQN decision maker")
-        expect(summary.locator(".recommender-line")).to_contain_text("Exact reward argmax")
-        page.wait_for_function(_has_trace("outcome-plot", "sem"))
+        # the dose alone: its SEM is the decision maker's fitting noise, not the dose's spread
+        expect(rec_line.first).to_contain_text(re.compile(r"Recommended: \d\.\d\d Gy/fx →"))
+        expect(rec_line.first).not_to_contain_text("±")
+        line = summary.locator(".recommender-line").first
+        expect(line).to_contain_text("Double-DQN decision maker")
+        expect(line).to_contain_text("Exact reward argmax")
+        expect(line).to_contain_text(
+            "(SEM: the decision maker's fitting noise, not the outcome models' uncertainty)")
+        expect(line).to_contain_text(re.compile(
+            r"Their q-value -?\d+\.\d\d is their own predicted reward \(0–3, with goal "
+            r"bonuses\)"))
         page.wait_for_function(_has_trace("outcome-plot", "exact-argmax"))
-        expect(page.locator("#outcome-plot .legendtext", has_text="±").first).to_be_visible()
-        expect(page.locator("#outcome-dose_response .annotation-text",
-                            has_text="±").first).to_be_visible()
+        expect(page.locator("#outcome-plot .legendtext", has_text="±")).to_have_count(0)
     else:
         expect(summary.locator(".recommender-line")).to_contain_text(
             "Exact reward argmax over the dose grid")
@@ -54,6 +59,7 @@ def test_outcome_space_shows_the_recommendation_with_sem_and_q(
     controller.InputSelect(page, "model-choice").set(REFERENCE)
     expect(summary.locator(".recommender-line")).to_contain_text("no decision maker is trained")
     expect(summary.locator(".recommended-line")).not_to_contain_text("±")
+    expect(summary).not_to_contain_text("confiden")
     assert_clean(page, console_errors)
 
 

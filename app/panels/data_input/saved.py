@@ -44,7 +44,9 @@ def _version_details(history: list[SavedInput]) -> ui.Tag:
     rows = []
     previous: dict = {}
     for v in history:
-        changed = [k for k, val in v.values.items() if previous and previous.get(k) != val]
+        # Over both versions' keys: an optional value (the proposal) may be left out of one.
+        keys = [*v.values, *(k for k in previous if k not in v.values)]
+        changed = [k for k in keys if previous and previous.get(k) != v.values.get(k)]
         rows.append(ui.tags.li(
             f"v{v.version}: {when(v.created_at)}, {v.created_by} ({v.source})",
             f" — changed: {', '.join(changed)}" if changed else ""))

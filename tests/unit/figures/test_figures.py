@@ -401,11 +401,12 @@ def test_best_dose_interval_is_drawn_and_labelled_as_the_outcome_models(nsclc, e
     assert ("thick band: best dose, 80 % interval (from the outcome models' uncertainty)"
             in os_fig.layout.title.subtitle.text)
     dr = dose_response_figure(ensemble_recs, nsclc)
-    rects = [s for s in dr.layout.shapes if s.type == "rect"]
-    assert len(rects) == 2 * len(wide)  # both rows
-    assert {(s.x0, s.x1) for s in rects} == {tuple(r.dose_interval_gy) for r in wide}
-    assert "band: best dose, 80 % interval (from the outcome models' uncertainty)" in (
-        dr.layout.title.subtitle.text)
+    lines = [t for t in dr.data if t.meta == "dose-interval"]
+    assert [tuple(t.x) for t in lines] == [tuple(r.dose_interval_gy) for r in wide]
+    assert [t.y[0] for t in lines] == [r.recommended_reward for r in wide]  # at its reward
+    assert all("from the outcome models' uncertainty" in t.hovertemplate for t in lines)
+    assert ("thick line on the reward: best dose, 80 % interval (from the outcome models' "
+            "uncertainty)") in dr.layout.title.subtitle.text
 
 
 def _with_proposal(recs: list[Recommendation], protocol: Protocol, cases: pd.DataFrame,

@@ -189,7 +189,7 @@ class EnsembleCurveModel(CurveModel):
 
 
 def test_report_names_the_model_and_its_ensemble_size(html, protocol, cases):
-    assert "a single model (no ensemble spread, no interval)" in html
+    assert "a single model (no ensemble spread)" in html
     recs = recommend(cases, protocol, EnsembleCurveModel())
     assert recs[0].n_members == 3
     ensemble = render_report(recs, cases, protocol, population=None)
