@@ -132,7 +132,8 @@ def recommendation_lines(rec, protocol) -> list[str]:
         )
         lines.append(f"    your proposal {prop['dose_gy']:g} Gy/fx vs the recommendation "
                      f"{recommendation_text(rec)}:")
-        lines += [f"      {what:<17}{mine}  vs  {theirs}" for what, mine, theirs in rows]
+        width = max(len(mine) for _, mine, _ in rows)
+        lines += [f"      {what:<17}{mine:<{width}}  vs  {theirs}" for what, mine, theirs in rows]
         lines.append(f"      P(recommendation better) {prop['p_recommended_better']:.2f} (a "
                      f"change is advised from {prop['threshold']:.2f})")
         lines.append(f"      advice: {advice_text(rec)}; advised dose "

@@ -7,7 +7,7 @@ from shiny import reactive, render, ui
 from shiny.session import Inputs
 
 from app.panels.data_input.state import MAX_SELECTABLE, DataInputState
-from engine.core.schema import case_labels
+from engine.core.schema import PROPOSAL_COLUMN, case_labels
 from engine.platform.inputs import inputs_csv as inputs_csv_text
 from engine.platform.report import render_inputs
 
@@ -99,6 +99,8 @@ def cases_server(input: Inputs, state: DataInputState) -> None:
         p = state.protocol()
         table = pd.DataFrame({"case": case_labels(df)})
         table["dose_eval_gy"] = df["dose_eval_gy"].to_numpy()
+        if PROPOSAL_COLUMN in df.columns and df[PROPOSAL_COLUMN].notna().any():
+            table[PROPOSAL_COLUMN] = df[PROPOSAL_COLUMN].to_numpy()
         for name in p.feature_names:
             table[name] = df[name].round(4).to_numpy()
         # As tall as the rows need (a header and ~33 px per row), at most 300 px, then scroll.
