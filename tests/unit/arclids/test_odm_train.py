@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.arclids.calibration import OutcomeCalibration
 from engine.arclids.cohort import ReferenceModel, generate_cohort
 from engine.arclids.odm_eval import summarise_odm_evaluation
 from engine.arclids.odm_train import OdmJob, _odm_job, _planning_memory, train_odm
@@ -24,6 +25,7 @@ from engine.arclids.serving import (
     RTOE_FAMILY,
     ModelUnavailable,
     OdmUnavailable,
+    calibration_name,
     decision_maker,
     load_catalogue,
     load_odm_evaluation,
@@ -55,6 +57,12 @@ def _save_tiny_rtoe(models_dir, seed_offset: int = 0) -> None:
                                    member_name("nsclc", "glogd", outcome, k),
                                    est.state_dict(), seed=config.seed, config=config.to_dict(),
                                    data_hash="test", cohort_version="test", metrics={})
+    # A fixed recalibration with an 80 % interval, saved as `artds train rtoe` saves its fit.
+    calibration = OutcomeCalibration(intercept=-0.5, slope=0.8, interval_level=0.8,
+                                     conformal_quantile=2.0).to_dict()
+    registry.save_json_artifact(models_dir, RTOE_FAMILY, calibration_name("nsclc", "glogd"),
+                                {"tcp": calibration, "ntcp": calibration}, seed=0, config={},
+                                data_hash="test", cohort_version="test", metrics={})
 
 
 def _copy_models(models_dir: Path, other: Path) -> Path:
