@@ -41,7 +41,7 @@ from engine.arclids.evaluation import (
 )
 from engine.arclids.odm import ODMConfig, ODMEnsemble, ODMPrediction
 from engine.arclids.outcomes import OutcomeCurves
-from engine.arclids.recommend import compare_proposal
+from engine.arclids.recommend import ADVICE_THRESHOLD, compare_proposal
 from engine.arclids.serving import (
     LOAD_ERRORS,
     N_SYNTHETIC,
@@ -54,12 +54,14 @@ from engine.core.protocols import Protocol
 from engine.core.schema import case_labels
 
 __all__ = [
+    "ADVISED_NOTE",
     "REGRET_LABELS",
     "REGRET_POLICIES",
     "OdmReview",
     "best_constant_dose_gy",
     "evaluate_odm",
     "load_odm_review",
+    "missing_regret_policies",
     "regret",
     "summarise_odm_evaluation",
 ]
@@ -78,10 +80,14 @@ REGRET_LABELS = {
     "served": "served recommendation",
     "historic": "historic clinicians",
     "best_constant_dose": "best constant dose",
-    "exact_argmax": "exact argmax of the model's reward",
-    "advised": "advised (clinician's dose unless the models are confident)",
+    "exact_argmax": "exact argmax of the model",
+    "advised": "advised dose",
 }
-"""What each policy of :data:`REGRET_POLICIES` is called on screen and in the CLI (plain text)."""
+"""What each policy of :data:`REGRET_POLICIES` is called on screen (plain text); say with it
+what the advised dose is (:data:`ADVISED_NOTE`)."""
+ADVISED_NOTE = (f"advised dose: the clinician's, changed to the recommendation only where "
+                f"p_recommended_better ≥ {ADVICE_THRESHOLD:g}")
+"""One line on the advised policy, for the figures, tables and model cards that show it."""
 
 
 def _true_reward(protocol: Protocol, truth_tcp: np.ndarray, truth_ntcp: np.ndarray,
@@ -368,6 +374,15 @@ def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     if reg is not None and "served" not in reg and "odm" in reg:
         out["regret"] = {("served" if k == "odm" else k): v for k, v in reg.items()}
     return out
+
+
+def missing_regret_policies(summary: dict[str, Any]) -> list[str]:
+    """Policies of :data:`REGRET_POLICIES` that some architecture's trial or fresh-cohort
+    ``regret`` of a :func:`summarise_odm_evaluation` lacks (an evaluation saved before they
+    existed), in :data:`REGRET_POLICIES` order; empty when every row is there."""
+    regrets = [reg for m in (summary.get("architectures") or {}).values()
+               for reg in (m.get("regret"), (m.get("fresh_cohort") or {}).get("regret"))]
+    return [p for p in REGRET_POLICIES if any(p not in (reg or {}) for reg in regrets)]
 
 
 def _planning_summary(payload: dict[str, Any]) -> dict[str, Any]:
