@@ -85,7 +85,7 @@ REGRET_LABELS = {
 }
 """What each policy of :data:`REGRET_POLICIES` is called on screen (plain text); say with it
 what the advised dose is (:data:`ADVISED_NOTE`)."""
-ADVISED_NOTE = (f"advised dose: the clinician's, changed to the recommendation only where "
+ADVISED_NOTE = (f"Advised dose: the clinician's, changed to the recommendation only where "
                 f"p_recommended_better ≥ {ADVICE_THRESHOLD:g}")
 """One line on the advised policy, for the figures, tables and model cards that show it."""
 
