@@ -62,6 +62,7 @@ __all__ = [
     "evaluate_odm",
     "load_odm_review",
     "missing_regret_policies",
+    "odm_summary",
     "regret",
     "summarise_odm_evaluation",
 ]
@@ -363,6 +364,15 @@ def summarise_odm_evaluation(
         "planning": _planning_summary(payload),
         "architectures": archs,
     }
+
+
+def odm_summary(protocol_name: str, models_dir: Any = None) -> dict[str, Any]:
+    """What ``artds evaluate odm --json`` prints (and the model card's tables are written from):
+    :func:`summarise_odm_evaluation` of the saved, hash-checked evaluation, stale flags against
+    the outcome models served now included. Raises the registry's ``ArtifactError`` when the
+    evaluation is missing or does not match the manifest."""
+    payload, meta = load_odm_evaluation(protocol_name, models_dir)
+    return summarise_odm_evaluation(payload, meta, served_rtoe_versions(protocol_name, models_dir))
 
 
 def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -135,15 +135,11 @@ def _regret_text(reg: dict) -> str:
 
 
 def cmd_evaluate_odm(args: argparse.Namespace) -> int:
-    from engine.arclids.odm_eval import summarise_odm_evaluation
-    from engine.arclids.serving import load_odm_evaluation, served_rtoe_versions
+    from engine.arclids.odm_eval import odm_summary
     from engine.platform.registry import ArtifactError
 
     with input_errors(ArtifactError):
-        payload, meta = load_odm_evaluation(args.protocol, args.models_dir)
-    summary = summarise_odm_evaluation(
-        payload, meta, served_rtoe_versions(args.protocol, args.models_dir)
-    )
+        summary = odm_summary(args.protocol, args.models_dir)
     if args.json:
         print(json.dumps(rounded(summary), indent=2))
         return 0
