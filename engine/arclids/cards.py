@@ -120,11 +120,73 @@ def _outcomes(summary: dict[str, Any], arch: str) -> tuple[str, str]:
     return entry["tcp"]["outcome"], entry["ntcp"]["outcome"]
 
 
+def _pm(entry: dict[str, Any] | None, digits: int = 2) -> str:
+    if not entry or entry.get("mean") is None:
+        return "n/a"
+    sem = entry.get("sem") or 0.0
+    return f"{entry['mean']:.{digits}f} ± {sem:.{digits}f}"
+
+
+def _odm_archs(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    archs = summary["architectures"]
+    return [(a, archs[a]) for a in ARCH_KEYS if a in archs]
+
+
+def _odm_metrics(summary: dict[str, Any]) -> str:
+    archs = _odm_archs(summary)
+
+    def verdicts(m: dict[str, Any], group: str) -> str:
+        v = m["self_evaluation"][group]
+        return " / ".join(_pct(v.get(k)) for k in ("good", "bad", "not_sure"))
+
+    def capture(m: dict[str, Any]) -> str:
+        return f"{_num(m.get('argmax_reward_ratio'))} / {_num(m.get('gain_captured'))}"
+
+    lines: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("RMSD vs clinic, all (Gy/fx)", lambda m: _pm(m["rmsd_gy"]["overall"])),
+        ("MAD vs clinic, all (Gy/fx)", lambda m: _pm(m["mad_gy"]["overall"])),
+        ("self-evaluation all: good / bad / not sure", lambda m: verdicts(m, "overall")),
+        ("argmax_reward_ratio / gain_captured, trial (served)", capture),
+        ("… fresh cohort", lambda m: capture(m["fresh_cohort"])),
+        ("best single fixed dose on the model (Gy/fx)",
+         lambda m: _num(m.get("best_fixed_dose_gy"), 1)),
+        ("mean SEM of the dose (Gy/fx; the Q-networks' fitting noise)",
+         lambda m: _num(m.get("dose_sem_mean_gy"), 2)),
+        ("mean predicted reward of the chosen dose (q-value, 0–3)",
+         lambda m: _num(m.get("q_value_mean"), 2)),
+    ]
+    rows = [[label, *[fn(m) for _, m in archs]] for label, fn in lines]
+    return _table(["metric", *[f"{arch_label(a)} + DDQN" for a, _ in archs]], rows)
+
+
+def _odm_regret(summary: dict[str, Any]) -> str:
+    from engine.arclids.odm_eval import REGRET_LABELS, REGRET_POLICIES
+
+    rows = []
+    for arch, m in _odm_archs(summary):
+        for cohort, reg in (("fresh cohort", (m.get("fresh_cohort") or {}).get("regret")),
+                            ("training trial", m.get("regret"))):
+            reg = reg or {}
+            cells = []
+            for policy in REGRET_POLICIES:
+                row = reg.get(policy)
+                cells.append("n/a" if row is None else
+                             f"{row['true_reward_loss']:.3f} ({row['dose_abs_error_gy']:.2f})")
+            advised = reg.get("advised") or {}
+            rows.append([arch_label(arch), f"{cohort} (n = {reg.get('n_cases', 'n/a')})", *cells,
+                         _pct(advised.get("change_share"))])
+    header = ["arch", "cohort", *[REGRET_LABELS[p] for p in REGRET_POLICIES],
+              "advised to change"]
+    return _table(header, rows)
+
+
 BLOCKS: dict[str, Callable[[dict[str, Any]], str]] = {
     "rtoe-discrimination": _rtoe_discrimination,
     "rtoe-calibration": _rtoe_calibration,
     "rtoe-regret-curve": _rtoe_regret_curve,
     "rtoe-learning-curve": _rtoe_learning_curve,
+    "odm-metrics": _odm_metrics,
+    "odm-regret": _odm_regret,
 }
 """Generated-block kinds and their renderers (each takes the saved evaluation's summary)."""
 
