@@ -77,6 +77,14 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "Cross-validated and fresh-cohort AUROC of the learned outcome estimators, next to the "
         "Bayes ceiling (the best any model can reach on the virtual trial). The contrast plot "
         "shows why the GLoGD-GNN is served: its curves can only rise with dose.",
+        "Calibration is measured against the truth on a fresh virtual cohort no model was "
+        "trained on: the reliability diagram (predicted probability against the observed rate "
+        "and the true probability) and the coverage of the stated interval. The "
+        "recommendation is judged by its true-reward loss against the virtual trial's best "
+        "dose (lower is better), side by side with the historic clinicians, one constant dose "
+        "for everyone and the advised dose (the clinician's, changed only when the models are "
+        "confident); the regret learning curve shows from how many training patients on the "
+        "learned recommender does better than the clinicians.",
     ]),
     "learning": ("Help: Learning Mode", [
         "Retrain the outcome estimators on this clinic's stored cases whose outcome is known "

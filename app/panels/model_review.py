@@ -1,10 +1,11 @@
 """Model review panel (for physicists): how good are the learned outcome estimators?
 
 Shows the saved evaluation of the current protocol (metrics table per architecture and outcome,
-cross-validated ROC curves, learning curve) and contrasts the architectures' dose response on
-the shown cases. Every number comes from virtual trials; the panel says so. The contrast's
-torch inference runs in the recommendation pool (:func:`app.recommending.shown_curves`), never
-in a flush.
+cross-validated ROC curves, learning curve, calibration against the truth on a fresh cohort:
+reliability diagram and interval coverage, and the regret learning curve) and contrasts the
+architectures' dose response on the shown cases. Every number comes from virtual trials; the
+panel says so. The contrast's torch inference runs in the recommendation pool
+(:func:`app.recommending.shown_curves`), never in a flush.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from engine.arclids.outcomes import OutcomeModel
 from engine.core.protocols import Protocol
 from engine.figures.model_review import (
     architecture_contrast_figure,
+    interval_coverage_figure,
     learning_curve_figure,
+    reliability_figure,
     roc_figure,
 )
+from engine.figures.odm_review import FRESH_COHORT_NOTE, regret_learning_curve_figure
 
 __all__ = ["model_review_server", "model_review_ui"]
 
@@ -40,6 +44,19 @@ NO_EVALUATION = "No evaluation saved for this protocol."
 def no_models_message(protocol_name: str) -> str:
     return (f"No trained outcome models in models/: run "
             f"`artds train rtoe --protocol {protocol_name}`")
+
+
+def _retrain(what: str, protocol_name: str) -> ui.Tag:
+    """The one-line empty state of a figure an older evaluation has no data for."""
+    return ui.div(shared.with_code(
+        f"This evaluation has no {what}: retrain to see it "
+        f"(`artds train rtoe --protocol {protocol_name}`)."), class_="artds-empty")
+
+
+def _has_calibration(summary: dict) -> bool:
+    """Whether any architecture and outcome of the summary has calibration metrics."""
+    return any((m or {}).get("calibration") for per in summary.get("architectures", {}).values()
+               for m in per.values())
 
 
 def _when(created: object) -> str:
@@ -115,6 +132,12 @@ def model_review_ui() -> ui.TagList:
         ),
         figure_card("Cross-validated ROC curves", "roc_note", "roc"),
         figure_card("Learning curve", "learning_note", "learning"),
+        figure_card("Calibration against the truth: reliability diagram", "reliability_note",
+                    "reliability"),
+        figure_card("Interval coverage: stated level against measured", "coverage_note",
+                    "coverage"),
+        figure_card("Regret learning curve: from how many patients does the learned "
+                    "recommender beat the clinicians?", "regret_curve_note", "regret_curve"),
         figure_card("Single-GNN against GLoGD-GNN on the shown cases", "contrast_note",
                     "contrast"),
         odm_review_ui("odm"),
@@ -192,6 +215,66 @@ def model_review_server(
         ev = evaluation()
         rows = None if ev is None else ev.summary.get("learning_curve")
         return learning_curve_figure(rows, protocol()) if rows else None
+
+    @render.ui
+    def reliability_note():
+        ev = evaluation()
+        if ev is None:
+            return ui.div(NO_EVALUATION, class_="artds-empty")
+        if not _has_calibration(ev.summary):
+            return _retrain("calibration metrics", protocol().name)
+        return ui.p(
+            f"On a {FRESH_COHORT_NOTE}: the probability each model predicts at the patient's "
+            "received dose, in 10 bins, against the share of outcomes that occurred and "
+            "against the mean true probability (known only in a virtual trial). On the "
+            "diagonal a model is calibrated; above it, it under-predicts.",
+            class_="small text-muted mb-1")
+
+    @render_figure
+    def reliability():
+        ev = evaluation()
+        if ev is None or not _has_calibration(ev.summary):
+            return None
+        return reliability_figure(ev.summary, protocol())
+
+    @render.ui
+    def coverage_note():
+        ev = evaluation()
+        if ev is None:
+            return ui.div(NO_EVALUATION, class_="artds-empty")
+        if not _has_calibration(ev.summary):
+            return _retrain("interval coverage", protocol().name)
+        return ui.p(
+            "The share of patient × dose points whose true probability lies inside the "
+            "interval the app shows, against the level the interval states. Far below the "
+            "level: the band is too narrow to trust; far above: wider than it needs to be.",
+            class_="small text-muted mb-1")
+
+    @render_figure
+    def coverage():
+        ev = evaluation()
+        if ev is None or not _has_calibration(ev.summary):
+            return None
+        return interval_coverage_figure(ev.summary, protocol())
+
+    @render.ui
+    def regret_curve_note():
+        ev = evaluation()
+        if ev is None:
+            return ui.div(NO_EVALUATION, class_="artds-empty")
+        if not ev.summary.get("regret_learning_curve"):
+            return _retrain("regret learning curve", protocol().name)
+        return ui.p(
+            "True-reward loss against the oracle (lower is better) on a "
+            f"{FRESH_COHORT_NOTE}, for outcome models trained on virtual trials of each size: "
+            "the exact argmax of their reward, the historic clinicians' doses and the best "
+            "single dose for everyone.", class_="small text-muted mb-1")
+
+    @render_figure
+    def regret_curve():
+        ev = evaluation()
+        rows = None if ev is None else ev.summary.get("regret_learning_curve")
+        return regret_learning_curve_figure(rows) if rows else None
 
     @reactive.calc
     def contrast_models() -> dict[str, OutcomeModel]:

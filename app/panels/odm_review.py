@@ -3,8 +3,10 @@
 Shown inside the Model review panel. Everything comes from the evaluation saved by
 ``artds train odm`` (hash-checked at start-up, :data:`app.shared.ODM_REVIEWS`): RMSD and
 self-evaluation against the virtual trial's historic clinical decisions (ARCliDS Figs. 10–11),
-how much of the exact reward argmax the ODM reaches, regret against the virtual-trial oracle, and
-the GAN's per-feature distribution checks. Every number is from virtual trials; the panel says so.
+how much of the exact reward argmax the ODM reaches, the recommendation judged against the
+clinician by its true-reward loss against the virtual-trial oracle (on the fresh cohort beside
+the training trial), and the GAN's per-feature distribution checks. Every number is from virtual
+trials; the panel says so.
 """
 
 from __future__ import annotations
@@ -17,13 +19,22 @@ from app import shared
 from app.panels.widgets import figure_card, number, plus_minus, unavailable
 from app.plots import output_figure, render_figure
 from engine.arclids.architectures import arch_label
-from engine.arclids.odm_eval import OdmReview
+from engine.arclids.odm_eval import (
+    ADVISED_NOTE,
+    REGRET_LABELS,
+    REGRET_POLICIES,
+    OdmReview,
+    missing_regret_policies,
+)
 from engine.core.protocols import Protocol
 from engine.figures.odm_review import (
+    FRESH_COHORT_NOTE,
+    LOSS_TITLE,
     gan_overlay_figure,
     odm_decisions_figure,
     odm_rmsd_figure,
     odm_self_evaluation_figure,
+    regret_figure,
 )
 
 __all__ = ["odm_review_server", "odm_review_ui"]
@@ -70,11 +81,13 @@ def _metrics_table(summary: dict) -> ui.Tag:
         return ui.tags.tr(ui.tags.td(label, title=title),
                           *[ui.tags.td(cell(archs[a]), class_="num") for a in order])
 
-    def regret(policy: str, key: str, cohort: str = "trial") -> Callable[[dict], str]:
+    def capture(cohort: str) -> Callable[[dict], str]:
+        """argmax_reward_ratio and, always beside it, gain_captured (the ratio alone flatters
+        a policy that gives everyone one dose)."""
         def cell(m: dict) -> str:
             src = m if cohort == "trial" else m.get("fresh_cohort", {})
-            return number(src.get("regret", {}).get(policy, {}).get(key),
-                        ".2f" if key.endswith("gy") else ".3f")
+            return (f"{number(src.get('argmax_reward_ratio'))} · "
+                    f"{number(src.get('gain_captured'))}")
         return cell
 
     rows = [
@@ -86,24 +99,54 @@ def _metrics_table(summary: dict) -> ui.Tag:
         row("Self-evaluation: good / bad / not sure",
             lambda m: " / ".join(_pct(m["self_evaluation"]["overall"][k])
                                  for k in ("good", "bad", "not_sure"))),
-        row("argmax_reward_ratio (aim ≥ 0.99)", lambda m: number(m["argmax_reward_ratio"]),
-            "the served recommendation's mean ARTE reward over the exact argmax's"),
-        row("gain_captured (aim ≥ 0.9)", lambda m: number(m["gain_captured"]),
-            "(ODM − best single fixed dose) / (exact argmax − best single fixed dose)"),
-        row("… fresh virtual cohort", lambda m: number(m.get("fresh_cohort", {}).get(
-            "gain_captured"))),
-        row("|dose − oracle dose|: ODM (Gy/fx)", regret("odm", "dose_abs_error_gy")),
-        row("… exact ARTE argmax", regret("exact_argmax", "dose_abs_error_gy")),
-        row("… historic clinical decision", regret("historic", "dose_abs_error_gy")),
-        row("True-reward loss vs oracle: ODM", regret("odm", "true_reward_loss")),
-        row("… exact ARTE argmax", regret("exact_argmax", "true_reward_loss")),
-        row("… historic clinical decision", regret("historic", "true_reward_loss")),
-        row("… ODM, fresh virtual cohort", regret("odm", "true_reward_loss", "fresh")),
+        row("argmax_reward_ratio · gain_captured (aim ≥ 0.9), training trial", capture("trial"),
+            "argmax_reward_ratio: the served recommendation's mean reward on the learned "
+            "environment over the exact argmax's; gain_captured: (served − best single fixed "
+            "dose) / (exact argmax − best single fixed dose)"),
+        row(f"… {FRESH_COHORT_NOTE}", capture("fresh")),
         row("Mean q-value (predicted reward, 0–3 with goal bonuses)",
-            lambda m: number(m.get("q_value_mean"), ".2f")),
+            lambda m: number(m.get("q_value_mean"), ".2f"),
+            "the decision makers' own prediction of the reward of their choice; not a "
+            "confidence, and it can exceed 3"),
     ]
     return ui.div(ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*rows),
                                 class_="table table-sm metrics-table odm-table"),
+                  class_="table-responsive")
+
+
+def _regret_table(summary: dict) -> ui.Tag:
+    """True-reward loss vs the oracle per policy (rows) and architecture × cohort (columns):
+    the fresh cohort first, the training trial beside it."""
+    archs = summary.get("architectures", {})
+    order = [a for a in ("glogd", "single") if a in archs] + [
+        a for a in archs if a not in ("glogd", "single")]
+    cohorts = (("fresh_cohort", "fresh cohort"), ("trial", "training trial"))
+    head = ui.tags.tr(ui.tags.th("Policy"), *[
+        ui.tags.th(f"{arch_label(a)} + DDQN", ui.br(), ui.tags.small(label), class_="num")
+        for a in order for _, label in cohorts])
+
+    def regret_of(m: dict, cohort: str) -> dict:
+        return (m if cohort == "trial" else m.get(cohort) or {}).get("regret") or {}
+
+    def cells(value: Callable[[dict], str]) -> list[ui.Tag]:
+        return [ui.tags.td(value(regret_of(archs[a], c)), class_="num")
+                for a in order for c, _ in cohorts]
+
+    constant = next((reg["best_constant_dose_gy"] for a in order for c, _ in cohorts
+                     if (reg := regret_of(archs[a], c)).get("best_constant_dose_gy")
+                     is not None), None)
+    rows = []
+    for policy in REGRET_POLICIES:
+        label = REGRET_LABELS[policy]
+        if policy == "best_constant_dose" and constant is not None:
+            label += f" ({constant:g} Gy/fx, chosen on the training trial)"
+        rows.append(ui.tags.tr(ui.tags.td(label), *cells(
+            lambda reg, p=policy: number((reg.get(p) or {}).get("true_reward_loss")))))
+        if policy == "advised":
+            rows.append(ui.tags.tr(ui.tags.td("… cases advised to change"), *cells(
+                lambda reg: _pct((reg.get("advised") or {}).get("change_share")))))
+    return ui.div(ui.tags.table(ui.tags.thead(head), ui.tags.tbody(*rows),
+                                class_="table table-sm metrics-table regret-table"),
                   class_="table-responsive")
 
 
@@ -120,6 +163,14 @@ def odm_review_ui() -> ui.TagList:
                 col_widths=(6, 6),
             ),
             output_figure("decisions", min_height="0px"),
+            full_screen=True,
+        ),
+        ui.card(
+            ui.card_header("The recommendation against the clinician: "
+                           f"{LOSS_TITLE[0].lower()}{LOSS_TITLE[1:]}"),
+            ui.output_ui("regret_intro"),
+            ui.output_ui("regret_table"),
+            output_figure("regret", min_height="0px"),
             full_screen=True,
         ),
         figure_card("Synthetic patients: WGAN-GP against the training trial", "gan_intro",
@@ -155,6 +206,34 @@ def odm_review_server(input, output, session, *, protocol: Callable[[], Protocol
     def odm_metrics():
         r = review()
         return None if r.odm_summary is None else _metrics_table(r.odm_summary)
+
+    @render.ui
+    def regret_intro():
+        r, name = review(), protocol().name
+        if r.odm_summary is None:
+            return unavailable(_no_odm(name), r.errors.get("odm"))
+        missing = missing_regret_policies(r.odm_summary)
+        return ui.TagList(
+            ui.p(f"{LOSS_TITLE}: the virtual trial's true reward of its best dose per case "
+                 "minus the true reward of each policy's dose, mean over cases (reward 0–3). "
+                 f"Measured on a {FRESH_COHORT_NOTE} beside the training trial, where a "
+                 f"learned recommender looks better than it is. {ADVISED_NOTE}. Virtual "
+                 "trials only, not clinical evidence.", class_="small mb-2"),
+            ui.div(shared.with_code(
+                f"This evaluation has no rows for {', '.join(REGRET_LABELS[p] for p in missing)}"
+                f": retrain to see them (`artds train odm --protocol {name}`)."),
+                class_="small text-muted mb-2 regret-missing") if missing else None,
+        )
+
+    @render.ui
+    def regret_table():
+        r = review()
+        return None if r.odm_summary is None else _regret_table(r.odm_summary)
+
+    @render_figure
+    def regret():
+        r = review()
+        return None if r.odm_summary is None else regret_figure(r.odm_summary)
 
     @render_figure
     def rmsd():

@@ -465,5 +465,8 @@ def arte_member(model: Any, k: int) -> Any:
         name=f"{model.name}[{k}]",
         label=f"{model.label}, member {k}",
         version=f"{model.version}[{k}]",
+        # the member's probabilities as served: recalibrated like the whole ensemble's
+        tcp_calibration=model.tcp_calibration,
+        ntcp_calibration=model.ntcp_calibration,
     )
 

@@ -6,6 +6,12 @@ self-evaluation, how much of the exact argmax's reward the ODM reaches (per serv
 member), and regret against the virtual trial's oracle, on the training trial and on a fresh
 virtual cohort. The evaluation scores the float16-rounded networks, i.e. exactly what is served.
 
+The regret rows (:data:`REGRET_POLICIES`) judge the recommendation against the clinician: the
+served dose, the historic clinicians' doses, one constant dose for everyone (chosen on the
+training trial's truth), the exact argmax of the outcome model's reward, and the advised dose
+(the clinician's dose kept unless the outcome models are confident the recommendation is better,
+:func:`engine.arclids.recommend.compare_proposal`).
+
 :func:`summarise_odm_evaluation` is what ``artds evaluate odm --json`` prints of it (flagged
 stale when it was computed against another outcome model than the one served now);
 :func:`load_odm_review` is what the app's review panel shows, with the GAN's distribution
@@ -21,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.arclids.arte import at_dose, evaluate_arte, reward
+from engine.arclids.arte import at_dose, reward
 from engine.arclids.cohort import ReferenceModel
 from engine.arclids.evaluation import (
     best_fixed_dose,
@@ -34,6 +40,8 @@ from engine.arclids.evaluation import (
     verdict_shares,
 )
 from engine.arclids.odm import ODMConfig, ODMEnsemble, ODMPrediction
+from engine.arclids.outcomes import OutcomeCurves
+from engine.arclids.recommend import ADVICE_THRESHOLD, compare_proposal
 from engine.arclids.serving import (
     LOAD_ERRORS,
     N_SYNTHETIC,
@@ -46,13 +54,41 @@ from engine.core.protocols import Protocol
 from engine.core.schema import case_labels
 
 __all__ = [
+    "ADVISED_NOTE",
+    "REGRET_LABELS",
+    "REGRET_POLICIES",
     "OdmReview",
     "best_constant_dose_gy",
     "evaluate_odm",
     "load_odm_review",
+    "missing_regret_policies",
+    "odm_summary",
     "regret",
     "summarise_odm_evaluation",
 ]
+
+
+REGRET_POLICIES = ("served", "historic", "best_constant_dose", "exact_argmax", "advised")
+"""The policies every evaluation's ``regret`` compares, each a dose per case: ``served`` (the
+dose the app shows, the ODM ensemble's under its serving rule), ``historic`` (the virtual trial's
+clinicians, ``dose_adapt_gy``), ``best_constant_dose`` (one dose for everyone,
+:func:`best_constant_dose_gy` of the training trial), ``exact_argmax`` (the grid argmax of the
+served outcome model's ensemble-mean reward) and ``advised`` (the clinician's dose as the
+proposal, changed to the served dose only where ``p_recommended_better`` clears
+:data:`engine.arclids.recommend.ADVICE_THRESHOLD`). Evaluations saved before these rows existed
+lack some of them: readers must tolerate that."""
+REGRET_LABELS = {
+    "served": "served recommendation",
+    "historic": "historic clinicians",
+    "best_constant_dose": "best constant dose",
+    "exact_argmax": "exact argmax of the model",
+    "advised": "advised dose",
+}
+"""What each policy of :data:`REGRET_POLICIES` is called on screen (plain text); say with it
+what the advised dose is (:data:`ADVISED_NOTE`)."""
+ADVISED_NOTE = (f"Advised dose: the clinician's, changed to the recommendation only where "
+                f"p_recommended_better ≥ {ADVICE_THRESHOLD:g}")
+"""One line on the advised policy, for the figures, tables and model cards that show it."""
 
 
 def _true_reward(protocol: Protocol, truth_tcp: np.ndarray, truth_ntcp: np.ndarray,
@@ -136,31 +172,39 @@ def evaluate_odm(
 
     Args:
         protocol: the protocol.
-        model: the served outcome ensemble the ODM was trained on (ARTE).
+        model: the served outcome ensemble the ODM was trained on (ARTE); its curves, with
+            their interval, also decide the advice on the clinician's dose.
         odm: the ODM ensemble.
         trial: complete cases of the training trial with ``dose_adapt_gy`` and both outcomes
-            (the historic clinical decisions the paper compares with).
-        fresh: complete cases of a fresh virtual cohort (regret on a larger sample).
+            (the historic clinical decisions the paper compares with); the best constant dose
+            is chosen on it.
+        fresh: complete cases of a fresh virtual cohort, never trained on (regret on a larger
+            sample, free of the training trial's optimism).
+
+    Returns ``trial`` and ``fresh`` metrics; each ``regret`` has a row per policy of
+    :data:`REGRET_POLICIES` (see :func:`_regret_rows`).
     """
     doses = protocol.dose_grid()
     window = 0.1 * float(doses[-1])
+    constant = best_constant_dose_gy(protocol, trial)
     out: dict[str, Any] = {"odm_version": odm.version, "rtoe_version": model.version,
                            "self_evaluation_window_gy": window}
     cohort_metrics = {}
     for label, cases in (("trial", trial), ("fresh", fresh)):
-        arte = evaluate_arte(cases, protocol, model)
+        curves = model.predict_curves(cases, protocol)  # with the interval the app shows
+        members_tcp = np.asarray(curves.tcp, dtype=np.float64)  # [M, P, D]
+        members_ntcp = np.asarray(curves.ntcp, dtype=np.float64)
         pred = odm.predict(cases)
-        tcp, ntcp = arte.tcp.mean(axis=0), arte.ntcp.mean(axis=0)  # [P, D]
+        tcp, ntcp = members_tcp.mean(axis=0), members_ntcp.mean(axis=0)  # [P, D]
         exact_dose = doses[np.argmax(reward(tcp, ntcp, protocol.goals), axis=1)]
         served = _reward_capture(protocol, tcp, ntcp, pred.dose_gy)
         # Each member on the environment it planned on: its own ARTE member, or the mean.
         own = odm.planning_arte == "member"
         per_member = [
-            _reward_capture(protocol, arte.tcp[k] if own else tcp, arte.ntcp[k] if own else ntcp,
-                            pred.member_dose_gy[k])
+            _reward_capture(protocol, members_tcp[k] if own else tcp,
+                            members_ntcp[k] if own else ntcp, pred.member_dose_gy[k])
             for k in range(pred.n_members)
         ]
-        clinical = cases["dose_adapt_gy"].to_numpy(np.float64)
         by_rule = {
             rule: {key: value for key, value in _reward_capture(protocol, tcp, ntcp, dose).items()
                    if key in ("argmax_reward_ratio", "gain_captured", "reward_mean")}
@@ -181,10 +225,7 @@ def evaluate_odm(
             "dose_abs_error_vs_exact_argmax_gy": float(np.mean(np.abs(pred.dose_gy - exact_dose))),
             "dose_sem_mean_gy": float(pred.dose_sem_gy.mean()),
             "q_value_mean": float(pred.q_value.mean()),
-            "regret": regret(protocol, cases, {
-                "odm": pred.dose_gy, "exact_argmax": exact_dose, "historic": clinical,
-                "odm_mean_dose": pred.member_mean_dose_gy, "odm_mean_q": pred.mean_q_dose_gy,
-            }),
+            "regret": _regret_rows(protocol, cases, curves, pred, exact_dose, constant),
         }
         if label == "trial":
             m.update(_against_clinic(protocol, cases, pred, window))
@@ -192,6 +233,43 @@ def evaluate_odm(
         cohort_metrics[label] = m
     out["trial"] = cohort_metrics["trial"]
     out["fresh"] = cohort_metrics["fresh"]
+    return out
+
+
+def _regret_rows(protocol: Protocol, cases: pd.DataFrame, curves: OutcomeCurves,
+                 pred: ODMPrediction, exact_dose: np.ndarray, constant_gy: float
+                 ) -> dict[str, Any]:
+    """:func:`regret` of every policy of :data:`REGRET_POLICIES` (and of both serving rules).
+
+    Args:
+        curves: the served outcome model's curves of ``cases`` (with their interval), behind
+            the advice.
+        pred: the ODM ensemble's prediction for ``cases``; ``pred.dose_gy`` is served.
+        exact_dose: the exact argmax of the served model's reward per case, Gy, [P].
+        constant_gy: the best constant dose of the training trial, Gy.
+
+    Besides the rows: ``best_constant_dose_gy`` (the constant dose), and in the ``advised`` row
+    ``change_share`` (share of cases advised to change from the clinician's dose),
+    ``p_recommended_better_mean`` and the ``threshold`` applied.
+    """
+    clinical = cases["dose_adapt_gy"].to_numpy(np.float64)
+    advice = compare_proposal(curves, protocol, pred.dose_gy, clinical)
+    out = regret(protocol, cases, {
+        "served": pred.dose_gy,
+        "historic": clinical,
+        "best_constant_dose": np.full(len(cases), constant_gy),
+        "exact_argmax": exact_dose,
+        "advised": advice.advised_dose_gy,
+        # both serving rules, whichever is served (one of them equals "served")
+        "odm_mean_dose": pred.member_mean_dose_gy,
+        "odm_mean_q": pred.mean_q_dose_gy,
+    })
+    out["best_constant_dose_gy"] = constant_gy
+    out["advised"] |= {
+        "change_share": float(np.mean(advice.advice == "change")),
+        "p_recommended_better_mean": float(np.mean(advice.p_recommended_better)),
+        "threshold": advice.threshold,
+    }
     return out
 
 
@@ -254,18 +332,20 @@ def summarise_odm_evaluation(
 ) -> dict[str, Any]:
     """What ``artds evaluate odm --json`` prints: the metrics without per-patient rows.
 
-    ``served_rtoe`` maps architecture → the version of the outcome model served now; an
-    architecture whose evaluation was computed against another version gets
-    ``"stale": true`` and a note.
+    Per architecture, the training trial's metrics at the top level and the fresh cohort's
+    under ``fresh_cohort``; each has ``regret`` (rows of :data:`REGRET_POLICIES`) and
+    ``gain_captured`` beside every ``argmax_reward_ratio``. ``served_rtoe`` maps architecture →
+    the version of the outcome model served now; an architecture whose evaluation was computed
+    against another version gets ``"stale": true`` and a note.
     """
     archs = {}
     for arch, m in payload["architectures"].items():
+        trial, fresh = (_summary_metrics(m[c]) for c in ("trial", "fresh"))
         entry = {
             "odm_version": m["odm_version"],
             "rtoe_version": m["rtoe_version"],
-            **{k: m["trial"][k] for k in _SUMMARY_KEYS if k in m["trial"]},
-            "fresh_cohort": {k: m["fresh"][k] for k in _SUMMARY_KEYS if k in m["fresh"]}
-            | {"n_cases": m["fresh"]["n_cases"]},
+            **trial,
+            "fresh_cohort": fresh | {"n_cases": m["fresh"]["n_cases"]},
             "n_cases": m["trial"]["n_cases"],
         }
         served = (served_rtoe or {}).get(arch)
@@ -284,6 +364,35 @@ def summarise_odm_evaluation(
         "planning": _planning_summary(payload),
         "architectures": archs,
     }
+
+
+def odm_summary(protocol_name: str, models_dir: Any = None) -> dict[str, Any]:
+    """What ``artds evaluate odm --json`` prints (and the model card's tables are written from):
+    :func:`summarise_odm_evaluation` of the saved, hash-checked evaluation, stale flags against
+    the outcome models served now included. Raises the registry's ``ArtifactError`` when the
+    evaluation is missing or does not match the manifest."""
+    payload, meta = load_odm_evaluation(protocol_name, models_dir)
+    return summarise_odm_evaluation(payload, meta, served_rtoe_versions(protocol_name, models_dir))
+
+
+def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """One cohort's summary keys; the served row of an evaluation saved before the regret rows
+    of :data:`REGRET_POLICIES` existed (called ``odm`` there: the same served dose) is renamed
+    ``served``, its other missing rows stay missing."""
+    out = {k: metrics[k] for k in _SUMMARY_KEYS if k in metrics}
+    reg = out.get("regret")
+    if reg is not None and "served" not in reg and "odm" in reg:
+        out["regret"] = {("served" if k == "odm" else k): v for k, v in reg.items()}
+    return out
+
+
+def missing_regret_policies(summary: dict[str, Any]) -> list[str]:
+    """Policies of :data:`REGRET_POLICIES` that some architecture's trial or fresh-cohort
+    ``regret`` of a :func:`summarise_odm_evaluation` lacks (an evaluation saved before they
+    existed), in :data:`REGRET_POLICIES` order; empty when every row is there."""
+    regrets = [reg for m in (summary.get("architectures") or {}).values()
+               for reg in (m.get("regret"), (m.get("fresh_cohort") or {}).get("regret"))]
+    return [p for p in REGRET_POLICIES if any(p not in (reg or {}) for reg in regrets)]
 
 
 def _planning_summary(payload: dict[str, Any]) -> dict[str, Any]:

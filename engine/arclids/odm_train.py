@@ -388,7 +388,10 @@ def train_odm(
         results = executor.map(_odm_job, jobs, progress=bar, desc=f"{arch} ODM")
         timings[f"odm_{arch}"] = time.perf_counter() - arch_started
         states, metas = [], []
-        for job, result, tm, nm in zip(jobs, results, tcp_metas, ntcp_metas, strict=True):
+        for job, result in zip(jobs, results, strict=True):
+            # member k plans on outcome member k (planning_arte "member") or on all of them
+            tm = tcp_metas[job.member % len(tcp_metas)]
+            nm = ntcp_metas[job.member % len(ntcp_metas)]
             config = ODMConfig.from_dict(job.config)
             meta = registry.save_artifact(
                 models_dir,

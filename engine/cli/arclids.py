@@ -113,35 +113,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regret_text(reg: dict) -> str:
+    """One cohort's regret rows on one line: true-reward loss vs the oracle per policy."""
+    from engine.arclids.odm_eval import REGRET_POLICIES
+
+    parts = []
+    for policy in REGRET_POLICIES:
+        row = reg.get(policy)
+        if row is None:
+            continue
+        text = f"{policy} {row['true_reward_loss']:.3f}"
+        if policy == "best_constant_dose" and reg.get("best_constant_dose_gy") is not None:
+            text += f" ({reg['best_constant_dose_gy']:g} Gy/fx)"
+        if policy == "advised" and row.get("change_share") is not None:
+            text += f" ({row['change_share']:.0%} changed)"
+        parts.append(text)
+    missing = [p for p in REGRET_POLICIES if p not in reg]
+    return ("true-reward loss vs oracle (lower is better): " + ", ".join(parts)
+            + (f"; not in this evaluation: {', '.join(missing)} (retrain to see them)"
+               if missing else ""))
+
+
 def cmd_evaluate_odm(args: argparse.Namespace) -> int:
-    from engine.arclids.odm_eval import summarise_odm_evaluation
-    from engine.arclids.serving import load_odm_evaluation, served_rtoe_versions
+    from engine.arclids.odm_eval import odm_summary
     from engine.platform.registry import ArtifactError
 
     with input_errors(ArtifactError):
-        payload, meta = load_odm_evaluation(args.protocol, args.models_dir)
-    summary = summarise_odm_evaluation(
-        payload, meta, served_rtoe_versions(args.protocol, args.models_dir)
-    )
+        summary = odm_summary(args.protocol, args.models_dir)
     if args.json:
         print(json.dumps(rounded(summary), indent=2))
         return 0
     for arch, m in summary["architectures"].items():
         rm = m["rmsd_gy"]["overall"]
         se = m["self_evaluation"]["overall"]
-        reg = m["regret"]
         print(f"{arch}+DDQN ({m['odm_version']}){' STALE: ' + m['note'] if m['stale'] else ''}")
         print(f"  RMSD vs clinical decisions {rm['mean']:.2f} ± {rm['sem'] or 0:.2f} Gy/fx; "
               f"self-evaluation good {se['good']:.0%}, bad {se['bad']:.0%}, "
               f"not sure {se['not_sure']:.0%}")
-        print(f"  argmax_reward_ratio {m['argmax_reward_ratio']:.3f}; gain_captured "
-              f"{_fmt(m['gain_captured'])}")
-        print(f"  vs oracle: |dose error| ODM {reg['odm']['dose_abs_error_gy']:.2f}, exact argmax "
-              f"{reg['exact_argmax']['dose_abs_error_gy']:.2f}, historic "
-              f"{reg['historic']['dose_abs_error_gy']:.2f} Gy/fx; true-reward loss "
-              f"{reg['odm']['true_reward_loss']:.3f} / "
-              f"{reg['exact_argmax']['true_reward_loss']:.3f} / "
-              f"{reg['historic']['true_reward_loss']:.3f}")
+        for cohort, c in (("training trial", m), ("fresh cohort", m["fresh_cohort"])):
+            print(f"  {cohort} ({c['n_cases']} cases): argmax_reward_ratio "
+                  f"{_fmt(c.get('argmax_reward_ratio'))}; gain_captured "
+                  f"{_fmt(c.get('gain_captured'))}")
+            print(f"    {_regret_text(c.get('regret') or {})}")
     return 0
 
 

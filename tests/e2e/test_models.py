@@ -110,6 +110,27 @@ def test_model_review_panel(page: Page, app_url: str, console_errors: list[str])
     else:
         expect(page.locator("#review-learning_note .artds-empty")).to_be_visible()
 
+    # calibration against the truth, or one line saying to retrain (older evaluations)
+    calibrated = any(m.get("calibration") for per in archs.values() for m in per.values())
+    for plot in ("reliability", "coverage"):
+        if calibrated:
+            expect(page.locator(f"#review-{plot}.js-plotly-plot")).to_be_visible()
+        else:
+            expect(page.locator(f"#review-{plot}_note .artds-empty")).to_contain_text(
+                f"retrain to see it (artds train rtoe --protocol {PROTOCOL})")
+    if calibrated:
+        expect(page.locator("#review-reliability .legendtext",
+                            has_text="calibrated (diagonal)").first).to_be_visible()
+        expect(page.locator("#review-coverage .gtitle-subtitle")).to_contain_text(
+            "never trained on")
+    if evaluation.summary.get("regret_learning_curve"):
+        curve = page.locator("#review-regret_curve.js-plotly-plot")
+        expect(curve).to_be_visible()
+        expect(curve.locator(".legendtext", has_text="historic clinicians")).to_be_visible()
+    else:
+        expect(page.locator("#review-regret_curve_note .artds-empty")).to_contain_text(
+            "no regret learning curve")
+
     if {"glogd", "single"} <= set(shared.MODEL_CHOICES[PROTOCOL]):
         contrast = page.locator("#review-contrast.js-plotly-plot")
         expect(contrast).to_be_visible()

@@ -12,6 +12,7 @@ from shiny.playwright import controller
 
 from app import shared
 from engine.arclids.architectures import REFERENCE
+from engine.arclids.odm_eval import missing_regret_policies
 from tests.e2e.helpers import assert_clean, open_app, open_tab
 
 pytestmark = pytest.mark.e2e
@@ -71,9 +72,25 @@ def test_model_review_shows_decision_makers_and_synthetic_patients(
     open_tab(page, "Model review")
     assert review.odm is not None and review.gan is not None, "shipped ODM/GAN must load"
     table = page.locator("#review-odm-odm_metrics table")
-    expect(table).to_contain_text("argmax_reward_ratio")
-    expect(table).to_contain_text("gain_captured")
-    expect(table).to_contain_text("historic clinical decision")
+    expect(table).to_contain_text("argmax_reward_ratio · gain_captured")
+    expect(table).to_contain_text("predicted reward, 0–3 with goal bonuses")
+    expect(table).not_to_contain_text("confidence")
+    # the recommendation judged against the clinician, on the fresh cohort beside the trial
+    regret = page.locator("#review-odm-regret_table table")
+    for text in ("historic clinicians", "served recommendation", "best constant dose",
+                 "exact argmax", "advised dose", "fresh cohort", "training trial"):
+        expect(regret).to_contain_text(text)
+    expect(page.locator("#review-odm-regret_intro")).to_contain_text(
+        "fresh virtual cohort (never trained on)")
+    missing = missing_regret_policies(review.odm_summary)
+    note = page.locator("#review-odm-regret_intro .regret-missing")
+    if missing:  # an evaluation saved before these rows: one line saying to retrain
+        expect(note).to_contain_text(f"retrain to see them (artds train odm --protocol {PROTOCOL})")
+    else:
+        expect(note).to_have_count(0)
+    plot = page.locator("#review-odm-regret.js-plotly-plot")
+    expect(plot).to_be_visible()
+    expect(plot.locator(".gtitle")).to_contain_text("True-reward loss vs oracle (lower is better)")
     for plot in ("rmsd", "self_evaluation", "decisions"):
         expect(page.locator(f"#review-odm-{plot}.js-plotly-plot")).to_be_visible()
     expect(page.locator("#review-odm-decisions .legendtext",

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from engine.arclids.calibration import OutcomeCalibration
 from engine.arclids.cohort import ReferenceModel, generate_cohort
-from engine.arclids.odm_eval import summarise_odm_evaluation
+from engine.arclids.odm_eval import REGRET_POLICIES, summarise_odm_evaluation
 from engine.arclids.odm_train import OdmJob, _odm_job, _planning_memory, train_odm
 from engine.arclids.recommend import EXACT_ARGMAX, ODM, recommend
 from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
@@ -24,6 +25,7 @@ from engine.arclids.serving import (
     RTOE_FAMILY,
     ModelUnavailable,
     OdmUnavailable,
+    calibration_name,
     decision_maker,
     load_catalogue,
     load_odm_evaluation,
@@ -55,6 +57,12 @@ def _save_tiny_rtoe(models_dir, seed_offset: int = 0) -> None:
                                    member_name("nsclc", "glogd", outcome, k),
                                    est.state_dict(), seed=config.seed, config=config.to_dict(),
                                    data_hash="test", cohort_version="test", metrics={})
+    # A fixed recalibration with an 80 % interval, saved as `artds train rtoe` saves its fit.
+    calibration = OutcomeCalibration(intercept=-0.5, slope=0.8, interval_level=0.8,
+                                     conformal_quantile=2.0).to_dict()
+    registry.save_json_artifact(models_dir, RTOE_FAMILY, calibration_name("nsclc", "glogd"),
+                                {"tcp": calibration, "ntcp": calibration}, seed=0, config={},
+                                data_hash="test", cohort_version="test", metrics={})
 
 
 def _copy_models(models_dir: Path, other: Path) -> Path:
@@ -141,8 +149,9 @@ def test_evaluation_payload_and_summary(trained):
         shares = g["self_evaluation"][group]
         assert sum(shares[k] for k in ("good", "bad", "not_sure")) == pytest.approx(1.0)
     assert g["n_by_outcome"]["positive"] + g["n_by_outcome"]["negative"] == g["n_cases"] == 67
-    for policy in ("odm", "exact_argmax", "historic"):
-        assert g["regret"][policy]["dose_abs_error_gy"] >= 0
+    for reg in (g["regret"], g["fresh_cohort"]["regret"]):
+        for policy in REGRET_POLICIES:
+            assert reg[policy]["dose_abs_error_gy"] >= 0
     assert 0 < g["argmax_reward_ratio"] <= 1.0 + 1e-9
     assert g["serving_rule"] == "mean-dose"
     assert g["by_serving_rule"]["mean-dose"]["argmax_reward_ratio"] == g["argmax_reward_ratio"]

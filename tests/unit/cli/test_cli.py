@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.arclids.odm_eval import REGRET_POLICIES
 from engine.cli import build_parser, main
 from engine.core.protocols import PROTOCOL_NAMES
 from engine.core.schema import read_cases
@@ -283,8 +284,10 @@ def test_evaluate_odm_json(name, capsys):
         for key in ("argmax_reward_ratio", "gain_captured", "stale", "odm_version",
                     "rtoe_version", "fresh_cohort"):
             assert key in m
-        for policy in ("odm", "exact_argmax", "historic"):
-            assert set(m["regret"][policy]) >= {"dose_abs_error_gy", "true_reward_loss"}
+        for cohort in (m, m["fresh_cohort"]):
+            assert "gain_captured" in cohort and "argmax_reward_ratio" in cohort
+            for policy in REGRET_POLICIES:
+                assert set(cohort["regret"][policy]) >= {"dose_abs_error_gy", "true_reward_loss"}
 
 
 def test_evaluate_odm_without_artifacts_exits_2(tmp_path, capsys):

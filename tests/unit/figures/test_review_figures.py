@@ -1,0 +1,185 @@
+"""The Model review's figures of issue #12 on small synthetic payloads: the regret of the
+recommendation against the clinician, the regret learning curve, the reliability diagram and the
+interval coverage; and that each tolerates an evaluation saved before its fields existed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.arclids.odm_eval import REGRET_POLICIES, missing_regret_policies
+from engine.core.protocols import Protocol, load_protocol
+from engine.figures.model_review import (
+    COVERAGE_TOLERANCE,
+    interval_coverage_figure,
+    reliability_figure,
+)
+from engine.figures.odm_review import (
+    FRESH_COHORT_NOTE,
+    LOSS_TITLE,
+    regret_figure,
+    regret_learning_curve_figure,
+)
+from engine.figures.style import ARCH_COLOURS
+
+
+@pytest.fixture(scope="module")
+def nsclc() -> Protocol:
+    return load_protocol("nsclc")
+
+
+def _row(loss: float, **extra: float) -> dict:
+    return {"true_reward_loss": loss, "dose_abs_error_gy": 2 * loss, "true_reward_mean": 2 - loss,
+            **extra}
+
+
+def _regret(base: float, constant: float | None = 3.1) -> dict:
+    reg = {"historic": _row(0.26), "served": _row(base), "exact_argmax": _row(base + 0.02),
+           "advised": _row(0.24, change_share=0.3), "best_constant_dose": _row(0.25),
+           "odm_mean_dose": _row(base), "n_cases": 10}
+    if constant is not None:
+        reg["best_constant_dose_gy"] = constant
+    return reg
+
+
+def _odm_summary() -> dict:
+    """Two architectures; the trial flatters them (lower loss than on the fresh cohort)."""
+    def arch(fresh_loss: float) -> dict:
+        return {"n_cases": 67, "regret": _regret(fresh_loss - 0.1),
+                "fresh_cohort": {"n_cases": 2000, "regret": _regret(fresh_loss)}}
+    return {"protocol": "nsclc", "architectures": {"single": arch(0.35), "glogd": arch(0.31)}}
+
+
+def _bars(fig) -> dict[tuple[str, str], float]:
+    """(row label, x axis) → the bar's loss."""
+    return {(t.y[0], t.xaxis): t.x[0] for t in fig.data if t.type == "bar"}
+
+
+def test_regret_figure_puts_the_fresh_cohort_beside_the_trial():
+    fig = regret_figure(_odm_summary())
+    bars = _bars(fig)
+    # left (x): the fresh cohort; right (x2): the training trial
+    assert bars[("GLoGD-GNN: served recommendation", "x")] == 0.31
+    assert bars[("GLoGD-GNN: served recommendation", "x2")] == pytest.approx(0.21)
+    assert bars[("Single-GNN: served recommendation", "x")] == 0.35
+    assert bars[("historic clinicians", "x")] == 0.26
+    assert bars[("best constant dose (3.1 Gy/fx)", "x")] == 0.25
+    assert bars[("GLoGD-GNN: advised dose", "x")] == 0.24
+    assert bars[("GLoGD-GNN: exact argmax of the model", "x")] == pytest.approx(0.33)
+    # the clinicians and the constant dose once per cohort, each model row once per cohort
+    assert len(bars) == 2 * (2 + 2 * 3) and len(fig.data) == len(bars)
+    assert {t.meta for t in fig.data} == set(REGRET_POLICIES)
+    # rows top to bottom: the clinicians, the constant dose, then the served architecture first
+    rows = list(fig.layout.yaxis.categoryarray)
+    assert rows[:3] == ["historic clinicians", "best constant dose (3.1 Gy/fx)",
+                        "GLoGD-GNN: served recommendation"]
+    assert fig.layout.yaxis.autorange == "reversed"
+    served = next(t for t in fig.data if t.y[0] == "GLoGD-GNN: served recommendation")
+    assert served.marker.line.color == ARCH_COLOURS["glogd"]
+    advised = next(t for t in fig.data if t.meta == "advised" and t.xaxis == "x")
+    assert advised.marker.pattern.shape == "/" and "change: 30% of cases" in advised.hovertemplate
+    # labels say what the numbers are, and where they were measured
+    assert fig.layout.title.text == LOSS_TITLE == "True-reward loss vs oracle (lower is better)"
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0] == f"{FRESH_COHORT_NOTE}, 2,000 cases"
+    assert titles[1] == "training trial (trained on), 67 cases"
+    assert "p_recommended_better" in fig.layout.title.subtitle.text
+    assert fig.layout.xaxis.range == fig.layout.xaxis2.range  # one scale for both cohorts
+
+
+def test_regret_figure_of_an_evaluation_saved_before_the_new_rows():
+    summary = _odm_summary()
+    for m in summary["architectures"].values():
+        for reg in (m["regret"], m["fresh_cohort"]["regret"]):
+            for key in ("advised", "best_constant_dose", "best_constant_dose_gy"):
+                del reg[key]
+    assert missing_regret_policies(summary) == ["best_constant_dose", "advised"]
+    assert missing_regret_policies(_odm_summary()) == []
+    fig = regret_figure(summary)
+    assert {t.meta for t in fig.data} == {"served", "historic", "exact_argmax"}
+    assert len(fig.data) == 2 * (1 + 2 * 2)
+    empty = regret_figure({"architectures": {}})
+    assert not empty.data and any("No regret rows" in a.text for a in empty.layout.annotations)
+    assert missing_regret_policies({"architectures": {}}) == []
+
+
+def test_regret_learning_curve_figure():
+    rows = [{"arch": "glogd", "n_train_patients": n, "n_members": 5,
+             "best_constant_dose_gy": 3.0 + 0.1 * i,
+             "learned_exact_argmax": _row(loss), "historic": _row(0.27),
+             "best_constant_dose": _row(0.25)}
+            for i, (n, loss) in enumerate(((1000, 0.2), (67, 0.33), (200, 0.28)))]
+    fig = regret_learning_curve_figure(rows)
+    lines = {t.meta: t for t in fig.data}
+    assert set(lines) == {"learned_exact_argmax", "historic", "best_constant_dose"}
+    learned = lines["learned_exact_argmax"]
+    assert list(learned.x) == [67, 200, 1000] and list(learned.y) == [0.33, 0.28, 0.2]
+    assert learned.line.color == ARCH_COLOURS["glogd"] and learned.name.startswith("GLoGD-GNN")
+    assert list(lines["historic"].y) == [0.27] * 3
+    assert list(lines["best_constant_dose"].customdata[0]) == [0.5, 3.1]  # 67 patients: 2nd row
+    assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.tickvals) == [67, 200, 1000]
+    assert "lower is better" in fig.layout.title.text
+    assert FRESH_COHORT_NOTE in fig.layout.title.subtitle.text
+    empty = regret_learning_curve_figure([])
+    assert not empty.data and any("No regret learning curve" in a.text
+                                  for a in empty.layout.annotations)
+
+
+def _calibration(shift: float, coverage: float, level: float | None = 0.8) -> dict:
+    bins = [{"bin_lo": b / 10, "bin_hi": (b + 1) / 10, "mean_predicted": b / 10 + 0.05,
+             "observed_rate": b / 10 + 0.05 - shift + 0.01, "mean_true": b / 10 + 0.05 - shift,
+             "n": 10 + b} for b in range(3, 7)]
+    return {"citl": shift, "ece": abs(shift), "reliability": bins, "interval_level": level,
+            "interval_coverage_truth": coverage, "interval_width_mean": 0.2}
+
+
+def _rtoe_summary() -> dict:
+    return {"architectures": {
+        "single": {"tcp": {"calibration": _calibration(0.1, 0.5)},
+                   "ntcp": {"calibration": _calibration(0.2, 0.4)}},
+        "glogd": {"tcp": {"calibration": _calibration(0.01, 0.78)},
+                  "ntcp": {"calibration": _calibration(-0.02, 0.83)}},
+        # an evaluation saved before calibration was measured: left out, not an error
+        "logistic": {"tcp": {"calibration": None}, "ntcp": {}},
+    }}
+
+
+def test_reliability_figure_against_outcomes_and_truth(nsclc):
+    fig = reliability_figure(_rtoe_summary(), nsclc)
+    observed = [t for t in fig.data if t.meta == "observed"]
+    true = [t for t in fig.data if t.meta == "true"]
+    assert len(observed) == len(true) == 4  # 2 architectures × 2 outcomes
+    glogd_tcp = next(t for t in observed if t.name.startswith("GLoGD") and t.xaxis == "x")
+    assert list(glogd_tcp.x) == pytest.approx([0.35, 0.45, 0.55, 0.65])
+    assert list(glogd_tcp.y) == pytest.approx([0.35, 0.45, 0.55, 0.65])
+    assert list(glogd_tcp.customdata) == [13, 14, 15, 16]
+    assert "calibration in the large +0.010" in glogd_tcp.name
+    single_ntcp = next(t for t in true if t.name.startswith("Single") and t.xaxis == "x2")
+    assert np.allclose(np.asarray(single_ntcp.x) - np.asarray(single_ntcp.y), 0.2)
+    assert single_ntcp.line.dash == "dot"
+    diagonals = [t for t in fig.data if t.name == "calibrated (diagonal)"]
+    assert len(diagonals) == 2 and list(diagonals[0].x) == [0, 1] == list(diagonals[0].y)
+    assert not any("Logistic" in (t.name or "") for t in fig.data)
+    assert "fresh virtual cohort (never trained on)" in fig.layout.title.subtitle.text
+    empty = reliability_figure({"architectures": {"glogd": {"tcp": {"calibration": None}}}},
+                               nsclc)
+    assert any("No calibration metrics" in a.text for a in empty.layout.annotations)
+
+
+def test_interval_coverage_figure_states_the_level(nsclc):
+    fig = interval_coverage_figure(_rtoe_summary(), nsclc)
+    bars = {t.meta: t for t in fig.data}
+    assert set(bars) == {"tcp", "ntcp"}
+    assert list(bars["tcp"].x) == ["GLoGD-GNN", "Single-GNN"]
+    assert list(bars["tcp"].y) == [0.78, 0.5] and list(bars["ntcp"].y) == [0.83, 0.4]
+    assert list(bars["tcp"].text) == ["78%", "50%"]
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    bands = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(lines) == 1 and lines[0].y0 == lines[0].y1 == 0.8
+    assert len(bands) == 1 and (bands[0].y0, bands[0].y1) == pytest.approx(
+        (0.8 - COVERAGE_TOLERANCE, 0.8 + COVERAGE_TOLERANCE))
+    assert "80%" in fig.layout.title.subtitle.text
+    assert any("stated level 80%" in a.text for a in fig.layout.annotations)
+    empty = interval_coverage_figure({"architectures": {}}, nsclc)
+    assert not empty.data and not empty.layout.shapes
+    assert any("No interval coverage" in a.text for a in empty.layout.annotations)
