@@ -6,7 +6,8 @@ encoder fitted on its own bootstrap resample of the default virtual trial (``epo
 networks keep their seeded initialisation — the cost does not depend on the weights). The ODM is
 5 randomly initialised Q-networks of the served shape, declared trained against the ensemble.
 
-``python -m tests.bench.ensemble [--looped] [--patients N] [PROTOCOL ...]`` runs these alone;
+``python -m tests.bench.ensemble [--looped] [--patients N] [--threads T] [PROTOCOL ...]`` runs
+these alone (``--threads``: torch intra-op threads, default torch's);
 ``--looped`` also times the per-member loop (what ``predict_raw`` did before batching) on one
 case. Measures, never asserts.
 """
@@ -112,6 +113,8 @@ def main(argv: list[str]) -> None:
     n_patients = 10_000
     if "--patients" in argv:
         n_patients = int(argv[argv.index("--patients") + 1])
+    if "--threads" in argv:
+        torch.set_num_threads(int(argv[argv.index("--threads") + 1]))
     names = tuple(a for a in argv if a in PROTOCOL_NAMES) or PROTOCOL_NAMES
     print(json.dumps({"bench": "ensemble.setup", "protocols": names, "patients": n_patients}))
     bench_ensembles(names, n_patients, looped)
