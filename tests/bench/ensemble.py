@@ -8,14 +8,15 @@ networks keep their seeded initialisation — the cost does not depend on the we
 
 ``python -m tests.bench.ensemble [--looped] [--patients N] [--threads T] [PROTOCOL ...]`` runs
 these alone (``--threads``: torch intra-op threads, default torch's);
-``--looped`` also times the per-member loop (what ``predict_raw`` did before batching) on one
-case. Measures, never asserts.
+``--looped`` also times the per-member loop (what ``predict_raw`` did before batching): one
+recommendation, one case's raw curves and 1,000 patients' curves. Measures, never asserts.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -33,13 +34,16 @@ from engine.arclids.rtoe_train import BOOTSTRAP_SEED, bootstrap_rows
 from engine.arclids.serving import N_RTOE_MEMBERS
 from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol
 from engine.core.rl import QNetwork
-from tests.bench.timing import emit, timed
+from tests.bench.timing import emit, percentile, timed_cpu
 
 N_ODM_MEMBERS = 5
 """Members of a served ODM ensemble."""
 CALIBRATION = OutcomeCalibration(intercept=-0.4, slope=0.9, interval_level=0.8,
                                  conformal_quantile=1.3)
 """A non-identity recalibration and interval, so predict_curves does all its served work."""
+LOOPED_PATIENTS = 1000
+"""Patients of the looped many-patient timing (the Single-GNN loop takes minutes for 10,000;
+the cost is linear in the patients)."""
 
 
 def served_size_ensemble(protocol: Protocol, arch: str, train: pd.DataFrame,
@@ -74,7 +78,7 @@ def served_size_odm(protocol: Protocol, model: EnsembleOutcomeModel, train: pd.D
                        rtoe_version=model.version, arch=str(model.name))
 
 
-def looped_raw(model: EnsembleOutcomeModel, cases: pd.DataFrame, doses_gy: np.ndarray
+def looped_raw(model: EnsembleOutcomeModel, cases: pd.DataFrame, doses_gy: np.ndarray | None
                ) -> tuple[np.ndarray, np.ndarray]:
     """The members' raw TCP and NTCP [M, P, D] one member at a time (the unbatched reference)."""
     return (np.stack([m.predict_proba(cases, doses_gy) for m in model.tcp_members]),
@@ -96,16 +100,30 @@ def bench_ensembles(names: tuple[str, ...] = PROTOCOL_NAMES, n_patients: int = 1
             extra = {"members_per_outcome": len(model.tcp_members), "doses": len(doses),
                      "odm_members": 0 if odm is None else len(odm.members),
                      "torch_threads": torch.get_num_threads()}
-            emit(f"{name}.{arch}.recommend_one_case_served_size",
-                  timed(partial(recommend, one, protocol, model, odm), 200), **extra)
-            emit(f"{name}.{arch}.predict_raw_one_case_served_size",
-                  timed(partial(model.predict_raw, one, doses), 200), **extra)
+            _emit_cpu(f"{name}.{arch}.recommend_one_case_served_size",
+                      partial(recommend, one, protocol, model, odm), 200, **extra)
+            _emit_cpu(f"{name}.{arch}.predict_raw_one_case_served_size",
+                      partial(model.predict_raw, one, doses), 200, **extra)
+            _emit_cpu(f"{name}.{arch}.curves_{n_patients}_patients_served_size",
+                      partial(model.predict_curves, many, protocol), 3, cases=len(many), **extra)
             if looped:
-                emit(f"{name}.{arch}.predict_raw_one_case_served_size_looped",
-                      timed(partial(looped_raw, model, one, doses), 50), **extra)
-            emit(f"{name}.{arch}.curves_{n_patients}_patients_served_size",
-                  timed(partial(model.predict_curves, many, protocol), 3),
-                  cases=len(many), **extra)
+                # The same ensemble with the per-member loop in place of the batched pass.
+                model.predict_raw = partial(looped_raw, model)  # type: ignore[method-assign]
+                _emit_cpu(f"{name}.{arch}.recommend_one_case_served_size_looped",
+                          partial(recommend, one, protocol, model, odm), 50, **extra)
+                _emit_cpu(f"{name}.{arch}.predict_raw_one_case_served_size_looped",
+                          partial(model.predict_raw, one, doses), 50, **extra)
+                few = many.iloc[:LOOPED_PATIENTS]
+                _emit_cpu(f"{name}.{arch}.curves_{len(few)}_patients_served_size_looped",
+                          partial(model.predict_curves, few, protocol), 1, cases=len(few),
+                          **extra)
+
+
+def _emit_cpu(name: str, fn: Callable[[], object], repeats: int, **extra: object) -> None:
+    """Emit wall-clock p50/p95 with the CPU time's beside them (the machine may be loaded)."""
+    wall, cpu = timed_cpu(fn, repeats)
+    emit(name, wall, cpu_median_ms=round(percentile(cpu, 0.5), 3),
+         cpu_p95_ms=round(percentile(cpu, 0.95), 3), **extra)
 
 
 def main(argv: list[str]) -> None:

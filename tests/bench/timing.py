@@ -19,10 +19,31 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
+def timed_cpu(fn: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU milliseconds of ``repeats`` calls after one warm-up call.
+
+    On a loaded machine the wall clock also counts the time spent waiting for a core; the CPU
+    time (all threads of this process) is the work itself.
+    """
+    fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        cpu.append((time.process_time() - start_cpu) * 1000.0)
+        wall.append((time.perf_counter() - start) * 1000.0)
+    return wall, cpu
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The ``q`` quantile (0–1) of ``samples``: the nearest-rank element of the sorted list."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
 def emit(name: str, samples_ms: list[float], **extra: object) -> None:
     """Print ``{"bench", "n", "median_ms", "p95_ms", **extra}`` as one JSON line."""
-    ordered = sorted(samples_ms)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    p95 = percentile(samples_ms, 0.95)
     print(
         json.dumps(
             {
