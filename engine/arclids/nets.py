@@ -267,10 +267,10 @@ class StackedGraphNets:
         """Logits [M, P, V] of every case with ``node`` set to each of its V values.
 
         Equals ``self(x')`` for the inputs x' with column ``node`` replaced by ``values``, but
-        only the states the node reaches are computed per value: node k's pre-activation in
-        layer l+1 sums the propagated products of the nodes of layer l, so the part from nodes
-        outside the reach S_l is computed once per case ([M, N, P, H]) and only the S_l part per
-        value ([M, |S_l|, P, V, H]). The Single-GNN's dose node is isolated in the feature
+        only the states the node reaches are computed per value: a node's pre-activation in
+        convolution l sums the propagated products of the states of layer l, so the part from
+        nodes outside the reach S_l is computed once per case ([M, N, P, H]) and only the S_l
+        part per value ([M, |S_l|, P, V, H]). The Single-GNN's dose node is isolated in the feature
         graphs of the shipped protocols, so a dose costs two H × H products (second
         convolution, head) instead of a whole graph's.
 
