@@ -7,9 +7,10 @@ networks keep their seeded initialisation — the cost does not depend on the we
 5 randomly initialised Q-networks of the served shape, declared trained against the ensemble.
 
 ``python -m tests.bench.ensemble [--looped] [--patients N] [--threads T] [PROTOCOL ...]`` runs
-these alone (``--threads``: torch intra-op threads, default torch's);
+these alone (``--threads``: torch intra-op threads, default 1 as the app serves with
+:func:`app.runtime.single_inference_thread`);
 ``--looped`` also times the per-member loop (what ``predict_raw`` did before batching): one
-recommendation, one case's raw curves and 1,000 patients' curves. Measures, never asserts.
+recommendation, one case's raw curves and 1,000 cases' curves. Measures, never asserts.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ N_ODM_MEMBERS = 5
 CALIBRATION = OutcomeCalibration(intercept=-0.4, slope=0.9, interval_level=0.8,
                                  conformal_quantile=1.3)
 """A non-identity recalibration and interval, so predict_curves does all its served work."""
-LOOPED_PATIENTS = 1000
-"""Patients of the looped many-patient timing (the Single-GNN loop takes minutes for 10,000;
-the cost is linear in the patients)."""
+LOOPED_CASES = 1000
+"""Cases of the looped many-case timing (the Single-GNN loop takes minutes for 10,000 patients;
+the cost is linear in the cases)."""
 
 
 def served_size_ensemble(protocol: Protocol, arch: str, train: pd.DataFrame,
@@ -86,8 +87,19 @@ def looped_raw(model: EnsembleOutcomeModel, cases: pd.DataFrame, doses_gy: np.nd
 
 
 def bench_ensembles(names: tuple[str, ...] = PROTOCOL_NAMES, n_patients: int = 10_000,
-                    looped: bool = False) -> None:
-    """Print p50/p95 of one full recommendation and the time of ``n_patients`` × dose grid."""
+                    looped: bool = False, threads: int = 1) -> None:
+    """Print p50/p95 of one full recommendation and the time of ``n_patients`` × dose grid
+    (HCC: the cases, one per tumour site, of that many patients) with ``threads`` torch
+    intra-op threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _bench_ensembles(names, n_patients, looped)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _bench_ensembles(names: tuple[str, ...], n_patients: int, looped: bool) -> None:
     for name in names:
         protocol = load_protocol(name)
         train = generate_cohort(name).complete_table
@@ -113,8 +125,8 @@ def bench_ensembles(names: tuple[str, ...] = PROTOCOL_NAMES, n_patients: int = 1
                           partial(recommend, one, protocol, model, odm), 50, **extra)
                 _emit_cpu(f"{name}.{arch}.predict_raw_one_case_served_size_looped",
                           partial(model.predict_raw, one, doses), 50, **extra)
-                few = many.iloc[:LOOPED_PATIENTS]
-                _emit_cpu(f"{name}.{arch}.curves_{len(few)}_patients_served_size_looped",
+                few = many.iloc[:LOOPED_CASES]
+                _emit_cpu(f"{name}.{arch}.curves_{len(few)}_cases_served_size_looped",
                           partial(model.predict_curves, few, protocol), 1, cases=len(few),
                           **extra)
 
@@ -131,11 +143,10 @@ def main(argv: list[str]) -> None:
     n_patients = 10_000
     if "--patients" in argv:
         n_patients = int(argv[argv.index("--patients") + 1])
-    if "--threads" in argv:
-        torch.set_num_threads(int(argv[argv.index("--threads") + 1]))
+    threads = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else 1
     names = tuple(a for a in argv if a in PROTOCOL_NAMES) or PROTOCOL_NAMES
     print(json.dumps({"bench": "ensemble.setup", "protocols": names, "patients": n_patients}))
-    bench_ensembles(names, n_patients, looped)
+    bench_ensembles(names, n_patients, looped, threads)
 
 
 if __name__ == "__main__":
