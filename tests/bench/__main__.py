@@ -7,41 +7,14 @@ GANs and the ODM ensembles of both protocols (into a temporary copy of models/; 
 from __future__ import annotations
 
 import json
-import statistics
 import time
-from collections.abc import Callable
 from functools import partial
 
 from engine.arclids.cohort import ReferenceModel, generate_cohort, write_cases_csv
 from engine.arclids.recommend import recommend
 from engine.core.protocols import PROTOCOL_NAMES, load_protocol
 from engine.core.schema import read_cases
-
-
-def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
-    fn()  # warm caches (calibration, imports)
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000.0)
-    return out
-
-
-def _emit(name: str, samples_ms: list[float], **extra: object) -> None:
-    ordered = sorted(samples_ms)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    print(
-        json.dumps(
-            {
-                "bench": name,
-                "n": len(samples_ms),
-                "median_ms": round(statistics.median(samples_ms), 3),
-                "p95_ms": round(p95, 3),
-                **extra,
-            }
-        )
-    )
+from tests.bench.timing import emit, timed
 
 
 def _bench_learned(name, protocol, one, many) -> None:
@@ -55,15 +28,15 @@ def _bench_learned(name, protocol, one, many) -> None:
         except ArtifactError as err:
             print(json.dumps({"bench": f"{name}.{arch}", "skipped": str(err)}))
             continue
-        _emit(
+        emit(
             f"{name}.{arch}.curves_one_case_all_members",
-            _timed(partial(model.predict_curves, one, protocol), 200),
+            timed(partial(model.predict_curves, one, protocol), 200),
             members=len(model.tcp_members) + len(model.ntcp_members),
             doses=len(protocol.dose_grid_gy),
         )
-        _emit(
+        emit(
             f"{name}.{arch}.curves_10k_patients",
-            _timed(partial(model.predict_curves, many.iloc[:10_000], protocol), 3),
+            timed(partial(model.predict_curves, many.iloc[:10_000], protocol), 3),
             cases=min(len(many), 10_000),
         )
 
@@ -92,9 +65,9 @@ def _bench_planner() -> None:
     }))
     scen = prepare_scenarios(
         sample_biology(cfg.biology, cfg.n_eval_scenarios, np.random.default_rng(1)), cfg)
-    _emit("planner.oracle_2187_plans_500_scenarios",
-          _timed(partial(solve_oracle, scen, cfg), 3), plans=3**7,
-          scenarios=cfg.n_eval_scenarios)
+    emit("planner.oracle_2187_plans_500_scenarios",
+         timed(partial(solve_oracle, scen, cfg), 3), plans=3**7,
+         scenarios=cfg.n_eval_scenarios)
 def _bench_sf2() -> None:
     """SF2: prediction latency of the served ensemble, upload validation, one evaluation fold."""
     from pathlib import Path
@@ -120,13 +93,13 @@ def _bench_sf2() -> None:
     upload = read_expression_upload(example, **kwargs)
     one = read_expression_upload(example.read_bytes().split(b"\n", 2)[0] + b"\n" +
                                  example.read_bytes().split(b"\n", 2)[1] + b"\n", **kwargs)
-    _emit("sf2.validate_upload_5_full_profiles", _timed(
+    emit("sf2.validate_upload_5_full_profiles", timed(
         partial(read_expression_upload, example, **kwargs), 20), genes=706)
-    _emit("sf2.predict_one_sample", _timed(partial(model.predict_upload, one), 20),
-          members=len(model.members), support_draws=model.config.n_support_draws)
-    _emit("sf2.predict_5_samples_with_rsi", _timed(partial(model.predict_upload, upload), 10))
+    emit("sf2.predict_one_sample", timed(partial(model.predict_upload, one), 20),
+         members=len(model.members), support_draws=model.config.n_support_draws)
+    emit("sf2.predict_5_samples_with_rsi", timed(partial(model.predict_upload, upload), 10))
     lung = list(model.reference.index[model.reference["tissue"] == "lung"])
-    _emit("sf2.predict_57_lung_lines", _timed(partial(model.predict_lines, lung), 3))
+    emit("sf2.predict_57_lung_lines", timed(partial(model.predict_lines, lung), 3))
     for setting in ("lung", "pan_cancer"):
         lines = panel.setting(setting).lines
         sg = subgroups(lines, setting).to_numpy()
@@ -140,10 +113,10 @@ def _bench_sf2() -> None:
                               config, seed=0)
             start = time.perf_counter()  # one cold run: a fold is long, no warm-up repeat
             ev._run_fold(job)
-            _emit(f"sf2.evaluate_one_fold.{setting}.{iterations}_iterations",
-                  [(time.perf_counter() - start) * 1000.0],
-                  folds_per_run_3_repeats=15, note="a run is 2 settings x repeats x 5 folds, "
-                  "spread over the local pool's workers")
+            emit(f"sf2.evaluate_one_fold.{setting}.{iterations}_iterations",
+                 [(time.perf_counter() - start) * 1000.0],
+                 folds_per_run_3_repeats=15, note="a run is 2 settings x repeats x 5 folds, "
+                 "spread over the local pool's workers")
 
 
 def _bench_recommender(name, protocol, one) -> None:
@@ -158,9 +131,9 @@ def _bench_recommender(name, protocol, one) -> None:
         except (ArtifactError, OdmUnavailable) as err:
             print(json.dumps({"bench": f"{name}.{arch}.odm", "skipped": str(err)}))
             continue
-        _emit(
+        emit(
             f"{name}.{arch}.recommend_one_case_rtoe_and_odm",
-            _timed(partial(recommend, one, protocol, model, odm), 200),
+            timed(partial(recommend, one, protocol, model, odm), 200),
             outcome_members=len(model.tcp_members) + len(model.ntcp_members),
             odm_members=len(odm.members),
         )
@@ -203,29 +176,32 @@ def main() -> None:
     for name in PROTOCOL_NAMES:
         protocol, model = load_protocol(name), ReferenceModel(name)
         one = generate_cohort(name, seed=1, n_patients=1).table.iloc[:1]
-        _emit(
+        emit(
             f"{name}.recommend_one_case",
-            _timed(partial(recommend, one, protocol, model), 200),
+            timed(partial(recommend, one, protocol, model), 200),
             doses=len(protocol.dose_grid_gy),
         )
         many = generate_cohort(name, seed=2, n_patients=10_000).table
-        _emit(
+        emit(
             f"{name}.curves_10k_patients",
-            _timed(partial(model.predict_curves, many, protocol), 5),
+            timed(partial(model.predict_curves, many, protocol), 5),
             cases=len(many),
         )
-        _emit(f"{name}.generate_default_trial", _timed(partial(generate_cohort, name), 10))
+        emit(f"{name}.generate_default_trial", timed(partial(generate_cohort, name), 10))
         _bench_learned(name, protocol, one, many)
         _bench_recommender(name, protocol, one)
         with tempfile.TemporaryDirectory() as tmp:
             path = write_cases_csv(
                 many.iloc[:10_000].drop(columns=["complete"]), protocol, Path(tmp) / "cases.csv"
             )
-            _emit(
+            emit(
                 f"{name}.validate_10k_rows_csv",
-                _timed(partial(read_cases, path, name), 3),
+                timed(partial(read_cases, path, name), 3),
                 bytes=path.stat().st_size,
             )
+    from tests.bench.ensemble import bench_ensembles
+
+    bench_ensembles()
     if "--retrain" in sys.argv[1:]:
         _bench_retrain()
     else:
