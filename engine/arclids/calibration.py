@@ -50,11 +50,14 @@ __all__ = [
     "IDENTITY",
     "MIN_SLOPE",
     "SIGMA_FLOOR",
+    "AdviceCalibration",
     "OutcomeCalibration",
+    "fit_advice_calibration",
     "fit_calibration",
     "fit_conformal",
     "fit_platt",
     "interval_draws",
+    "reference_index",
 ]
 
 CALIBRATION_COHORT_SEED = 80_001
@@ -96,6 +99,10 @@ class OutcomeCalibration(DictConfig):
     """(member, case) out-of-bag pairs the Platt fit used (0: not fitted)."""
     n_calibration_points: int = 0
     """(patient, dose) points of the calibration cohort behind q̂."""
+    reference_dose_gy: float | None = None
+    """Adaptive dose per fraction (Gy, a grid dose) at which the patient effect is recalibrated;
+    the member's own change of logit from there to any other dose is kept as trained
+    (:meth:`apply`). None: the whole logit is rescaled (plain Platt)."""
 
     def __post_init__(self) -> None:
         check_range("OutcomeCalibration.slope", self.slope, MIN_SLOPE)
@@ -106,11 +113,26 @@ class OutcomeCalibration(DictConfig):
             check_range("OutcomeCalibration.conformal_quantile", self.conformal_quantile, 0.0)
         check_range("OutcomeCalibration.sigma_floor", self.sigma_floor, 0.0)
 
-    def apply(self, p_raw: np.ndarray) -> np.ndarray:
-        """Recalibrated probabilities, same shape as ``p_raw`` (float64, strictly increasing)."""
+    def apply(self, p_raw: np.ndarray, p_ref: np.ndarray | None = None) -> np.ndarray:
+        """Recalibrated probabilities, same shape as ``p_raw`` (float64, increasing in p_raw).
+
+        With a reference dose, ``p_ref`` holds the raw probability of the same member and case at
+        ``reference_dose_gy`` (broadcastable to ``p_raw``, e.g. [..., 1] against [..., D]):
+        p = σ(a + b·ℓ_ref + (ℓ − ℓ_ref)), ℓ = logit p_raw. Only the patient's level is shrunk;
+        the dose response (ℓ − ℓ_ref) is the member's, which the out-of-bag outcomes — observed
+        at each patient's one received dose — cannot recalibrate. Monotone in dose wherever the
+        member is (GLoGD).
+        """
         if self.intercept == 0.0 and self.slope == 1.0:
             return np.asarray(p_raw, dtype=np.float64)
-        return expit(self.intercept + self.slope * _logit(p_raw))
+        z = _logit(p_raw)
+        if self.reference_dose_gy is None:
+            return expit(self.intercept + self.slope * z)
+        if p_ref is None:
+            raise ValueError("this calibration needs the raw probability at its reference dose "
+                             f"{self.reference_dose_gy:g} Gy (p_ref)")
+        z_ref = _logit(p_ref)
+        return expit(self.intercept + self.slope * z_ref + (z - z_ref))
 
     def interval(self, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi), each [P, D], of recalibrated member probabilities ``members`` [M, P, D].
@@ -125,6 +147,41 @@ class OutcomeCalibration(DictConfig):
         return np.clip(mean - half, 0.0, 1.0), np.clip(mean + half, 0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class AdviceCalibration(DictConfig):
+    """Maps the raw share of plausible models in which a recommendation beats a proposal to the
+    probability that it truly does (isotonic, fitted on the calibration cohort's truth)."""
+
+    raw: tuple[float, ...]
+    """Knots of the raw share, increasing, in [0, 1]."""
+    calibrated: tuple[float, ...]
+    """Calibrated probability at each knot, non-decreasing, in [0, 1]."""
+    n_pairs: int = 0
+    """(patient, proposal ≠ recommendation) pairs behind the fit."""
+
+    def __post_init__(self) -> None:
+        if len(self.raw) != len(self.calibrated) or not self.raw:
+            raise ValueError("AdviceCalibration.raw and .calibrated need the same positive "
+                             f"length, got {len(self.raw)} and {len(self.calibrated)}")
+
+    def apply(self, p_raw: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, same shape as ``p_raw`` (linear between knots)."""
+        return np.interp(np.asarray(p_raw, dtype=np.float64), self.raw, self.calibrated)
+
+
+def fit_advice_calibration(p_raw: np.ndarray, truly_better: np.ndarray) -> AdviceCalibration:
+    """Isotonic regression (scikit-learn) of "the recommendation truly is better" (0/1, [N]) on
+    the raw share of plausible models saying so ([N]), as knots for :class:`AdviceCalibration`."""
+    from sklearn.isotonic import IsotonicRegression
+
+    p_raw = np.asarray(p_raw, dtype=np.float64)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+    iso.fit(p_raw, np.asarray(truly_better, dtype=np.float64))
+    return AdviceCalibration(raw=tuple(float(v) for v in iso.X_thresholds_),
+                             calibrated=tuple(float(v) for v in iso.y_thresholds_),
+                             n_pairs=int(p_raw.size))
+
+
 IDENTITY = OutcomeCalibration()
 """No recalibration and no calibrated interval (models saved before calibration existed)."""
 
@@ -135,13 +192,17 @@ def _sd(members: np.ndarray) -> np.ndarray:
     return members.std(axis=0, ddof=1)
 
 
-def fit_platt(raw: np.ndarray, oob: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
+def fit_platt(raw: np.ndarray, oob: np.ndarray, y: np.ndarray,
+              raw_ref: np.ndarray | None = None) -> tuple[float, float, int]:
     """Platt (a, b) on out-of-bag predictions by maximum likelihood, b ≥ MIN_SLOPE.
 
     Args:
         raw: raw member probabilities at each training case's received dose, [M, P].
         oob: True where member m did not train on case p, [M, P].
         y: observed outcomes 0/1 of the training cases, [P].
+        raw_ref: the same members' raw probabilities at the reference dose, [M, P], or None for
+            plain Platt: with it the model is σ(a + b·ℓ_ref + (ℓ − ℓ_ref)), the dose term an
+            offset (see :meth:`OutcomeCalibration.apply`).
 
     Returns:
         (a, b, n_pairs). With no out-of-bag pair, or one class among them, (0, 1, n) — there is
@@ -149,13 +210,16 @@ def fit_platt(raw: np.ndarray, oob: np.ndarray, y: np.ndarray) -> tuple[float, f
     """
     raw, oob = np.asarray(raw, dtype=np.float64), np.asarray(oob, dtype=bool)
     y = np.asarray(y, dtype=np.float64)
-    z = _logit(raw)[oob]
+    z_all = _logit(raw)
+    z_ref = z_all if raw_ref is None else _logit(raw_ref)
+    z = z_ref[oob]
+    offset = (z_all - z_ref)[oob]
     t = np.broadcast_to(y, raw.shape)[oob]
     if t.size == 0 or t.min() == t.max():
         return 0.0, 1.0, int(t.size)
 
     def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        s = theta[0] + theta[1] * z
+        s = theta[0] + theta[1] * z + offset
         resid = expit(s) - t
         return float(np.sum(np.logaddexp(0.0, s) - t * s)), np.array(
             [resid.sum(), (resid * z).sum()])
@@ -196,6 +260,10 @@ def fit_calibration(
     raw_calibration: np.ndarray | None,
     truth_calibration: np.ndarray | None,
     level: float = DEFAULT_INTERVAL_LEVEL,
+    *,
+    raw_train_ref: np.ndarray | None = None,
+    reference_dose_gy: float | None = None,
+    reference_index: int | None = None,
 ) -> OutcomeCalibration:
     """Both steps for one outcome: Platt on out-of-bag predictions, then the conformal q̂.
 
@@ -207,15 +275,32 @@ def fit_calibration(
             [M, Pc, D], or None to skip the interval.
         truth_calibration: true probabilities there, [Pc, D] (None with ``raw_calibration``).
         level: interval level.
+        raw_train_ref: raw member probabilities of the training cases at the reference dose,
+            [M, P]; None for plain Platt.
+        reference_dose_gy: that dose (Gy), recorded with the calibration.
+        reference_index: its index in the dose grid of ``raw_calibration``.
     """
-    a, b, n_pairs = fit_platt(raw_train, oob, y)
-    platt = OutcomeCalibration(intercept=a, slope=b, n_oob_pairs=n_pairs)
+    a, b, n_pairs = fit_platt(raw_train, oob, y, raw_train_ref)
+    common = {"intercept": a, "slope": b, "n_oob_pairs": n_pairs,
+              "reference_dose_gy": reference_dose_gy if raw_train_ref is not None else None}
+    platt = OutcomeCalibration(**common)
     if raw_calibration is None or truth_calibration is None:
         return platt
-    q = fit_conformal(platt.apply(raw_calibration), truth_calibration, level)
-    return OutcomeCalibration(intercept=a, slope=b, interval_level=level, conformal_quantile=q,
-                              n_oob_pairs=n_pairs,
+    ref = None
+    if platt.reference_dose_gy is not None:
+        ref = raw_calibration[..., reference_index : reference_index + 1]
+    q = fit_conformal(platt.apply(raw_calibration, ref), truth_calibration, level)
+    return OutcomeCalibration(**common, interval_level=level, conformal_quantile=q,
                               n_calibration_points=int(np.asarray(truth_calibration).size))
+
+
+def reference_index(doses_gy: np.ndarray, reference_dose_gy: float) -> int:
+    """Index of the reference dose in a dose grid (it must be a grid dose)."""
+    hits = np.flatnonzero(np.isclose(np.asarray(doses_gy), reference_dose_gy))
+    if not len(hits):
+        raise ValueError(f"reference dose {reference_dose_gy:g} Gy is not on the dose grid "
+                         f"{np.asarray(doses_gy).min():g}–{np.asarray(doses_gy).max():g} Gy")
+    return int(hits[0])
 
 
 def interval_draws(

@@ -228,6 +228,7 @@ def train_version(
     from engine.arclids.rtoe_train import (
         BOOTSTRAP_SEED,
         bootstrap_rows,
+        calibrate_advice,
         calibrate_members,
         patient_groups,
         stratified_splits,
@@ -269,6 +270,7 @@ def train_version(
         shas: list[str] = []
         configs: dict[str, Any] = {}
         calibrations: dict[str, Any] = {}
+        all_members: dict[str, Any] = {}
         for outcome in protocol.outcome_names:
             key = outcome_keys[outcome]
             base = _base_config(protocol, config.arch, outcome, budget, config.seed)
@@ -323,6 +325,7 @@ def train_version(
                 bags.append(bag_seed)
             step(f"{key.upper()}: calibration and scoring on fresh virtual cohorts")
             calibrations[key] = calibrate_members(protocol, outcome, members, train_frame, bags)
+            all_members[key] = members
             fresh = evaluate_members(protocol, outcome, members, calibrations[key])
             candidate[key] = {
                 "held_out_auroc": _mean(cand_auc), "held_out_brier": _mean(cand_brier),
@@ -336,9 +339,12 @@ def train_version(
             }
         if reporter is not None:  # no checkpoint: the work is done, it is saved
             reporter.progress(1.0, "saving the new version")
+        saved_calibrations: dict[str, Any] = {k: c.to_dict() for k, c in calibrations.items()}
+        saved_calibrations["advice"] = calibrate_advice(
+            protocol, all_members["tcp"], all_members["ntcp"], saved_calibrations).to_dict()
         cal_meta = registry.save_json_artifact(
             tmp, RTOE_FAMILY, calibration_name(protocol.name, config.arch),
-            {k: c.to_dict() for k, c in calibrations.items()}, seed=config.seed,
+            saved_calibrations, seed=config.seed,
             config={"method": "platt-oob+conformal", "n_members": budget.n_members},
             data_hash=data_hash, cohort_version=f"learning-{data_hash[:12]}", metrics={})
         shas.append(cal_meta.sha256)
@@ -385,8 +391,10 @@ def _serving_proba(model: Any, protocol: Protocol, outcome: str, cases: pd.DataF
     is_tcp = outcome == protocol.target.outcome
     members = getattr(model, "tcp_members" if is_tcp else "ntcp_members", None)
     if members:
+        from engine.arclids.rtoe import member_calibrated_proba
+
         calibration = getattr(model, "tcp_calibration" if is_tcp else "ntcp_calibration")
-        return np.mean([calibration.apply(m.predict_proba(cases)) for m in members], axis=0)
+        return member_calibrated_proba(members, calibration, cases).mean(axis=0)
     curves = model.predict_curves(cases, protocol)
     tcp, ntcp = curves.mean()
     grid = curves.doses_gy

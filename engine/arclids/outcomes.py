@@ -8,6 +8,7 @@ the recommender, the figures and the app.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from typing import Protocol as TypingProtocol
 
 import numpy as np
@@ -39,6 +40,9 @@ class OutcomeCurves:
     """Lower end of the NTCP interval, [P, D]; None: the members' minimum."""
     ntcp_hi: np.ndarray | None = None
     """Upper end of the NTCP interval, [P, D]; None: the members' maximum."""
+    p_better_map: Any = None
+    """The model's :class:`engine.arclids.calibration.AdviceCalibration` (raw share of plausible
+    models → probability that a recommendation truly beats a proposal), None when it has none."""
 
     @property
     def n_members(self) -> int:

@@ -87,8 +87,10 @@ class ProposalComparison:
     recommended_dose_gy: np.ndarray
     """The recommendation, Gy per fraction."""
     p_recommended_better: np.ndarray
-    """Share of plausible outcome models (draws spread as the stated interval) in which the
-    recommendation's reward exceeds the proposal's; 0 where the two doses are equal."""
+    """Probability that the recommendation's reward exceeds the proposal's: the share of
+    plausible outcome models (draws spread as the stated interval) saying so, mapped through the
+    model's calibration of that share against the truth when it has one (``p_better_map``);
+    0 where the two doses are equal."""
     advice: np.ndarray
     """``"change"`` where p_recommended_better ≥ the threshold, else ``"keep"``."""
     advised_dose_gy: np.ndarray
@@ -132,6 +134,10 @@ def compare_proposal(
 
     rec_reward, prop_reward = reward_at(rec), reward_at(prop)
     better = (rec_reward > prop_reward).mean(axis=0)
+    if curves.p_better_map is not None:
+        # the share of plausible models is itself over-confident when the curves' errors are;
+        # the model's map, fitted against the truth of the calibration cohort, corrects it
+        better = curves.p_better_map.apply(better)
     better = np.where(np.isclose(rec, prop), 0.0, better)
     change = better >= threshold
     tail = (1.0 - (curves.interval_level or 0.8)) / 2.0
@@ -417,7 +423,7 @@ def _proposals(cases: pd.DataFrame, protocol: Protocol, curves: OutcomeCurves,
     sub = OutcomeCurves(
         doses_gy=doses, tcp=curves.tcp[:, given], ntcp=curves.ntcp[:, given],
         interval_level=curves.interval_level, tcp_lo=tcp_lo[given], tcp_hi=tcp_hi[given],
-        ntcp_lo=ntcp_lo[given], ntcp_hi=ntcp_hi[given])
+        ntcp_lo=ntcp_lo[given], ntcp_hi=ntcp_hi[given], p_better_map=curves.p_better_map)
     comparison = compare_proposal(sub, protocol, rec_dose[given], proposed[given])
     for j, i in enumerate(given):
         dose = float(proposed[i])

@@ -38,7 +38,7 @@ from scipy.special import expit
 from torch import nn
 
 from engine.arclids.architectures import ARCH_KEYS
-from engine.arclids.calibration import IDENTITY, OutcomeCalibration
+from engine.arclids.calibration import IDENTITY, AdviceCalibration, OutcomeCalibration
 from engine.arclids.evaluation import auroc, log_loss
 from engine.arclids.geud import adapted_geud_norm, received_geud_norm
 from engine.arclids.graphs import FeatureEncoder, feature_graph
@@ -60,6 +60,8 @@ __all__ = [
     "EnsembleOutcomeModel",
     "OutcomeEstimator",
     "RTOEConfig",
+    "calibrated_proba",
+    "member_calibrated_proba",
     "oversample_indices",
 ]
 
@@ -592,6 +594,38 @@ def _labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def calibrated_proba(
+    calibration: OutcomeCalibration,
+    raw: Callable[[np.ndarray | None], np.ndarray],
+    doses_gy: np.ndarray | None = None,
+) -> np.ndarray:
+    """Recalibrated member probabilities, [M, P, D] over ``doses_gy`` or [M, P] at each case's
+    received dose (``doses_gy`` None).
+
+    Args:
+        calibration: the outcome's recalibration.
+        raw: the members' raw probabilities for a dose array (or None: the received doses),
+            shaped [M, P, D] (or [M, P]).
+        doses_gy: candidate doses, Gy, [D], or None.
+    """
+    p_raw = raw(doses_gy)
+    if calibration.reference_dose_gy is None:
+        return calibration.apply(p_raw)
+    ref = raw(np.array([calibration.reference_dose_gy]))  # [M, P, 1]
+    return calibration.apply(p_raw, ref if doses_gy is not None else ref[..., 0])
+
+
+def member_calibrated_proba(
+    members: Sequence[OutcomeEstimator],
+    calibration: OutcomeCalibration,
+    cases: pd.DataFrame,
+    doses_gy: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`calibrated_proba` of a list of members (one pass each), [M, P(, D)]."""
+    return calibrated_proba(
+        calibration, lambda d: np.stack([m.predict_proba(cases, d) for m in members]), doses_gy)
+
+
 class EnsembleOutcomeModel:
     """Ensemble of fitted estimators serving TCP and NTCP curves (an
     ``engine.arclids.outcomes.OutcomeModel``).
@@ -608,6 +642,8 @@ class EnsembleOutcomeModel:
         tcp_calibration: recalibration and interval of the TCP members
             (:mod:`engine.arclids.calibration`); the identity (raw members, min–max) by default.
         ntcp_calibration: the same for the NTCP members.
+        advice_calibration: the map of ``p_recommended_better`` against the truth
+            (:class:`~engine.arclids.calibration.AdviceCalibration`); None: the raw share.
     """
 
     def __init__(
@@ -622,6 +658,7 @@ class EnsembleOutcomeModel:
         warnings: Sequence[str] = (),
         tcp_calibration: OutcomeCalibration = IDENTITY,
         ntcp_calibration: OutcomeCalibration = IDENTITY,
+        advice_calibration: AdviceCalibration | None = None,
     ) -> None:
         if not tcp_members or len(tcp_members) != len(ntcp_members):
             raise ValueError(
@@ -647,6 +684,7 @@ class EnsembleOutcomeModel:
         self.warnings = tuple(warnings)
         self.tcp_calibration = tcp_calibration
         self.ntcp_calibration = ntcp_calibration
+        self.advice_calibration = advice_calibration
         self._stacks: dict[str, _StackedMembers | None] = {}
 
     @property
@@ -661,14 +699,24 @@ class EnsembleOutcomeModel:
         if protocol.name != self.protocol.name:
             raise ValueError(f"ensemble for {self.protocol.name} cannot serve {protocol.name}")
         doses = protocol.dose_grid()
-        tcp_raw, ntcp_raw = self.predict_raw(cases, doses)
-        tcp = self.tcp_calibration.apply(tcp_raw)
-        ntcp = self.ntcp_calibration.apply(ntcp_raw)
+        tcp, ntcp = self.predict_calibrated(cases, doses)
         tcp_lo, tcp_hi = self.tcp_calibration.interval(tcp)
         ntcp_lo, ntcp_hi = self.ntcp_calibration.interval(ntcp)
         return OutcomeCurves(doses_gy=doses, tcp=tcp, ntcp=ntcp,
                              interval_level=self.interval_level, tcp_lo=tcp_lo, tcp_hi=tcp_hi,
-                             ntcp_lo=ntcp_lo, ntcp_hi=ntcp_hi)
+                             ntcp_lo=ntcp_lo, ntcp_hi=ntcp_hi,
+                             p_better_map=self.advice_calibration)
+
+    def predict_calibrated(self, cases: pd.DataFrame, doses_gy: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """The members' recalibrated TCP and NTCP: [M, P, D] over ``doses_gy``, or [M, P] at
+        each case's received dose when ``doses_gy`` is None."""
+        return tuple(  # type: ignore[return-value]
+            calibrated_proba(calibration, lambda d, key=key, members=members:
+                             self._member_proba(key, members, cases, d), doses_gy)
+            for key, members, calibration in (
+                ("tcp", self.tcp_members, self.tcp_calibration),
+                ("ntcp", self.ntcp_members, self.ntcp_calibration)))
 
     def predict_raw(self, cases: pd.DataFrame, doses_gy: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:

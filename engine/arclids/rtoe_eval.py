@@ -33,7 +33,7 @@ from engine.arclids.calibration import (
 )
 from engine.arclids.cohort import ReferenceModel, bayes_ceiling, generate_cohort
 from engine.arclids.evaluation import auroc
-from engine.arclids.rtoe import OutcomeEstimator
+from engine.arclids.rtoe import OutcomeEstimator, member_calibrated_proba
 from engine.arclids.serving import LOAD_ERRORS, failure_reason, load_evaluation
 from engine.core.protocols import Protocol, load_protocol
 
@@ -159,9 +159,8 @@ def evaluate_members(
     table, truth = evaluation_cohort(protocol.name)
     y = table[outcome].to_numpy().astype(int)
     raw_received = np.stack([m.predict_proba(table) for m in members])  # [M, P]
-    raw_curves = np.stack([m.predict_proba(table, protocol.dose_grid()) for m in members])
-    at_received = calibration.apply(raw_received)
-    curves = calibration.apply(raw_curves)  # [M, P, D]
+    at_received = member_calibrated_proba(members, calibration, table)  # [M, P]
+    curves = member_calibrated_proba(members, calibration, table, protocol.dose_grid())
     mean_received = at_received.mean(axis=0)
     mean_curve = curves.mean(axis=0)
     decreasing = (np.diff(mean_curve, axis=1) < -1e-6).any(axis=1)

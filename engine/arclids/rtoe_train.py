@@ -30,12 +30,20 @@ from engine.arclids.calibration import (
     CALIBRATION_COHORT_SEED,
     CALIBRATION_COHORT_SIZE,
     DEFAULT_INTERVAL_LEVEL,
+    AdviceCalibration,
     OutcomeCalibration,
+    fit_advice_calibration,
     fit_calibration,
+    reference_index,
 )
 from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort
 from engine.arclids.evaluation import auroc, log_loss
-from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
+from engine.arclids.rtoe import (
+    EnsembleOutcomeModel,
+    OutcomeEstimator,
+    RTOEConfig,
+    member_calibrated_proba,
+)
 from engine.arclids.rtoe_eval import (
     EVAL_COHORT_SEED,
     EVAL_COHORT_SIZE,
@@ -60,10 +68,12 @@ __all__ = [
     "LEARNING_CURVE_SIZES",
     "GridSpec",
     "bootstrap_rows",
+    "calibrate_advice",
     "calibrate_members",
     "cross_validate",
     "out_of_bag",
     "patient_groups",
+    "recalibrate_rtoe",
     "regret_learning_curve",
     "roc_points",
     "stratified_splits",
@@ -484,14 +494,62 @@ def calibrate_members(
         level: interval level.
     """
     y = cases[outcome].to_numpy().astype(int)
+    doses = protocol.dose_grid()
+    ref_dose = reference_dose_gy(protocol, cases)
     raw = np.stack([m.predict_proba(cases) for m in members])  # [M, P]
+    raw_ref = np.stack([m.predict_proba(cases, np.array([ref_dose]))[:, 0] for m in members])
     oob = np.stack([out_of_bag(cases, s) for s in bootstrap_seeds])  # [M, P]
     raw_cal = truth = None
     if interval:
         table, truth_curves = calibration_cohort(protocol.name)
-        raw_cal = np.stack([m.predict_proba(table, protocol.dose_grid()) for m in members])
+        raw_cal = np.stack([m.predict_proba(table, doses) for m in members])
         truth = truth_curves[0 if outcome == protocol.target.outcome else 1]
-    return fit_calibration(raw, oob, y, raw_cal, truth, level)
+    return fit_calibration(raw, oob, y, raw_cal, truth, level, raw_train_ref=raw_ref,
+                           reference_dose_gy=ref_dose,
+                           reference_index=reference_index(doses, ref_dose))
+
+
+def calibrate_advice(
+    protocol: Protocol,
+    tcp_members: Sequence[OutcomeEstimator],
+    ntcp_members: Sequence[OutcomeEstimator],
+    calibrations: dict[str, Any],
+) -> AdviceCalibration:
+    """Fit the map of ``p_recommended_better`` against the truth on the calibration cohort.
+
+    The proposal is each patient's historic clinician dose, the recommendation the exact reward
+    argmax of the recalibrated ensemble (what the decision maker learns to approximate); a pair
+    counts as "truly better" when the recommendation's true reward exceeds the proposal's.
+    Patients whose two doses coincide are left out.
+    """
+    from engine.arclids.arte import at_dose, reward
+    from engine.arclids.recommend import compare_proposal
+
+    model = EnsembleOutcomeModel(
+        protocol, list(tcp_members), list(ntcp_members), name="calibration",
+        label="calibration", version="calibration",
+        tcp_calibration=OutcomeCalibration.from_dict(calibrations["tcp"]),
+        ntcp_calibration=OutcomeCalibration.from_dict(calibrations["ntcp"]))
+    table, (true_tcp, true_ntcp) = calibration_cohort(protocol.name)
+    doses = protocol.dose_grid()
+    curves = model.predict_curves(table, protocol)
+    tcp, ntcp = curves.mean()
+    rec = doses[np.argmax(reward(tcp, ntcp, protocol.goals), axis=1)]
+    prop = table["dose_adapt_gy"].to_numpy(np.float64)
+    raw = compare_proposal(curves, protocol, rec, prop).p_recommended_better
+    truly = (reward(at_dose(doses, true_tcp, rec), at_dose(doses, true_ntcp, rec), protocol.goals)
+             > reward(at_dose(doses, true_tcp, prop), at_dose(doses, true_ntcp, prop),
+                      protocol.goals))
+    differ = ~np.isclose(rec, prop)
+    return fit_advice_calibration(raw[differ], truly[differ])
+
+
+def reference_dose_gy(protocol: Protocol, cases: pd.DataFrame) -> float:
+    """The grid dose nearest the training cases' median received adaptive dose, Gy: where the
+    recalibration reads each patient's level (:class:`OutcomeCalibration`)."""
+    doses = protocol.dose_grid()
+    median = float(np.median(cases["dose_adapt_gy"].to_numpy(np.float64)))
+    return float(doses[int(np.argmin(np.abs(doses - median)))])
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,6 +604,7 @@ def train_rtoe(
     for arch in archs:
         per_outcome: dict[str, Any] = {}
         calibrations: dict[str, Any] = {}
+        fitted_members: dict[str, list[OutcomeEstimator]] = {}
         for outcome in protocol.outcome_names:
             log(f"{protocol_name} {arch} {outcome}: grid search")
             cv = cross_validate(
@@ -587,10 +646,14 @@ def train_rtoe(
                 protocol, outcome, members, cases, [j.bootstrap_seed for j in jobs])
             key = "tcp" if outcome == protocol.target.outcome else "ntcp"
             calibrations[key] = calibration.to_dict()
+            fitted_members[key] = members
             per_outcome[outcome] = {
                 **cv, **evaluate_members(protocol, outcome, members, calibration),
                 "calibrator": calibration.to_dict(),
             }
+        log(f"{protocol_name} {arch}: calibration of p_recommended_better")
+        calibrations["advice"] = calibrate_advice(
+            protocol, fitted_members["tcp"], fitted_members["ntcp"], calibrations).to_dict()
         registry.save_json_artifact(
             models_dir, RTOE_FAMILY, calibration_name(protocol_name, arch), calibrations,
             seed=seed, config={"method": "platt-oob+conformal", "n_members": n_members},
@@ -616,6 +679,61 @@ def train_rtoe(
         cohort_version=cohort.version,
         metrics={},
     )
+    return payload
+
+
+def recalibrate_rtoe(
+    protocol_name: str,
+    executor: Executor,
+    *,
+    models_dir: Any = None,
+    learning_curve: bool = True,
+    progress_factory: Callable[[str], Callable[[int, int], None]] | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Any]:
+    """Refit the calibrations of the saved members and rescore them, without retraining them.
+
+    For a change of the recalibration or interval method: the members, their grid search and
+    cross-validation stay as saved; each architecture's calibration artifact, the fresh-cohort
+    metrics and the regret learning curve are recomputed, and the evaluation is saved again (the
+    outcome models' versions change with their calibration, so decision makers trained against
+    the old ones are then flagged for retraining).
+    """
+    from engine.arclids.serving import load_evaluation, load_members
+
+    models_dir = settings.models_dir() if models_dir is None else models_dir
+    protocol = load_protocol(protocol_name)
+    cases = training_cases(protocol_name)
+    cohort = generate_cohort(protocol_name)
+    payload, meta = load_evaluation(protocol_name, models_dir)
+    for arch, per_outcome in payload["architectures"].items():
+        calibrations: dict[str, Any] = {}
+        fitted_members: dict[str, list[OutcomeEstimator]] = {}
+        for outcome, result in per_outcome.items():
+            log(f"{protocol_name} {arch} {outcome}: calibration")
+            members, metas = load_members(protocol_name, arch, outcome, models_dir)
+            seeds = [m.metrics["bootstrap_seed"] for m in metas]
+            calibration = calibrate_members(protocol, outcome, members, cases, seeds)
+            key = "tcp" if outcome == protocol.target.outcome else "ntcp"
+            calibrations[key] = calibration.to_dict()
+            fitted_members[key] = members
+            result.update(evaluate_members(protocol, outcome, members, calibration))
+            result["calibrator"] = calibration.to_dict()
+        calibrations["advice"] = calibrate_advice(
+            protocol, fitted_members["tcp"], fitted_members["ntcp"], calibrations).to_dict()
+        registry.save_json_artifact(
+            models_dir, RTOE_FAMILY, calibration_name(protocol_name, arch), calibrations,
+            seed=meta.seed, config={"method": "platt-oob+conformal",
+                                    "n_members": payload.get("n_members")},
+            data_hash=meta.data_hash, cohort_version=cohort.version, metrics={})
+    if learning_curve and SERVED_ARCH in payload["architectures"]:
+        log(f"{protocol_name}: regret learning curve")
+        bar = progress_factory("regret learning curve") if progress_factory else None
+        payload["regret_learning_curve"] = regret_learning_curve(protocol, payload, executor, bar)
+    registry.save_json_artifact(models_dir, RTOE_FAMILY, rtoe_evaluation_name(protocol_name),
+                                payload, seed=meta.seed, config=meta.config,
+                                data_hash=meta.data_hash, cohort_version=meta.cohort_version,
+                                metrics={})
     return payload
 
 
@@ -715,8 +833,8 @@ def regret_learning_curve(
             calibration = calibrate_members(protocol, outcome, members, train,
                                             [job.bootstrap_seed for job, _ in picked],
                                             interval=False)
-            means[outcome] = calibration.apply(
-                np.stack([m.predict_proba(fresh, doses) for m in members])).mean(axis=0)
+            means[outcome] = member_calibrated_proba(
+                members, calibration, fresh, doses).mean(axis=0)
         rewards = reward(means[protocol.target.outcome], means[protocol.oar.outcome],
                          protocol.goals)
         constant = best_constant_dose_gy(protocol, train)

@@ -45,7 +45,7 @@ from engine.arclids.architectures import (
     arch_label,
     choice_label,
 )
-from engine.arclids.calibration import IDENTITY, OutcomeCalibration
+from engine.arclids.calibration import IDENTITY, AdviceCalibration, OutcomeCalibration
 from engine.arclids.cohort import ReferenceModel, load_trial_spec
 from engine.arclids.gan import WGANGP, GANConfig, TabularTransform
 from engine.arclids.odm import ODMConfig, ODMEnsemble, ensemble_version
@@ -222,16 +222,20 @@ def load_members(
     return members, metas
 
 
-def load_calibration(protocol_name: str, arch: str, models_dir: Any = None
-                     ) -> tuple[OutcomeCalibration, OutcomeCalibration, Any]:
-    """An ensemble's (TCP, NTCP) recalibration and interval and its artifact metadata.
+def load_calibration(
+    protocol_name: str, arch: str, models_dir: Any = None
+) -> tuple[OutcomeCalibration, OutcomeCalibration, AdviceCalibration | None, Any]:
+    """An ensemble's TCP and NTCP recalibration and interval, its map of
+    ``p_recommended_better`` (None when the artifact has none), and the artifact metadata.
 
     Raises registry.ArtifactError when absent: an ensemble is never served uncalibrated.
     """
     payload, meta = registry.load_json_artifact(
         _models_dir(models_dir), RTOE_FAMILY, calibration_name(protocol_name, arch))
+    advice = payload.get("advice")
     return (OutcomeCalibration.from_dict(payload["tcp"]),
-            OutcomeCalibration.from_dict(payload["ntcp"]), meta)
+            OutcomeCalibration.from_dict(payload["ntcp"]),
+            None if advice is None else AdviceCalibration.from_dict(advice), meta)
 
 
 def ensemble_model(
@@ -243,6 +247,7 @@ def ensemble_model(
     version: str,
     warnings: Sequence[str] = (),
     calibration: tuple[OutcomeCalibration, OutcomeCalibration] = (IDENTITY, IDENTITY),
+    advice: AdviceCalibration | None = None,
 ) -> EnsembleOutcomeModel:
     """The servable outcome model of one architecture."""
     label = (f"{arch_label(arch)} ensemble ({len(tcp_members)} bagged members, "
@@ -257,6 +262,7 @@ def ensemble_model(
         warnings=warnings,
         tcp_calibration=calibration[0],
         ntcp_calibration=calibration[1],
+        advice_calibration=advice,
     )
 
 
@@ -267,7 +273,7 @@ def load_served_model(
     protocol = load_protocol(protocol_name)
     tcp, tcp_meta = load_members(protocol_name, arch, protocol.target.outcome, models_dir)
     ntcp, ntcp_meta = load_members(protocol_name, arch, protocol.oar.outcome, models_dir)
-    tcp_cal, ntcp_cal, cal_meta = load_calibration(protocol_name, arch, models_dir)
+    tcp_cal, ntcp_cal, advice, cal_meta = load_calibration(protocol_name, arch, models_dir)
     version = registry.ensemble_version(
         "rtoe", protocol_name, arch,
         [m.sha256 for m in [*tcp_meta, *ntcp_meta, cal_meta]], hex_per_member=4
@@ -275,7 +281,7 @@ def load_served_model(
     return ensemble_model(
         protocol, tcp, ntcp, arch=arch, version=version,
         warnings=stale_trial_warnings(protocol_name, [*tcp_meta, *ntcp_meta]),
-        calibration=(tcp_cal, ntcp_cal),
+        calibration=(tcp_cal, ntcp_cal), advice=advice,
     )
 
 
@@ -301,10 +307,10 @@ def load_learned_version(protocol_name: str, arch: str, location: Path | str,
     for outcome in protocol.outcome_names:
         members[outcome], metas = load_members(protocol_name, arch, outcome, root)
         shas.extend(m.sha256 for m in metas)
-    calibration = (IDENTITY, IDENTITY)
+    calibration, advice = (IDENTITY, IDENTITY), None
     if any(m.name == calibration_name(protocol_name, arch)
            for m in registry.list_artifacts(root, RTOE_FAMILY)):
-        tcp_cal, ntcp_cal, cal_meta = load_calibration(protocol_name, arch, root)
+        tcp_cal, ntcp_cal, advice, cal_meta = load_calibration(protocol_name, arch, root)
         calibration = (tcp_cal, ntcp_cal)
         shas.append(cal_meta.sha256)
     found = learned_version(protocol_name, arch, shas)
@@ -314,7 +320,7 @@ def load_learned_version(protocol_name: str, arch: str, location: Path | str,
     return EnsembleOutcomeModel(protocol, members[protocol.target.outcome],
                                 members[protocol.oar.outcome], name=f"rtoe-{arch}",
                                 label=label, version=version, tcp_calibration=calibration[0],
-                                ntcp_calibration=calibration[1])
+                                ntcp_calibration=calibration[1], advice_calibration=advice)
 
 
 def stale_trial_warnings(protocol_name: str, metas: Sequence[Any]) -> list[str]:

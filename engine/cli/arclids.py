@@ -38,21 +38,26 @@ def _auroc_text(res: dict, *, cv_sd: bool, truth: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from engine.arclids.rtoe_train import train_rtoe
+    from engine.arclids.rtoe_train import recalibrate_rtoe, train_rtoe
     from engine.platform.executor import text_progress
 
     with executor(args) as chosen:
-        payload = train_rtoe(
-            args.protocol,
-            chosen,
-            grid_name=args.grid,
-            models_dir=args.models_dir,
-            learning_curve=not args.no_learning_curve,
-            seed=args.seed,
-            select_by=args.select_by,
-            progress_factory=text_progress,
-            log=log,
-        )
+        if args.recalibrate:
+            payload = recalibrate_rtoe(args.protocol, chosen, models_dir=args.models_dir,
+                                       learning_curve=not args.no_learning_curve,
+                                       progress_factory=text_progress, log=log)
+        else:
+            payload = train_rtoe(
+                args.protocol,
+                chosen,
+                grid_name=args.grid,
+                models_dir=args.models_dir,
+                learning_curve=not args.no_learning_curve,
+                seed=args.seed,
+                select_by=args.select_by,
+                progress_factory=text_progress,
+                log=log,
+            )
     for arch, per_outcome in payload["architectures"].items():
         for outcome, res in per_outcome.items():
             auroc = _auroc_text(res, cv_sd=True, truth="fresh cohort")
@@ -175,6 +180,10 @@ def add_train_rtoe(train: Commands) -> None:
         default="default",
         choices=("default", "paper", "tiny"),
         help="hyper-parameter grid (default: sized for a 2-core laptop)",
+    )
+    rtoe.add_argument(
+        "--recalibrate", action="store_true",
+        help="keep the saved members; refit their calibrations and rescore them",
     )
     rtoe.add_argument(
         "--select-by",
