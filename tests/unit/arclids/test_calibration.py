@@ -11,7 +11,9 @@ from scipy.special import expit, logit
 
 from engine.arclids.calibration import (
     MIN_SLOPE,
+    AdviceCalibration,
     OutcomeCalibration,
+    fit_advice_calibration,
     fit_conformal,
     fit_platt,
     interval_draws,
@@ -184,3 +186,50 @@ def test_ntcp_above_the_default_goal_gets_a_caution():
     default = next(g for g in NSCLC.goals if g.name == "default")
     assert ntcp_caution(NSCLC, default.ntcp_max - 0.01) is None
     assert "exceeds" in ntcp_caution(NSCLC, default.ntcp_max + 0.1)
+
+
+def test_reference_dose_recalibration_keeps_the_dose_response():
+    cal = OutcomeCalibration(intercept=-0.7, slope=0.2, reference_dose_gy=2.8)
+    raw = np.array([[[0.2, 0.4, 0.7, 0.9]]])  # [M, P, D], rising with dose
+    ref = raw[..., 1:2]  # the reference dose is the second grid dose
+    out = cal.apply(raw, ref)
+    # the patient's level at the reference dose is recalibrated ...
+    assert out[0, 0, 1] == pytest.approx(expit(-0.7 + 0.2 * logit(0.4)))
+    # ... and the member's own change of logit along the dose is kept
+    np.testing.assert_allclose(np.diff(logit(out[0, 0])), np.diff(logit(raw[0, 0])))
+    with pytest.raises(ValueError, match="reference dose"):
+        cal.apply(raw)
+
+
+def test_platt_with_a_dose_offset_recovers_the_patient_level():
+    rng = np.random.default_rng(3)
+    z_ref = rng.normal(0.0, 2.0, 20_000)
+    offset = rng.normal(0.0, 0.5, z_ref.size)  # received dose ≠ reference dose
+    y = rng.random(z_ref.size) < expit(0.5 + 0.3 * z_ref + offset)
+    a, b, _ = fit_platt(expit(z_ref + offset)[None], np.ones((1, z_ref.size), bool),
+                        y.astype(int), expit(z_ref)[None])
+    assert a == pytest.approx(0.5, abs=0.08) and b == pytest.approx(0.3, abs=0.04)
+
+
+def test_advice_calibration_is_monotone_and_corrects_over_confidence():
+    rng = np.random.default_rng(4)
+    p_raw = rng.random(5000)
+    truly = rng.random(5000) < 0.5 * p_raw  # the raw share claims twice what is true
+    advice = fit_advice_calibration(p_raw, truly)
+    grid = np.linspace(0, 1, 21)
+    mapped = advice.apply(grid)
+    assert (np.diff(mapped) >= 0).all() and mapped.min() >= 0 and mapped.max() <= 1
+    assert advice.apply(np.array([0.9]))[0] == pytest.approx(0.45, abs=0.08)
+    assert AdviceCalibration.from_dict(advice.to_dict()) == advice
+
+
+def test_an_over_confident_share_no_longer_changes_the_clinicians_dose():
+    doses = NSCLC.dose_grid()
+    tcp = np.clip((doses - 1.5) / 2.5, 0, 1)[None, None, :]
+    ntcp = np.full((1, 1, len(doses)), 0.05)
+    never = AdviceCalibration(raw=(0.0, 1.0), calibrated=(0.0, 0.3))
+    curves = _curves(tcp, ntcp, 0.01)
+    mapped = compare_proposal(OutcomeCurves(**{**curves.__dict__, "p_better_map": never}),
+                              NSCLC, np.array([4.0]), np.array([1.5]))
+    assert mapped.p_recommended_better[0] == pytest.approx(0.3)
+    assert mapped.advice[0] == "keep" and mapped.advised_dose_gy[0] == 1.5
