@@ -54,9 +54,10 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "is only its own fitting noise, not the outcome models' uncertainty. A recommendation "
         "whose NTCP exceeds the protocol's default goal carries a caution.",
         "With your proposal, the card shows it beside the recommendation (TCP, NTCP and "
-        "predicted reward with their intervals), the share of plausible outcome models in "
-        "which the recommendation's reward is higher, and the advice: change only when that "
-        f"share reaches {ADVICE_THRESHOLD:.2f}, otherwise keep your proposal.",
+        "predicted reward with their intervals), the probability that the recommendation's "
+        "reward is truly higher (the share of plausible outcome models saying so, calibrated "
+        "against the virtual trial's truth), and the advice: change only when that "
+        f"probability reaches {ADVICE_THRESHOLD:.2f}, otherwise keep your proposal.",
         "Zoom by dragging a box, pan with the mode bar, double-click (or the house icon) to "
         "reset; the zoom is kept while you move the dose.",
         "The dose-response plot shows TCP, NTCP and the predicted reward against the dose, with "
@@ -183,10 +184,13 @@ def help_ui() -> ui.Tag:
         ("Your proposal",
          "Give your own proposed adaptive dose per fraction and artds compares it with the "
          "recommendation under the outcome models' uncertainty: TCP, NTCP and predicted reward "
-         "at both doses with their intervals, and p(recommendation better), the share of "
-         "plausible outcome models in which the recommendation's reward is higher. The advice "
-         f"is to change only when that share reaches {ADVICE_THRESHOLD:.2f}; otherwise it "
-         "keeps your dose, the safe default."),
+         "at both doses with their intervals, and p(recommendation better), the probability "
+         "that the recommendation's reward is truly higher: the share of plausible outcome "
+         "models saying so, calibrated against the truth of a virtual calibration cohort (the "
+         "raw share is over-confident). The advice is to change only when that probability "
+         f"reaches {ADVICE_THRESHOLD:.2f}; otherwise it keeps your dose, the safe default. The "
+         "80 % intervals hold their level on virtual patients; for real patients only as far "
+         "as the virtual trial resembles them."),
         ("Operation Mode and Learning Mode",
          "In Operation Mode the app serves the outcome-model version a physicist promoted. In "
          "Learning Mode a physicist retrains the models on the clinic's stored cases with known "

@@ -133,8 +133,9 @@ def _proposal_comparison(rec: Recommendation, label: str | None) -> ui.Tag:
             class_="table table-sm proposal-table mb-1",
         ),
         ui.p(ui.span("P(recommendation better): ", class_="what"),
-             f"{prop['p_recommended_better']:.2f} — the share of plausible outcome models in "
-             "which the recommendation's reward is higher (a change is advised from "
+             f"{prop['p_recommended_better']:.2f} — the probability that the recommendation's "
+             "reward is truly higher, from the outcome models' uncertainty, calibrated against "
+             "the virtual trial's truth (a change is advised from "
              f"{prop['threshold']:.2f}).", class_="p-better-line"),
         ui.p(ui.span("Advice: ", class_="what"), f"{advice[:1].upper()}{advice[1:]}. ",
              ui.span("Advised dose: ", class_="what"),

@@ -95,7 +95,7 @@ def cmd_train_odm(args: argparse.Namespace) -> int:
         print(f"{args.protocol} {arch}+DDQN: RMSD vs clinic {t['rmsd_gy']['overall']['mean']:.2f} "
               f"Gy/fx; argmax_reward_ratio {t['argmax_reward_ratio']:.3f}; gain_captured "
               f"{_fmt(t['gain_captured'])}; true-reward loss vs oracle "
-              f"{t['regret']['odm']['true_reward_loss']:.3f} (exact argmax "
+              f"{t['regret']['served']['true_reward_loss']:.3f} (exact argmax "
               f"{t['regret']['exact_argmax']['true_reward_loss']:.3f}, historic "
               f"{t['regret']['historic']['true_reward_loss']:.3f})")
     return 0

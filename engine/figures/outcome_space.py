@@ -208,13 +208,13 @@ def advice_text(rec: Recommendation) -> str | None:
     share = f"{100 * prop['p_recommended_better']:.0f} %"
     needed = f"{100 * prop['threshold']:.0f} %"
     if prop["advice"] == "change":
-        return (f"change to the recommendation ({_dose(prop['advised_dose_gy'])} Gy/fx): its "
-                f"reward is higher than at your proposal ({dose}) in {share} of plausible outcome "
-                f"models, at least the {needed} needed to advise a change")
+        return (f"change to the recommendation ({_dose(prop['advised_dose_gy'])} Gy/fx): the "
+                f"probability that its reward is truly higher than at your proposal ({dose}) is "
+                f"{share}, at least the {needed} needed to advise a change")
     if np.isclose(prop["dose_gy"], rec.recommended_dose_gy):
         return f"keep your proposal ({dose}): it is the recommended dose"
-    return (f"keep your proposal ({dose}): the recommendation's reward is higher in only {share} "
-            f"of plausible outcome models, below the {needed} needed to advise a change")
+    return (f"keep your proposal ({dose}): the probability that the recommendation's reward is "
+            f"truly higher is only {share}, below the {needed} needed to advise a change")
 
 
 # --------------------------------------------------------------------------------------------
