@@ -3,7 +3,11 @@
     .venv/bin/python -m tools.docs_figures
 
 Writes ``docs/img/gan-<protocol>.png`` (synthetic vs real feature histograms with the per-feature
-JSD) and ``docs/img/odm-<protocol>.png`` (recommendation vs clinical decision, coloured by q) with
+JSD), ``docs/img/odm-<protocol>.png`` (recommendation vs clinical decision, coloured by q),
+``docs/img/reliability-<protocol>.png`` and ``docs/img/coverage-<protocol>.png`` (the
+outcome models' calibration and interval coverage on the fresh cohort) and
+``docs/img/regret-<protocol>.png`` (the recommendation's true-reward loss against the
+clinicians and one dose for everyone) with
 Debian's Chromium through Playwright (dev dependencies; nothing is downloaded). Skips a protocol
 whose artifacts are missing.
 """
@@ -17,9 +21,12 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from engine.arclids.odm_eval import odm_summary
+from engine.arclids.rtoe_eval import evaluation_summary
 from engine.arclids.serving import load_gan_evaluation, load_odm_evaluation
 from engine.core.protocols import PROTOCOL_NAMES, load_protocol
-from engine.figures.odm_review import gan_overlay_figure, odm_decisions_figure
+from engine.figures.model_review import interval_coverage_figure, reliability_figure
+from engine.figures.odm_review import gan_overlay_figure, odm_decisions_figure, regret_figure
 from engine.platform.registry import ArtifactError
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
@@ -56,7 +63,11 @@ def main() -> None:
             _png(gan_overlay_figure(load_gan_evaluation(name), protocol), OUT / f"gan-{name}.png")
             payload, _ = load_odm_evaluation(name)
             _png(odm_decisions_figure(payload, protocol), OUT / f"odm-{name}.png")
-            print(f"wrote docs/img/gan-{name}.png and docs/img/odm-{name}.png")
+            summary = evaluation_summary(name)
+            _png(reliability_figure(summary, protocol), OUT / f"reliability-{name}.png")
+            _png(interval_coverage_figure(summary, protocol), OUT / f"coverage-{name}.png")
+            _png(regret_figure(odm_summary(name)), OUT / f"regret-{name}.png")
+            print(f"wrote docs/img/{{gan,odm,reliability,coverage,regret}}-{name}.png")
         except ArtifactError as err:
             print(f"{name}: skipped ({err})")
 
