@@ -149,7 +149,8 @@ def test_served_ensemble_states_its_interval_and_the_best_dose_interval(
     served = shared.MODEL_CHOICES[PROTOCOL][shared.DEFAULT_MODEL[PROTOCOL]].model
     examples = shared.EXAMPLES[PROTOCOL]
     case = examples[examples["patient_id"] == WITH_PROPOSAL].reset_index(drop=True)
-    (rec,) = recommend(case, shared.PROTOCOLS[PROTOCOL], served)
+    odm, note = shared.CATALOGUES[PROTOCOL].decision_maker_for(served)
+    (rec,) = recommend(case, shared.PROTOCOLS[PROTOCOL], served, odm, odm_note=note)
     if rec.interval_level is None:
         pytest.skip("the served model states no interval (no learned models in models/)")
     level = f"{100 * rec.interval_level:g} % interval"
