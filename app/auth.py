@@ -10,6 +10,15 @@ live session, else:
 * any other HTTP request gets ``401``;
 * a websocket handshake is refused (HTTP 403) before Shiny sees it.
 
+Two checks come before the session check. A websocket whose ``Origin`` is not this server (the
+browser's ``Origin`` against the request's ``Host``) is refused, so a page of another site or of
+another port of the same host cannot open the app's websocket with the user's cookie
+(cross-site websocket hijacking; browsers always send ``Origin`` on websockets, and a reverse
+proxy must pass the ``Host`` through). And no HTTP request body may exceed
+:data:`MAX_BODY_BYTES`: a declared ``Content-Length`` above it gets ``413`` before anything is
+read, and a body streamed without one is cut off with ``413`` once it passes the limit, so an
+upload cannot fill the disk before the app's own size check sees it.
+
 The user of an accepted request is put in the ASGI scope (``scope["artds.user"]``), where
 :func:`request_user` (UI functions) and :func:`session_user` (server functions) read it, so the
 UI is built for the user's role and the server registers only what the role allows.
@@ -34,7 +43,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
@@ -42,8 +51,10 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from app.runtime import in_database_thread
 from engine import settings
+from engine.core.schema import MAX_FILE_BYTES
 from engine.platform import accounts
 from engine.platform.store import Store, UserInfo
+from engine.sf2.data import MAX_UPLOAD_BYTES as SF2_MAX_UPLOAD_BYTES
 
 __all__ = [
     "COOKIE_NAME",
@@ -129,6 +140,55 @@ def _with_security_headers(send: Any) -> Any:
     return secured
 
 
+MAX_BODY_BYTES = max(MAX_FILE_BYTES, SF2_MAX_UPLOAD_BYTES) + 1024 * 1024
+"""Largest HTTP request body accepted (bytes): the largest upload the app takes (case files
+:data:`engine.core.schema.MAX_FILE_BYTES`, expression files
+:data:`engine.sf2.data.MAX_UPLOAD_BYTES`) plus 1 MiB for the multipart framing; anything larger
+is refused with 413 before it is written anywhere."""
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def same_origin(scope: dict) -> bool:
+    """True when the request carries no ``Origin`` or one whose host[:port] is the ``Host``."""
+    origin = _header(scope, b"origin")
+    if origin is None:
+        return True
+    host = _header(scope, b"host")
+    netloc = urlsplit(origin).netloc.lower()
+    return host is not None and netloc == host.lower()
+
+
+async def _too_large(scope: dict, receive: Any, send: Any) -> None:
+    await PlainTextResponse(f"Request body larger than {MAX_BODY_BYTES:,} bytes.",
+                            status_code=413)(scope, receive, send)
+
+
+def _bounded_receive(receive: Any, limit: int) -> Any:
+    """``receive`` that raises :class:`_BodyTooLarge` once the body passes ``limit`` bytes."""
+    seen = 0
+
+    async def bounded() -> dict:
+        nonlocal seen
+        message = await receive()
+        if message.get("type") == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge
+        return message
+
+    return bounded
+
+
+class _BodyTooLarge(Exception):
+    """A streamed request body passed :data:`MAX_BODY_BYTES`."""
+
+
 class LoginGate:
     """ASGI wrapper: login page, logout, and a session check on everything else.
 
@@ -146,14 +206,40 @@ class LoginGate:
         self.secure_env = settings.cookie_secure()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self._serve(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await self._serve(scope, receive, tracked)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(scope, receive, _with_security_headers(send))
+
+    async def _serve(self, scope: dict, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)  # lifespan
             return
         conn = HTTPConnection(scope)
         path = scope.get("path", "")
+        if kind == "websocket" and not same_origin(scope):
+            await receive()  # the websocket.connect message
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if kind == "http":
             send = _with_security_headers(send)
+            declared = _header(scope, b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                await _too_large(scope, receive, send)
+                return
+            receive = _bounded_receive(receive, MAX_BODY_BYTES)
             if path == "/login":
                 response = await self._login(Request(scope, receive))
                 await response(scope, receive, send)

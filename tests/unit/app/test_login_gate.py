@@ -203,3 +203,84 @@ def test_every_http_response_carries_the_security_headers(gate) -> None:
         assert headers[b"x-frame-options"] == b"DENY", path
         assert headers[b"x-content-type-options"] == b"nosniff", path
         assert headers[b"referrer-policy"] == b"same-origin", path
+
+
+def _ws_with_origin(g: LoginGate, cookie: str, origin: str | None) -> list[dict]:
+    sent: list[dict] = []
+    scope = _scope("websocket", "/websocket/", cookie)
+    if origin is not None:
+        scope["headers"] = [*scope["headers"], (b"origin", origin.encode())]
+    messages = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    run_async(g(scope, receive, send))
+    return sent
+
+
+@pytest.mark.parametrize("origin", ["http://testserver:9999", "http://evil.example",
+                                    "null", "https://testserver.evil.example"])
+def test_a_websocket_from_another_origin_is_refused_even_with_the_cookie(gate, origin) -> None:
+    g, inner, cookie = gate
+    sent = _ws_with_origin(g, cookie, origin)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert inner.ws_messages == []
+
+
+@pytest.mark.parametrize("origin", ["http://testserver", "http://TESTSERVER", None])
+def test_a_websocket_from_the_app_itself_is_accepted(gate, origin) -> None:
+    g, _inner, cookie = gate
+    sent = _ws_with_origin(g, cookie, origin)
+    assert sent[0] == {"type": "websocket.accept"}
+
+
+def _post(g: LoginGate, cookie: str | None, chunks: list[bytes],
+          declared: int | None) -> tuple[int, int]:
+    """POST ``chunks`` as the body; returns (status, how many chunks the gate read)."""
+    scope = _scope("http", "/upload", cookie) | {"method": "POST"}
+    if declared is not None:
+        scope["headers"] = [*scope["headers"], (b"content-length", str(declared).encode())]
+    queue = list(chunks)
+    read = 0
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        nonlocal read
+        read += 1
+        body = queue.pop(0) if queue else b""
+        return {"type": "http.request", "body": body, "more_body": bool(queue)}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    run_async(g(scope, receive, send))
+    return sent[0]["status"], read
+
+
+class Reader(Inner):
+    """Stand-in app that reads the whole request body before answering (as an upload does)."""
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] == "http":
+            while (await receive()).get("more_body"):
+                pass
+        await super().__call__(scope, receive, send)
+
+
+def test_request_bodies_are_bounded_before_anything_is_stored(sqlite_store: Store) -> None:
+    auth.create_user(sqlite_store, "ann", PASSWORD, "clinician", created_by="cli")
+    g = LoginGate(Reader(), sqlite_store)
+    cookie = g.signer.sign(auth.start_session(sqlite_store, "ann", g.max_age_s))
+    mib = b"x" * (1024 * 1024)
+    # a declared size above the limit is refused before one byte is read
+    assert _post(g, cookie, [mib], gate_module.MAX_BODY_BYTES + 1) == (413, 0)
+    # a streamed body without a declared size is cut off once it passes the limit
+    n_chunks = gate_module.MAX_BODY_BYTES // len(mib) + 3
+    status, read = _post(g, cookie, [mib] * n_chunks, None)
+    assert status == 413 and read < n_chunks
+    # a body within the limit reaches the app
+    assert _post(g, cookie, [mib, mib], 2 * len(mib)) == (200, 2)
