@@ -391,7 +391,7 @@ def _serving_proba(model: Any, protocol: Protocol, outcome: str, cases: pd.DataF
     is_tcp = outcome == protocol.target.outcome
     members = getattr(model, "tcp_members" if is_tcp else "ntcp_members", None)
     if members:
-        from engine.arclids.rtoe import member_calibrated_proba
+        from engine.arclids.ensemble import member_calibrated_proba
 
         calibration = getattr(model, "tcp_calibration" if is_tcp else "ntcp_calibration")
         return member_calibrated_proba(members, calibration, cases).mean(axis=0)

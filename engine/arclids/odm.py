@@ -456,7 +456,7 @@ def ensemble_version(protocol_name: str, arch: str, sha256s: Sequence[str]) -> s
 
 def arte_member(model: Any, k: int) -> Any:
     """Outcome model made of member ``k`` of a learned ensemble (the ARTE member ODM k plans on)."""
-    from engine.arclids.rtoe import EnsembleOutcomeModel
+    from engine.arclids.ensemble import EnsembleOutcomeModel
 
     return EnsembleOutcomeModel(
         model.protocol,

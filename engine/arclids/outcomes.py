@@ -1,7 +1,7 @@
 """The interface of an outcome model: TCP and NTCP curves over the dose grid, per ensemble member.
 
 Implemented by the virtual trial's reference truth (:class:`engine.arclids.cohort.ReferenceModel`)
-and the learned ensembles (:class:`engine.arclids.rtoe.EnsembleOutcomeModel`); consumed by ARTE,
+and the learned ensembles (:class:`engine.arclids.ensemble.EnsembleOutcomeModel`); consumed by ARTE,
 the recommender, the figures and the app.
 """
 

@@ -32,8 +32,9 @@ from engine.arclids.calibration import (
     OutcomeCalibration,
 )
 from engine.arclids.cohort import ReferenceModel, bayes_ceiling, generate_cohort
+from engine.arclids.ensemble import member_calibrated_proba
 from engine.arclids.evaluation import auroc
-from engine.arclids.rtoe import OutcomeEstimator, member_calibrated_proba
+from engine.arclids.rtoe import OutcomeEstimator
 from engine.arclids.serving import LOAD_ERRORS, failure_reason, load_evaluation
 from engine.core.protocols import Protocol, load_protocol
 

@@ -37,13 +37,9 @@ from engine.arclids.calibration import (
     reference_index,
 )
 from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort
+from engine.arclids.ensemble import EnsembleOutcomeModel, member_calibrated_proba
 from engine.arclids.evaluation import auroc, log_loss
-from engine.arclids.rtoe import (
-    EnsembleOutcomeModel,
-    OutcomeEstimator,
-    RTOEConfig,
-    member_calibrated_proba,
-)
+from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
 from engine.arclids.rtoe_eval import (
     EVAL_COHORT_SEED,
     EVAL_COHORT_SIZE,

@@ -47,10 +47,11 @@ from engine.arclids.architectures import (
 )
 from engine.arclids.calibration import IDENTITY, AdviceCalibration, OutcomeCalibration
 from engine.arclids.cohort import ReferenceModel, load_trial_spec
+from engine.arclids.ensemble import EnsembleOutcomeModel
 from engine.arclids.gan import WGANGP, GANConfig, TabularTransform
 from engine.arclids.odm import ODMConfig, ODMEnsemble, ensemble_version
 from engine.arclids.outcomes import OutcomeModel
-from engine.arclids.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
 from engine.core.protocols import Protocol, load_protocol
 from engine.core.rl import QNetwork
 from engine.platform import registry

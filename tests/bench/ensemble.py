@@ -27,10 +27,11 @@ import torch
 from engine.arclids.architectures import ARCH_KEYS
 from engine.arclids.calibration import OutcomeCalibration
 from engine.arclids.cohort import generate_cohort
+from engine.arclids.ensemble import EnsembleOutcomeModel
 from engine.arclids.gan import TabularTransform
 from engine.arclids.odm import ODMConfig, ODMEnsemble, state_columns
 from engine.arclids.recommend import recommend
-from engine.arclids.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
 from engine.arclids.rtoe_train import BOOTSTRAP_SEED, bootstrap_rows
 from engine.arclids.serving import N_RTOE_MEMBERS
 from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol

@@ -63,7 +63,8 @@ def test_outcome_curves_statistics():
 
 def _tiny_ensemble(arch: str, n_members: int = 3):
     from engine.arclids.cohort import generate_cohort
-    from engine.arclids.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+    from engine.arclids.ensemble import EnsembleOutcomeModel
+    from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
 
     cases = generate_cohort("nsclc").complete_table
     members = {

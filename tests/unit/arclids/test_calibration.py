@@ -18,9 +18,10 @@ from engine.arclids.calibration import (
     fit_platt,
     interval_draws,
 )
+from engine.arclids.ensemble import EnsembleOutcomeModel
 from engine.arclids.outcomes import OutcomeCurves
 from engine.arclids.recommend import ADVICE_THRESHOLD, compare_proposal, dose_interval, ntcp_caution
-from engine.arclids.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
 from engine.arclids.rtoe_train import (
     bootstrap_rows,
     out_of_bag,

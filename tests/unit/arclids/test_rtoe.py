@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from engine.arclids.architectures import ARCH_KEYS
 from engine.arclids.cohort import generate_cohort
+from engine.arclids.ensemble import EnsembleOutcomeModel
 from engine.arclids.evaluation import auroc, log_loss
 from engine.arclids.geud import adapted_geud_norm, received_geud_norm
 from engine.arclids.graphs import feature_graph
@@ -19,7 +20,6 @@ from engine.arclids.nets import GraphNet
 from engine.arclids.rtoe import (
     T_MAX,
     T_MIN,
-    EnsembleOutcomeModel,
     OutcomeEstimator,
     RTOEConfig,
     oversample_indices,

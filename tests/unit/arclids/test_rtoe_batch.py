@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-import engine.arclids.rtoe as rtoe
+import engine.arclids.ensemble as ensemble
 from engine.arclids.architectures import ARCH_KEYS
 from engine.arclids.calibration import OutcomeCalibration
 from engine.arclids.cohort import generate_cohort
+from engine.arclids.ensemble import EnsembleOutcomeModel
 from engine.arclids.nets import GraphNet, LogisticNet, StackedGraphNets, StackedLogisticNets
-from engine.arclids.rtoe import EnsembleOutcomeModel, OutcomeEstimator, RTOEConfig
+from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
 from engine.arclids.rtoe_train import BOOTSTRAP_SEED, bootstrap_rows
 from engine.core.protocols import load_protocol
 
@@ -95,7 +96,7 @@ def test_batched_members_split_into_passes_equal_one_pass(fresh, monkeypatch, ar
     cases = fresh["hcc"]
     doses = model.protocol.dose_grid()
     whole = model.predict_raw(cases, doses)
-    monkeypatch.setattr(rtoe, "_STACKED_CHUNK", 1)  # one case per pass
+    monkeypatch.setattr(ensemble, "_STACKED_CHUNK", 1)  # one case per pass
     model._stacks.clear()
     parts = model.predict_raw(cases, doses)
     for a, b in zip(whole, parts, strict=True):
