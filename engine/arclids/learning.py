@@ -224,20 +224,19 @@ def train_version(
         ValueError: no training data (no clinic case and no pooling).
     """
     from engine.arclids.rtoe import OutcomeEstimator
+    from engine.arclids.rtoe_calibration import calibrate_advice, calibrate_members
     from engine.arclids.rtoe_eval import evaluate_members
-    from engine.arclids.rtoe_train import (
-        BOOTSTRAP_SEED,
-        bootstrap_rows,
-        calibrate_advice,
-        calibrate_members,
-        patient_groups,
-        stratified_splits,
-    )
     from engine.arclids.serving import (
         RTOE_FAMILY,
         calibration_name,
         learned_version,
         member_name,
+    )
+    from engine.arclids.splits import (
+        BOOTSTRAP_SEED,
+        bootstrap_rows,
+        patient_groups,
+        stratified_splits,
     )
     from engine.platform import registry
 

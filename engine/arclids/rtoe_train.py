@@ -29,21 +29,15 @@ from engine.arclids.architectures import ARCH_KEYS, SERVED_ARCH
 from engine.arclids.calibration import (
     CALIBRATION_COHORT_SEED,
     CALIBRATION_COHORT_SIZE,
-    DEFAULT_INTERVAL_LEVEL,
-    AdviceCalibration,
-    OutcomeCalibration,
-    fit_advice_calibration,
-    fit_calibration,
-    reference_index,
 )
 from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort
-from engine.arclids.ensemble import EnsembleOutcomeModel, member_calibrated_proba
+from engine.arclids.ensemble import member_calibrated_proba
 from engine.arclids.evaluation import auroc, log_loss
 from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
+from engine.arclids.rtoe_calibration import calibrate_advice, calibrate_members
 from engine.arclids.rtoe_eval import (
     EVAL_COHORT_SEED,
     EVAL_COHORT_SIZE,
-    calibration_cohort,
     evaluate_members,
     evaluation_cohort,
 )
@@ -54,34 +48,29 @@ from engine.arclids.serving import (
     member_name,
     rtoe_evaluation_name,
 )
+from engine.arclids.splits import (
+    BOOTSTRAP_SEED,
+    bootstrap_rows,
+    patient_groups,
+    stratified_splits,
+)
 from engine.core.protocols import Protocol, load_protocol
 from engine.platform import registry
 from engine.platform.executor import Executor
 
 __all__ = [
-    "BOOTSTRAP_SEED",
     "GRIDS",
     "LEARNING_CURVE_SIZES",
     "GridSpec",
-    "bootstrap_rows",
-    "calibrate_advice",
-    "calibrate_members",
     "cross_validate",
-    "out_of_bag",
-    "patient_groups",
     "recalibrate_rtoe",
     "regret_learning_curve",
     "roc_points",
-    "stratified_splits",
 ]
 
-N_SPLITS = 10
-"""Stratified shuffle 80/20 splits per grid point (the paper's 10)."""
 LEARNING_CURVE_SIZES = (67, 200, 1000)
 """Training-cohort sizes of the learning curve."""
 _LEARNING_CURVE_SEED = 70_000
-BOOTSTRAP_SEED = 50_000
-"""Member k of a served ensemble trains on the bootstrap resample with seed BOOTSTRAP_SEED + k."""
 
 
 @dataclass(frozen=True)
@@ -164,70 +153,6 @@ def training_cases(
         n_patients=n_patients,
     )
     return cohort.complete_table
-
-
-def patient_groups(cases: pd.DataFrame) -> np.ndarray:
-    """Group code per row: rows of one patient share a code (HCC has one row per tumour site)."""
-    return pd.factorize(cases["patient_id"].astype(str))[0]
-
-
-def stratified_splits(
-    y: np.ndarray,
-    n_splits: int = N_SPLITS,
-    test_size: float = 0.2,
-    seed: int = 0,
-    groups: np.ndarray | None = None,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified shuffle splits by group: every row of a group (patient) lands on one side.
-
-    Groups are stratified by their label (a group with any event counts as an event, so each test
-    set keeps the classes' proportions among patients, and at least one group of each class stays
-    in training). With ``groups`` None every row is its own group (identical to splitting rows).
-    Returns (train_idx, test_idx) row-index pairs, deterministic by seed.
-    """
-    y = np.asarray(y).astype(int)
-    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-    if groups.shape != y.shape:
-        raise ValueError(f"groups has shape {groups.shape}; expected {y.shape}, one per row")
-    codes, first = np.unique(groups, return_index=True)
-    codes = codes[np.argsort(first)]  # groups in order of first appearance
-    row_code = pd.Index(codes).get_indexer(groups)
-    group_y = np.zeros(len(codes), dtype=int)
-    np.maximum.at(group_y, row_code, y)
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n_splits):
-        test_groups = []
-        for cls in np.unique(group_y):
-            members = np.flatnonzero(group_y == cls)
-            # keep at least one of each class for training
-            n_test = min(round(test_size * len(members)), len(members) - 1)
-            test_groups.extend(rng.permutation(members)[:n_test].tolist())
-        test_idx = np.flatnonzero(np.isin(row_code, test_groups))
-        train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
-        out.append((train_idx, test_idx))
-    return out
-
-
-def bootstrap_rows(cases: pd.DataFrame, seed: int) -> np.ndarray:
-    """Rows of a bootstrap resample of the patients (each drawn patient brings all its rows).
-
-    Members of a served ensemble train on these (bagging): their spread then reflects what the
-    finite training trial cannot tell, and the rows a member never saw give out-of-bag
-    predictions for the recalibration (:mod:`engine.arclids.calibration`).
-    """
-    codes = patient_groups(cases)
-    n = int(codes.max()) + 1 if len(codes) else 0
-    drawn = np.random.default_rng(seed).integers(0, n, size=n)
-    rows_of = [np.flatnonzero(codes == g) for g in range(n)]
-    return np.concatenate([rows_of[g] for g in drawn]) if n else np.arange(0)
-
-
-def out_of_bag(cases: pd.DataFrame, seed: int) -> np.ndarray:
-    """True for the rows :func:`bootstrap_rows` with ``seed`` did not draw, [P]."""
-    oob = np.ones(len(cases), dtype=bool)
-    oob[bootstrap_rows(cases, seed)] = False
-    return oob
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,87 +390,6 @@ def member_jobs(
         )
         for k in range(n_members)
     ]
-
-
-def calibrate_members(
-    protocol: Protocol,
-    outcome: str,
-    members: Sequence[OutcomeEstimator],
-    cases: pd.DataFrame,
-    bootstrap_seeds: Sequence[int],
-    *,
-    interval: bool = True,
-    level: float = DEFAULT_INTERVAL_LEVEL,
-) -> OutcomeCalibration:
-    """Fit the recalibration on the members' out-of-bag predictions on their training ``cases``
-    and, with ``interval``, the conformal interval on the calibration cohort (its truth).
-
-    Args:
-        protocol: the protocol.
-        outcome: the members' outcome.
-        members: bagged members, member k trained on ``bootstrap_rows(cases, bootstrap_seeds[k])``.
-        cases: the training cases (with ``outcome``).
-        bootstrap_seeds: one seed per member.
-        interval: also fit the interval (needs the virtual trial's truth for the protocol).
-        level: interval level.
-    """
-    y = cases[outcome].to_numpy().astype(int)
-    doses = protocol.dose_grid()
-    ref_dose = reference_dose_gy(protocol, cases)
-    raw = np.stack([m.predict_proba(cases) for m in members])  # [M, P]
-    raw_ref = np.stack([m.predict_proba(cases, np.array([ref_dose]))[:, 0] for m in members])
-    oob = np.stack([out_of_bag(cases, s) for s in bootstrap_seeds])  # [M, P]
-    raw_cal = truth = None
-    if interval:
-        table, truth_curves = calibration_cohort(protocol.name)
-        raw_cal = np.stack([m.predict_proba(table, doses) for m in members])
-        truth = truth_curves[0 if outcome == protocol.target.outcome else 1]
-    return fit_calibration(raw, oob, y, raw_cal, truth, level, raw_train_ref=raw_ref,
-                           reference_dose_gy=ref_dose,
-                           reference_index=reference_index(doses, ref_dose))
-
-
-def calibrate_advice(
-    protocol: Protocol,
-    tcp_members: Sequence[OutcomeEstimator],
-    ntcp_members: Sequence[OutcomeEstimator],
-    calibrations: dict[str, Any],
-) -> AdviceCalibration:
-    """Fit the map of ``p_recommended_better`` against the truth on the calibration cohort.
-
-    The proposal is each patient's historic clinician dose, the recommendation the exact reward
-    argmax of the recalibrated ensemble (what the decision maker learns to approximate); a pair
-    counts as "truly better" when the recommendation's true reward exceeds the proposal's.
-    Patients whose two doses coincide are left out.
-    """
-    from engine.arclids.arte import at_dose, reward
-    from engine.arclids.recommend import compare_proposal
-
-    model = EnsembleOutcomeModel(
-        protocol, list(tcp_members), list(ntcp_members), name="calibration",
-        label="calibration", version="calibration",
-        tcp_calibration=OutcomeCalibration.from_dict(calibrations["tcp"]),
-        ntcp_calibration=OutcomeCalibration.from_dict(calibrations["ntcp"]))
-    table, (true_tcp, true_ntcp) = calibration_cohort(protocol.name)
-    doses = protocol.dose_grid()
-    curves = model.predict_curves(table, protocol)
-    tcp, ntcp = curves.mean()
-    rec = doses[np.argmax(reward(tcp, ntcp, protocol.goals), axis=1)]
-    prop = table["dose_adapt_gy"].to_numpy(np.float64)
-    raw = compare_proposal(curves, protocol, rec, prop).p_recommended_better
-    truly = (reward(at_dose(doses, true_tcp, rec), at_dose(doses, true_ntcp, rec), protocol.goals)
-             > reward(at_dose(doses, true_tcp, prop), at_dose(doses, true_ntcp, prop),
-                      protocol.goals))
-    differ = ~np.isclose(rec, prop)
-    return fit_advice_calibration(raw[differ], truly[differ])
-
-
-def reference_dose_gy(protocol: Protocol, cases: pd.DataFrame) -> float:
-    """The grid dose nearest the training cases' median received adaptive dose, Gy: where the
-    recalibration reads each patient's level (:class:`OutcomeCalibration`)."""
-    doses = protocol.dose_grid()
-    median = float(np.median(cases["dose_adapt_gy"].to_numpy(np.float64)))
-    return float(doses[int(np.argmin(np.abs(doses - median)))])
 
 
 # --------------------------------------------------------------------------------------------

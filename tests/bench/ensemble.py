@@ -32,8 +32,8 @@ from engine.arclids.gan import TabularTransform
 from engine.arclids.odm import ODMConfig, ODMEnsemble, state_columns
 from engine.arclids.recommend import recommend
 from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
-from engine.arclids.rtoe_train import BOOTSTRAP_SEED, bootstrap_rows
 from engine.arclids.serving import N_RTOE_MEMBERS
+from engine.arclids.splits import BOOTSTRAP_SEED, bootstrap_rows
 from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol
 from engine.core.rl import QNetwork
 from tests.bench.timing import emit, percentile, timed_cpu

@@ -22,12 +22,12 @@ from engine.arclids.ensemble import EnsembleOutcomeModel
 from engine.arclids.outcomes import OutcomeCurves
 from engine.arclids.recommend import ADVICE_THRESHOLD, compare_proposal, dose_interval, ntcp_caution
 from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
-from engine.arclids.rtoe_train import (
+from engine.arclids.rtoe_train import training_cases
+from engine.arclids.splits import (
     bootstrap_rows,
     out_of_bag,
     patient_groups,
     stratified_splits,
-    training_cases,
 )
 from engine.core.protocols import load_protocol
 

@@ -15,7 +15,7 @@ from engine.arclids.cohort import generate_cohort
 from engine.arclids.ensemble import EnsembleOutcomeModel
 from engine.arclids.nets import GraphNet, LogisticNet, StackedGraphNets, StackedLogisticNets
 from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
-from engine.arclids.rtoe_train import BOOTSTRAP_SEED, bootstrap_rows
+from engine.arclids.splits import BOOTSTRAP_SEED, bootstrap_rows
 from engine.core.protocols import load_protocol
 
 CLOSE = {"rtol": 0.0, "atol": 1e-6}

@@ -18,10 +18,10 @@ from engine.arclids.rtoe_train import (
     _best_row,
     cross_validate,
     roc_points,
-    stratified_splits,
     train_rtoe,
 )
 from engine.arclids.serving import N_RTOE_MEMBERS, load_served_model
+from engine.arclids.splits import stratified_splits
 from engine.cli import main
 from engine.core.protocols import load_protocol
 from engine.platform.executor import LocalExecutor, RayExecutor, SerialExecutor
