@@ -13,20 +13,22 @@ from engine.arclids.arte import goal_flags
 from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
+from engine.figures.dose_response import dose_response_figure
 from engine.figures.outcome_space import (
+    outcome_space_figure,
+)
+from engine.figures.style import case_colour
+from engine.figures.wording import (
     PREDICTED_REWARD,
     SEM_MEANING,
     advice_text,
     dose_interval_text,
-    dose_response_figure,
     interval_label,
     level_label,
-    outcome_space_figure,
     pct_text,
     recommendation_text,
     reward_text,
 )
-from engine.figures.style import case_colour
 
 __all__ = ["outcome_space_server", "outcome_space_ui"]
 

@@ -83,7 +83,7 @@ def recommendation_lines(rec, protocol) -> list[str]:
     interval (naming its level); the predicted reward; the best dose's interval; the decision
     maker's SEM and q-value, labelled as what they are; any caution; and the physician's
     proposal beside the recommendation with the advice."""
-    from engine.figures.outcome_space import (
+    from engine.figures.wording import (
         PREDICTED_REWARD,
         SEM_MEANING,
         advice_text,

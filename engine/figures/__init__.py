@@ -3,8 +3,9 @@
 For clinicians (the app's recommendation panels and the HTML report):
 
 - :mod:`engine.figures.outcome_space`: the outcome space (TCP against NTCP over the reward
-  landscape, goal regions, covariance ellipses of an ensemble), the dose response and the
-  recommendation as text.
+  landscape, goal regions, interval ellipses of an ensemble).
+- :mod:`engine.figures.dose_response`: TCP, NTCP and reward against the adaptive dose.
+- :mod:`engine.figures.wording`: the recommendation's numbers as text (also for the CLI).
 - :mod:`engine.figures.population`: where the cases sit in the virtual-trial population.
 
 For physicists (the review panels and the model cards):

@@ -1,5 +1,5 @@
-"""The recommendation figures, shown to clinicians in the app and printed in the HTML report, and
-the wording of the numbers they carry (shared by the app, the report and the command line).
+"""The recommendation figures, shown to clinicians in the app and printed in the HTML report (the
+wording of the numbers they carry is :mod:`engine.figures.wording`).
 
 - :func:`outcome_space_figure`: TCP (x) against NTCP (y) for every candidate adaptive dose, over
   the reward landscape r = tcp (1 − ntcp) + goal bonus, with the goal regions outlined; where the
@@ -7,11 +7,9 @@ the wording of the numbers they carry (shared by the app, the report and the com
   the intervals, tilted by the members' correlation (:func:`interval_ellipse`, at
   :func:`ellipse_dose_indices`); the best dose's interval along the curve; the physician's
   proposal when one was given.
-- :func:`dose_response_figure`: TCP, NTCP and reward against the adaptive dose per fraction, with
-  the interval as a shaded band, the best dose's interval and the proposal.
-- Text: :func:`recommendation_text` ("3.12 Gy/fx"), :func:`interval_label` ("80 % interval"),
-  :func:`pct_text`, :func:`reward_text`, :func:`dose_interval_text`, :func:`advice_text`, and the
-  labels :data:`PREDICTED_REWARD`, :data:`SEM_MEANING`, :data:`DOSE_INTERVAL_MEANING`.
+- :func:`engine.figures.dose_response.dose_response_figure` draws the same cases against the
+  adaptive dose, with the shared pieces here (:func:`case_style`, :func:`recommendation_layout`,
+  :func:`proposal_hover`, :func:`nearest_index`).
 
 The reward landscape is a light grey scale so the case colours (:mod:`engine.figures.style`)
 stay readable.
@@ -23,7 +21,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from engine.arclids.arte import reward
 from engine.arclids.recommend import Recommendation
@@ -40,34 +37,26 @@ from engine.figures.style import (
     safe,
     wrap,
 )
+from engine.figures.wording import (
+    DOSE_INTERVAL_MEANING,
+    PREDICTED_REWARD,
+    advice_text,
+    dose_interval_text,
+    dose_text,
+    interval_label,
+    level_label,
+    pct_text,
+    recommendation_text,
+    reward_text,
+)
 
 __all__ = [
-    "DOSE_INTERVAL_MEANING",
     "ELLIPSE_EVERY",
-    "PREDICTED_REWARD",
-    "SEM_MEANING",
-    "advice_text",
     "covariance_ellipse",
-    "dose_interval_text",
-    "dose_response_figure",
     "ellipse_dose_indices",
     "interval_ellipse",
-    "interval_label",
-    "level_label",
     "outcome_space_figure",
-    "pct_text",
-    "recommendation_text",
-    "reward_text",
 ]
-
-PREDICTED_REWARD = "predicted reward (0–3, with goal bonuses)"
-"""What a reward or q-value is: a prediction on the 0–3 scale tcp (1 − ntcp) + goal bonus (a
-decision maker's q-value can exceed 3); never a confidence."""
-SEM_MEANING = "the decision maker's fitting noise, not the outcome models' uncertainty"
-"""What the standard error of the decision maker's members' mean dose is."""
-DOSE_INTERVAL_MEANING = "from the outcome models' uncertainty"
-"""Where the best dose's interval comes from (the spread of the best dose over plausible
-outcome models, :func:`engine.arclids.recommend.dose_interval`)."""
 
 _GOAL_STYLES = ({"dash": "solid", "width": 2.0}, {"dash": "dash", "width": 1.5})
 """Outline of the first goal region, then of every further one (dash and width in px)."""
@@ -123,99 +112,6 @@ def ellipse_dose_indices(
     keep = set(range(0, n_doses, max(every, 1))) | {n_doses - 1}
     keep |= {int(j) for j in extra if 0 <= int(j) < n_doses}
     return sorted(keep)
-
-def _has_interval(rec: Recommendation) -> bool:
-    """The case's TCP or NTCP interval has a width somewhere (one model, or members that agree
-    without a stated interval, have none)."""
-    if rec.tcp_lo is None or rec.tcp_hi is None or rec.ntcp_lo is None or rec.ntcp_hi is None:
-        return False
-    width = np.concatenate([np.subtract(rec.tcp_hi, rec.tcp_lo),
-                            np.subtract(rec.ntcp_hi, rec.ntcp_lo)])
-    return bool(np.nanmax(width, initial=0.0) > _MIN_SPREAD)
-
-
-# --------------------------------------------------------------------------------------------
-# Wording of the numbers (app, report, command line)
-
-
-def _dose(dose_gy: float) -> str:
-    """A dose that may lie between grid doses (an interval's end, a members' mean), to at most
-    two decimals: 2.6333 → "2.63", 3.4 → "3.4"."""
-    return f"{round(float(dose_gy), 2):g}"
-
-
-def level_label(level: float) -> str:
-    """``0.8`` → ``"80 % interval"``."""
-    return f"{100 * level:g} % interval"
-
-
-def interval_label(rec: Recommendation) -> str | None:
-    """How the case's TCP/NTCP interval is named: ``"80 % interval"`` at the level the outcome
-    model states, ``"members' min–max"`` for an ensemble that states none, None when there is no
-    spread to show (a single model such as the reference truth, or members that agree)."""
-    if not _has_interval(rec):
-        return None
-    if rec.interval_level is not None:
-        return level_label(rec.interval_level)
-    return "members' min–max"
-
-
-def pct_text(value: float, interval: Sequence[float] | None, label: str | None) -> str:
-    """A probability with its interval: ``"71.2 % (80 % interval 60.1–80.3 %)"``, or
-    ``"71.2 %"`` without a label or an interval."""
-    if label is None or interval is None:
-        return f"{100 * value:.1f} %"
-    lo, hi = interval
-    return f"{100 * value:.1f} % ({label} {100 * lo:.1f}–{100 * hi:.1f} %)"
-
-
-def reward_text(value: float, interval: Sequence[float] | None, label: str | None) -> str:
-    """A predicted reward with its interval: ``"2.60 (80 % interval 1.61–2.70)"``, or
-    ``"2.60"`` without a label or an interval."""
-    if label is None or interval is None:
-        return f"{value:.2f}"
-    lo, hi = interval
-    return f"{value:.2f} ({label} {lo:.2f}–{hi:.2f})"
-
-
-def dose_interval_text(rec: Recommendation) -> str | None:
-    """The best dose's interval: ``"2.6–3.4 Gy/fx (80 % interval, from the outcome models'
-    uncertainty)"``; None when the outcome model has no spread (its best dose is one dose)."""
-    if rec.dose_interval_gy is None or interval_label(rec) is None:
-        return None
-    lo, hi = rec.dose_interval_gy
-    level = level_label(rec.interval_level or 0.8)
-    return f"{_dose(lo)}–{_dose(hi)} Gy/fx ({level}, {DOSE_INTERVAL_MEANING})"
-
-
-def recommendation_text(rec: Recommendation) -> str:
-    """The recommended dose: ``"3.12 Gy/fx"`` from a decision maker (its members' mean dose, or
-    the grid dose it serves, to two decimals), ``"3.2 Gy/fx"`` for the exact argmax. The
-    decision maker's SEM is not attached: it is its fitting noise (:data:`SEM_MEANING`), not
-    the uncertainty of the dose (:func:`dose_interval_text`)."""
-    if rec.recommended_dose_sem_gy is None:
-        return f"{fmt_dose(rec.recommended_dose_gy)} Gy/fx"
-    return f"{rec.recommended_dose_gy:.2f} Gy/fx"
-
-
-def advice_text(rec: Recommendation) -> str | None:
-    """What the comparison with the physician's proposal advises, in one sentence; None without
-    a proposal."""
-    prop = rec.proposal
-    if prop is None:
-        return None
-    dose = f"{_dose(prop['dose_gy'])} Gy/fx"
-    share = f"{100 * prop['p_recommended_better']:.0f} %"
-    needed = f"{100 * prop['threshold']:.0f} %"
-    if prop["advice"] == "change":
-        return (f"change to the recommendation ({_dose(prop['advised_dose_gy'])} Gy/fx): the "
-                f"probability that its reward is truly higher than at your proposal ({dose}) is "
-                f"{share}, at least the {needed} needed to advise a change")
-    if np.isclose(prop["dose_gy"], rec.recommended_dose_gy):
-        return f"keep your proposal ({dose}): it is the recommended dose"
-    return (f"keep your proposal ({dose}): the probability that the recommendation's reward is "
-            f"truly higher is only {share}, below the {needed} needed to advise a change")
-
 
 # --------------------------------------------------------------------------------------------
 # Outcome space
@@ -290,7 +186,7 @@ def _model_line(recs: list[Recommendation]) -> str:
     return f"model version {safe(rec.model_version)}{members}"
 
 
-def _recommendation_layout(
+def recommendation_layout(
     fig: go.Figure,
     recs: list[Recommendation],
     protocol: Protocol,
@@ -309,13 +205,13 @@ def _recommendation_layout(
                 subtitle_text=caption + notes, margin_px=margin_px)
 
 
-def _case_style(i: int, rec: Recommendation) -> tuple[str, str, str]:
+def case_style(i: int, rec: Recommendation) -> tuple[str, str, str]:
     """(colour, escaped label, legend group) of the ``i``-th case. Its curves, marks, bands and
     ellipses share the legend group, so clicking the case hides them together."""
     return case_colour(i), safe(rec.label), f"case{i}"
 
 
-def _nearest_index(doses_gy: Sequence[float], dose_gy: float) -> int:
+def nearest_index(doses_gy: Sequence[float], dose_gy: float) -> int:
     """Index of the grid dose nearest to ``dose_gy`` (both Gy per fraction)."""
     return int(np.argmin(np.abs(np.asarray(doses_gy, dtype=float) - float(dose_gy))))
 
@@ -406,7 +302,7 @@ def _dose_interval_segment(rec: Recommendation, colour: str, group: str) -> go.S
         name=f"{safe(rec.label)}: best dose, {level}",
         line=dict(color=rgba(colour, 0.35), width=12), meta="dose-interval",
         hovertemplate=(f"<b>{safe(rec.label)}</b> best dose, {level}<br>"
-                       f"{_dose(lo)}–{_dose(hi)} Gy/fx<br>{DOSE_INTERVAL_MEANING}"
+                       f"{dose_text(lo)}–{dose_text(hi)} Gy/fx<br>{DOSE_INTERVAL_MEANING}"
                        "<extra></extra>"),
     )
 
@@ -425,7 +321,7 @@ def _grid_dose_mark(
     """An open marker on the ``i``-th case's outcome-space curve at grid dose ``j`` (the
     selected dose, the exact reward argmax), hovering the dose, TCP, NTCP (with the interval)
     and reward there."""
-    colour, label, group = _case_style(i, rec)
+    colour, label, group = case_style(i, rec)
     dose = fmt_dose(float(rec.doses_gy[j]))
     tcp, ntcp = float(rec.tcp[j]), float(rec.ntcp[j])
     ivs = ((rec.tcp_lo[j], rec.tcp_hi[j]), (rec.ntcp_lo[j], rec.ntcp_hi[j])) \
@@ -443,7 +339,7 @@ def _grid_dose_mark(
     )
 
 
-def _proposal_hover(rec: Recommendation) -> str:
+def proposal_hover(rec: Recommendation) -> str:
     """Hover text of the physician's proposal: dose, TCP, NTCP and reward with their intervals,
     p_recommended_better and the advice."""
     prop = rec.proposal
@@ -451,7 +347,7 @@ def _proposal_hover(rec: Recommendation) -> str:
     label = interval_label(rec)
     reward_iv = (prop["reward_lo"], prop["reward_hi"]) if "reward_lo" in prop else None
     return (
-        f"<b>{safe(rec.label)}</b> your proposal<br>dose {_dose(prop['dose_gy'])} Gy/fx<br>"
+        f"<b>{safe(rec.label)}</b> your proposal<br>dose {dose_text(prop['dose_gy'])} Gy/fx<br>"
         + _point_hover(rec, prop["tcp"], (prop["tcp_lo"], prop["tcp_hi"]), prop["ntcp"],
                        (prop["ntcp_lo"], prop["ntcp_hi"]))
         + f"<br>{PREDICTED_REWARD}: {reward_text(prop['reward'], reward_iv, label)}"
@@ -463,16 +359,16 @@ def _proposal_hover(rec: Recommendation) -> str:
 def _proposal_mark(rec: Recommendation, i: int) -> go.Scatter:
     """The physician's proposal on the ``i``-th case's outcome-space curve (open square,
     ``meta="proposal"``, in the legend with the advice)."""
-    colour, _label, group = _case_style(i, rec)
+    colour, _label, group = case_style(i, rec)
     prop = rec.proposal
     assert prop is not None
     return go.Scatter(
         x=[prop["tcp"]], y=[prop["ntcp"]], mode="markers", cliponaxis=False,
-        name=f"proposal: {_dose(prop['dose_gy'])} Gy/fx (advice: {prop['advice']})",
+        name=f"proposal: {dose_text(prop['dose_gy'])} Gy/fx (advice: {prop['advice']})",
         legendgroup=group, meta="proposal",
         marker=dict(symbol="square-open", size=15, color=colour, line=dict(width=3,
                                                                              color=colour)),
-        hovertemplate=_proposal_hover(rec),
+        hovertemplate=proposal_hover(rec),
     )
 
 
@@ -535,7 +431,7 @@ def outcome_space_figure(
     ellipse_label = None
     any_dose_interval = False
     for i, rec in enumerate(recs):
-        colour, label, group = _case_style(i, rec)
+        colour, label, group = case_style(i, rec)
         doses = np.asarray(rec.doses_gy, dtype=float)
         tcp = np.asarray(rec.tcp, dtype=float)
         ntcp = np.asarray(rec.ntcp, dtype=float)
@@ -548,10 +444,10 @@ def outcome_space_figure(
                     if iv_label else "")
         ntcp_part = (f" ({iv_label} %{{customdata[4]:.1%}}–%{{customdata[5]:.1%}})"
                      if iv_label else "")
-        selected_j = (_nearest_index(doses, selected_dose_gy[rec.label])
+        selected_j = (nearest_index(doses, selected_dose_gy[rec.label])
                       if rec.label in selected_dose_gy and len(doses) else None)
         if iv_label and len(doses):
-            marked = {_nearest_index(doses, rec.recommended_dose_gy)}
+            marked = {nearest_index(doses, rec.recommended_dose_gy)}
             if selected_j is not None:
                 marked.add(selected_j)
             faint = [j for j in ellipse_dose_indices(len(doses)) if j not in marked]
@@ -584,7 +480,7 @@ def outcome_space_figure(
             fig.add_trace(_dose_interval_segment(rec, colour, group))
             any_dose_interval = True
         if rec.recommender == "odm" and len(doses):
-            j = _nearest_index(doses, rec.exact_argmax_dose_gy)
+            j = nearest_index(doses, rec.exact_argmax_dose_gy)
             fig.add_trace(_grid_dose_mark(rec, j, i, "exact reward argmax", "diamond-open",
                                           size_px=13, line_px=2, meta="exact-argmax"))
         if rec.proposal is not None:
@@ -615,7 +511,7 @@ def outcome_space_figure(
     if any_dose_interval:
         level = next(level_label(r.interval_level or 0.8) for r in recs if interval_label(r))
         marks += f"<br>thick band: best dose, {level} ({DOSE_INTERVAL_MEANING})"
-    _recommendation_layout(fig, recs, protocol, "Outcome space", 600 + 22 * len(recs),
+    recommendation_layout(fig, recs, protocol, "Outcome space", 600 + 22 * len(recs),
                            f"<br>{marks}", dict(l=80, r=30, t=96 + 18 * marks.count("<br>"),
                                                 b=70))
     fig.update_layout(
@@ -674,173 +570,3 @@ def _case_bounds(recs: list[Recommendation]) -> tuple[float, float, float, float
 def _lower_first(text: str) -> str:
     """Lower-case the first letter unless the text starts with an acronym ("NTCP", "AFP")."""
     return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
-
-
-# --------------------------------------------------------------------------------------------
-# Dose response
-
-
-def dose_response_figure(recs: list[Recommendation], protocol: Protocol) -> go.Figure:
-    """TCP and NTCP (top) and reward (bottom) against the adaptive dose per fraction.
-
-    TCP is drawn solid, NTCP dashed, in the case's colour. Where the outcome model states an
-    interval (or its members disagree), a semi-transparent band from the interval's lower to its
-    upper end (one ``fill="toself"`` trace, ``meta="band"``, named with the interval's level, in
-    the case's legend group) surrounds each mean curve. The recommended dose of each case is a
-    dashed vertical line across both rows; the best dose's interval, where it has a width, a thick
-    line at the recommendation's reward (``meta="dose-interval"``); a proposal is a dotted line
-    with an open square on the reward (``meta="proposal"``).
-    """
-    fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.62, 0.38],
-    )
-    grid = protocol.dose_grid()
-    band_label = None
-    any_dose_interval = False
-    for i, rec in enumerate(recs):
-        colour, label, group = _case_style(i, rec)
-        doses = np.asarray(rec.doses_gy, dtype=float)
-        iv_label = interval_label(rec)
-        for values, lo, hi, name, dash in (
-            (rec.tcp, rec.tcp_lo, rec.tcp_hi, "TCP", "solid"),
-            (rec.ntcp, rec.ntcp_lo, rec.ntcp_hi, "NTCP", "dash"),
-        ):
-            mean = np.asarray(values, dtype=float)
-            if iv_label:
-                lower = np.clip(np.asarray(lo, dtype=float), 0.0, 1.0)
-                upper = np.clip(np.asarray(hi, dtype=float), 0.0, 1.0)
-                fig.add_trace(
-                    go.Scatter(
-                        x=np.concatenate([doses, doses[::-1]]),
-                        y=np.concatenate([upper, lower[::-1]]),
-                        mode="lines", fill="toself",
-                        fillcolor=rgba(colour, 0.16 if name == "TCP" else 0.10),
-                        line=dict(width=0, color=colour),
-                        name=f"{label}: {name} {iv_label}", legendgroup=group, showlegend=False,
-                        hoverinfo="skip", meta="band",
-                    ),
-                    row=1, col=1,
-                )
-                band_label = band_label or iv_label
-                custom = np.column_stack([lower, upper])
-                iv_hover = f" ({iv_label} %{{customdata[0]:.1%}}–%{{customdata[1]:.1%}})"
-            else:
-                custom, iv_hover = None, ""
-            fig.add_trace(
-                go.Scatter(
-                    x=doses, y=mean, mode="lines", name=f"{label}: {name}",
-                    legendgroup=group,
-                    line=dict(color=colour, width=2.5, dash=dash),
-                    customdata=custom,
-                    hovertemplate=(
-                        f"<b>{label}</b><br>dose %{{x:.2f}} Gy/fx<br>{name} %{{y:.1%}}"
-                        f"{iv_hover}<extra></extra>"
-                    ),
-                ),
-                row=1, col=1,
-            )
-        fig.add_trace(
-            go.Scatter(
-                x=doses, y=rec.reward, mode="lines+markers", name=f"{label}: reward",
-                legendgroup=group,
-                line=dict(color=colour, width=2),
-                marker=dict(size=4, color=colour),
-                hovertemplate=(
-                    f"<b>{label}</b><br>dose %{{x:.2f}} Gy/fx<br>{PREDICTED_REWARD}: %{{y:.3f}}"
-                    "<extra></extra>"
-                ),
-            ),
-            row=2, col=1,
-        )
-        dose_iv = rec.dose_interval_gy if iv_label else None
-        if dose_iv and dose_iv[1] > dose_iv[0]:
-            # A thick line at the recommendation's reward (not a shaded column: with several
-            # cases, overlapping columns grey out the whole plot).
-            level = level_label(rec.interval_level or 0.8)
-            fig.add_trace(
-                go.Scatter(
-                    x=list(dose_iv), y=[rec.recommended_reward] * 2, mode="lines",
-                    name=f"{label}: best dose, {level}", legendgroup=group, showlegend=False,
-                    line=dict(color=rgba(colour, 0.45), width=9), meta="dose-interval",
-                    hovertemplate=(f"<b>{label}</b> best dose, {level}<br>{_dose(dose_iv[0])}–"
-                                   f"{_dose(dose_iv[1])} Gy/fx<br>{DOSE_INTERVAL_MEANING}"
-                                   "<extra></extra>"),
-                ),
-                row=2, col=1,
-            )
-            any_dose_interval = True
-        for row in (1, 2):
-            fig.add_vline(
-                x=rec.recommended_dose_gy, line=dict(color=colour, width=2, dash="dash"),
-                opacity=0.9,
-                row=row, col=1,
-            )
-            if rec.proposal is not None:
-                fig.add_vline(
-                    x=rec.proposal["dose_gy"], line=dict(color=colour, width=2, dash="dot"),
-                    opacity=0.9, row=row, col=1,
-                )
-        if rec.proposal is not None:
-            fig.add_trace(
-                go.Scatter(
-                    x=[rec.proposal["dose_gy"]], y=[rec.proposal["reward"]], mode="markers",
-                    name=f"{label}: your proposal", legendgroup=group, showlegend=False,
-                    marker=dict(symbol="square-open", size=12, color=colour,
-                                line=dict(width=2.5, color=colour)),
-                    meta="proposal", hovertemplate=_proposal_hover(rec),
-                ),
-                row=2, col=1,
-            )
-        if rec.recommender == "odm":
-            j = _nearest_index(doses, rec.exact_argmax_dose_gy)
-            fig.add_trace(
-                go.Scatter(
-                    x=[doses[j]], y=[rec.reward[j]], mode="markers",
-                    name=f"{label}: exact reward argmax", legendgroup=group, showlegend=False,
-                    marker=dict(symbol="diamond-open", size=12, color=colour,
-                                line=dict(width=2, color=colour)),
-                    meta="exact-argmax",
-                    hovertemplate=(f"<b>{label}</b> exact reward argmax<br>"
-                                   f"dose {fmt_dose(doses[j])} Gy/fx<br>"
-                                   f"{PREDICTED_REWARD}: {rec.reward[j]:.3f}<extra></extra>"),
-                ),
-                row=2, col=1,
-            )
-        where = (rec.recommended_dose_gy - grid[0]) / max(grid[-1] - grid[0], 1e-9)
-        anchor = "left" if where < 0.15 else "right" if where > 0.85 else "center"
-        text = f"{label}: recommended {recommendation_text(rec)}"
-        if dose_iv and dose_iv[1] > dose_iv[0]:
-            text += (f" (best dose {_dose(dose_iv[0])}–{_dose(dose_iv[1])}, "
-                     f"{level_label(rec.interval_level or 0.8)})")
-        if rec.proposal is not None:
-            text += f" · your proposal {_dose(rec.proposal['dose_gy'])} Gy/fx"
-        fig.add_annotation(
-            x=rec.recommended_dose_gy, y=1.0, xref="x", yref="y domain",
-            text=text,
-            showarrow=False, yanchor="bottom", xanchor=anchor, yshift=4 + 16 * i,
-            font=dict(size=11, color=colour), bgcolor="rgba(255,255,255,0.8)",
-        )
-
-    # Subtitle lines kept under ~95 characters: longer ones are cut at the plot's width.
-    marks = [f"shaded: {band_label} of TCP and NTCP"] if band_label else []
-    if any(r.proposal is not None for r in recs):
-        marks.append("dotted: your proposal")
-    if any(r.recommender == "odm" for r in recs):
-        marks.append("◇ exact argmax")
-    notes = "<br>" + " · ".join(marks) if marks else ""
-    if any_dose_interval:
-        level = next(level_label(r.interval_level or 0.8) for r in recs if interval_label(r))
-        notes += f"<br>thick line on the reward: best dose, {level} ({DOSE_INTERVAL_MEANING})"
-    _recommendation_layout(fig, recs, protocol, "Dose response", 560 + 22 * len(recs), notes,
-                           dict(l=80, r=30, t=76 + 16 * len(recs) + 18 * notes.count("<br>"),
-                                b=80))
-    fig.update_layout(legend=dict(y=-0.16, entrywidth=210, entrywidthmode="pixels",
-                                  tracegroupgap=6))
-    pad = 0.02 * (grid[-1] - grid[0])
-    fig.update_xaxes(range=[grid[0] - pad, grid[-1] + pad], **GRIDDED)
-    fig.update_xaxes(title_text="adaptive dose per fraction (Gy/fx)", row=2, col=1)
-    fig.update_yaxes(**GRIDDED)
-    fig.update_yaxes(title_text="probability (TCP solid, NTCP dashed)", range=[0, 1.02],
-                     tickformat=".0%", row=1, col=1)
-    fig.update_yaxes(title_text="predicted reward (0–3)", rangemode="tozero", row=2, col=1)
-    return fig

@@ -35,22 +35,24 @@ from engine.arclids.arte import goal_flags
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
 from engine.core.schema import PROPOSAL_COLUMN, case_labels
+from engine.figures.dose_response import dose_response_figure
 from engine.figures.outcome_space import (
+    outcome_space_figure,
+)
+from engine.figures.population import population_figure
+from engine.figures.style import PLOTLY_CONFIG, case_colour
+from engine.figures.wording import (
     DOSE_INTERVAL_MEANING,
     PREDICTED_REWARD,
     SEM_MEANING,
     advice_text,
     dose_interval_text,
-    dose_response_figure,
     interval_label,
     level_label,
-    outcome_space_figure,
     pct_text,
     recommendation_text,
     reward_text,
 )
-from engine.figures.population import population_figure
-from engine.figures.style import PLOTLY_CONFIG, case_colour
 
 __all__ = ["DISCLAIMER", "render_inputs", "render_report", "report_filename"]
 

@@ -12,26 +12,22 @@ from engine.arclids.arte import reward
 from engine.arclids.outcomes import OutcomeCurves
 from engine.arclids.recommend import Recommendation, recommend
 from engine.core.protocols import Protocol, load_protocol
-from engine.figures.model_review import (
-    architecture_contrast_figure,
-    learning_curve_figure,
-    roc_figure,
-)
+from engine.figures.dose_response import dose_response_figure
 from engine.figures.outcome_space import (
-    advice_text,
     covariance_ellipse,
-    dose_interval_text,
-    dose_response_figure,
     ellipse_dose_indices,
     interval_ellipse,
-    interval_label,
     outcome_space_figure,
+)
+from engine.figures.style import CASE_COLOURS
+from engine.figures.wording import (
+    advice_text,
+    dose_interval_text,
+    interval_label,
     pct_text,
     recommendation_text,
     reward_text,
 )
-from engine.figures.population import population_figure
-from engine.figures.style import CASE_COLOURS
 
 
 class CurveModel:
@@ -470,166 +466,6 @@ def test_no_figure_calls_a_number_a_confidence(nsclc, cases, ensemble_recs):
 
 # --------------------------------------------------------------------------------------------
 # Model review figures, on a small fake evaluation payload
-
-
-def _roc(points: list[tuple[float, float]]) -> dict[str, list[float]]:
-    return {"fpr": [p[0] for p in points], "tpr": [p[1] for p in points]}
-
-
-@pytest.fixture(scope="module")
-def payload(nsclc: Protocol) -> dict:
-    good = [_roc([(0, 0), (0, 0.5), (0.2, 0.8), (1, 1)]), _roc([(0, 0), (0.1, 0.6), (1, 1)])]
-    chance = [_roc([(0, 0), (0.5, 0.5), (1, 1)])] * 2
-    def result(roc, mean, sd, n_events=40):
-        return {"roc": roc, "cv_auroc_mean": mean, "cv_auroc_sd": sd, "n_cases": 67,
-                "n_events": n_events}
-    return {"architectures": {
-        "single": {nsclc.target.outcome: result(chance, 0.5, 0.0),
-                   nsclc.oar.outcome: result(good, 0.81, 0.04, 16)},
-        "glogd": {nsclc.target.outcome: result(good, 0.84, 0.05),
-                  nsclc.oar.outcome: result([], None, None, 1)},
-    }}
-
-
-def test_roc_figure_splits_means_chance_and_auroc_legend(nsclc, payload):
-    fig = roc_figure(payload, nsclc)
-    means = [t for t in fig.data if t.meta == "mean"]
-    splits = [t for t in fig.data if t.meta == "split"]
-    assert len(means) == len(splits) == 3  # glogd has no ROC for the NTCP outcome
-    names = [t.name for t in means]
-    assert "GLoGD-GNN: AUROC 0.84 ± 0.05" in names
-    assert "Single-GNN: AUROC 0.81 ± 0.04" in names
-    assert all(t.showlegend is not False for t in means)
-    assert all(t.showlegend is False for t in splits)
-    # Mean curves on a common grid, from (0, 0) to (1, 1), never decreasing.
-    for t in means:
-        x, y = np.asarray(t.x), np.asarray(t.y)
-        assert x[0] == 0.0 and x[-1] == 1.0 and y[0] == 0.0 and y[-1] == pytest.approx(1.0)
-        assert np.all(np.diff(y) >= -1e-12)
-    glogd_tcp = next(t for t in means if t.name.startswith("GLoGD") and t.xaxis == "x")
-    assert np.interp(0.2, glogd_tcp.x, glogd_tcp.y) == pytest.approx((0.8 + 0.6 + 0.4 / 9) / 2)
-    diagonals = [t for t in fig.data if t.name.startswith("chance")]
-    assert len(diagonals) == 2 and list(diagonals[0].x) == [0, 1]
-    assert {t.legend for t in means} == {"legend", "legend2"}  # one legend per outcome
-    texts = " ".join(a.text for a in fig.layout.annotations)
-    assert "No ROC curve" not in texts
-    assert "not clinical evidence" in fig.layout.title.subtitle.text
-
-
-def test_roc_figure_says_when_an_outcome_could_not_be_scored(nsclc, payload):
-    only_glogd = {"architectures": {"glogd": payload["architectures"]["glogd"]}}
-    fig = roc_figure(only_glogd, nsclc)
-    texts = " ".join(a.text for a in fig.layout.annotations)
-    assert "No ROC curve" in texts and "1 of 67" in texts
-    assert any("No evaluation" in a.text for a in roc_figure({}, nsclc).layout.annotations)
-
-
-def test_learning_curve_figure(nsclc):
-    rows = [
-        {"arch": arch, "outcome": outcome, "n_train_patients": n,
-         "auroc_vs_truth": 0.6 + 0.01 * i, "auroc_bayes_ceiling": 0.78, "gap_to_ceiling": 0.1}
-        for arch in ("glogd", "single")
-        for outcome in (nsclc.target.outcome, nsclc.oar.outcome)
-        for i, n in enumerate((67, 200, 1000))
-    ]
-    fig = learning_curve_figure(rows, nsclc)
-    lines = [t for t in fig.data if t.mode == "lines+markers"]
-    assert len(lines) == 4  # 2 architectures × 2 outcomes
-    assert list(lines[0].x) == [67, 200, 1000]
-    ceilings = [t for t in fig.data if t.name.startswith("Bayes ceiling")]
-    assert len(ceilings) == 2 and all(t.line.dash == "dash" for t in ceilings)
-    assert list(ceilings[0].y) == [0.78, 0.78, 0.78]
-    titles = [a.text for a in fig.layout.annotations]
-    assert titles[0].startswith("TCP") and titles[1].startswith("NTCP")
-    assert fig.layout.xaxis.type == "log"
-    empty = learning_curve_figure([])
-    assert any("No learning curve" in a.text for a in empty.layout.annotations)
-
-
-def test_architecture_contrast_marks_where_single_gnn_falls(nsclc):
-    doses = nsclc.dose_grid()
-    d = len(doses)
-    rising = np.linspace(0.2, 0.8, d)[None, None, :].repeat(2, axis=1)  # [1, 2, D]
-    wiggly = rising.copy()
-    wiggly[0, 1, d // 2] = wiggly[0, 1, d // 2 - 1] - 0.1  # case 2 falls once
-    curves = {
-        "glogd": OutcomeCurves(doses_gy=doses, tcp=rising, ntcp=rising / 2),
-        "single": OutcomeCurves(doses_gy=doses, tcp=wiggly, ntcp=rising / 2),
-    }
-    fig = architecture_contrast_figure(["P-1", "<b>P-2</b>"], curves, nsclc)
-    glogd = [t for t in fig.data if t.meta == "glogd"]
-    single = [t for t in fig.data if t.meta == "single"]
-    assert len(glogd) == len(single) == 4  # 2 cases × TCP, NTCP
-    assert {t.line.dash for t in glogd} != {t.line.dash for t in single}
-    assert glogd[0].line.color == CASE_COLOURS[0] and glogd[1].line.color == CASE_COLOURS[1]
-    (falls,) = [t for t in fig.data if t.meta == "falls"]
-    assert falls.legendgroup == "falls-single" and falls.xaxis == "x"
-    assert list(falls.x[:2]) == pytest.approx([doses[d // 2 - 1], doses[d // 2]])
-    subtitle = fig.layout.title.subtitle.text
-    assert "GLoGD-GNN 0/2 (TCP), 0/2 (NTCP)" in subtitle
-    assert "Single-GNN 1/2 (TCP), 0/2 (NTCP)" in subtitle
-    names = " ".join(t.name for t in fig.data)
-    assert "<b>P-2</b>" not in names and "&lt;b&gt;P-2&lt;/b&gt;" in names
-
-
-@pytest.fixture(scope="module")
-def population(nsclc: Protocol) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    data = {}
-    for feat in nsclc.features:
-        if feat.integer:
-            data[feat.name] = rng.integers(int(feat.min), int(feat.max) + 1, 80).astype(float)
-        else:
-            data[feat.name] = rng.uniform(feat.min, feat.min + 0.8 * (feat.max - feat.min), 80)
-    return pd.DataFrame(data)
-
-
-def test_population_one_histogram_per_feature_with_units(nsclc, population, cases):
-    fig = population_figure(population, nsclc, cases)
-    bars = _traces(fig, "bar")
-    assert len(bars) == len(nsclc.features)
-    assert bars[0].name == "virtual trial population"
-    titles = [a.text for a in fig.layout.annotations]
-    for feat in nsclc.features:
-        assert any(feat.label.split(" (")[0][:20] in t.replace("<br>", " ") for t in titles)
-    assert any("(pg/mL)" in t for t in titles)
-    assert all(sum(b.y) == len(population) for b in bars)
-
-
-def test_population_marks_each_case_value(nsclc, population, cases):
-    fig = population_figure(population, nsclc, cases)
-    marks = [t for t in fig.data if t.type == "scatter"]
-    continuous = [f for f in nsclc.features if not f.integer]
-    assert len(marks) == len(cases) * len(nsclc.features)
-    feat = continuous[0]
-    first = [m for m in marks if feat.label in m.hovertemplate]
-    assert [m.x[0] for m in first] == pytest.approx(cases[feat.name].tolist())
-    assert {m.name for m in marks} == set(cases["patient_id"])
-    assert sum(bool(m.showlegend) for m in marks) == len(cases)  # one legend entry per case
-
-
-def test_population_skips_missing_values_and_uses_log_axis_for_skewed(nsclc, population):
-    hcc = load_protocol("hcc")
-    rng = np.random.default_rng(1)
-    pop = pd.DataFrame({
-        f.name: (rng.integers(int(f.min), int(f.max) + 1, 60).astype(float) if f.integer
-                 else rng.uniform(f.min + 0.1, f.max / 2, 60))
-        for f in hcc.features
-    })
-    pop["afp_pre_ng_ml"] = 10 ** rng.uniform(0, 4.5, 60)  # four decades
-    case = make_cases(hcc, ["H-1"])
-    case.loc[0, "hgf_pre_pg_ml"] = np.nan
-    fig = population_figure(pop, hcc, case)
-    marks = [t for t in fig.data if t.type == "scatter"]
-    assert len(marks) == len(hcc.features) - 1
-    assert all(m.name == "H-1 site 1" for m in marks)
-    afp = next(i for i, f in enumerate(hcc.features) if f.name == "afp_pre_ng_ml")
-    axis = fig.layout[f"xaxis{afp + 1}"]
-    assert axis.title.text == "log scale"
-    assert "10000" in list(axis.ticktext)
-
-
-# --- decision maker (ODM) and synthetic patients (GAN) --------------------------------------
 
 
 class _ConstantQ:

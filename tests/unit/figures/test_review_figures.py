@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 
 from engine.arclids.odm_eval import REGRET_POLICIES, missing_regret_policies
+from engine.arclids.outcomes import OutcomeCurves
 from engine.core.protocols import Protocol, load_protocol
 from engine.figures.model_review import (
     COVERAGE_TOLERANCE,
+    architecture_contrast_figure,
     interval_coverage_figure,
+    learning_curve_figure,
     reliability_figure,
+    roc_figure,
 )
 from engine.figures.odm_review import (
     FRESH_COHORT_NOTE,
@@ -20,7 +24,7 @@ from engine.figures.odm_review import (
     regret_figure,
     regret_learning_curve_figure,
 )
-from engine.figures.style import ARCH_COLOURS
+from engine.figures.style import ARCH_COLOURS, CASE_COLOURS
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +187,103 @@ def test_interval_coverage_figure_states_the_level(nsclc):
     empty = interval_coverage_figure({"architectures": {}}, nsclc)
     assert not empty.data and not empty.layout.shapes
     assert any("No interval coverage" in a.text for a in empty.layout.annotations)
+
+
+def _roc(points: list[tuple[float, float]]) -> dict[str, list[float]]:
+    return {"fpr": [p[0] for p in points], "tpr": [p[1] for p in points]}
+
+
+@pytest.fixture(scope="module")
+def payload(nsclc: Protocol) -> dict:
+    good = [_roc([(0, 0), (0, 0.5), (0.2, 0.8), (1, 1)]), _roc([(0, 0), (0.1, 0.6), (1, 1)])]
+    chance = [_roc([(0, 0), (0.5, 0.5), (1, 1)])] * 2
+    def result(roc, mean, sd, n_events=40):
+        return {"roc": roc, "cv_auroc_mean": mean, "cv_auroc_sd": sd, "n_cases": 67,
+                "n_events": n_events}
+    return {"architectures": {
+        "single": {nsclc.target.outcome: result(chance, 0.5, 0.0),
+                   nsclc.oar.outcome: result(good, 0.81, 0.04, 16)},
+        "glogd": {nsclc.target.outcome: result(good, 0.84, 0.05),
+                  nsclc.oar.outcome: result([], None, None, 1)},
+    }}
+
+
+def test_roc_figure_splits_means_chance_and_auroc_legend(nsclc, payload):
+    fig = roc_figure(payload, nsclc)
+    means = [t for t in fig.data if t.meta == "mean"]
+    splits = [t for t in fig.data if t.meta == "split"]
+    assert len(means) == len(splits) == 3  # glogd has no ROC for the NTCP outcome
+    names = [t.name for t in means]
+    assert "GLoGD-GNN: AUROC 0.84 ± 0.05" in names
+    assert "Single-GNN: AUROC 0.81 ± 0.04" in names
+    assert all(t.showlegend is not False for t in means)
+    assert all(t.showlegend is False for t in splits)
+    # Mean curves on a common grid, from (0, 0) to (1, 1), never decreasing.
+    for t in means:
+        x, y = np.asarray(t.x), np.asarray(t.y)
+        assert x[0] == 0.0 and x[-1] == 1.0 and y[0] == 0.0 and y[-1] == pytest.approx(1.0)
+        assert np.all(np.diff(y) >= -1e-12)
+    glogd_tcp = next(t for t in means if t.name.startswith("GLoGD") and t.xaxis == "x")
+    assert np.interp(0.2, glogd_tcp.x, glogd_tcp.y) == pytest.approx((0.8 + 0.6 + 0.4 / 9) / 2)
+    diagonals = [t for t in fig.data if t.name.startswith("chance")]
+    assert len(diagonals) == 2 and list(diagonals[0].x) == [0, 1]
+    assert {t.legend for t in means} == {"legend", "legend2"}  # one legend per outcome
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    assert "No ROC curve" not in texts
+    assert "not clinical evidence" in fig.layout.title.subtitle.text
+
+
+def test_roc_figure_says_when_an_outcome_could_not_be_scored(nsclc, payload):
+    only_glogd = {"architectures": {"glogd": payload["architectures"]["glogd"]}}
+    fig = roc_figure(only_glogd, nsclc)
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    assert "No ROC curve" in texts and "1 of 67" in texts
+    assert any("No evaluation" in a.text for a in roc_figure({}, nsclc).layout.annotations)
+
+
+def test_learning_curve_figure(nsclc):
+    rows = [
+        {"arch": arch, "outcome": outcome, "n_train_patients": n,
+         "auroc_vs_truth": 0.6 + 0.01 * i, "auroc_bayes_ceiling": 0.78, "gap_to_ceiling": 0.1}
+        for arch in ("glogd", "single")
+        for outcome in (nsclc.target.outcome, nsclc.oar.outcome)
+        for i, n in enumerate((67, 200, 1000))
+    ]
+    fig = learning_curve_figure(rows, nsclc)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(lines) == 4  # 2 architectures × 2 outcomes
+    assert list(lines[0].x) == [67, 200, 1000]
+    ceilings = [t for t in fig.data if t.name.startswith("Bayes ceiling")]
+    assert len(ceilings) == 2 and all(t.line.dash == "dash" for t in ceilings)
+    assert list(ceilings[0].y) == [0.78, 0.78, 0.78]
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0].startswith("TCP") and titles[1].startswith("NTCP")
+    assert fig.layout.xaxis.type == "log"
+    empty = learning_curve_figure([])
+    assert any("No learning curve" in a.text for a in empty.layout.annotations)
+
+
+def test_architecture_contrast_marks_where_single_gnn_falls(nsclc):
+    doses = nsclc.dose_grid()
+    d = len(doses)
+    rising = np.linspace(0.2, 0.8, d)[None, None, :].repeat(2, axis=1)  # [1, 2, D]
+    wiggly = rising.copy()
+    wiggly[0, 1, d // 2] = wiggly[0, 1, d // 2 - 1] - 0.1  # case 2 falls once
+    curves = {
+        "glogd": OutcomeCurves(doses_gy=doses, tcp=rising, ntcp=rising / 2),
+        "single": OutcomeCurves(doses_gy=doses, tcp=wiggly, ntcp=rising / 2),
+    }
+    fig = architecture_contrast_figure(["P-1", "<b>P-2</b>"], curves, nsclc)
+    glogd = [t for t in fig.data if t.meta == "glogd"]
+    single = [t for t in fig.data if t.meta == "single"]
+    assert len(glogd) == len(single) == 4  # 2 cases × TCP, NTCP
+    assert {t.line.dash for t in glogd} != {t.line.dash for t in single}
+    assert glogd[0].line.color == CASE_COLOURS[0] and glogd[1].line.color == CASE_COLOURS[1]
+    (falls,) = [t for t in fig.data if t.meta == "falls"]
+    assert falls.legendgroup == "falls-single" and falls.xaxis == "x"
+    assert list(falls.x[:2]) == pytest.approx([doses[d // 2 - 1], doses[d // 2]])
+    subtitle = fig.layout.title.subtitle.text
+    assert "GLoGD-GNN 0/2 (TCP), 0/2 (NTCP)" in subtitle
+    assert "Single-GNN 1/2 (TCP), 0/2 (NTCP)" in subtitle
+    names = " ".join(t.name for t in fig.data)
+    assert "<b>P-2</b>" not in names and "&lt;b&gt;P-2&lt;/b&gt;" in names
