@@ -48,9 +48,14 @@ def calibrated_proba(
         doses_gy: candidate doses, Gy, [D], or None.
     """
     p_raw = raw(doses_gy)
-    if calibration.reference_dose_gy is None:
+    ref_dose = calibration.reference_dose_gy
+    if ref_dose is None:
         return calibration.apply(p_raw)
-    ref = raw(np.array([calibration.reference_dose_gy]))  # [M, P, 1]
+    on_grid = [] if doses_gy is None else np.flatnonzero(np.isclose(doses_gy, ref_dose))
+    if len(on_grid):  # the curves already hold the reference dose: no second pass
+        j = int(on_grid[0])
+        return calibration.apply(p_raw, p_raw[..., j : j + 1])
+    ref = raw(np.array([ref_dose]))  # [M, P, 1]
     return calibration.apply(p_raw, ref if doses_gy is not None else ref[..., 0])
 
 

@@ -18,7 +18,7 @@ from engine.arclids.calibration import (
     fit_platt,
     interval_draws,
 )
-from engine.arclids.ensemble import EnsembleOutcomeModel
+from engine.arclids.ensemble import EnsembleOutcomeModel, member_calibrated_proba
 from engine.arclids.outcomes import OutcomeCurves
 from engine.arclids.recommend import ADVICE_THRESHOLD, compare_proposal, dose_interval, ntcp_caution
 from engine.arclids.rtoe import OutcomeEstimator, RTOEConfig
@@ -234,3 +234,21 @@ def test_an_over_confident_share_no_longer_changes_the_clinicians_dose():
                               NSCLC, np.array([4.0]), np.array([1.5]))
     assert mapped.p_recommended_better[0] == pytest.approx(0.3)
     assert mapped.advice[0] == "keep" and mapped.advised_dose_gy[0] == 1.5
+
+
+def test_curves_read_the_reference_dose_from_the_grid_as_a_second_pass_would():
+    cases = training_cases("nsclc").head(8)
+    members = [OutcomeEstimator(NSCLC, "rp2", RTOEConfig(arch="single", hidden=8, n_layers=1,
+                                                         epochs=1, seed=k)).fit(cases, cases["rp2"])
+               for k in range(2)]
+    cal = OutcomeCalibration(intercept=-0.4, slope=0.3, reference_dose_gy=2.8)
+    doses = NSCLC.dose_grid()
+    assert np.isclose(doses, 2.8).any()
+    on_grid = member_calibrated_proba(members, cal, cases, doses)
+    raw = np.stack([m.predict_proba(cases, doses) for m in members])
+    ref = np.stack([m.predict_proba(cases, np.array([2.8])) for m in members])
+    np.testing.assert_allclose(on_grid, cal.apply(raw, ref), atol=1e-12)
+    off_grid = member_calibrated_proba(members, cal, cases, np.array([2.85]))
+    np.testing.assert_allclose(
+        off_grid, cal.apply(np.stack([m.predict_proba(cases, np.array([2.85])) for m in members]),
+                            ref), atol=1e-12)
