@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +25,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from engine.dvh.dvh import DVH
+
 __all__ = [
     "PHANTOM_PATIENT_ID",
     "PHANTOM_PATIENT_NAME",
@@ -32,10 +34,12 @@ __all__ = [
     "PhantomStructure",
     "Solid",
     "box_gradient_phantom",
+    "eclipse_text",
     "liver_phantom",
     "phantom_bytes",
     "sphere_phantom",
     "thorax_phantom",
+    "write_examples",
     "write_phantom",
 ]
 
@@ -494,3 +498,93 @@ def write_phantom(phantom: Phantom, folder: Path, prefix: str = "") -> dict[str,
         path.write_bytes(data)
         paths[kind] = path
     return paths
+
+
+# --------------------------------------------------------------------------------------------
+# DVH exports and the example files
+
+
+def eclipse_text(dvhs: Mapping[str, DVH], *, prescription_gy: float, n_points: int = 150) -> str:
+    """Cumulative DVHs written as Varian Eclipse's tabular text export (tab-separated columns
+    Dose [Gy], Relative dose [%], Ratio of Total Structure Volume [%]; each structure's volume
+    in its section header), with the phantom's patient name and id in the file header as a real
+    export has them."""
+    lines = [
+        f"Patient Name         : {PHANTOM_PATIENT_NAME}",
+        f"Patient ID           : {PHANTOM_PATIENT_ID}",
+        "Comment              : DVHs for a plan (artds analytic phantom)",
+        "Date                 : Thursday, January 01, 2026 12:00:00",
+        "Exported by          : artds",
+        "Type                 : Cumulative Dose Volume Histogram",
+        "Description          : The cumulative DVH displays the percentage (relative) or volume "
+        "(absolute) of structures that receive a dose equal to or greater than a given dose.",
+        "",
+        "Plan: Phantom",
+        "Course: C1",
+        "Plan Status: Treatment Approved",
+        f"Prescribed dose [Gy]: {prescription_gy:.3f}",
+        "% for dose (%): 100.0",
+        "",
+    ]
+    for name, dvh in dvhs.items():
+        dose, volume = dvh.cumulative(n_points)
+        lines += [
+            f"Structure: {name}",
+            "Approval Status: Approved",
+            "Plan: Phantom",
+            "Course: C1",
+            f"Volume [cm³]: {dvh.total_volume_cc:.1f}",
+            "Dose Cover.[%]: 100.0",
+            "Sampling Cover.[%]: 100.0",
+            f"Min Dose [Gy]: {dvh.min_gy:.3f}",
+            f"Max Dose [Gy]: {dvh.point_max_gy:.3f}",
+            f"Mean Dose [Gy]: {dvh.mean_gy:.3f}",
+            "",
+            "Dose [Gy]\tRelative dose [%]\tRatio of Total Structure Volume [%]",
+        ]
+        lines += [f"{d:.3f}\t{100.0 * d / prescription_gy:.2f}\t{v:.4f}"
+                  for d, v in zip(dose, volume, strict=True)]
+        lines.append("")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def write_examples(folder: Path) -> dict[str, Path]:
+    """The example plan files of ``assets/examples/plan/`` (``python -m engine.dvh.phantom``):
+
+    * ``nsclc_phantom/RD.dcm``, ``RS.dcm``, ``RP.dcm`` — the thorax phantom on a 5-mm dose grid
+      with 5-mm slices and no ``Lungs`` structure (so the lung role is built as
+      Lung_L+Lung_R-GTV), 60 Gy in 30 fractions;
+    * ``nsclc_phantom_dvh.csv`` — its DVHs in the documented CSV (volume_cc), the built lung
+      structure named ``Lungs-GTV`` as a planning system would export it (30 fractions);
+    * ``hcc_phantom_eclipse.txt`` — the liver phantom's DVHs as an Eclipse text export, with
+      ``Liver-GTV`` (45 Gy in 3 fractions).
+    """
+    from engine.dvh.files import dvh_csv
+    from engine.dvh.plan import import_plan
+
+    thorax = thorax_phantom(grid_mm=5.0, slice_mm=5.0, with_lungs=False, with_trachea=False,
+                            n_vertices=32, dose_scale_gy=0.002, decimals=1)
+    paths = write_phantom(thorax, folder / "nsclc_phantom")
+    result = import_plan("nsclc", rtdose=paths["RTDOSE"], rtstruct=paths["RTSTRUCT"],
+                         rtplan=paths["RTPLAN"])
+    renamed = {("Lungs-GTV" if s.roles == ("lung",) else s.name): s.dvh
+               for s in result.structures}
+    csv_path = folder / "nsclc_phantom_dvh.csv"
+    csv_path.write_text(dvh_csv(renamed, n_points=100), encoding="utf-8")
+    liver = liver_phantom(grid_mm=3.0, slice_mm=3.0)
+    data = phantom_bytes(liver)
+    hcc = import_plan("hcc", rtdose=("RD.dcm", data["RTDOSE"]),
+                      rtstruct=("RS.dcm", data["RTSTRUCT"]), rtplan=("RP.dcm", data["RTPLAN"]))
+    eclipse = {s.name: s.dvh for s in hcc.structures}
+    txt_path = folder / "hcc_phantom_eclipse.txt"
+    txt_path.write_bytes(eclipse_text(eclipse, prescription_gy=liver.prescription_gy)
+                         .encode("utf-8"))
+    return {**{f"nsclc_{k.lower()}": v for k, v in paths.items()}, "nsclc_csv": csv_path,
+            "hcc_eclipse": txt_path}
+
+
+if __name__ == "__main__":
+    from engine.settings import ROOT_DIR
+
+    for path in write_examples(ROOT_DIR / "assets" / "examples" / "plan").values():
+        print(f"wrote {path} ({path.stat().st_size} bytes)")

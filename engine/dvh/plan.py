@@ -359,13 +359,13 @@ def _fractions(data: PlanData, plan_fractions: int | None) -> tuple[int, str, li
         if data.plan is not None and data.plan.n_fractions not in (None, plan_fractions):
             warnings.append(f"--plan-fractions {plan_fractions} overrides the "
                             f"{data.plan.n_fractions} fractions of {data.plan.file}")
-        return plan_fractions, "given (--plan-fractions)", warnings
+        return plan_fractions, "--plan-fractions", warnings
     if data.plan is not None and data.plan.n_fractions is not None:
         n = data.plan.n_fractions
         if n > MAX_PLAN_FRACTIONS:
             raise PlanError(f"{data.plan.file}: NumberOfFractionsPlanned = {n}; accepted at most "
                             f"{MAX_PLAN_FRACTIONS}")
-        return n, f"{data.plan.file}: NumberOfFractionsPlanned", warnings
+        return n, f"{data.plan.file} NumberOfFractionsPlanned", warnings
     reason = f" ({data.plan.fractions_problem})" if data.plan and data.plan.fractions_problem \
         else ""
     raise PlanError("the number of fractions the plan's dose covers is needed to scale it to the "
