@@ -266,8 +266,7 @@ def _eclipse_text(data: bytes) -> str | None:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             text = data.decode("cp1252", errors="replace")
-    if re.search(r"^\s*Structure\s*:", text, flags=re.MULTILINE) and re.search(
-            r"^\s*Dose\s*\[", text, flags=re.MULTILINE | re.IGNORECASE):
+    if re.search(r"^\s*Structure\s*:", text, flags=re.MULTILINE):
         return text
     return None
 
