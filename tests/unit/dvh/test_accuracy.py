@@ -42,3 +42,16 @@ def test_the_documented_accuracy_holds(saved):
             assert abs(c["mean_error_gy"]) < 0.1
         if "geud_max_error_gy" in c:
             assert c["geud_max_error_gy"] < 1e-6
+
+
+def test_the_numbers_quoted_in_the_text_are_the_saved_ones(saved):
+    text = DOC.read_text(encoding="utf-8")
+
+    def case(phantom, grid, k):
+        return next(c for c in saved["cases"] if (c["phantom"], c["grid_mm"], c["supersample"])
+                    == (phantom, grid, k))
+
+    small = [case("sphere_r7", 4.0, k)["volume_error_percent"] for k in (1, 4)]
+    box = [case("box_gradient", 4.0, k)["mean_error_gy"] for k in (1, 4)]
+    assert f"off by\n{small[0]:+.2f} % without it and {small[1]:+.2f} % with it" in text
+    assert f"falls from {box[0]:+.3f} Gy to {box[1]:+.3f} Gy" in text

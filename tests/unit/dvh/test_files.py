@@ -174,3 +174,9 @@ def test_the_documented_csv_example_reads():
     table = read(example)
     assert list(table.dvhs) == ["GTV", "Lungs-GTV"]
     assert table.dvhs["GTV"].total_volume_cc == 44.9
+
+
+def test_a_csv_in_cgy_is_refused():
+    with pytest.raises(PlanError, match=r"column dose_gy: doses up to 6000 look like cGy; the "
+                                        r"column expects Gy — divide by 100"):
+        read("structure,dose_gy,volume_cc\nGTV,0,40\nGTV,6000,0\n")

@@ -234,3 +234,26 @@ def test_a_structure_no_role_needs_may_fail_with_a_warning():
     assert any(w.startswith("no DVH for Trachea: the dose grid of RD.dcm does not cover "
                             "structure Trachea") for w in result.warnings)
     assert "Trachea" not in [s.name for s in result.structures]
+
+
+def test_constraint_rows_for_app_report_and_cli(sphere_plan):
+    rows = {c.constraint.name: c.display() for c in sphere_plan.constraints}
+    assert rows["lung_v20"] == {
+        "constraint": "Lungs−GTV V20 ≤ 35 %", "structure": "Lungs-GTV", "value": "100.00 %",
+        "limit": "≤ 35 %", "margin": "-65.00 %", "status": "not met", "note": "",
+        "source": rows["lung_v20"]["source"]}
+    assert rows["heart_v25"]["status"] == "not checked"
+    assert rows["heart_v25"]["value"] == "–" and rows["heart_v25"]["structure"] == "–"
+    assert rows["cord_max"]["limit"] == "≤ 50 Gy EQD2"
+
+
+def test_several_matching_structures_are_said():
+    def second_gtv(ds):  # rename the Lungs box: a plan with GTV and GTVp
+        ds.StructureSetROISequence[1].ROIName = "GTVp"
+
+    files = dict(sphere_files())
+    files["RTSTRUCT"] = edit(files["RTSTRUCT"], second_gtv)
+    result = import_plan("nsclc", **named(files), structures={"lung": "GTVp-GTV"})
+    assert result.roles["tumour"].structure == "GTV"
+    assert ("several structures could be role tumour (GTV, GTVp): GTV is used; choose another "
+            "with --structure tumour=NAME") in result.warnings
