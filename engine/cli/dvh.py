@@ -45,14 +45,13 @@ def _text(result) -> str:  # result: engine.dvh.PlanImport
                      f"{scale}{flag}")
     lines.append("Constraints (on the plan's dose):")
     for c in result.constraints:
-        k = c.constraint
+        row = c.display()
         state = "n/a " if c.passed is None else ("PASS" if c.passed else "FAIL")
         if c.passed is None:
-            lines.append(f"  {state}  {k.label}: not checked ({c.note})")
+            lines.append(f"  {state}  {row['constraint']}: not checked ({row['note']})")
         else:
-            unit = k.unit
-            lines.append(f"  {state}  {k.label}: {_number(c.value, unit)} on {c.structure}, "
-                         f"margin {_number(c.margin, unit)}")
+            lines.append(f"  {state}  {row['constraint']}: {row['value']} on {row['structure']}, "
+                         f"margin {row['margin']}")
     lines.append("Structures (plan dose; max = D0.03cc):")
     lines.append(f"  {'structure':<22}{'role':<12}{'cm³':>9}{'mean':>8}{'max':>8}{'D98%':>8}"
                  f"{'D2%':>8}")

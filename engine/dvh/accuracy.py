@@ -2,9 +2,9 @@
 against their closed forms, at several dose-grid spacings, with and without supersampling.
 
 ``python -m engine.dvh.accuracy`` measures every case (a few seconds), writes
-``docs/data/dvh_accuracy.json`` and rewrites the generated table of ``docs/plan-import.md`` from
-it; a unit test checks that the page's table is the saved JSON's and that a case recomputed gives
-the saved numbers.
+``docs/data/dvh_accuracy.json`` and rewrites the generated blocks of ``docs/plan-import.md`` (the
+table from it, and the protocols' plan sections from their TOML); a unit test checks that the
+page's blocks are these and that a case recomputed gives the saved numbers.
 
 Two references for each volume: the **exact** solid, and the **contoured** volume (each contour's
 area × the slice thickness, summed over the contour planes) — the volume the contours define under
@@ -25,14 +25,14 @@ from engine.dvh.dicom import read_rtdose, read_rtstruct
 from engine.dvh.phantom import Phantom, box_gradient_phantom, phantom_bytes, sphere_phantom
 from engine.dvh.rasterise import RasterConfig, structure_dvh
 
-__all__ = ["ACCURACY_JSON", "CASES", "measure", "measure_case", "render_table", "write"]
+__all__ = ["ACCURACY_JSON", "CASES", "block", "generated_blocks", "measure", "measure_case",
+           "render_table", "write"]
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCURACY_JSON = ROOT / "docs" / "data" / "dvh_accuracy.json"
 """The saved measurement."""
 DOC = ROOT / "docs" / "plan-import.md"
 """The page whose generated block shows it."""
-_START = "<!-- generated: dvh-accuracy -->\n"
 _END = "<!-- end generated -->"
 GEUD_EXPONENTS = (-20.0, -10.0, 1.0, 10.0)
 """gEUD exponents checked on the uniform sphere."""
@@ -117,23 +117,38 @@ def render_table(saved: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def doc_block(text: str) -> str | None:
-    """The generated block of ``docs/plan-import.md`` (None when the markers are missing)."""
-    if _START not in text or _END not in text:
+def block(text: str, key: str) -> str | None:
+    """The generated block ``key`` of a page's text (None when its markers are missing)."""
+    start = f"<!-- generated: {key} -->\n"
+    if start not in text or _END not in text.split(start, 1)[1]:
         return None
-    return text.split(_START, 1)[1].split(_END, 1)[0]
+    return text.split(start, 1)[1].split(_END, 1)[0]
 
 
 def write() -> None:
-    """Measure, save the JSON and rewrite the page's table."""
+    """Measure, save the JSON and rewrite the page's generated blocks (the accuracy table and the
+    protocols' plan sections)."""
     saved = measure()
     ACCURACY_JSON.parent.mkdir(parents=True, exist_ok=True)
     ACCURACY_JSON.write_text(json.dumps(saved, indent=1) + "\n", encoding="utf-8")
     text = DOC.read_text(encoding="utf-8")
-    old = doc_block(text)
-    if old is not None:
-        DOC.write_text(text.replace(_START + old + _END, _START + render_table(saved) + _END),
-                       encoding="utf-8")
+    for key, body in generated_blocks(saved).items():
+        start = f"<!-- generated: {key} -->\n"
+        old = block(text, key)
+        if old is not None:
+            text = text.replace(start + old + _END, start + body + _END)
+    DOC.write_text(text, encoding="utf-8")
+
+
+def generated_blocks(saved: dict) -> dict[str, str]:
+    """Every generated block of docs/plan-import.md by its key."""
+    from engine.core.protocols import PROTOCOL_NAMES, load_protocol
+    from engine.core.protocols.plan import plan_markdown
+
+    blocks = {"dvh-accuracy": render_table(saved)}
+    for name in PROTOCOL_NAMES:
+        blocks[f"plan-protocol {name}"] = plan_markdown(load_protocol(name))
+    return blocks
 
 
 if __name__ == "__main__":

@@ -39,6 +39,32 @@ class ConstraintResult:
     note: str | None
     """Why the constraint was not checked, else None."""
 
+    @property
+    def status(self) -> str:
+        """``"met"``, ``"not met"`` or ``"not checked"`` (the words the app and report show)."""
+        if self.passed is None:
+            return "not checked"
+        return "met" if self.passed else "not met"
+
+    def display(self) -> dict[str, str]:
+        """The row of a constraint table as text: ``constraint``, ``structure``, ``value``,
+        ``limit``, ``margin`` (signed), ``status``, ``note`` and ``source`` — one wording for the
+        app, the report and the command line (values to 2 decimals with their unit; EQD2 said)."""
+        c = self.constraint
+        unit = f" {c.unit}"
+        eqd2 = " EQD2" if c.dose == "eqd2" else ""
+        sign = "≤" if c.comparison == "<=" else "≥"
+        return {
+            "constraint": c.label,
+            "structure": self.structure or "–",
+            "value": "–" if self.value is None else f"{self.value:.2f}{unit}{eqd2}",
+            "limit": f"{sign} {c.limit:g}{unit}{eqd2}",
+            "margin": "–" if self.margin is None else f"{self.margin:+.2f}{unit}",
+            "status": self.status,
+            "note": self.note or "",
+            "source": c.source,
+        }
+
     def to_dict(self) -> dict:
         c = self.constraint
         return {"name": c.name, "label": c.label, "role": c.role, "structure": self.structure,

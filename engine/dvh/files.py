@@ -53,6 +53,8 @@ CSV_COLUMNS = ("structure", "dose_gy", "volume_cc", "volume_percent", "kind")
 KINDS = ("cumulative", "differential")
 MAX_STRUCTURES = 500
 """Most structures in one DVH file."""
+MAX_DOSE_GY = 300.0
+"""Highest dose a DVH table may hold, Gy: above it the column is taken to be in cGy."""
 _VOLUME_TOLERANCE = 1e-6
 """Relative rise a cumulative volume may show (rounding in exports) before it is refused."""
 
@@ -188,6 +190,11 @@ def _read_csv(text: str, name: str) -> DVHTable:
         rows.setdefault(structure, []).append((row, dose, volume))
     if not rows and not problems:
         problems.append(Problem(None, None, None, "the file has a header row but no DVH rows"))
+    top = max((v[1] for values in rows.values() for v in values), default=0.0)
+    if top > MAX_DOSE_GY:
+        problems.append(Problem(None, "dose_gy", f"{top:g}", (
+            f"column dose_gy: doses up to {top:g} look like cGy; the column expects Gy — divide "
+            f"by 100 (accepted up to {MAX_DOSE_GY:g} Gy)")))
     if len(rows) > MAX_STRUCTURES:
         problems.append(Problem(None, "structure", None, (
             f"the file holds {len(rows)} structures, more than the limit of {MAX_STRUCTURES}")))
@@ -266,8 +273,7 @@ def _eclipse_text(data: bytes) -> str | None:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             text = data.decode("cp1252", errors="replace")
-    if re.search(r"^\s*Structure\s*:", text, flags=re.MULTILINE) and re.search(
-            r"^\s*Dose\s*\[", text, flags=re.MULTILINE | re.IGNORECASE):
+    if re.search(r"^\s*Structure\s*:", text, flags=re.MULTILINE):
         return text
     return None
 

@@ -101,11 +101,12 @@ class PlanData:
 
     @property
     def structure_names(self) -> tuple[str, ...]:
-        """Structures that can give a DVH, in file order (DICOM: ROIs with closed contours)."""
+        """The plan's structures, in file order (DICOM: the ROIs that are not points; one with
+        a problem — no contours — is refused with that problem when a role needs it)."""
         if self.table is not None:
             return tuple(self.table.dvhs)
         assert self.structures is not None
-        return tuple(r.name for r in self.structures.rois if r.problem is None)
+        return self.structures.names
 
     def dvh(self, plus: Sequence[str], minus: Sequence[str] = (), *, label: str,
             raster: RasterConfig | None = None) -> DVH:

@@ -167,11 +167,15 @@ def _chosen(role: PlanRole, value: str, available: Sequence[str], can_build: boo
 
 def _automatic(role: PlanRole, filled: Mapping[str, RoleAssignment], available: Sequence[str],
                can_build: bool) -> tuple[RoleAssignment | None, str | None]:
-    for name in role.names:
-        found = _find(name, available)
-        if found is not None:
-            return RoleAssignment(role.name, role.label, found, (found,), (), "name",
-                                  role.alpha_beta_gy), None
+    matches = list(dict.fromkeys(f for n in role.names if (f := _find(n, available))))
+    if matches:
+        note = None
+        if len(matches) > 1:  # e.g. GTV1 and GTV2 of a multi-site HCC plan
+            note = (f"several structures could be role {role.name} ({', '.join(matches)}): "
+                    f"{matches[0]} is used; choose another with --structure "
+                    f"{role.name}=NAME")
+        return RoleAssignment(role.name, role.label, matches[0], (matches[0],), (), "name",
+                              role.alpha_beta_gy), note
     if not can_build or not role.derive_from:
         return None, None
     if any(m not in filled for m in role.derive_minus):

@@ -42,7 +42,8 @@ def dvh_figure(result: PlanImport, *, structures: Sequence[str] | None = None,
 
     Args:
         result: an imported plan.
-        structures: the structures drawn, in order (default: all, role structures first).
+        structures: the structures drawn, in order (default: all, those playing a role first,
+            in the protocol's role order).
         n_points: points per curve.
         height_px: figure height.
 
@@ -52,9 +53,10 @@ def dvh_figure(result: PlanImport, *, structures: Sequence[str] | None = None,
     """
     fig = go.Figure()
     by_name = {s.name: s for s in result.structures}
-    if structures is None:
-        roles_first = sorted(result.structures, key=lambda s: (not s.roles,))
-        structures = [s.name for s in roles_first]
+    if structures is None:  # the roles' structures in the protocol's role order, then the rest
+        structures = list(dict.fromkeys(
+            [a.structure for a in result.roles.values() if a.structure in by_name]
+            + [s.name for s in result.structures]))
     colours: dict[str, str] = {}
     for i, name in enumerate(structures):
         s = by_name[name]

@@ -46,6 +46,7 @@ __all__ = [
     "PlanRole",
     "PlanSpec",
     "parse_metric",
+    "plan_markdown",
     "plan_spec",
 ]
 
@@ -385,3 +386,37 @@ def _check_spec(spec: PlanSpec, p: Protocol) -> None:
                 f"plan.roles[{entry.role}].alpha_beta_gy = {ab:g} differs from "
                 f"{structure.name}.alpha_beta_gy = {structure.alpha_beta_gy:g} (the tissue of "
                 f"feature {entry.feature})")
+
+
+def plan_markdown(protocol: Protocol) -> str:
+    """The protocol's plan section as markdown (roles, features, constraints with sources), as
+    docs/plan-import.md shows it; a unit test keeps the page equal to this."""
+    spec = protocol.plan
+    if spec is None:
+        return f"Protocol {protocol.name} defines no plan import.\n"
+    lines = [f"**{protocol.label}** (`--protocol {protocol.name}`)", "",
+             "| role | structure names tried | built otherwise as | α/β |", "|---|---|---|---|"]
+    for r in spec.roles:
+        built = ""
+        if r.derive_from:
+            built = " or ".join("+".join(a) for a in r.derive_from)
+            if r.derive_minus:
+                built += " minus the " + ", ".join(r.derive_minus) + " structure"
+        lines.append(f"| `{r.name}` ({r.label}) | {', '.join(r.names)} | {built or '–'} | "
+                     f"{r.alpha_beta_gy:g} Gy |")
+    lines += ["", "| feature | computed as |", "|---|---|"]
+    for f in spec.features:
+        what = "mean dose" if f.geud_a == 1 else f"gEUD (a = {f.geud_a:g})"
+        phase = (f"× {protocol.n_eval_fractions} / plan fractions (the "
+                 f"{protocol.n_eval_fractions} evaluation fractions)" if f.phase == "evaluation"
+                 else "the plan's dose")
+        lines.append(f"| `{f.feature}` | {what} of the `{f.role}` structure, {phase} |")
+    lines += ["", "| constraint | metric | limit | fractions | source |", "|---|---|---|---|---|"]
+    for c in spec.constraints:
+        limit = f"{c.comparison.replace('<=', '≤').replace('>=', '≥')} {c.limit:g} {c.unit}"
+        if c.dose == "eqd2":
+            limit += " (EQD2)"
+        fractions = ", ".join(str(n) for n in c.plan_fractions) or "any"
+        lines.append(f"| {c.label} | `{c.metric.text}` of `{c.role}` | {limit} | {fractions} | "
+                     f"{c.source} |")
+    return "\n".join(lines) + "\n"
