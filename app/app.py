@@ -152,7 +152,8 @@ def server(input, output, session) -> None:
     outcome_space_server("outcome", protocol=protocol, model=model, recs=recs)
     population_server("population", protocol=protocol, cases=selection.shown)
     report_server("report", protocol=protocol, recs=recs, cases=selection.shown,
-                  notes=selection.notes, user=user, settled=shown.settled)
+                  notes=selection.notes, plans=selection.plans, user=user,
+                  settled=shown.settled)
     if physicist:
         model_review_server("review", protocol=protocol, cases=selection.shown)
         learning_server("learning", protocol=protocol, store=store, user=user)

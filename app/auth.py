@@ -52,6 +52,8 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from app.runtime import in_database_thread
 from engine import settings
 from engine.core.schema import MAX_FILE_BYTES
+from engine.dvh.sources import ImportLimits
+from engine.dvh.uploads import largest_file_bytes
 from engine.platform import accounts
 from engine.platform.store import Store, UserInfo
 from engine.sf2.data import MAX_UPLOAD_BYTES as SF2_MAX_UPLOAD_BYTES
@@ -140,11 +142,14 @@ def _with_security_headers(send: Any) -> Any:
     return secured
 
 
-MAX_BODY_BYTES = max(MAX_FILE_BYTES, SF2_MAX_UPLOAD_BYTES) + 1024 * 1024
+MAX_BODY_BYTES = max(MAX_FILE_BYTES, SF2_MAX_UPLOAD_BYTES,
+                     largest_file_bytes(ImportLimits())) + 1024 * 1024
 """Largest HTTP request body accepted (bytes): the largest upload the app takes (case files
 :data:`engine.core.schema.MAX_FILE_BYTES`, expression files
-:data:`engine.sf2.data.MAX_UPLOAD_BYTES`) plus 1 MiB for the multipart framing; anything larger
-is refused with 413 before it is written anywhere."""
+:data:`engine.sf2.data.MAX_UPLOAD_BYTES`, plan files :class:`engine.dvh.ImportLimits` — the
+RTDOSE's 512 MiB, room for a 1-mm dose grid over a whole thorax; Shiny sends each file of a
+multiple upload in its own request) plus 1 MiB for the multipart framing; anything larger is
+refused with 413 before it is written anywhere."""
 
 
 def _header(scope: dict, name: bytes) -> str | None:

@@ -7,6 +7,10 @@ one of these pools, created on first use and shared by all sessions of the proce
   (:mod:`app.recommending`); torch releases the GIL, two at a time suit a 2-core machine.
 * :func:`database_pool` and :func:`in_database_thread`: threads for the database reads sessions
   poll (:func:`app.db.poll_in_thread`, the Learning Mode job watch), never on the event loop.
+* :func:`plan_pool`: threads reading and evaluating imported plans (DICOM-RT or DVH tables,
+  :mod:`app.panels.data_input.plan`). Threads, not a process: the plan read (its dose grid and
+  the DVHs already computed) stays in the session's memory for quick re-evaluation; an import
+  takes a few seconds, during which it holds the GIL part of the time.
 * :func:`learning_pool`: the Learning Mode training worker process
   (:func:`engine.arclids.learning.run_job`).
 * :func:`planner_pool`: the fractionation planner's worker process
@@ -37,6 +41,7 @@ __all__ = [
     "database_pool",
     "in_database_thread",
     "learning_pool",
+    "plan_pool",
     "planner_pool",
     "recommendation_pool",
     "shutdown",
@@ -49,6 +54,8 @@ E = TypeVar("E", bound=Executor)
 
 RECOMMENDATION_THREADS = 2
 """Recommendations (and Model review contrasts) computed at a time (2-core machines)."""
+PLAN_THREADS = 2
+"""Plan imports read and evaluated at a time (2-core machines; more queue)."""
 DATABASE_THREADS = min(32, (os.cpu_count() or 1) + 4)
 """Database reads at a time: as many as asyncio's default executor, which served them before."""
 
@@ -123,6 +130,12 @@ def recommendation_pool() -> ThreadPoolExecutor:
     return _pool("recommend", lambda: ThreadPoolExecutor(
         max_workers=RECOMMENDATION_THREADS, thread_name_prefix="artds-recommend",
         initializer=single_inference_thread), _drop_queued)
+
+
+def plan_pool() -> ThreadPoolExecutor:
+    """Threads for reading and evaluating imported plans."""
+    return _pool("plan", lambda: ThreadPoolExecutor(
+        max_workers=PLAN_THREADS, thread_name_prefix="artds-plan"), _drop_queued)
 
 
 def database_pool() -> ThreadPoolExecutor:
