@@ -51,3 +51,15 @@ def test_database_calls_run_off_the_event_loop() -> None:
     finally:
         runtime.shutdown()
     assert called.startswith("in artds-db") and loop_thread != called[3:]
+
+
+def test_plan_pool_is_shared_and_stopped() -> None:
+    pool = runtime.plan_pool()
+    try:
+        assert runtime.plan_pool() is pool
+        assert pool.submit(lambda: threading.current_thread().name).result().startswith(
+            "artds-plan")
+    finally:
+        runtime.shutdown()
+    with pytest.raises(RuntimeError):
+        pool.submit(os.getpid)

@@ -1,0 +1,17 @@
+"""The wording shared by the app, the report and the command line (engine/figures/wording.py):
+how an imported plan's dosimetric feature was computed."""
+
+from __future__ import annotations
+
+from engine.dvh import import_plan
+from engine.figures.wording import plan_feature_text
+from tests.unit.dvh.helpers import named, thorax_files
+
+
+def test_plan_feature_text_says_how_each_feature_was_computed():
+    result = import_plan("nsclc", **named(thorax_files()))
+    texts = [plan_feature_text(f, result) for f in result.feature_details]
+    assert texts == ["gEUD (a = -10) of GTV × 20/30 fractions",
+                     "mean dose of Lung_L+Lung_R-GTV × 20/30 fractions"]
+    same = import_plan("nsclc", **named(thorax_files()), plan_fractions=20)
+    assert plan_feature_text(same.feature_details[0], same) == "gEUD (a = -10) of GTV"
