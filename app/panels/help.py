@@ -32,6 +32,12 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "To compare the recommendation with your own choice, give your proposed adaptive dose "
         "per fraction: in the form, as the column proposed_dose_adapt_gy of a file, or under "
         "“Your proposed dose” for a shown case (saved as a new input version).",
+        "“Import plan (DICOM-RT or DVH)” reads the plan's RTDOSE, RTSTRUCT (and RTPLAN), or "
+        "one DVH table, finds the structures the protocol needs (a drop-down per role to "
+        "choose another), computes its dosimetric features as the protocol defines them, "
+        "draws the DVHs and checks the dose constraints. “Use these features” fills the form's "
+        "dosimetric fields and gives them to the form's patient or a loaded case; the report "
+        "then carries the plan (format and method: docs/plan-import.md).",
         "When the outcome is known, record the adaptive dose given and the outcomes under "
         "“Follow-up”: Learning Mode trains on such cases.",
         "Download the inputs as CSV (it uploads again unchanged) or as a printable page.",

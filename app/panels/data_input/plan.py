@@ -479,11 +479,12 @@ def plan_server(input: Inputs, state: DataInputState) -> None:
             flag = None if f.in_range else ui.tags.small(
                 f"outside the accepted {f.min:g} – {f.max:g} Gy", class_="text-danger d-block")
             rows.append(ui.tags.tr(
-                ui.tags.th(labels.get(f.feature, f.feature), ui.br(),
-                           ui.tags.small(f.feature, class_="text-muted")),
+                ui.tags.th(labels.get(f.feature, f.feature),
+                           ui.tags.small(f.feature, class_="text-muted d-block"),
+                           ui.tags.small(plan_feature_text(f, r), class_="d-block "
+                                         "feature-how")),
                 ui.tags.td(ui.strong(f"{f.value_gy:.{FEATURE_DIGITS}f} Gy"), flag,
                            class_="num"),
-                ui.tags.td(ui.tags.small(plan_feature_text(f, r))),
                 class_=f"plan-feature plan-feature-{f.feature}",
             ))
         with reactive.isolate():
@@ -492,8 +493,8 @@ def plan_server(input: Inputs, state: DataInputState) -> None:
         targets |= {lab: f"{lab} (a new input version)" for lab in state.labels()}
         return ui.div(
             ui.tags.table(
-                ui.tags.thead(ui.tags.tr(ui.tags.th("Feature"), ui.tags.th("Value"),
-                                         ui.tags.th("Computed as"))),
+                ui.tags.thead(ui.tags.tr(ui.tags.th("Feature, computed as"),
+                                         ui.tags.th("Value", class_="num"))),
                 ui.tags.tbody(*rows), class_="table table-sm plan-features mb-2"),
             ui.input_select("plan_target", "Use for", choices=targets,
                             selected=previous if previous in targets else FORM_TARGET,
