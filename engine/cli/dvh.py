@@ -37,11 +37,14 @@ def _text(result) -> str:  # result: engine.dvh.PlanImport
                  f"{result.n_eval_fractions} fractions")
     lines.append("Features:")
     for f in result.feature_details:
-        kind = "mean dose" if f.geud_a == 1 else f"gEUD a = {f.geud_a:g}"
-        scale = f" × {result.n_eval_fractions}/{result.n_plan_fractions}" if f.phase == \
-            "evaluation" else ""
-        flag = "" if f.in_range else f"  (outside {f.min:g}–{f.max:g} Gy)"
-        lines.append(f"  {f.feature:<18} {f.value_gy:7.2f} Gy   {kind} of {f.structure}"
+        if f.quantity == "volume_cc":
+            kind, scale = "volume", ""
+        else:
+            kind = "mean dose" if f.geud_a == 1 else f"gEUD a = {f.geud_a:g}"
+            scale = (f" × {result.n_eval_fractions}/{result.n_plan_fractions}"
+                     if f.phase == "evaluation" else "")
+        flag = "" if f.in_range else f"  (outside {f.min:g}–{f.max:g} {f.unit})"
+        lines.append(f"  {f.feature:<18} {f.value:8.2f} {f.unit:<4} {kind} of {f.structure}"
                      f"{scale}{flag}")
     lines.append("Constraints (on the plan's dose):")
     for c in result.constraints:

@@ -308,8 +308,9 @@ class PlanImport:
 
     @property
     def features(self) -> dict[str, float]:
-        """Feature column → value, Gy (what fills the form's dosimetric fields)."""
-        return {f.feature: f.value_gy for f in self.feature_details}
+        """Feature column → value in the feature's unit (what fills the form's fields: the
+        dosimetric features in Gy, and e.g. the tumour volume in cm³)."""
+        return {f.feature: f.value for f in self.feature_details}
 
     def structure(self, name: str) -> StructureSummary:
         for s in self.structures:

@@ -40,6 +40,7 @@ __all__ = [
     "COMPARISONS",
     "DOSE_KINDS",
     "PHASES",
+    "QUANTITIES",
     "DVHMetric",
     "DoseConstraint",
     "PlanFeature",
@@ -131,19 +132,27 @@ class PlanRole:
     ``["tumour"]`` for lungs minus GTV."""
 
 
+QUANTITIES = ("geud", "volume_cc")
+"""What a plan feature is: a gEUD of the role's dose (every dosimetric feature), or the role's
+structure volume in cm³ (a covariate the plan also holds, e.g. the tumour volume)."""
+
+
 @dataclass(frozen=True)
 class PlanFeature:
-    """How one dosimetric feature of the protocol is computed from a plan."""
+    """How one feature of the protocol is computed from a plan."""
 
     feature: str
-    """The protocol feature it fills, e.g. ``"tumour_geud_gy"`` (a dosimetric feature)."""
+    """The protocol feature it fills, e.g. ``"tumour_geud_gy"``."""
     role: str
     """The role whose DVH it is computed from."""
-    geud_a: float
+    quantity: str = "geud"
+    """``"geud"`` (every dosimetric feature) or ``"volume_cc"`` (the structure's volume)."""
+    geud_a: float | None = None
     """gEUD exponent a (1 = mean dose, negative for targets); must equal the outcome structure's
-    ``geud_a`` when the feature is a structure's gEUD feature."""
-    phase: str
-    """``"evaluation"`` (the plan's dose scaled to the evaluation fractions) or ``"plan"``."""
+    ``geud_a`` when the feature is a structure's gEUD feature. None for a volume."""
+    phase: str | None = None
+    """``"evaluation"`` (the plan's dose scaled to the evaluation fractions) or ``"plan"``; None
+    for a volume."""
 
 
 @dataclass(frozen=True)
@@ -205,9 +214,9 @@ class PlanSpec:
 
     @property
     def required_roles(self) -> tuple[str, ...]:
-        """Roles a feature needs (the import is refused without them), with the roles they
-        subtract, in resolution order."""
-        needed = {f.role for f in self.features}
+        """Roles a dosimetric feature needs (the import is refused without them), with the roles
+        they subtract, in resolution order."""
+        needed = {f.role for f in self.features if f.quantity == "geud"}
         changed = True
         while changed:
             extra = {m for r in self.roles if r.name in needed for m in r.derive_minus}
@@ -266,15 +275,24 @@ def _role(raw: dict[str, Any], index: int) -> PlanRole:
 
 def _feature(raw: dict[str, Any], index: int) -> PlanFeature:
     where = f"plan.features[{index}]"
-    _known_keys(where, raw, {"feature", "role", "geud_a", "phase"})
+    _known_keys(where, raw, {"feature", "role", "quantity", "geud_a", "phase"})
     name = _text(where, raw, "feature")
     where = f"plan.features[{name}]"
+    quantity = raw.get("quantity", "geud")
+    check_choice(f"{where}.quantity", quantity, QUANTITIES)
+    role = _text(where, raw, "role")
+    if quantity == "volume_cc":
+        extra = sorted({"geud_a", "phase"} & set(raw))
+        if extra:
+            raise ValueError(f"{where}: {', '.join(extra)} apply to a gEUD, not to "
+                             "quantity volume_cc")
+        return PlanFeature(feature=name, role=role, quantity=quantity)
     check_range(f"{where}.geud_a", raw.get("geud_a"), -100.0, 100.0)
     if raw["geud_a"] == 0:
         raise ValueError(f"{where}.geud_a = 0 is undefined; accepted a non-zero number "
                          "(1 for the mean dose)")
     check_choice(f"{where}.phase", raw.get("phase"), PHASES)
-    return PlanFeature(feature=name, role=_text(where, raw, "role"),
+    return PlanFeature(feature=name, role=role, quantity=quantity,
                        geud_a=float(raw["geud_a"]), phase=raw["phase"])
 
 
@@ -365,10 +383,15 @@ def _check_spec(spec: PlanSpec, p: Protocol) -> None:
             raise ValueError(f"{where} = {role!r} is not a role; roles: {known}")
     dosimetric = [f.name for f in p.features if f.role == "dosimetric"]
     planned = [f.feature for f in spec.features]
-    for name in planned:
-        if name not in dosimetric:
+    for entry in spec.features:
+        name = entry.feature
+        if entry.quantity == "geud" and name not in dosimetric:
             raise ValueError(f"plan.features[{name}]: not a dosimetric feature of protocol "
                              f"{p.name}; dosimetric features: {', '.join(dosimetric)}")
+        if entry.quantity == "volume_cc" and (name not in p.feature_names or p.feature(
+                name).unit != "cm³"):
+            raise ValueError(f"plan.features[{name}]: quantity volume_cc fills a feature in "
+                             f"cm³ of protocol {p.name}; {name} is not one")
     missing = [n for n in dosimetric if n not in planned]
     if missing:
         raise ValueError(f"plan.features: dosimetric feature(s) {', '.join(missing)} of protocol "
@@ -406,6 +429,9 @@ def plan_markdown(protocol: Protocol) -> str:
                      f"{r.alpha_beta_gy:g} Gy |")
     lines += ["", "| feature | computed as |", "|---|---|"]
     for f in spec.features:
+        if f.quantity == "volume_cc":
+            lines.append(f"| `{f.feature}` | volume of the `{f.role}` structure, cm³ |")
+            continue
         what = "mean dose" if f.geud_a == 1 else f"gEUD (a = {f.geud_a:g})"
         phase = (f"× {protocol.n_eval_fractions} / plan fractions (the "
                  f"{protocol.n_eval_fractions} evaluation fractions)" if f.phase == "evaluation"

@@ -24,12 +24,12 @@ def test_every_dosimetric_feature_is_defined_as_the_outcome_model_uses_it(name):
     spec = p.plan
     assert spec is not None
     dosimetric = {f.name for f in p.features if f.role == "dosimetric"}
-    assert {f.feature for f in spec.features} == dosimetric
+    assert {f.feature for f in spec.features if f.quantity == "geud"} == dosimetric
     for structure in (p.target, p.oar):
         entry = next(f for f in spec.features if f.feature == structure.geud_feature)
         assert entry.geud_a == structure.geud_a and entry.phase == "evaluation"
         assert spec.role(entry.role).alpha_beta_gy == structure.alpha_beta_gy
-    assert spec.required_roles == tuple(f.role for f in spec.features)
+    assert spec.required_roles == tuple(f.role for f in spec.features if f.quantity == "geud")
     for c in spec.constraints:
         assert c.role in spec.role_names and c.source.strip()
         assert "2010" in c.source  # QUANTEC and TG-101 were published in 2010
@@ -146,6 +146,11 @@ def _role(plan: dict, name: str) -> dict:
     (lambda p: p.update(default_alpha_beta_gy=-1),
      r"plan.default_alpha_beta_gy = -1 is out of range"),
     (lambda p: p.update(v_doses_gy=[20, "x"]), r"plan.v_doses_gy = 'x' is out of range"),
+    (lambda p: _feature(p, "lung_geud_gy").update(quantity="area"),
+     r"plan.features\[lung_geud_gy\].quantity = 'area'; accepted geud, volume_cc"),
+    (lambda p: p["features"].append({"feature": "mtv_rd", "role": "tumour",
+                                     "quantity": "volume_cc"}),
+     r"plan.features\[mtv_rd\]: quantity volume_cc fills a feature in cm³ of protocol nsclc"),
 ])
 def test_a_bad_plan_section_is_refused_naming_the_entry(change, match):
     _refused("nsclc", change, match)
@@ -155,3 +160,16 @@ def test_a_protocol_without_plan_section_loads_without_plan():
     data = raw("hcc")
     del data["plan"]
     assert protocol_from_dict(data).plan is None
+
+
+def test_hcc_fills_the_tumour_volume_from_the_plan():
+    spec = load_protocol("hcc").plan
+    volume = next(f for f in spec.features if f.feature == "tumour_volume_cc")
+    assert (volume.role, volume.quantity, volume.geud_a, volume.phase) == (
+        "gtv", "volume_cc", None, None)
+    data = copy.deepcopy(raw("hcc"))
+    next(f for f in data["plan"]["features"] if f["feature"] == "tumour_volume_cc")[
+        "phase"] = "plan"
+    with pytest.raises(ValueError, match=r"plan.features\[tumour_volume_cc\]: phase apply to "
+                                         r"a gEUD, not to quantity volume_cc"):
+        protocol_from_dict(data)

@@ -96,6 +96,22 @@ def test_hcc_plan_checks_only_constraints_for_its_fractions():
     for name, value in result.features.items():  # 3 of 3 fractions: no scaling
         assert hcc.feature(name).min <= value <= hcc.feature(name).max
     assert result.feature_details[0].scale == 1.0
+    # The site's GTV volume fills the covariate tumour_volume_cc.
+    assert result.features["tumour_volume_cc"] == pytest.approx(
+        result.structure("GTV").metrics["volume_cc"])
+    assert result.features["tumour_volume_cc"] == pytest.approx(
+        4 / 3 * 3.14159265 * 18.0**3 / 1000, rel=0.03)
+    volume = result.feature_details[2]
+    assert (volume.quantity, volume.unit, volume.geud_a) == ("volume_cc", "cm³", None)
+
+
+def test_a_volume_feature_needs_absolute_volumes():
+    text = ("structure,dose_gy,volume_percent\nGTV,0,100\nGTV,45,0\n"
+            "Liver-GTV,0,100\nLiver-GTV,20,0\n")
+    result = import_plan("hcc", dvh=("dvh.csv", text.encode()), plan_fractions=3)
+    assert "tumour_volume_cc" not in result.features
+    assert ("tumour_volume_cc is not filled from the plan: the DVH gives volumes in % only"
+            in result.warnings)
 
 
 def test_chosen_structures_and_candidates(sphere_plan):
