@@ -138,8 +138,11 @@ def advice_text(rec: Recommendation) -> str | None:
 
 
 def plan_feature_text(feature: FeatureValue, plan: PlanImport) -> str:
-    """How a plan's dosimetric feature was computed: ``"gEUD (a = -10) of GTV × 20/30
-    fractions"``, ``"mean dose of Lungs-GTV"`` (no factor when the plan covers the phase)."""
+    """How a plan's feature was computed: ``"gEUD (a = -10) of GTV × 20/30 fractions"``,
+    ``"mean dose of Lungs-GTV"`` (no factor when the plan covers the phase), ``"volume of
+    GTV"``."""
+    if feature.quantity == "volume_cc":
+        return f"volume of {feature.structure}"
     kind = "mean dose" if feature.geud_a == 1 else f"gEUD (a = {feature.geud_a:g})"
     scale = (f" × {plan.n_eval_fractions}/{plan.n_plan_fractions} fractions"
              if feature.phase == "evaluation" and feature.scale != 1 else "")

@@ -122,8 +122,8 @@ def with_proposal(case: pd.DataFrame, protocol: Protocol, dose_gy: float | None)
 
 def with_features(case: pd.DataFrame, protocol: Protocol,
                   values: Mapping[str, float]) -> pd.DataFrame:
-    """A validated case (a one-row table) with some features replaced, e.g. the dosimetric
-    features of an imported plan (:attr:`engine.dvh.PlanImport.features`, Gy).
+    """A validated case (a one-row table) with some features replaced, e.g. the features of an
+    imported plan (:attr:`engine.dvh.PlanImport.features`, each in its feature's unit).
 
     Raises:
         KeyError: a name in ``values`` is not a feature of ``protocol``.

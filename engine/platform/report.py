@@ -163,7 +163,7 @@ class _PlanBlock:
 
 def _plan_block(i: int, label: str, plan: PlanImport, protocol: Protocol) -> _PlanBlock:
     labels = {f.name: f.label for f in protocol.features}
-    features = [(labels.get(f.feature, f.feature), f"{f.value_gy:.2f} Gy",
+    features = [(labels.get(f.feature, f.feature), f"{f.value:.2f} {f.unit}",
                  plan_feature_text(f, plan)) for f in plan.feature_details]
     source = plan.fractions_source.replace("--plan-fractions", "entered by the user")
     return _PlanBlock(

@@ -75,7 +75,7 @@ def test_dicom_plan_fills_the_form_and_the_recommendation_follows(
     # Features, the DVH plot and the constraint table.
     for f in result.feature_details:
         expect(page.locator(f".plan-feature-{f.feature}")).to_contain_text(
-            f"{f.value_gy:.2f} Gy")
+            f"{f.value:.2f} {f.unit}")
     page.wait_for_function(_has_trace("GTV"), timeout=IMPORT_LIMIT_MS)
     page.wait_for_function(_has_trace("constraint"))
     rows = page.locator("#data-plan_constraints tr.constraint")
@@ -133,7 +133,7 @@ def test_dvh_table_for_a_loaded_case_and_the_report(
     expect(page.locator("#data-plan_status")).to_contain_text("30 fractions (entered above)")
     for f in result.feature_details:
         expect(page.locator(f".plan-feature-{f.feature}")).to_contain_text(
-            f"{f.value_gy:.2f} Gy")
+            f"{f.value:.2f} {f.unit}")
     page.wait_for_function(_has_trace("Lungs-GTV"), timeout=IMPORT_LIMIT_MS)
 
     # Another structure for a role re-evaluates.

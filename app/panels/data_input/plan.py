@@ -56,7 +56,8 @@ FORM_TARGET = "__form__"
 NO_STRUCTURE = ""
 """A role drop-down's value when the role has no structure."""
 FEATURE_DIGITS = 2
-"""Decimals of a feature given to a patient (0.01 Gy: far below any model's resolution)."""
+"""Decimals of a feature given to a patient (0.01 Gy or cm³: far below any model's
+resolution)."""
 _HOW = {"name": "found by name", "built": "built from other structures", "chosen": "your choice"}
 _WORDING = (
     (re.compile(r"give the RTPLAN or --plan-fractions N"),
@@ -477,13 +478,14 @@ def plan_server(input: Inputs, state: DataInputState) -> None:
         rows = []
         for f in r.feature_details:
             flag = None if f.in_range else ui.tags.small(
-                f"outside the accepted {f.min:g} – {f.max:g} Gy", class_="text-danger d-block")
+                f"outside the accepted {f.min:g} – {f.max:g} {f.unit}",
+                class_="text-danger d-block")
             rows.append(ui.tags.tr(
                 ui.tags.th(labels.get(f.feature, f.feature),
                            ui.tags.small(f.feature, class_="text-muted d-block"),
                            ui.tags.small(plan_feature_text(f, r), class_="d-block "
                                          "feature-how")),
-                ui.tags.td(ui.strong(f"{f.value_gy:.{FEATURE_DIGITS}f} Gy"), flag,
+                ui.tags.td(ui.strong(f"{f.value:.{FEATURE_DIGITS}f} {f.unit}"), flag,
                            class_="num"),
                 class_=f"plan-feature plan-feature-{f.feature}",
             ))
@@ -627,7 +629,8 @@ def plan_server(input: Inputs, state: DataInputState) -> None:
         links = state.plan_links()
         state.plan_links.set({**links, p.name: {**links[p.name], label: PlanLink(r, values)}})
         names = form_labels(p)
-        said = ", ".join(f"{names.get(k, k)} {v:.{FEATURE_DIGITS}f} Gy" for k, v in
+        units = {f.feature: f.unit for f in r.feature_details}
+        said = ", ".join(f"{names.get(k, k)} {v:.{FEATURE_DIGITS}f} {units[k]}" for k, v in
                          values.items())
         used.set((True, f"{said}: written into the form and given to {label} (saved as a new "
                   "input version; its recommendation follows)."))

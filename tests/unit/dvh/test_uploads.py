@@ -50,7 +50,7 @@ def test_a_dvh_table_alone_or_with_its_rtplan(dicom, table):
 
 
 def test_a_dicom_file_named_like_a_table_is_read_as_dicom(dicom):
-    name, content = dicom[0]
+    _, content = dicom[0]
     data = read_uploaded_plan([("dose.txt", content), dicom[1]])
     assert data.source == "dicom" and data.files["rtdose"] == "dose.txt"
 
@@ -75,7 +75,7 @@ def test_what_cannot_be_a_plan_is_refused_naming_the_files(dicom, table, files, 
 
 def test_a_file_over_its_limit_is_refused(dicom):
     limits = ImportLimits(rtdose_bytes=1000)
-    with pytest.raises(PlanError, match="RD.dcm is .*larger than the limit"):
+    with pytest.raises(PlanError, match=r"RD\.dcm is .*larger than the limit"):
         read_uploaded_plan(dicom, limits)
 
 

@@ -308,7 +308,7 @@ def test_report_carries_a_cases_plan_its_dvhs_and_constraints(recs, cases, proto
     assert "The dose covers 30 fractions (RP.dcm NumberOfFractionsPlanned)" in section
     assert 'id="artds-dvh-0"' in section and html.count('class="plotly-graph-div"') == 3
     for f in plan.feature_details:
-        assert f"{f.value_gy:.2f} Gy" in section
+        assert f"{f.value:.2f} {f.unit}" in section
     assert "gEUD (a = -10) of GTV × 20/30 fractions" in section
     for c in plan.constraints:
         row = c.display()
