@@ -37,7 +37,7 @@ from app.panels.report import report_server, report_ui
 from app.panels.sf2 import sf2_server, sf2_ui
 from app.panels.users import users_server, users_ui
 from app.recommending import shown_recommendations
-from app.runtime import shutdown, single_inference_thread
+from app.runtime import learning_runner, on_startup, shutdown, single_inference_thread
 from app.serving import register_shipped_models
 from engine.arclids.recommend import Recommendation, recommend
 from engine.platform.accounts import role_allows
@@ -165,7 +165,9 @@ def server(input, output, session) -> None:
 
 def create_app() -> LoginGate:
     """The app behind its login gate, with its static files (app/www, plotly.js from the plotly
-    package); opens and migrates the database and registers the shipped models."""
+    package); opens and migrates the database and registers the shipped models. When the server
+    starts it, the Learning Mode job runner starts too (it gives up on the jobs a killed or
+    crashed earlier run left behind, then runs the queued ones)."""
     single_inference_thread()
     store = get_store()
     register_shipped_models(store)
@@ -174,8 +176,8 @@ def create_app() -> LoginGate:
         server,
         static_assets={"/www": shared.WWW_DIR, "/vendor/plotly.min.js": shared.PLOTLY_JS},
     )
-    shiny_app.on_shutdown(shutdown)  # every worker pool (app.runtime)
-    return LoginGate(shiny_app, store)
+    shiny_app.on_shutdown(shutdown)  # every worker pool and the job runner (app.runtime)
+    return LoginGate(on_startup(shiny_app, learning_runner), store)
 
 
 app = create_app()
