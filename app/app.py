@@ -22,7 +22,15 @@ from __future__ import annotations
 from shiny import App, reactive, ui
 
 from app import shared
-from app.auth import LoginGate, logout_form, request_user, session_user, watch_session
+from app.auth import (
+    LoginGate,
+    bind_session,
+    logout_form,
+    request_user,
+    session_token,
+    session_user,
+    watch_session,
+)
 from app.db import get_store
 from app.panels.audit import audit_server, audit_ui
 from app.panels.data_input import data_input_server, data_input_sidebar_ui, data_input_ui
@@ -134,6 +142,7 @@ def server(input, output, session) -> None:
     if user is None:  # only reachable without the gate (a misconfigured deployment)
         raise RuntimeError("artds sessions need a logged-in user (serve app.app:app)")
     store = get_store()
+    bind_session(session)  # its downloads and uploads: only for the user and role it was built for
     watch_session(session, store)
     physicist = role_allows(user.role, "physicist")
 
@@ -160,7 +169,8 @@ def server(input, output, session) -> None:
         # The α (Gy⁻¹) chosen on the SF2 panel goes to the planner (None until chosen).
         planner_server("planner", alpha_per_gy=sf2_server("sf2"))
     if role_allows(user.role, "admin"):
-        users_server("users", store=store, user=user)
+        users_server("users", store=store, user=user,
+                     login_token=session_token(session.http_conn))
 
 
 def create_app() -> LoginGate:
