@@ -39,6 +39,24 @@ class AppServer:
     log_path: Path
     """Its stdout and stderr."""
 
+    def wait_ready(self) -> AppServer:
+        """Wait until the app answers ``/healthz`` (it exiting first or a hang is an error)."""
+        deadline = time.monotonic() + STARTUP_LIMIT_S
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the app exited early:\n{self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop(signal.SIGKILL)
+                raise RuntimeError(f"the app did not answer on {self.url}:\n"
+                                   f"{self.log_path.read_text()}")
+            time.sleep(0.25)
+
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
         """Send ``sig`` (SIGTERM: a graceful stop; SIGKILL: a crash) and wait; returns the exit
         code (SIGKILL after ``timeout_s`` when it does not exit)."""
@@ -52,9 +70,10 @@ class AppServer:
         return int(self.process.returncode)
 
 
-def start_app(env: dict[str, str], log_path: Path, port: int | None = None) -> AppServer:
-    """Start ``uvicorn app.app:app`` with ``env`` added to this process's environment and wait
-    until it answers ``/healthz``."""
+def start_app(env: dict[str, str], log_path: Path, port: int | None = None, *,
+              wait: bool = True) -> AppServer:
+    """Start ``uvicorn app.app:app`` with ``env`` added to this process's environment and (with
+    ``wait``) wait until it answers ``/healthz``."""
     port = port or free_port()
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **env}
     with log_path.open("a") as log:
@@ -64,17 +83,4 @@ def start_app(env: dict[str, str], log_path: Path, port: int | None = None) -> A
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
     server = AppServer(proc, f"http://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + STARTUP_LIMIT_S
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited early:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as response:
-                if response.status == 200:
-                    return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            server.stop(signal.SIGKILL)
-            raise RuntimeError(f"the app did not answer on {server.url}:\n{log_path.read_text()}")
-        time.sleep(0.25)
+    return server.wait_ready() if wait else server
