@@ -51,3 +51,32 @@ def test_database_calls_run_off_the_event_loop() -> None:
     finally:
         runtime.shutdown()
     assert called.startswith("in artds-db") and loop_thread != called[3:]
+
+
+def test_on_startup_runs_before_the_app_sees_the_startup() -> None:
+    order: list[str] = []
+
+    async def app(scope: dict, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            order.append((await receive())["type"])
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            order.append(scope["type"])
+
+    wrapped = runtime.on_startup(app, lambda: order.append("callback"))
+
+    async def main() -> None:
+        async def receive() -> dict:
+            return {"type": "lifespan.startup"}
+
+        async def send(message: dict) -> None:
+            order.append(message["type"])
+
+        await wrapped({"type": "lifespan"}, receive, send)
+        await wrapped({"type": "http"}, receive, send)
+
+    try:
+        run_async(main())
+    finally:
+        runtime.shutdown()
+    assert order == ["callback", "lifespan.startup", "lifespan.startup.complete", "http"]
