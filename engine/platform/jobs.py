@@ -23,10 +23,11 @@ process: it claims the oldest queued job (atomically: two app processes never ru
 it in a fresh worker process that writes a heartbeat every :data:`HEARTBEAT_S` seconds, ends the
 worker for real when a cancel is not honoured within :data:`CANCEL_GRACE_S` seconds, and gives up
 on jobs whose worker is gone, with the reason: its own worker's unexpected exit at once, a
-worker of this machine that no longer exists at once (at start-up: an app restarted after a
-crash or ``kill -9``), any other after :data:`STALE_AFTER_S` seconds without a heartbeat (a
-replica that died). A job given up on is failed (or cancelled, when a cancel had been asked for)
-and its scratch files removed; a new run is accepted at once.
+worker of this machine (and pid namespace) that no longer exists at once (at start-up: an app
+restarted after a crash or ``kill -9``), any other after :data:`STALE_AFTER_S` seconds without
+a heartbeat (a replica that died; a restarted container, whose pid namespace is new). A job
+given up on is failed (or cancelled, when a cancel had been asked for) and its scratch files
+removed; a new run is accepted at once.
 
 :func:`worker_init` is the initialiser of every job worker process.
 """
@@ -217,26 +218,41 @@ def _start_ticks(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]  # a zombie has exited
 
 
-def process_identity(pid: int | None = None) -> str:
-    """``host:pid:start`` of a process of this machine (default: this one).
+def _this_host() -> str:
+    """This machine and pid namespace: ``hostname+<pid namespace inode>``.
 
-    The start time tells a process from a later one that got the same pid (a restarted
-    container's app is often pid 1 again); empty where it cannot be read.
+    Pids are only comparable within one pid namespace: two containers of one machine (even
+    with the same hostname) each have their own, and a restarted container gets a new one.
+    """
+    try:
+        namespace = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}+{namespace}"
+
+
+def process_identity(pid: int | None = None) -> str:
+    """``host+pidns:pid:start`` of a process of this machine and pid namespace (default: this
+    process).
+
+    The start time tells a process from a later one that got the same pid; empty where it
+    cannot be read.
     """
     pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or ''}"
+    return f"{_this_host()}:{pid}:{_start_ticks(pid) or ''}"
 
 
 def identity_alive(identity: str) -> bool | None:
     """Whether the process named by :func:`process_identity` still runs.
 
     Returns:
-        True or False for a process of this machine; None for another machine's process or an
-        identity that names none (only its heartbeat can tell then).
+        True or False for a process of this machine and pid namespace; None for another
+        machine's or container's process, or an identity that names none (only its heartbeat
+        can tell then).
     """
     host, _, rest = (identity or "").partition(":")
     pid_text, _, start = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != _this_host() or not pid_text.isdigit():
         return None
     now = _start_ticks(int(pid_text))
     if now is None:

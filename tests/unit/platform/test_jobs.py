@@ -394,3 +394,13 @@ def test_a_job_of_an_app_killed_mid_run_fails_when_the_app_restarts(
     again = sqlite_store.create_job("nsclc", {}, username="phil")
     restarted.start()
     assert _ended(sqlite_store, again).status == "done"
+
+
+def test_the_clinic_guide_states_the_runners_timings() -> None:
+    from engine.platform import jobs
+
+    guide = " ".join((ROOT / "docs" / "clinic.md").read_text(encoding="utf-8").split())
+    assert f"a heartbeat every {jobs.HEARTBEAT_S:g} seconds" in guide
+    assert f"heartbeat stops (after {jobs.STALE_AFTER_S:g} seconds)" in guide
+    assert f"{jobs.STALE_AFTER_S:g} s after the last heartbeat" in guide
+    assert f"stopped {jobs.CANCEL_GRACE_S:g} seconds later is ended" in guide
