@@ -1,6 +1,6 @@
 """``artds`` command line: serve the app, manage users and the database, write virtual trials,
 recommend doses, write reports, plan an adaptive fractionation schedule, predict
-radiosensitivity (SF2) from gene expression.
+radiosensitivity (SF2) from gene expression, import a treatment plan's dosimetric features.
 
 Only parses arguments and wires engine calls together. Exit codes: 0 success, 2 bad input
 (one line on stderr naming the problem).
@@ -16,7 +16,8 @@ assembles those in the order ``artds --help`` lists them:
 - :mod:`~engine.cli.cases`: ``cohort``, ``recommend``, ``report``;
 - :mod:`~engine.cli.arclids`: ``train rtoe|gan|odm``, ``evaluate rtoe|odm``;
 - :mod:`~engine.cli.planner`: ``plan``;
-- :mod:`~engine.cli.sf2`: ``sf2 predict|evaluate|train`` and ``train sf2``.
+- :mod:`~engine.cli.sf2`: ``sf2 predict|evaluate|train`` and ``train sf2``;
+- :mod:`~engine.cli.dvh`: ``dvh features``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from engine.cli import arclids, cases, clinic, planner, sf2
+from engine.cli import arclids, cases, clinic, dvh, planner, sf2
 from engine.cli.common import run
 
 __all__ = ["build_parser", "main"]
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     planner.add_plan(sub)
     sf2.add_sf2(sub)
+    dvh.add_dvh(sub)
     cases.add_recommend(sub)
     cases.add_report(sub)
     return parser

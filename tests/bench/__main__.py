@@ -172,6 +172,9 @@ def main() -> None:
     from pathlib import Path
 
     _bench_sf2()
+    from tests.bench.dvh import bench_dvh
+
+    bench_dvh()
 
     for name in PROTOCOL_NAMES:
         protocol, model = load_protocol(name), ReferenceModel(name)
