@@ -22,7 +22,15 @@ from __future__ import annotations
 from shiny import App, reactive, ui
 
 from app import shared
-from app.auth import LoginGate, logout_form, request_user, session_user, watch_session
+from app.auth import (
+    LoginGate,
+    bind_session,
+    logout_form,
+    request_user,
+    session_token,
+    session_user,
+    watch_session,
+)
 from app.db import get_store
 from app.panels.audit import audit_server, audit_ui
 from app.panels.data_input import data_input_server, data_input_sidebar_ui, data_input_ui
@@ -37,7 +45,7 @@ from app.panels.report import report_server, report_ui
 from app.panels.sf2 import sf2_server, sf2_ui
 from app.panels.users import users_server, users_ui
 from app.recommending import shown_recommendations
-from app.runtime import shutdown, single_inference_thread
+from app.runtime import learning_runner, on_startup, shutdown, single_inference_thread
 from app.serving import register_shipped_models
 from engine.arclids.recommend import Recommendation, recommend
 from engine.platform.accounts import role_allows
@@ -134,6 +142,7 @@ def server(input, output, session) -> None:
     if user is None:  # only reachable without the gate (a misconfigured deployment)
         raise RuntimeError("artds sessions need a logged-in user (serve app.app:app)")
     store = get_store()
+    bind_session(session)  # its downloads and uploads: only for the user and role it was built for
     watch_session(session, store)
     physicist = role_allows(user.role, "physicist")
 
@@ -161,12 +170,15 @@ def server(input, output, session) -> None:
         # The α (Gy⁻¹) chosen on the SF2 panel goes to the planner (None until chosen).
         planner_server("planner", alpha_per_gy=sf2_server("sf2"))
     if role_allows(user.role, "admin"):
-        users_server("users", store=store, user=user)
+        users_server("users", store=store, user=user,
+                     login_token=session_token(session.http_conn))
 
 
 def create_app() -> LoginGate:
     """The app behind its login gate, with its static files (app/www, plotly.js from the plotly
-    package); opens and migrates the database and registers the shipped models."""
+    package); opens and migrates the database and registers the shipped models. When the server
+    starts it, the Learning Mode job runner starts too (it gives up on the jobs a killed or
+    crashed earlier run left behind, then runs the queued ones)."""
     single_inference_thread()
     store = get_store()
     register_shipped_models(store)
@@ -175,8 +187,8 @@ def create_app() -> LoginGate:
         server,
         static_assets={"/www": shared.WWW_DIR, "/vendor/plotly.min.js": shared.PLOTLY_JS},
     )
-    shiny_app.on_shutdown(shutdown)  # every worker pool (app.runtime)
-    return LoginGate(shiny_app, store)
+    shiny_app.on_shutdown(shutdown)  # every worker pool and the job runner (app.runtime)
+    return LoginGate(on_startup(shiny_app, learning_runner), store)
 
 
 app = create_app()

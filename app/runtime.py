@@ -11,16 +11,18 @@ one of these pools, created on first use and shared by all sessions of the proce
   :mod:`app.panels.data_input.plan`). Threads, not a process: the plan read (its dose grid and
   the DVHs already computed) stays in the session's memory for quick re-evaluation; an import
   takes a few seconds, during which it holds the GIL part of the time.
-* :func:`learning_pool`: the Learning Mode training worker process
-  (:func:`engine.arclids.learning.run_job`).
+* :func:`learning_runner`: the Learning Mode job runner
+  (:class:`engine.platform.jobs.StoreJobRunner` over :func:`engine.arclids.learning.run_job`):
+  it runs the jobs queued in the database, one at a time in a worker process, and gives up on
+  jobs whose worker is gone; started with the app (:func:`on_startup`), so its first pass finds
+  the jobs an earlier run of the app left behind.
 * :func:`planner_pool`: the fractionation planner's worker process
   (:func:`engine.planner.jobs.run_plan_job`).
 
-The two process pools have one worker each (one core per long job; jobs queue), start it with
-"spawn" (torch starts clean in it) and :func:`engine.platform.jobs.worker_init` (it exits when
-the app process is killed). :func:`shutdown` stops them all: the app's shutdown hook and, for a
-process that ends without one, an ``atexit`` hook. A pool asked for after :func:`shutdown` is
-created afresh.
+Job worker processes (one core per long job) start with "spawn" (torch starts clean in them) and
+:func:`engine.platform.jobs.worker_init` (they exit when the app process is killed).
+:func:`shutdown` stops them all: the app's shutdown hook and, for a process that ends without
+one, an ``atexit`` hook. A pool asked for after :func:`shutdown` is created afresh.
 """
 
 from __future__ import annotations
@@ -35,12 +37,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 __all__ = [
     "database_pool",
     "in_database_thread",
-    "learning_pool",
+    "learning_runner",
+    "on_startup",
     "plan_pool",
     "planner_pool",
     "recommendation_pool",
@@ -50,7 +53,7 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
-E = TypeVar("E", bound=Executor)
+E = TypeVar("E")
 
 RECOMMENDATION_THREADS = 2
 """Recommendations (and Model review contrasts) computed at a time (2-core machines)."""
@@ -64,9 +67,9 @@ DATABASE_THREADS = min(32, (os.cpu_count() or 1) + 4)
 class _Running:
     """A pool created by this module and how :func:`shutdown` stops it."""
 
-    pool: Executor
-    """The pool."""
-    stop: Callable[[Executor], None]
+    pool: Any
+    """The pool (an executor, or the job runner)."""
+    stop: Callable[[Any], None]
     """Shuts it down."""
 
 
@@ -90,7 +93,7 @@ def single_inference_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _pool(name: str, create: Callable[[], E], stop: Callable[[Executor], None]) -> E:
+def _pool(name: str, create: Callable[[], E], stop: Callable[[Any], None]) -> E:
     """The pool ``name``, created with ``create()`` on first use (and after :func:`shutdown`)."""
     with _LOCK:
         running = _POOLS.get(name)
@@ -152,10 +155,45 @@ async def in_database_thread(read: Callable[P, T], *args: P.args, **kwargs: P.kw
     return await loop.run_in_executor(database_pool(), call)
 
 
-def learning_pool() -> ProcessPoolExecutor:
-    """The Learning Mode training worker process (a running job is left to finish at shutdown:
-    its database row then records how it ended)."""
-    return _pool("learning", _job_process_pool, _drop_queued)
+def learning_runner() -> Any:
+    """The Learning Mode job runner of this process
+    (:class:`engine.platform.jobs.StoreJobRunner`), created and started on first use. At
+    shutdown it ends a job running here, worker and all, and fails it with the reason."""
+
+    def create() -> Any:
+        from app.db import get_store
+        from engine import settings
+        from engine.arclids.learning import job_runner
+
+        url = get_store().url.render_as_string(hide_password=False)
+        runner = job_runner(url, settings.learning_dir())
+        runner.start()
+        return runner
+
+    return _pool("learning", create, lambda runner: runner.stop())
+
+
+ASGIApp = Callable[[dict, Callable[[], Any], Callable[[dict], Any]], Any]
+
+
+def on_startup(app: ASGIApp, callback: Callable[[], object]) -> ASGIApp:
+    """``app`` (an ASGI app) with ``callback()`` run when the server starts it (ASGI lifespan
+    ``startup``, before the app itself sees it)."""
+
+    async def wrapped(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+
+        async def starting() -> dict:
+            message = await receive()
+            if message.get("type") == "lifespan.startup":
+                await asyncio.get_running_loop().run_in_executor(None, callback)
+            return message
+
+        await app(scope, starting, send)
+
+    return wrapped
 
 
 def planner_pool() -> ProcessPoolExecutor:
@@ -168,9 +206,11 @@ def shutdown() -> None:
     """Stop every pool (the app's shutdown; idempotent).
 
     Queued work is dropped. A running planner job is abandoned (the app is going away; its
-    worker is terminated); a running Learning Mode job is left to finish (its database row then
-    records its outcome), and if the app process is killed meanwhile its worker exits too
-    (:func:`engine.platform.jobs.worker_init`). Running threads finish their current call.
+    worker is terminated); a Learning Mode job running here is ended and failed with the reason
+    (another app process, or this one restarted, takes the next queued job), and if the app
+    process is killed instead, its worker exits too (:func:`engine.platform.jobs.worker_init`)
+    and the job is given up on by the next job runner pass of any app process. Running threads
+    finish their current call.
     """
     with _LOCK:
         pools = dict(_POOLS)

@@ -98,7 +98,7 @@ def cmd_user(args: argparse.Namespace) -> int:
             password = _read_password(args, env=settings.PASSWORD_ENV,
                                       prompt=f"New password for {args.username}")
             change_password(store, args.username, password, by="cli")
-            print(f"changed the password of {args.username}")
+            print(f"changed the password of {args.username}; their open logins ended")
         elif args.action == "role":
             store.set_role(args.username, args.role, by="cli")
             print(f"{args.username} is now {args.role}")
@@ -146,7 +146,8 @@ def add_user(sub: Commands) -> None:
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of standard input")
     user_sub.add_parser("list", help="list users with role and state")
-    passwd = user_sub.add_parser("passwd", help="set a new password", parents=[username])
+    passwd = user_sub.add_parser("passwd", parents=[username],
+                                 help="set a new password (ends the user's open logins)")
     passwd.add_argument("--password-stdin", action="store_true")
     user_sub.add_parser("role", help="change a user's role", parents=[username, role])
     for action in ("enable", "disable"):

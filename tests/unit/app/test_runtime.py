@@ -27,7 +27,7 @@ def test_pools_are_shared_and_shutdown_stops_them_all() -> None:
     # Recommendation threads serve with one torch thread.
     assert recommend.submit(lambda: __import__("torch").get_num_threads()).result() == 1
     planner = runtime.planner_pool()
-    assert runtime.planner_pool() is planner and runtime.learning_pool() is not planner
+    assert runtime.planner_pool() is planner
     worker = planner.submit(os.getpid).result(timeout=120)
     assert worker != os.getpid() and _alive(worker)
     runtime.shutdown()
@@ -63,3 +63,32 @@ def test_plan_pool_is_shared_and_stopped() -> None:
         runtime.shutdown()
     with pytest.raises(RuntimeError):
         pool.submit(os.getpid)
+
+
+def test_on_startup_runs_before_the_app_sees_the_startup() -> None:
+    order: list[str] = []
+
+    async def app(scope: dict, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            order.append((await receive())["type"])
+            await send({"type": "lifespan.startup.complete"})
+        else:
+            order.append(scope["type"])
+
+    wrapped = runtime.on_startup(app, lambda: order.append("callback"))
+
+    async def main() -> None:
+        async def receive() -> dict:
+            return {"type": "lifespan.startup"}
+
+        async def send(message: dict) -> None:
+            order.append(message["type"])
+
+        await wrapped({"type": "lifespan"}, receive, send)
+        await wrapped({"type": "http"}, receive, send)
+
+    try:
+        run_async(main())
+    finally:
+        runtime.shutdown()
+    assert order == ["callback", "lifespan.startup", "lifespan.startup.complete", "http"]
