@@ -30,7 +30,9 @@ may still be loading the models.
 Prints one JSON line per measure (:func:`tests.bench.timing.emit`): setup and dose → plot
 latencies (median, p95), how many sessions finished setup, the bytes each dose change brought
 (the figure or the small message), and the CPU the server used (its process and its worker
-processes; 2.0 = both cores busy). A session that does not finish setup within
+processes; 2.0 = both cores busy; machine-wide load from other processes is not excluded, so
+run it on a quiet machine). ``$ARTDS_BENCH_APP_LOG`` names a file to keep the app's log in. A
+session that does not finish setup within
 :data:`SETUP_LIMIT_S` or a change not answered within :data:`CHANGE_LIMIT_S` is counted, never
 waited for forever.
 """
@@ -47,20 +49,21 @@ import random
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import websockets
 
-from tests.bench.timing import emit
+from tests.bench.timing import percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "bench-pass-1234567890"
@@ -389,23 +392,84 @@ async def run_load(url: str, cookies: list[str], init: dict[str, Any], n_changes
         for k, cookie in enumerate(cookies)]))
 
 
-def report(name: str, results: list[SessionResult], wall_s: float, cpu_s: float) -> None:
-    """Print the measures of one run (JSON lines)."""
+def _latency(name: str, samples_ms: list[float], **extra: object) -> dict[str, Any]:
+    """``{"bench", "n", "median_ms", "p95_ms", **extra}`` (as :func:`tests.bench.timing.emit`
+    prints)."""
+    return {"bench": name, "n": len(samples_ms),
+            "median_ms": round(statistics.median(samples_ms), 3),
+            "p95_ms": round(percentile(samples_ms, 0.95), 3), **extra}
+
+
+def report(name: str, results: list[SessionResult], wall_s: float, cpu_s: float
+           ) -> list[dict[str, Any]]:
+    """Print the measures of one run (JSON lines) and return them."""
     setups = [r.setup_s * 1000.0 for r in results if r.setup_s is not None]
     changes = [s * 1000.0 for r in results for s in r.change_s]
     sizes = [b for r in results for b in r.change_bytes]
     errors = sorted({r.error for r in results if r.error})
     common = {"sessions": len(results), "finished_setup": len(setups)}
+    records = []
     if setups:
-        emit(f"serving.{name}.setup", setups, **common)
+        records.append(_latency(f"serving.{name}.setup", setups, **common))
     if changes:
-        emit(f"serving.{name}.dose_to_plot", changes, **common,
-             lost=sum(r.lost for r in results),
-             bytes_per_change_median=sorted(sizes)[len(sizes) // 2])
-    print(json.dumps({"bench": f"serving.{name}.server_cpu", **common,
-                      "wall_s": round(wall_s, 1), "server_cpu_s": round(cpu_s, 1),
-                      "cores_busy": round(cpu_s / wall_s, 2) if wall_s else None,
-                      "errors": errors}))
+        records.append(_latency(f"serving.{name}.dose_to_plot", changes, **common,
+                                lost=sum(r.lost for r in results),
+                                bytes_per_change_median=sorted(sizes)[len(sizes) // 2]))
+    records.append({"bench": f"serving.{name}.server_cpu", **common,
+                    "wall_s": round(wall_s, 1), "server_cpu_s": round(cpu_s, 1),
+                    "cores_busy": round(cpu_s / wall_s, 2) if wall_s else None,
+                    "errors": errors})
+    for record in records:
+        print(json.dumps(record))
+    return records
+
+
+def save(path: Path, label: str, records: list[dict[str, Any]], load_average: list[float]
+         ) -> None:
+    """Keep ``records`` under ``label`` in the JSON file ``path`` (other labels kept), with the
+    commit measured and the machine's load average before and after (other processes' work)."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    saved[label] = {"commit": commit, "cores": os.cpu_count(),
+                    "load_average_1min": [round(x, 2) for x in load_average],
+                    "results": {r["bench"]: r for r in records}}
+    path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+
+
+DOCS_JSON = ROOT / "docs" / "bench" / "serving.json"
+"""The saved runs ``docs/clinic.md`` quotes (:func:`docs_table`)."""
+
+
+def _ms(value: float) -> str:
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"
+
+
+def docs_table(saved: dict[str, Any]) -> str:
+    """The Markdown table of ``docs/clinic.md`` comparing the saved runs (before, after)."""
+    labels = [k for k in ("before", "after") if k in saved]
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = []
+    for run, title in (("lone_session", "1 session"),
+                       ("20_sessions", "20 sessions, same patient"),
+                       ("20_sessions_loading_examples", "20 sessions, loading examples")):
+        def latency(kind: str, run: str = run) -> Callable[[dict[str, Any]], str]:
+            return lambda r: (f"{_ms(r[f'serving.{run}.{kind}']['median_ms'])} / "
+                              f"{_ms(r[f'serving.{run}.{kind}']['p95_ms'])}")
+        rows.append((f"{title}: dose → plot updated, median / p95", latency("dose_to_plot")))
+        rows.append((f"{title}: bytes per dose change", lambda r, run=run: (
+            f"{r[f'serving.{run}.dose_to_plot']['bytes_per_change_median'] / 1000:.1f} kB")))
+        rows.append((f"{title}: setup, median / p95", latency("setup")))
+        rows.append((f"{title}: finished setup", lambda r, run=run: (
+            f"{r[f'serving.{run}.setup']['finished_setup']} of "
+            f"{r[f'serving.{run}.setup']['sessions']}")))
+    header = ["measure", *(f"{k} ({saved[k]['commit']})" for k in labels)]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for name, cell in rows:
+        lines.append("| " + " | ".join([name, *(cell(saved[k]["results"]) for k in labels)])
+                     + " |")
+    lines.append("| machine load average (1 min, start → end) | " + " | ".join(
+        " → ".join(f"{x:g}" for x in saved[k]["load_average_1min"]) for k in labels) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -418,7 +482,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--think-s", type=float, default=0.5,
                         help="mean pause between two dose changes of a session (s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", type=Path, default=None,
+                        help="also keep the results in this JSON file (e.g. docs/bench/"
+                        "serving.json, which docs/clinic.md quotes)")
+    parser.add_argument("--label", default="after",
+                        help="name of the results in --save (default after)")
+    parser.add_argument("--docs", action="store_true",
+                        help=f"only print the table of {DOCS_JSON.relative_to(ROOT)} for "
+                        "docs/clinic.md")
     args = parser.parse_args(argv)
+    if args.docs:
+        print(docs_table(json.loads(DOCS_JSON.read_text())), end="")
+        return
+    records: list[dict[str, Any]] = []
+    load_before = os.getloadavg()[0]
     n_users = max(args.sessions, 1) + 1
     with served_app(n_users) as (url, pid):
         users = _usernames(n_users)
@@ -430,7 +507,8 @@ def main(argv: list[str] | None = None) -> None:
             cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
             results = asyncio.run(run_load(url, cookies, init, changes, args.think_s, seed,
                                            examples))
-            report(name, results, time.perf_counter() - t0, _cpu_seconds(pid) - cpu0)
+            records.extend(report(name, results, time.perf_counter() - t0,
+                                  _cpu_seconds(pid) - cpu0))
 
         # The first session after start-up: the worker processes may still be loading models.
         run("first_session_after_start", [lone_cookie], 1, args.seed)
@@ -443,6 +521,8 @@ def main(argv: list[str] | None = None) -> None:
         examples = [f"EX-NSCLC-{k:02d}" for k in range(2, 7)]
         run(f"{args.sessions}_sessions_loading_examples", cookies, args.changes,
             args.seed + 2000, examples)
+    if args.save is not None:
+        save(args.save, args.label, records, [load_before, os.getloadavg()[0]])
 
 
 if __name__ == "__main__":
