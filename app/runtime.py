@@ -3,8 +3,16 @@
 Every session of an app process shares one event loop: anything slower than a moment runs in
 one of these pools, created on first use and shared by all sessions of the process.
 
-* :func:`recommendation_pool`: threads computing and auditing recommendations
-  (:mod:`app.recommending`); torch releases the GIL, two at a time suit a 2-core machine.
+* :func:`cpu_pool`: worker processes, one per core, doing the sessions' CPU-bound work: the
+  recommendations (:mod:`app.recommending`) and the plotly figures (:mod:`app.plots`). Threads
+  would not do: building a figure is pure Python (plotly validates every property: ~0.1 s for
+  the outcome space), run one thread at a time under the GIL; and torch, which releases the
+  GIL around every small operation, must win it back each time from an event loop busy with
+  other sessions — measured, a 13 ms recommendation took 15 s while twenty sessions started.
+  In processes, both cores work and the event loop only routes messages.
+* :func:`recommendation_pool`: threads waiting for those processes, auditing recommendations and
+  computing the few things that stay in the app process (:mod:`app.recommending`); two at a
+  time suit a 2-core machine.
 * :func:`database_pool` and :func:`in_database_thread`: threads for the database reads sessions
   poll (:func:`app.db.poll_in_thread`, the Learning Mode job watch), never on the event loop.
 * :func:`plan_pool`: threads reading and evaluating imported plans (DICOM-RT or DVH tables,
@@ -22,7 +30,11 @@ one of these pools, created on first use and shared by all sessions of the proce
 Job worker processes (one core per long job) start with "spawn" (torch starts clean in them) and
 :func:`engine.platform.jobs.worker_init` (they exit when the app process is killed).
 :func:`shutdown` stops them all: the app's shutdown hook and, for a process that ends without
-one, an ``atexit`` hook. A pool asked for after :func:`shutdown` is created afresh.
+one, an ``atexit`` hook. A pool asked for after :func:`shutdown` is created afresh; so is a CPU
+pool whose worker died (:func:`in_cpu_pool` and :func:`in_cpu_pool_blocking` retry there once).
+
+:class:`LruCache` holds what the sessions of a process share once computed: recommendations per
+input and model version (:mod:`app.recommending`) and figures per content (:mod:`app.plots`).
 """
 
 from __future__ import annotations
@@ -31,29 +43,42 @@ import asyncio
 import atexit
 import contextvars
 import functools
+import inspect
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 __all__ = [
+    "CPU_PROCESSES",
+    "LruCache",
+    "cpu_pool",
+    "cpu_pool_ready",
     "database_pool",
+    "in_cpu_pool",
+    "in_cpu_pool_blocking",
     "in_database_thread",
     "learning_runner",
+    "lighten_shiny_session_start",
     "on_startup",
     "plan_pool",
     "planner_pool",
     "recommendation_pool",
     "shutdown",
     "single_inference_thread",
+    "warm_up_cpu_pool",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 E = TypeVar("E")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 RECOMMENDATION_THREADS = 2
 """Recommendations (and Model review contrasts) computed at a time (2-core machines)."""
@@ -61,6 +86,8 @@ PLAN_THREADS = 2
 """Plan imports read and evaluated at a time (2-core machines; more queue)."""
 DATABASE_THREADS = min(32, (os.cpu_count() or 1) + 4)
 """Database reads at a time: as many as asyncio's default executor, which served them before."""
+CPU_PROCESSES = 2
+"""Worker processes of :func:`cpu_pool` (one per core of a 2-core machine)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +152,16 @@ def _job_process_pool() -> ProcessPoolExecutor:
 
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                initializer=worker_init, initargs=(os.getpid(),))
+
+
+def _cpu_worker_init(parent_pid: int) -> None:
+    """Initialiser of a CPU worker: one torch thread (two workers on two cores must not
+    oversubscribe them; see :func:`single_inference_thread`) and exit when the app process is
+    gone."""
+    from engine.platform.jobs import worker_init
+
+    single_inference_thread()
+    worker_init(parent_pid)
 
 
 def recommendation_pool() -> ThreadPoolExecutor:
@@ -194,6 +231,154 @@ def on_startup(app: ASGIApp, callback: Callable[[], object]) -> ASGIApp:
         await app(scope, starting, send)
 
     return wrapped
+def cpu_pool() -> ProcessPoolExecutor:
+    """The processes doing the sessions' CPU-bound work (short: a running call is abandoned at
+    shutdown)."""
+    return _pool("cpu", lambda: ProcessPoolExecutor(
+        max_workers=CPU_PROCESSES, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_cpu_worker_init, initargs=(os.getpid(),)), _terminate)
+
+
+def _forget(name: str, pool: Executor) -> None:
+    """Drop pool ``name`` if it is still ``pool`` (a broken pool: the next ask makes a new one)."""
+    with _LOCK:
+        running = _POOLS.get(name)
+        if running is None or running.pool is not pool:
+            return
+        del _POOLS[name]
+    running.stop(pool)
+
+
+async def in_cpu_pool(fn: Callable[[], T]) -> T:
+    """``await in_cpu_pool(job)``: run the picklable ``job`` (a module-level function or a
+    ``functools.partial`` of one, with picklable arguments) in :func:`cpu_pool`. A pool whose
+    worker died (killed, out of memory) is replaced and the job tried once more."""
+    loop = asyncio.get_running_loop()
+    for attempt in (1, 2):
+        pool = cpu_pool()
+        try:
+            return await loop.run_in_executor(pool, fn)
+        except BrokenProcessPool:
+            _forget("cpu", pool)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+_CPU_WARM = threading.Event()
+
+
+def warm_up_cpu_pool(fn: Callable[..., object], *args: object) -> None:
+    """Start the :func:`cpu_pool` workers now and run ``fn(*args)`` (picklable) once per
+    worker in the background (e.g. load the default models): :func:`cpu_pool_ready` is True
+    once every run ended (failed ones included: a worker then loads what it needs on use)."""
+    pool = cpu_pool()
+    left = [CPU_PROCESSES]
+    lock = threading.Lock()
+
+    def done(_future: object) -> None:
+        with lock:
+            left[0] -= 1
+            if left[0] == 0:
+                _CPU_WARM.set()
+
+    _CPU_WARM.clear()
+    for _ in range(CPU_PROCESSES):
+        pool.submit(fn, *args).add_done_callback(done)
+
+
+def cpu_pool_ready() -> bool:
+    """Whether the warm-up of :func:`warm_up_cpu_pool` ended (True when none was asked for):
+    until then work sent to :func:`cpu_pool` would queue behind it, so callers do it in this
+    process instead."""
+    return _CPU_WARM.is_set() or "cpu" not in _POOLS
+
+
+def in_cpu_pool_blocking(fn: Callable[[], T]) -> T:
+    """:func:`in_cpu_pool` for a worker thread: blocks it (not the GIL) until done."""
+    for attempt in (1, 2):
+        pool = cpu_pool()
+        try:
+            return pool.submit(fn).result()
+        except BrokenProcessPool:
+            _forget("cpu", pool)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class LruCache(Generic[K, V]):
+    """A thread-safe least-recently-used cache of at most ``maxsize`` entries (values are
+    shared, never copied: store immutable ones)."""
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError(f"LruCache maxsize must be at least 1, got {maxsize}")
+        self.maxsize = maxsize
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+        self._running: dict[K, threading.Event] = {}
+        self.hits = 0
+        """Lookups that found their key (for tests and benchmarks)."""
+        self.misses = 0
+        """Lookups that did not."""
+
+    def get(self, key: K) -> V | None:
+        """The value of ``key`` (now the most recently used), or None."""
+        with self._lock:
+            if key not in self._items:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: K, value: V) -> None:
+        """Store ``value`` under ``key``, dropping the least recently used entry when full."""
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+    def get_or_compute(self, key: K, compute: Callable[[], V]) -> V:
+        """The value of ``key``, computed with ``compute()`` and stored when missing (blocking:
+        call it from a worker thread). Threads asking for a key being computed wait for that
+        computation instead of repeating it (twenty sessions opening on the same example
+        patient compute it once); if it fails, each of them tries itself."""
+        while True:
+            with self._lock:
+                if key in self._items:
+                    self.hits += 1
+                    self._items.move_to_end(key)
+                    return self._items[key]
+                running = self._running.get(key)
+                if running is None:
+                    self.misses += 1
+                    running = self._running[key] = threading.Event()
+                    mine = True
+                else:
+                    mine = False
+            if not mine:
+                running.wait()
+                continue
+            try:
+                value = compute()
+                self.put(key, value)
+                return value
+            finally:
+                with self._lock:
+                    del self._running[key]
+                running.set()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
 
 
 def planner_pool() -> ProcessPoolExecutor:
@@ -220,3 +405,55 @@ def shutdown() -> None:
 
 
 atexit.register(shutdown)
+
+
+def lighten_shiny_session_start() -> None:
+    """Keep shiny from reading source files each time a session starts (idempotent).
+
+    shiny 1.8 records OpenTelemetry metadata whether or not telemetry is on, and gets it from
+    the source code on the event loop every session shares:
+
+    * the file, line and name of the function behind every calc, effect and output, with
+      ``inspect.getsourcelines`` (which reads and tokenizes the file again each time): a session
+      creates about a hundred, each a new closure of the same code. The location follows from
+      the function's code object and name, so it is looked up once per (code, name) and copied
+      (the callers spread it); anything without a code object is looked up as before.
+    * the variable name of every ``reactive.value`` created without one, with ``inspect.stack()``
+      (source lines of every frame of the stack). It only labels telemetry, which artds does
+      not collect: it is left unset.
+
+    Measured (profiled, 10 sessions opening at once): these were three quarters of the
+    ``server`` function of every session.
+    """
+    from shiny.reactive import _reactives
+
+    _reactives.Value._try_infer_name = lambda self: None  # type: ignore[method-assign]
+    from shiny.otel import _attributes
+    from shiny.reactive import _extended_task, _reactives
+    from shiny.session import _session
+
+    original = _attributes.extract_source_ref
+    if getattr(original, "artds_cached", False):
+        return
+    found: dict[tuple[object, str | None], dict] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def cached(func: Callable[..., object]) -> dict:
+        try:
+            code = inspect.unwrap(func).__code__
+        except (ValueError, AttributeError):
+            return original(func)
+        key = (code, getattr(func, "__name__", None))
+        with lock:
+            attrs = found.get(key)
+        if attrs is None:
+            attrs = dict(original(func))
+            with lock:
+                found[key] = attrs
+        return dict(attrs)
+
+    cached.artds_cached = True  # type: ignore[attr-defined]
+    for module in (_attributes, _reactives, _extended_task, _session):
+        if getattr(module, "extract_source_ref", None) is original:
+            module.extract_source_ref = cached

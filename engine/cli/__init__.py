@@ -12,7 +12,7 @@ assembles those in the order ``artds --help`` lists them:
   parsers (``--protocol``, ``--models-dir``, ``--json``, ``--seed``, the executor flags);
 - :mod:`~engine.cli.common`: the one-line error policy, the executor behind ``--executor``,
   JSON-ready numbers;
-- :mod:`~engine.cli.clinic`: ``serve``, ``user``, ``db``;
+- :mod:`~engine.cli.clinic`: ``serve``, ``user``, ``db``, ``models``;
 - :mod:`~engine.cli.cases`: ``cohort``, ``recommend``, ``report``;
 - :mod:`~engine.cli.arclids`: ``train rtoe|gan|odm``, ``evaluate rtoe|odm``;
 - :mod:`~engine.cli.planner`: ``plan``;
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     clinic.add_serve(sub)
     clinic.add_user(sub)
     clinic.add_db(sub)
+    clinic.add_models(sub)
     cases.add_cohort(sub)
 
     train = sub.add_parser("train", help="train models and save them under models/")
