@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from engine.platform.store.audit import audit_event
@@ -27,6 +28,11 @@ __all__ = ["CaseQueries"]
 
 _Versioned = TypeVar("_Versioned", PatientInput, Note)
 """A table of immutable per-patient versions (``patient_pk``, ``version``)."""
+T = TypeVar("T")
+
+_CHUNK = 500
+"""Cases per statement when many are read or written at once (bound parameters stay far below
+every backend's limit)."""
 
 
 class CaseQueries(Database):
@@ -55,43 +61,91 @@ class CaseQueries(Database):
 
     def save_cases(self, protocol: str, records: Sequence[CaseRecord], *, source: str,
                    username: str) -> list[SavedInput]:
-        """:meth:`save_inputs` for many cases in one transaction (e.g. an uploaded file)."""
-        prepared = [(r, json_safe(dict(r.values))) for r in records]
+        """:meth:`save_inputs` for many cases in one transaction (e.g. an uploaded file).
+
+        All or nothing, in a bounded number of statements: the cases' patients and newest
+        versions are read and the new rows written in chunks of :data:`_CHUNK` (a 10,000-row
+        upload is a few dozen statements, not four per case). A label given twice is saved in
+        order, as two calls would."""
+        prepared = [(r, clean, _record_sha256(clean))
+                    for r in records for clean in (json_safe(dict(r.values)),)]
+        first: dict[str, CaseRecord] = {}
+        for r in records:
+            first.setdefault(r.label, r)
 
         def save(s: Session) -> list[SavedInput]:
-            out = []
-            for r, clean in prepared:
-                digest = _record_sha256(clean)
-                patient = _patient(s, protocol, r.label, r.patient_id, r.site_id, username)
-                latest = _newest_of(s, PatientInput, patient.id)
-                if latest is not None and latest.record_sha256 == digest:
-                    out.append(_saved(latest, r.label, new=False))
+            pks = _patient_pks(s, protocol, list(first))
+            # (version, record digest, the version's fields) of each stored case's newest input;
+            # an unchanged case returns the values just given, equal to the stored ones
+            latest = _newest_inputs(s, list(pks.values()))
+            by_label = {lab: latest[pk] for lab, pk in pks.items() if pk in latest}
+            now = utc_now()
+            missing = [r for lab, r in first.items() if lab not in pks]
+            for chunk in _chunks(missing):
+                # one INSERT ... RETURNING per chunk, each id with its label (rows may come back
+                # in any order); a first save racing another writer trips the unique label and
+                # the transaction reruns
+                created = s.execute(
+                    insert(Patient).returning(Patient.id, Patient.label),
+                    [{"protocol": protocol, "patient_id": r.patient_id, "site_id": r.site_id,
+                      "label": r.label, "created_at": now, "created_by": username}
+                     for r in chunk])
+                pks.update((label, pk) for pk, label in created)
+            out, rows = [], []
+            for r, clean, digest in prepared:
+                last = by_label.get(r.label)
+                if last is not None and last.record_sha256 == digest:
+                    out.append(SavedInput(pks[r.label], r.label, last.version, last.input_hash,
+                                          clean, last.source, last.created_at, last.created_by,
+                                          False))
                     continue
-                row = PatientInput(patient_pk=patient.id, version=_next_version(latest),
-                                   values=clean, input_hash=r.input_hash, record_sha256=digest,
-                                   source=source, created_at=utc_now(), created_by=username)
-                s.add(row)
-                s.flush()
-                out.append(_saved(row, r.label, new=True))
+                row = _InputRow(1 if last is None else last.version + 1, digest, r.input_hash,
+                                source, now, username)
+                by_label[r.label] = row
+                rows.append({"patient_pk": pks[r.label], "version": row.version,
+                             "values": clean, "input_hash": r.input_hash,
+                             "record_sha256": digest, "source": source, "created_at": now,
+                             "created_by": username})
+                out.append(SavedInput(pks[r.label], r.label, row.version, r.input_hash, clean,
+                                      source, now, username, True))
+            for chunk in _chunks(rows):
+                s.execute(insert(PatientInput), chunk)
             return out
 
         return self._retried(save)  # a concurrent first save of a patient: retry
 
-    def patients(self, protocol: str) -> list[PatientSummary]:
-        """Stored cases of a protocol, newest change first."""
+    def patients(self, protocol: str, *, search: str = "",
+                 limit: int | None = None) -> list[PatientSummary]:
+        """Stored cases of a protocol, newest change first (then by label).
+
+        Args:
+            search: only cases whose label contains this text (any case; "" for all).
+            limit: at most this many (None: all). The "Saved patients" list asks for a page:
+                only those rows' values are read, however many cases are stored.
+        """
         with self.session() as s:
-            rows = s.execute(_newest_rows(PatientInput, protocol)
-                             .order_by(PatientInput.created_at.desc(), Patient.label)).all()
-            return [PatientSummary(p.id, p.label, int(n), i.created_at, i.created_by,
-                                   _has_outcomes(protocol, i.values)) for p, i, n in rows]
+            q = (_newest_rows(PatientInput, protocol, search=search)
+                 .order_by(PatientInput.created_at.desc(), Patient.label))
+            rows = s.execute(q if limit is None else q.limit(limit)).all()
+            return [PatientSummary(p.id, p.label, i.version, i.created_at, i.created_by,
+                                   _has_outcomes(protocol, i.values)) for p, i in rows]
+
+    def count_patients(self, protocol: str, *, search: str = "") -> int:
+        """How many cases of a protocol are stored (whose label contains ``search``)."""
+        q = select(func.count()).select_from(Patient).where(Patient.protocol == protocol)
+        if search:
+            q = q.where(_label_contains(search))
+        with self.session() as s:
+            return int(s.scalar(q) or 0)
 
     def latest_inputs(self, protocol: str, labels: Sequence[str]) -> dict[str, SavedInput]:
         """The newest stored version of each labelled case that exists."""
-        if not labels:
-            return {}
+        out: dict[str, SavedInput] = {}
         with self.session() as s:
-            rows = s.execute(_newest_rows(PatientInput, protocol, labels)).all()
-            return {p.label: _saved(i, p.label, new=False) for p, i, _n in rows}
+            for chunk in _chunks(list(labels)):
+                rows = s.execute(_newest_rows(PatientInput, protocol, labels=chunk)).all()
+                out.update((p.label, _saved(i, p.label, new=False)) for p, i in rows)
+        return out
 
     def input_history(self, protocol: str, label: str) -> list[SavedInput]:
         """Every stored version of a case, oldest first."""
@@ -104,7 +158,7 @@ class CaseQueries(Database):
         outcomes (what Learning Mode trains on), by label."""
         with self.session() as s:
             rows = s.execute(_newest_rows(PatientInput, protocol).order_by(Patient.label)).all()
-            return [_saved(i, p.label, new=False) for p, i, _n in rows
+            return [_saved(i, p.label, new=False) for p, i in rows
                     if _has_outcomes(protocol, i.values)]
 
     # ---------------------------------------------------------------- notes
@@ -131,11 +185,12 @@ class CaseQueries(Database):
 
     def latest_notes(self, protocol: str, labels: Sequence[str]) -> dict[str, NoteInfo]:
         """The newest note of each labelled case that has one."""
-        if not labels:
-            return {}
+        out: dict[str, NoteInfo] = {}
         with self.session() as s:
-            rows = s.execute(_newest_rows(Note, protocol, labels)).all()
-            return {p.label: _note_info(p.label, n) for p, n, _n in rows}
+            for chunk in _chunks(list(labels)):
+                rows = s.execute(_newest_rows(Note, protocol, labels=chunk)).all()
+                out.update((p.label, _note_info(p.label, n)) for p, n in rows)
+        return out
 
     def note_history(self, protocol: str, label: str) -> list[NoteInfo]:
         """Every note version of a case, oldest first."""
@@ -169,18 +224,74 @@ def _next_version(latest: PatientInput | Note | None) -> int:
     return 1 if latest is None else latest.version + 1
 
 
-def _newest_rows(model: type[_Versioned], protocol: str,
-                 labels: Sequence[str] | None = None) -> Select[Any]:
-    """Rows (patient, its newest version of ``model``, number of versions) of a protocol's
-    cases that have one, restricted to ``labels`` when given (unordered)."""
-    newest = (select(model.patient_pk, func.max(model.version).label("v"),
-                     func.count().label("n"))
-              .group_by(model.patient_pk).subquery())
-    q = (select(Patient, model, newest.c.n)
-         .join(model, model.patient_pk == Patient.id)
-         .join(newest, (newest.c.patient_pk == Patient.id) & (newest.c.v == model.version))
-         .where(Patient.protocol == protocol))
-    return q if labels is None else q.where(Patient.label.in_(list(labels)))
+def _newest_rows(model: type[_Versioned], protocol: str, *, labels: Sequence[str] | None = None,
+                 search: str = "") -> Select[Any]:
+    """Rows (patient, its newest version of ``model``) of a protocol's cases that have one,
+    restricted to ``labels`` or to labels containing ``search`` when given (unordered).
+
+    The newest version is found per case through the ``(patient_pk, version)`` index, so a query
+    for a few cases reads those cases only, not every stored version."""
+    newest = (select(func.max(model.version)).where(model.patient_pk == Patient.id)
+              .correlate(Patient).scalar_subquery())
+    q = (select(Patient, model).join(model, model.patient_pk == Patient.id)
+         .where(Patient.protocol == protocol, model.version == newest))
+    if labels is not None:
+        q = q.where(Patient.label.in_(list(labels)))
+    if search:
+        q = q.where(_label_contains(search))
+    return q
+
+
+def _label_contains(search: str) -> Any:
+    """Labels containing ``search``, in any letter case (``%`` and ``_`` are plain text)."""
+    return func.lower(Patient.label).contains(search.lower(), autoescape=True)
+
+
+def _chunks(items: list[T], size: int | None = None) -> Iterator[list[T]]:
+    """``items`` in lists of at most ``size`` (default :data:`_CHUNK`): bounded statements."""
+    size = size or _CHUNK
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class _InputRow(NamedTuple):
+    """The columns of a stored input version that a save compares with (not its values)."""
+
+    version: int
+    record_sha256: str
+    input_hash: str
+    source: str
+    created_at: datetime
+    created_by: str
+
+
+def _patient_pks(s: Session, protocol: str, labels: Sequence[str]) -> dict[str, int]:
+    """Label → database id of the stored ones of ``labels``, their rows locked for update
+    (PostgreSQL: writers of one patient take turns, so versions never collide; SQLite
+    serialises every writer anyway)."""
+    out: dict[str, int] = {}
+    for chunk in _chunks(list(labels)):
+        q = (select(Patient.label, Patient.id)
+             .where(Patient.protocol == protocol, Patient.label.in_(chunk)).with_for_update())
+        out.update((label, pk) for label, pk in s.execute(q))
+    return out
+
+
+def _newest_inputs(s: Session, patient_pks: Sequence[int]) -> dict[int, _InputRow]:
+    """Patient id → its newest input version's columns (values left out), for those that
+    have one."""
+    out: dict[int, _InputRow] = {}
+    for chunk in _chunks(list(patient_pks)):
+        newest = (select(PatientInput.patient_pk, func.max(PatientInput.version).label("v"))
+                  .where(PatientInput.patient_pk.in_(chunk))
+                  .group_by(PatientInput.patient_pk).subquery())
+        q = (select(PatientInput.patient_pk, PatientInput.version, PatientInput.record_sha256,
+                    PatientInput.input_hash, PatientInput.source, PatientInput.created_at,
+                    PatientInput.created_by)
+             .join(newest, (newest.c.patient_pk == PatientInput.patient_pk)
+                   & (newest.c.v == PatientInput.version)))
+        out.update((pk, _InputRow(*rest)) for pk, *rest in s.execute(q))
+    return out
 
 
 def _history(model: type[_Versioned], protocol: str, label: str) -> Select[tuple[_Versioned]]:
@@ -200,8 +311,9 @@ def _note_info(label: str, n: Note) -> NoteInfo:
 
 
 def _record_sha256(values: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of a case's values (equal values, equal digest)."""
-    body = json.dumps(json_safe(values), sort_keys=True, allow_nan=False)
+    """sha256 of the canonical JSON of a case's values, already :func:`json_safe` (equal
+    values, equal digest)."""
+    body = json.dumps(values, sort_keys=True, allow_nan=False)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
