@@ -18,10 +18,9 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy.orm import Session
 
-from engine.platform.store.audit import audit_event
 from engine.platform.store.connection import Database
 from engine.platform.store.records import CaseRecord, NoteInfo, PatientSummary, SavedInput
-from engine.platform.store.tables import Note, Patient, PatientInput
+from engine.platform.store.tables import AuditEvent, Note, Patient, PatientInput
 from engine.platform.store.values import json_safe, utc_now
 
 __all__ = ["CaseQueries"]
@@ -80,17 +79,8 @@ class CaseQueries(Database):
             latest = _newest_inputs(s, list(pks.values()))
             by_label = {lab: latest[pk] for lab, pk in pks.items() if pk in latest}
             now = utc_now()
-            missing = [r for lab, r in first.items() if lab not in pks]
-            for chunk in _chunks(missing):
-                # one INSERT ... RETURNING per chunk, each id with its label (rows may come back
-                # in any order); a first save racing another writer trips the unique label and
-                # the transaction reruns
-                created = s.execute(
-                    insert(Patient).returning(Patient.id, Patient.label),
-                    [{"protocol": protocol, "patient_id": r.patient_id, "site_id": r.site_id,
-                      "label": r.label, "created_at": now, "created_by": username}
-                     for r in chunk])
-                pks.update((label, pk) for pk, label in created)
+            pks.update(_insert_patients(s, protocol, [r for lab, r in first.items()
+                                                      if lab not in pks], username, now))
             out, rows = [], []
             for r, clean, digest in prepared:
                 last = by_label.get(r.label)
@@ -166,20 +156,44 @@ class CaseQueries(Database):
     def save_note(self, protocol: str, label: str, patient_id: str, site_id: int | None,
                   text_: str, *, username: str) -> NoteInfo | None:
         """Store a new note version; None (nothing stored) when equal to the newest one."""
+        return self.save_notes(protocol, [(label, patient_id, site_id, text_)],
+                               username=username)[0]
 
-        def save(s: Session) -> NoteInfo | None:
-            patient = _patient(s, protocol, label, patient_id, site_id, username)
-            latest = _newest_of(s, Note, patient.id)
-            if (latest.text if latest else "") == text_:
-                return None
-            note = Note(patient_pk=patient.id, version=_next_version(latest), text=text_,
-                        created_at=utc_now(), created_by=username)
-            s.add(note)
-            s.add(audit_event(username, "note_saved", {"protocol": protocol,
-                                                       "patient_pk": patient.id,
-                                                       "version": note.version}))
-            s.flush()
-            return _note_info(label, note)
+    def save_notes(self, protocol: str, notes: Sequence[tuple[str, str, int | None, str]], *,
+                   username: str) -> list[NoteInfo | None]:
+        """:meth:`save_note` for many cases, ``(label, patient_id, site_id, text)`` each, in one
+        transaction and a bounded number of statements (a file's note column); one
+        ``note_saved`` audit event per stored version."""
+        first: dict[str, CaseRecord] = {}
+        for label, patient_id, site_id, _text in notes:
+            first.setdefault(label, CaseRecord(label, patient_id, site_id, {}, ""))
+
+        def save(s: Session) -> list[NoteInfo | None]:
+            pks = _patient_pks(s, protocol, list(first))
+            now = utc_now()
+            pks.update(_insert_patients(s, protocol, [r for lab, r in first.items()
+                                                      if lab not in pks], username, now))
+            newest = _newest_notes(s, list(pks.values()))
+            texts = {lab: newest[pk] for lab, pk in pks.items() if pk in newest}
+            out: list[NoteInfo | None] = []
+            rows, events = [], []
+            for label, _pid, _site, text_ in notes:
+                version, last = texts.get(label, (0, ""))
+                if last == text_:
+                    out.append(None)
+                    continue
+                texts[label] = (version + 1, text_)
+                rows.append({"patient_pk": pks[label], "version": version + 1, "text": text_,
+                             "created_at": now, "created_by": username})
+                events.append({"at": now, "username": username[:64], "action": "note_saved",
+                               "detail": {"protocol": protocol, "patient_pk": pks[label],
+                                          "version": version + 1}})
+                out.append(NoteInfo(label, version + 1, text_, now, username))
+            for chunk in _chunks(rows):
+                s.execute(insert(Note), chunk)
+            for chunk in _chunks(events):
+                s.execute(insert(AuditEvent), chunk)
+            return out
 
         return self._retried(save)
 
@@ -196,32 +210,6 @@ class CaseQueries(Database):
         """Every note version of a case, oldest first."""
         with self.session() as s:
             return [_note_info(label, n) for n in s.scalars(_history(Note, protocol, label))]
-
-
-def _patient(s: Session, protocol: str, label: str, patient_id: str, site_id: int | None,
-             username: str) -> Patient:
-    """The patient row of ``label``, created when new (flushed, so it has an id)."""
-    # FOR UPDATE (PostgreSQL) serialises writers of one patient, so version numbers never
-    # collide; SQLite serialises all writers anyway. A patient created by two writers at
-    # once trips the unique label: the caller retries.
-    p = s.scalar(select(Patient).where(Patient.protocol == protocol, Patient.label == label)
-                 .with_for_update())
-    if p is None:
-        p = Patient(protocol=protocol, patient_id=patient_id, site_id=site_id, label=label,
-                    created_at=utc_now(), created_by=username)
-        s.add(p)
-        s.flush()
-    return p
-
-
-def _newest_of(s: Session, model: type[_Versioned], patient_pk: int) -> _Versioned | None:
-    """The newest version of one patient's inputs or notes, None when there is none."""
-    return s.scalar(select(model).where(model.patient_pk == patient_pk)
-                    .order_by(model.version.desc()).limit(1))
-
-
-def _next_version(latest: PatientInput | Note | None) -> int:
-    return 1 if latest is None else latest.version + 1
 
 
 def _newest_rows(model: type[_Versioned], protocol: str, *, labels: Sequence[str] | None = None,
@@ -291,6 +279,36 @@ def _newest_inputs(s: Session, patient_pks: Sequence[int]) -> dict[int, _InputRo
              .join(newest, (newest.c.patient_pk == PatientInput.patient_pk)
                    & (newest.c.v == PatientInput.version)))
         out.update((pk, _InputRow(*rest)) for pk, *rest in s.execute(q))
+    return out
+
+
+def _newest_notes(s: Session, patient_pks: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """Patient id → (version, text) of its newest note, for those that have one."""
+    out: dict[int, tuple[int, str]] = {}
+    for chunk in _chunks(list(patient_pks)):
+        newest = (select(Note.patient_pk, func.max(Note.version).label("v"))
+                  .where(Note.patient_pk.in_(chunk)).group_by(Note.patient_pk).subquery())
+        q = (select(Note.patient_pk, Note.version, Note.text)
+             .join(newest, (newest.c.patient_pk == Note.patient_pk)
+                   & (newest.c.v == Note.version)))
+        out.update((pk, (version, text_)) for pk, version, text_ in s.execute(q))
+    return out
+
+
+def _insert_patients(s: Session, protocol: str, records: Sequence[CaseRecord], username: str,
+                     now: datetime) -> dict[str, int]:
+    """Insert patient rows for ``records`` (labels not stored yet); label → new id.
+
+    One INSERT ... RETURNING per chunk, each id with its label (rows may come back in any
+    order). A first save racing another writer trips the unique label: the caller's
+    transaction reruns (:meth:`~engine.platform.store.connection.Database._retried`)."""
+    out: dict[str, int] = {}
+    for chunk in _chunks(list(records)):
+        created = s.execute(
+            insert(Patient).returning(Patient.id, Patient.label),
+            [{"protocol": protocol, "patient_id": r.patient_id, "site_id": r.site_id,
+              "label": r.label, "created_at": now, "created_by": username} for r in chunk])
+        out.update((label, pk) for pk, label in created)
     return out
 
 

@@ -126,3 +126,19 @@ def test_notes_and_inputs_of_many_labels_are_read_in_chunks(sqlite_store: Store,
     labels = [r.label for r in records]
     assert set(sqlite_store.latest_inputs("nsclc", labels)) == set(labels)
     assert sqlite_store.latest_notes("nsclc", labels) == {}
+
+
+def test_a_note_column_is_saved_in_a_bounded_number_of_statements(store: Store) -> None:
+    store.save_cases("nsclc", _records(600), source="upload", username="ann")
+    store.save_note("nsclc", "P-00001", "P-00001", None, "kept", username="ann")
+    notes = [(f"P-{k:05d}", f"P-{k:05d}", None, "kept" if k == 1 else f"note {k}")
+             for k in range(600)] + [("NEW-1", "NEW-1", None, "a new case")]
+    with _statements(store) as seen:
+        saved = store.save_notes("nsclc", notes, username="bob")
+    assert len(seen) <= 12, len(seen)
+    assert saved[1] is None and saved[0] is not None and saved[0].version == 1
+    assert saved[-1] is not None and saved[-1].text == "a new case"
+    latest = store.latest_notes("nsclc", ["P-00001", "P-00599", "NEW-1"])
+    assert {lab: (n.version, n.text) for lab, n in latest.items()} == {
+        "P-00001": (1, "kept"), "P-00599": (1, "note 599"), "NEW-1": (1, "a new case")}
+    assert sum(e["action"] == "note_saved" for e in store.events(limit=2000)) == 1 + 600
