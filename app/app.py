@@ -37,7 +37,12 @@ from app.panels.report import report_server, report_ui
 from app.panels.sf2 import sf2_server, sf2_ui
 from app.panels.users import users_server, users_ui
 from app.recommending import shown_recommendations
-from app.runtime import shutdown, single_inference_thread
+from app.runtime import (
+    cheap_shiny_introspection,
+    freeze_startup_heap,
+    shutdown,
+    single_inference_thread,
+)
 from app.serving import register_shipped_models
 from engine.arclids.recommend import Recommendation, recommend
 from engine.platform.accounts import role_allows
@@ -167,6 +172,7 @@ def create_app() -> LoginGate:
     """The app behind its login gate, with its static files (app/www, plotly.js from the plotly
     package); opens and migrates the database and registers the shipped models."""
     single_inference_thread()
+    cheap_shiny_introspection()
     store = get_store()
     register_shipped_models(store)
     shiny_app = App(
@@ -175,7 +181,9 @@ def create_app() -> LoginGate:
         static_assets={"/www": shared.WWW_DIR, "/vendor/plotly.min.js": shared.PLOTLY_JS},
     )
     shiny_app.on_shutdown(shutdown)  # every worker pool (app.runtime)
-    return LoginGate(shiny_app, store)
+    gate = LoginGate(shiny_app, store)
+    freeze_startup_heap()
+    return gate
 
 
 app = create_app()
