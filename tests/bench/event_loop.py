@@ -3,7 +3,7 @@ never asserts.
 
 ``python -m tests.bench.event_loop [--stored N] [--rows N] [--repeats N]`` builds a temporary
 SQLite database holding ``--stored`` NSCLC patients (default 10,000), serves the app with uvicorn
-on a loopback port (:mod:`tests.bench.shiny_client`) and, with real websocket sessions as a
+on a loopback port (:mod:`tests.served`) and, with real websocket sessions as a
 browser opens them, prints one JSON line per measurement:
 
 * ``event_loop.session_start``: log-in cookie in hand → the page (``GET /``) and the Data input
@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.bench.shiny_client import ShinySession, http_get, log_in, page_inputs, served_app
 from tests.bench.timing import percentile
+from tests.served import ShinySession, http_get, log_in, page_inputs, served_app
 
 USER = ("bench-physicist", "bench-password-1234")
 

@@ -37,7 +37,7 @@ import websockets
 __all__ = ["ServedApp", "ShinySession", "free_port", "http_get", "log_in", "page_inputs",
            "served_app"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 STARTUP_LIMIT_S = 180.0
 """Give up waiting for the app to answer after this long (a hang guard)."""
 
