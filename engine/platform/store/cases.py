@@ -151,6 +151,28 @@ class CaseQueries(Database):
             return [_saved(i, p.label, new=False) for p, i in rows
                     if _has_outcomes(protocol, i.values)]
 
+    def latest_input_id(self) -> int:
+        """Id of the newest stored input version of any case (0 when none): cheap to poll."""
+        with self.session() as s:
+            return int(s.scalar(select(func.max(PatientInput.id))) or 0)
+
+    def outcome_counts(self, protocol: str) -> tuple[int, dict[str, int]]:
+        """How many cases of a protocol record the dose given and every outcome in their newest
+        version (:meth:`inputs_with_outcomes`, counted by the database: no values are read),
+        and of those how many had each outcome (value 1), by outcome name."""
+        from engine.core.protocols import load_protocol
+
+        outcomes = load_protocol(protocol).outcome_names
+        values = PatientInput.values
+        known = [values["dose_adapt_gy"].as_float().is_not(None),
+                 *(values[o].as_integer().is_not(None) for o in outcomes)]
+        q = (_newest_rows(PatientInput, protocol).where(*known)
+             .with_only_columns(func.count(), *(func.sum(values[o].as_integer())
+                                                for o in outcomes)))
+        with self.session() as s:
+            n, *events = s.execute(q).one()
+        return int(n or 0), {o: int(e or 0) for o, e in zip(outcomes, events, strict=True)}
+
     # ---------------------------------------------------------------- notes
 
     def save_note(self, protocol: str, label: str, patient_id: str, site_id: int | None,

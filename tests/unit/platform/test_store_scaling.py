@@ -142,3 +142,22 @@ def test_a_note_column_is_saved_in_a_bounded_number_of_statements(store: Store) 
     assert {lab: (n.version, n.text) for lab, n in latest.items()} == {
         "P-00001": (1, "kept"), "P-00599": (1, "note 599"), "NEW-1": (1, "a new case")}
     assert sum(e["action"] == "note_saved" for e in store.events(limit=2000)) == 1 + 600
+
+
+def test_outcome_counts_are_counted_by_the_database_as_learning_mode_reads_them(
+        store: Store) -> None:
+    def record(k: int, dose: float | None, lc: int | None, rp2: int | None) -> CaseRecord:
+        return CaseRecord(f"P-{k}", f"P-{k}", None, {**VALUES, "patient_id": f"P-{k}",
+                                                     "dose_adapt_gy": dose,
+                                                     "local_control": lc, "rp2": rp2}, f"{k:064x}")
+
+    store.save_cases("nsclc", [record(0, 2.8, 1, 0), record(1, 2.8, 1, 1), record(2, None, 1, 0),
+                               record(3, 3.0, 0, None), record(4, 3.1, 0, 0)],
+                     source="upload", username="ann")
+    # a newer version without the outcome: no longer counted; an older one without: now counted
+    store.save_cases("nsclc", [record(1, 2.8, None, 1), record(3, 3.0, 0, 1)],
+                     source="follow-up", username="ann")
+    trained_on = store.inputs_with_outcomes("nsclc")
+    assert [c.label for c in trained_on] == ["P-0", "P-3", "P-4"]
+    assert store.outcome_counts("nsclc") == (3, {"local_control": 1, "rp2": 1})
+    assert store.outcome_counts("hcc") == (0, {"local_control": 0, "liver_toxicity": 0})
