@@ -10,14 +10,22 @@ live session, else:
 * any other HTTP request gets ``401``;
 * a websocket handshake is refused (HTTP 403) before Shiny sees it.
 
-Two checks come before the session check. A websocket whose ``Origin`` is not this server (the
-browser's ``Origin`` against the request's ``Host``) is refused, so a page of another site or of
-another port of the same host cannot open the app's websocket with the user's cookie
-(cross-site websocket hijacking; browsers always send ``Origin`` on websockets, and a reverse
-proxy must pass the ``Host`` through). And no HTTP request body may exceed
+Two checks come before the session check (:mod:`app.security`). A websocket, or a request
+that is not a plain read (POST: login, logout, uploads), whose ``Origin`` is neither this server
+(the browser's ``Origin`` against the request's ``Host``) nor one of
+``$ARTDS_ALLOWED_ORIGINS`` is refused, so a page of another site or of another port of the same
+host cannot use the app with the user's cookie (cross-site websocket hijacking; browsers always
+send ``Origin`` on websockets and posts). And no HTTP request body may exceed
 :data:`MAX_BODY_BYTES`: a declared ``Content-Length`` above it gets ``413`` before anything is
 read, and a body streamed without one is cut off with ``413`` once it passes the limit, so an
 upload cannot fill the disk before the app's own size check sees it.
+
+After it, a request for a Shiny session's files (``/session/<id>/…``: downloads, uploads, the
+data of outputs) is refused with 403 unless that session was opened by the same user
+(:class:`app.security.SessionBindings`): holding another user's session id gets nothing, and
+nothing is audited under their name. Every response carries the security headers of
+:data:`app.security.SECURITY_HEADERS` (a Content-Security-Policy among them), and uvicorn's
+logs write ``/session/…/`` instead of a session id.
 
 The user of an accepted request is put in the ASGI scope (``scope["artds.user"]``), where
 :func:`request_user` (UI functions) and :func:`session_user` (server functions) read it, so the
@@ -43,13 +51,21 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from app.runtime import in_database_thread
+from app.security import (
+    SessionBindings,
+    header,
+    origin_allowed,
+    redact_access_log,
+    shiny_session_of,
+    with_security_headers,
+)
 from engine import settings
 from engine.core.schema import MAX_FILE_BYTES
 from engine.platform import accounts
@@ -78,6 +94,8 @@ SESSION_ENDED_MESSAGE = "artds-session-ended"
 _USER_KEY = "artds.user"
 _TOKEN_KEY = "artds.token"
 _CSRF_KEY = "artds.csrf"
+_READS = ("GET", "HEAD", "OPTIONS")
+"""HTTP methods that only read: every other method must come from the app's own origin."""
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]],
                    Awaitable[None]]
@@ -117,51 +135,11 @@ def _remote(conn: HTTPConnection) -> str:
     return client.host if client else "unknown"
 
 
-SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-)
-"""Sent with every HTTP response (app, login page, assets, downloads): the app is never framed
-by another site (clickjacking), files are not content-sniffed into scripts, and no URL (with
-its session-bound download paths) is sent to other origins as a referrer."""
-
-
-def _with_security_headers(send: Any) -> Any:
-    """``send`` that adds :data:`SECURITY_HEADERS` to the response start (once, not doubled)."""
-
-    async def secured(message: dict) -> None:
-        if message.get("type") == "http.response.start":
-            present = {name.lower() for name, _ in message.get("headers", [])}
-            extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
-            message = {**message, "headers": [*message.get("headers", []), *extra]}
-        await send(message)
-
-    return secured
-
-
 MAX_BODY_BYTES = max(MAX_FILE_BYTES, SF2_MAX_UPLOAD_BYTES) + 1024 * 1024
 """Largest HTTP request body accepted (bytes): the largest upload the app takes (case files
 :data:`engine.core.schema.MAX_FILE_BYTES`, expression files
 :data:`engine.sf2.data.MAX_UPLOAD_BYTES`) plus 1 MiB for the multipart framing; anything larger
 is refused with 413 before it is written anywhere."""
-
-
-def _header(scope: dict, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
-def same_origin(scope: dict) -> bool:
-    """True when the request carries no ``Origin`` or one whose host[:port] is the ``Host``."""
-    origin = _header(scope, b"origin")
-    if origin is None:
-        return True
-    host = _header(scope, b"host")
-    netloc = urlsplit(origin).netloc.lower()
-    return host is not None and netloc == host.lower()
 
 
 async def _too_large(scope: dict, receive: Any, send: Any) -> None:
@@ -204,6 +182,9 @@ class LoginGate:
         self.max_age_s = settings.session_max_age_s()
         self.idle_s = settings.session_idle_s()
         self.secure_env = settings.cookie_secure()
+        self.allowed_origins = settings.allowed_origins()
+        self.sessions = SessionBindings()
+        redact_access_log()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -220,7 +201,7 @@ class LoginGate:
             await self._serve(scope, receive, tracked)
         except _BodyTooLarge:
             if not started:
-                await _too_large(scope, receive, _with_security_headers(send))
+                await _too_large(scope, receive, with_security_headers(send))
 
     async def _serve(self, scope: dict, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -229,13 +210,18 @@ class LoginGate:
             return
         conn = HTTPConnection(scope)
         path = scope.get("path", "")
-        if kind == "websocket" and not same_origin(scope):
+        if kind == "websocket" and not origin_allowed(scope, self.allowed_origins):
             await receive()  # the websocket.connect message
             await send({"type": "websocket.close", "code": 1008})
             return
         if kind == "http":
-            send = _with_security_headers(send)
-            declared = _header(scope, b"content-length")
+            send = with_security_headers(send)
+            if (scope.get("method") not in _READS
+                    and not origin_allowed(scope, self.allowed_origins)):
+                await PlainTextResponse("Cross-origin request refused.", status_code=403)(
+                    scope, receive, send)
+                return
+            declared = header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 await _too_large(scope, receive, send)
                 return
@@ -265,9 +251,22 @@ class LoginGate:
             return
         user, token = found
         inner = {**scope, _USER_KEY: user, _TOKEN_KEY: token, _CSRF_KEY: _csrf_for(token)}
-        if kind == "websocket":
-            receive = self._guarded_receive(receive, send, token)
-        await self.app(inner, receive, send)
+        if kind == "http":
+            shiny_session = shiny_session_of(scope)
+            if shiny_session is not None and self.sessions.owner(shiny_session) != user.id:
+                # another user's Shiny session (or none this process serves): never reaches
+                # Shiny, so nothing is downloaded, uploaded or audited under their name
+                await PlainTextResponse("This belongs to another session.", status_code=403)(
+                    scope, receive, send)
+                return
+            await self.app(inner, receive, send)
+            return
+        receive = self._guarded_receive(receive, send, token)
+        bound: list[str] = []
+        try:
+            await self.app(inner, receive, self.sessions.watch_send(send, user.id, bound))
+        finally:
+            self.sessions.forget(bound)
 
     def _guarded_receive(self, receive: Any, send: Any, token: str) -> Any:
         """The websocket's ``receive`` for the app: each message from the browser is a use of

@@ -15,6 +15,7 @@ import pytest
 from engine.settings import EXAMPLES_DIR
 from tests.e2e.helpers import USERS
 from tests.served import ShinySession, http_get, log_in, page_inputs, served_app
+from tests.unit.app import run_async
 
 pytestmark = pytest.mark.e2e
 
@@ -87,4 +88,4 @@ def test_health_and_other_sessions_answer_while_an_upload_is_validated(
 
     with served_app(app_database_url, tmp_path, module="tests.e2e.slow_app:app",
                     env={"ARTDS_TEST_GATE": str(gate)}) as app:
-        asyncio.run(scenario(app.url))
+        run_async(scenario(app.url))
