@@ -27,7 +27,6 @@ from shiny import App, reactive, ui
 from app import shared
 from app.auth import (
     LoginGate,
-    bind_session,
     logout_form,
     request_user,
     session_token,
@@ -55,10 +54,11 @@ from app.recommending import (
     warm_up_worker,
 )
 from app.runtime import (
+    cheap_shiny_introspection,
     cpu_pool_ready,
+    freeze_startup_heap,
     in_cpu_pool_blocking,
     learning_runner,
-    lighten_shiny_session_start,
     on_startup,
     shutdown,
     single_inference_thread,
@@ -177,7 +177,6 @@ def server(input, output, session) -> None:
     if user is None:  # only reachable without the gate (a misconfigured deployment)
         raise RuntimeError("artds sessions need a logged-in user (serve app.app:app)")
     store = get_store()
-    bind_session(session)  # its downloads and uploads: only for the user and role it was built for
     watch_session(session, store)
     physicist = role_allows(user.role, "physicist")
 
@@ -218,7 +217,7 @@ def create_app() -> LoginGate:
     single_inference_thread()
     if (warning := registry.unsigned_warning()) is not None:
         logging.getLogger("artds").warning(warning)
-    lighten_shiny_session_start()  # most of every session's start, otherwise
+    cheap_shiny_introspection()  # most of every session's start, otherwise
     store = get_store()
     register_shipped_models(store)
     _warm_up_workers()
@@ -228,7 +227,9 @@ def create_app() -> LoginGate:
         static_assets={"/www": shared.WWW_DIR, "/vendor/plotly.min.js": shared.PLOTLY_JS},
     )
     shiny_app.on_shutdown(shutdown)  # every worker pool and the job runner (app.runtime)
-    return LoginGate(on_startup(shiny_app, learning_runner), store)
+    gate = LoginGate(on_startup(shiny_app, learning_runner), store)
+    freeze_startup_heap()
+    return gate
 
 
 app = create_app()

@@ -10,14 +10,22 @@ live session, else:
 * any other HTTP request gets ``401``;
 * a websocket handshake is refused (HTTP 403) before Shiny sees it.
 
-Two checks come before the session check. A websocket whose ``Origin`` is not this server (the
-browser's ``Origin`` against the request's ``Host``) is refused, so a page of another site or of
-another port of the same host cannot open the app's websocket with the user's cookie
-(cross-site websocket hijacking; browsers always send ``Origin`` on websockets, and a reverse
-proxy must pass the ``Host`` through). And no HTTP request body may exceed
+Two checks come before the session check (:mod:`app.security`). A websocket, or a request
+that is not a plain read (POST: login, logout, uploads), whose ``Origin`` is neither this server
+(the browser's ``Origin`` against the request's ``Host``) nor one of
+``$ARTDS_ALLOWED_ORIGINS`` is refused, so a page of another site or of another port of the same
+host cannot use the app with the user's cookie (cross-site websocket hijacking; browsers always
+send ``Origin`` on websockets and posts). And no HTTP request body may exceed
 :data:`MAX_BODY_BYTES`: a declared ``Content-Length`` above it gets ``413`` before anything is
 read, and a body streamed without one is cut off with ``413`` once it passes the limit, so an
 upload cannot fill the disk before the app's own size check sees it.
+
+After it, a request for a Shiny session's files (``/session/<id>/…``: downloads, uploads, the
+data of outputs) is refused with 403 unless that session was opened by the same user
+(:class:`app.security.SessionBindings`): holding another user's session id gets nothing, and
+nothing is audited under their name. Every response carries the security headers of
+:data:`app.security.SECURITY_HEADERS` (a Content-Security-Policy among them), and uvicorn's
+logs write ``/session/…/`` instead of a session id.
 
 The user of an accepted request is put in the ASGI scope (``scope["artds.user"]``), where
 :func:`request_user` (UI functions) and :func:`session_user` (server functions) read it, so the
@@ -27,9 +35,10 @@ Sessions follow the account: every check reads the user afresh from the database
 session (page, websocket, its downloads and uploads) is built for one role, so once the user's
 role changed it is over: the next message from the browser is dropped and the browser sent to
 the login page, which, the login still being valid, opens the app again built for the new role;
-a download or upload request for that Shiny session (``/session/<id>/…``, the session bound with
-:func:`bind_session`) is refused with 403. Disabling a user, a new password (but for the login
-that set it) and "Log out everywhere" end the user's logins in every process at once.
+a download or upload request for that Shiny session (``/session/<id>/…``, bound with the role
+by :class:`app.security.SessionBindings`) is refused with 403. Disabling a user, a new password
+(but for the login that set it) and "Log out everywhere" end the user's logins in every process
+at once.
 
 Sessions live in the database (``engine.platform.store``): any app process behind a load balancer
 accepts them, a logout in one ends them in all, and they expire after ``$ARTDS_SESSION_MAX_AGE_S``
@@ -48,20 +57,25 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import re
 import secrets
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from app.runtime import in_database_thread
+from app.security import (
+    SessionBindings,
+    header,
+    origin_allowed,
+    redact_access_log,
+    shiny_session_of,
+    with_security_headers,
+)
 from engine import settings
 from engine.core.schema import MAX_FILE_BYTES
 from engine.dvh.sources import ImportLimits
@@ -74,7 +88,6 @@ __all__ = [
     "COOKIE_NAME",
     "SESSION_ENDED_MESSAGE",
     "LoginGate",
-    "bind_session",
     "duration_text",
     "logout_form",
     "request_user",
@@ -93,6 +106,8 @@ SESSION_ENDED_MESSAGE = "artds-session-ended"
 _USER_KEY = "artds.user"
 _TOKEN_KEY = "artds.token"
 _CSRF_KEY = "artds.csrf"
+_READS = ("GET", "HEAD", "OPTIONS")
+"""HTTP methods that only read: every other method must come from the app's own origin."""
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]],
                    Awaitable[None]]
@@ -130,48 +145,6 @@ def logout_form(request: HTTPConnection | None) -> str:
             '</form>')
 
 
-@dataclass(frozen=True)
-class _Bound:
-    """What a Shiny session of this process was built for."""
-
-    username: str
-    """Its user."""
-    role: str
-    """The role its page and server were built for."""
-
-
-_BOUND: dict[str, _Bound] = {}
-_BOUND_LOCK = threading.Lock()
-_SHINY_SESSION_PATH = re.compile(r"^/session/([^/]+)/")
-
-
-def bind_session(session: Any) -> None:
-    """Record the user and role a Shiny session was built for (call in the server function):
-    a download or upload request for it is refused once the requester's role differs (the
-    session ends at its next message), and the record goes when the session ends."""
-    user = session_user(session)
-    if user is None:
-        return
-    with _BOUND_LOCK:
-        _BOUND[session.id] = _Bound(user.username, user.role)
-
-    def forget() -> None:
-        with _BOUND_LOCK:
-            _BOUND.pop(session.id, None)
-
-    session.on_ended(forget)
-
-
-def _bound_to(path: str) -> _Bound | None:
-    """The user a ``/session/<id>/…`` path's Shiny session was built for (None: other paths,
-    or a session this process does not hold)."""
-    found = _SHINY_SESSION_PATH.match(path)
-    if found is None:
-        return None
-    with _BOUND_LOCK:
-        return _BOUND.get(found.group(1))
-
-
 def _csrf_for(token: str) -> str:
     return hashlib.sha256(f"logout:{token}".encode()).hexdigest()[:32]
 
@@ -179,29 +152,6 @@ def _csrf_for(token: str) -> str:
 def _remote(conn: HTTPConnection) -> str:
     client = conn.client
     return client.host if client else "unknown"
-
-
-SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"x-frame-options", b"DENY"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-)
-"""Sent with every HTTP response (app, login page, assets, downloads): the app is never framed
-by another site (clickjacking), files are not content-sniffed into scripts, and no URL (with
-its session-bound download paths) is sent to other origins as a referrer."""
-
-
-def _with_security_headers(send: Any) -> Any:
-    """``send`` that adds :data:`SECURITY_HEADERS` to the response start (once, not doubled)."""
-
-    async def secured(message: dict) -> None:
-        if message.get("type") == "http.response.start":
-            present = {name.lower() for name, _ in message.get("headers", [])}
-            extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
-            message = {**message, "headers": [*message.get("headers", []), *extra]}
-        await send(message)
-
-    return secured
 
 
 MAX_BODY_BYTES = max(MAX_FILE_BYTES, SF2_MAX_UPLOAD_BYTES,
@@ -212,23 +162,6 @@ MAX_BODY_BYTES = max(MAX_FILE_BYTES, SF2_MAX_UPLOAD_BYTES,
 RTDOSE's 512 MiB, room for a 1-mm dose grid over a whole thorax; Shiny sends each file of a
 multiple upload in its own request) plus 1 MiB for the multipart framing; anything larger is
 refused with 413 before it is written anywhere."""
-
-
-def _header(scope: dict, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
-def same_origin(scope: dict) -> bool:
-    """True when the request carries no ``Origin`` or one whose host[:port] is the ``Host``."""
-    origin = _header(scope, b"origin")
-    if origin is None:
-        return True
-    host = _header(scope, b"host")
-    netloc = urlsplit(origin).netloc.lower()
-    return host is not None and netloc == host.lower()
 
 
 async def _too_large(scope: dict, receive: Any, send: Any) -> None:
@@ -271,6 +204,9 @@ class LoginGate:
         self.max_age_s = settings.session_max_age_s()
         self.idle_s = settings.session_idle_s()
         self.secure_env = settings.cookie_secure()
+        self.allowed_origins = settings.allowed_origins()
+        self.sessions = SessionBindings()
+        redact_access_log()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -287,7 +223,7 @@ class LoginGate:
             await self._serve(scope, receive, tracked)
         except _BodyTooLarge:
             if not started:
-                await _too_large(scope, receive, _with_security_headers(send))
+                await _too_large(scope, receive, with_security_headers(send))
 
     async def _serve(self, scope: dict, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -296,13 +232,18 @@ class LoginGate:
             return
         conn = HTTPConnection(scope)
         path = scope.get("path", "")
-        if kind == "websocket" and not same_origin(scope):
+        if kind == "websocket" and not origin_allowed(scope, self.allowed_origins):
             await receive()  # the websocket.connect message
             await send({"type": "websocket.close", "code": 1008})
             return
         if kind == "http":
-            send = _with_security_headers(send)
-            declared = _header(scope, b"content-length")
+            send = with_security_headers(send)
+            if (scope.get("method") not in _READS
+                    and not origin_allowed(scope, self.allowed_origins)):
+                await PlainTextResponse("Cross-origin request refused.", status_code=403)(
+                    scope, receive, send)
+                return
+            declared = header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 await _too_large(scope, receive, send)
                 return
@@ -331,16 +272,30 @@ class LoginGate:
             await response(scope, receive, send)
             return
         user, token = found
-        bound = _bound_to(path) if kind == "http" else None
-        if bound is not None and (bound.username, bound.role) != (user.username, user.role):
-            # A download or upload of a Shiny session built for another role (or user).
-            await PlainTextResponse("This page is out of date: your account changed. Reload "
-                                    "the page.", status_code=403)(scope, receive, send)
-            return
         inner = {**scope, _USER_KEY: user, _TOKEN_KEY: token, _CSRF_KEY: _csrf_for(token)}
-        if kind == "websocket":
-            receive = self._guarded_receive(receive, send, token, user)
-        await self.app(inner, receive, send)
+        if kind == "http":
+            shiny_session = shiny_session_of(scope)
+            owner = None if shiny_session is None else self.sessions.owner(shiny_session)
+            if shiny_session is not None and (owner is None or owner.user_id != user.id):
+                # another user's Shiny session (or none this process serves): never reaches
+                # Shiny, so nothing is downloaded, uploaded or audited under their name
+                await PlainTextResponse("This belongs to another session.", status_code=403)(
+                    scope, receive, send)
+                return
+            if owner is not None and owner.role != user.role:
+                # a session built for the user's former role: over (its websocket too)
+                await PlainTextResponse("This page is out of date: your account changed. Reload "
+                                        "the page.", status_code=403)(scope, receive, send)
+                return
+            await self.app(inner, receive, send)
+            return
+        receive = self._guarded_receive(receive, send, token, user)
+        bound: list[str] = []
+        try:
+            await self.app(inner, receive,
+                           self.sessions.watch_send(send, user.id, user.role, bound))
+        finally:
+            self.sessions.forget(bound)
 
     def _guarded_receive(self, receive: Any, send: Any, token: str, built_for: UserInfo) -> Any:
         """The websocket's ``receive`` for the app: each message from the browser is a use of

@@ -46,6 +46,7 @@ import functools
 import inspect
 import multiprocessing
 import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -57,14 +58,15 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast
 __all__ = [
     "CPU_PROCESSES",
     "LruCache",
+    "cheap_shiny_introspection",
     "cpu_pool",
     "cpu_pool_ready",
     "database_pool",
+    "freeze_startup_heap",
     "in_cpu_pool",
     "in_cpu_pool_blocking",
     "in_database_thread",
     "learning_runner",
-    "lighten_shiny_session_start",
     "on_startup",
     "plan_pool",
     "planner_pool",
@@ -118,6 +120,86 @@ def single_inference_thread() -> None:
     except ImportError:  # the reference model needs no torch
         return
     torch.set_num_threads(1)
+
+
+def cheap_shiny_introspection() -> None:
+    """Take Shiny's source introspection off the session start (process-wide, idempotent).
+
+    Shiny 1.8 labels its reactive objects for OpenTelemetry from their source, on the event
+    loop every session shares, even when no telemetry is collected (artds collects none):
+
+    * every ``reactive.value`` made without ``name=`` (and each extended task's status values)
+      infers its variable name with :func:`inspect.stack`, which reads the source of every frame
+      and searches ``sys.modules`` for each; with torch loaded, under a web server's call stack,
+      that was 5.2 s of a 5.3 s session start on a loaded 2-core machine. The names are only
+      used in telemetry logs: values are made without one.
+    * every effect, output and extended task reads and tokenises its function's source
+      (:func:`inspect.getsourcelines`): 0.1–0.3 s per panel. The result depends only on the
+      function's code, so it is computed once per code object and reused by every session.
+
+    A Shiny without these internals is left alone.
+    """
+    from shiny.otel import _attributes
+    from shiny.reactive import _reactives
+
+    value_class = getattr(_reactives, "Value", None)
+    if value_class is not None and hasattr(value_class, "_try_infer_name"):
+        value_class._try_infer_name = _no_name
+    original = getattr(_attributes, "extract_source_ref", None)
+    if original is None or getattr(original, "_artds_cached", False):
+        return
+    cached = _source_ref_by_code(original)
+    for module_name in ("shiny.otel._attributes", "shiny.reactive._reactives",
+                        "shiny.reactive._extended_task", "shiny.session._session"):
+        module = sys.modules.get(module_name)
+        if module is not None and getattr(module, "extract_source_ref", None) is original:
+            module.extract_source_ref = cached
+
+
+def freeze_startup_heap() -> None:
+    """Leave the objects made at start-up (imports, models, protocols) out of every later
+    garbage collection: collect once, then :func:`gc.freeze` them (process-wide).
+
+    A full collection walks every tracked object and holds the GIL while it does. The app
+    process holds about half a million of them after start-up, so a full collection triggered
+    by any thread's allocations (a 10,000-row upload validated and saved in a database thread)
+    stopped the event loop for 0.35–0.9 s (measured: 553 ms; 18–22 ms once frozen). Frozen
+    objects are never freed, which suits these: they live as long as the process. Call it once
+    the app is built.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _no_name(_value: object) -> None:
+    return None
+
+
+def _source_ref_by_code(extract: Callable[[Callable], dict]) -> Callable[[Callable], dict]:
+    """``extract(func)`` computed once per code object and name of the (unwrapped) function
+    (closures of one definition share both)."""
+
+    seen: dict[object, dict] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(extract)
+    def cached(func: Callable) -> dict:
+        try:
+            code = (inspect.unwrap(func).__code__, getattr(func, "__name__", None))
+        except (AttributeError, ValueError):  # no code object (builtins, callables): as before
+            return extract(func)
+        with lock:
+            found = seen.get(code)
+        if found is None:
+            found = extract(func)
+            with lock:
+                seen[code] = found
+        return dict(found)
+
+    cached._artds_cached = True  # type: ignore[attr-defined]
+    return cached
 
 
 def _pool(name: str, create: Callable[[], E], stop: Callable[[Any], None]) -> E:
@@ -406,54 +488,3 @@ def shutdown() -> None:
 
 atexit.register(shutdown)
 
-
-def lighten_shiny_session_start() -> None:
-    """Keep shiny from reading source files each time a session starts (idempotent).
-
-    shiny 1.8 records OpenTelemetry metadata whether or not telemetry is on, and gets it from
-    the source code on the event loop every session shares:
-
-    * the file, line and name of the function behind every calc, effect and output, with
-      ``inspect.getsourcelines`` (which reads and tokenizes the file again each time): a session
-      creates about a hundred, each a new closure of the same code. The location follows from
-      the function's code object and name, so it is looked up once per (code, name) and copied
-      (the callers spread it); anything without a code object is looked up as before.
-    * the variable name of every ``reactive.value`` created without one, with ``inspect.stack()``
-      (source lines of every frame of the stack). It only labels telemetry, which artds does
-      not collect: it is left unset.
-
-    Measured (profiled, 10 sessions opening at once): these were three quarters of the
-    ``server`` function of every session.
-    """
-    from shiny.reactive import _reactives
-
-    _reactives.Value._try_infer_name = lambda self: None  # type: ignore[method-assign]
-    from shiny.otel import _attributes
-    from shiny.reactive import _extended_task, _reactives
-    from shiny.session import _session
-
-    original = _attributes.extract_source_ref
-    if getattr(original, "artds_cached", False):
-        return
-    found: dict[tuple[object, str | None], dict] = {}
-    lock = threading.Lock()
-
-    @functools.wraps(original)
-    def cached(func: Callable[..., object]) -> dict:
-        try:
-            code = inspect.unwrap(func).__code__
-        except (ValueError, AttributeError):
-            return original(func)
-        key = (code, getattr(func, "__name__", None))
-        with lock:
-            attrs = found.get(key)
-        if attrs is None:
-            attrs = dict(original(func))
-            with lock:
-                found[key] = attrs
-        return dict(attrs)
-
-    cached.artds_cached = True  # type: ignore[attr-defined]
-    for module in (_attributes, _reactives, _extended_task, _session):
-        if getattr(module, "extract_source_ref", None) is original:
-            module.extract_source_ref = cached

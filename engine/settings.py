@@ -14,6 +14,7 @@ function reads the environment when called (tests and the CLI set variables afte
 | ``ARTDS_SESSION_MAX_AGE_S`` | :func:`session_max_age_s` | login lifetime, seconds |
 | ``ARTDS_SESSION_IDLE_S`` | :func:`session_idle_s` | idle timeout, seconds |
 | ``ARTDS_COOKIE_SECURE`` | :func:`cookie_secure` | ``1`` behind HTTPS: cookies get ``Secure`` |
+| ``ARTDS_ALLOWED_ORIGINS`` | :func:`allowed_origins` | public origins of the app behind a proxy |
 | ``ARTDS_ADMIN_USER``, ``ARTDS_ADMIN_PASSWORD`` | :data:`ADMIN_USER_ENV` | first administrator |
 | ``ARTDS_PASSWORD`` | :data:`PASSWORD_ENV` | a new password for ``artds user add/passwd`` |
 | ``ARTDS_MODELS_KEY``, ``ARTDS_MODELS_KEY_FILE`` | :func:`models_key` | manifests' signing key |
@@ -22,11 +23,14 @@ function reads the environment when called (tests and the CLI set variables afte
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 __all__ = [
     "ADMIN_PASSWORD_ENV",
     "ADMIN_USER_ENV",
+    "ALLOWED_ORIGINS_ENV",
     "ASSETS_DIR",
     "COOKIE_SECURE_ENV",
     "DATABASE_URL_ENV",
@@ -50,6 +54,7 @@ __all__ = [
     "SESSION_LIMITS_S",
     "SESSION_MAX_AGE_ENV",
     "VAR_DIR",
+    "allowed_origins",
     "cookie_secure",
     "database_url",
     "env_password",
@@ -101,6 +106,9 @@ SESSION_LIMITS_S = (10, 7 * 24 * 3600)
 """Accepted range of both session limits, seconds."""
 COOKIE_SECURE_ENV = "ARTDS_COOKIE_SECURE"
 """Environment variable: ``1``/``true``/``yes`` marks the session cookie ``Secure`` (HTTPS)."""
+ALLOWED_ORIGINS_ENV = "ARTDS_ALLOWED_ORIGINS"
+"""Environment variable: origins (``https://host[:port]``, comma- or space-separated) the app is
+also served under, besides the one each request names in its ``Host`` header."""
 ADMIN_USER_ENV = "ARTDS_ADMIN_USER"
 """Environment variable: user name of the first administrator (when no user exists)."""
 ADMIN_PASSWORD_ENV = "ARTDS_ADMIN_PASSWORD"
@@ -208,3 +216,27 @@ def models_key() -> tuple[bytes, Path | None] | None:
         raise ValueError(f"{where}: the key must have at least {MODELS_KEY_MIN_CHARS} "
                          "characters")
     return key.encode("utf-8"), path
+def allowed_origins() -> tuple[str, ...]:
+    """The origins of ``$ARTDS_ALLOWED_ORIGINS`` (comma- or space-separated, e.g.
+    ``https://artds.hospital.example``), lower case without a trailing slash; () when unset.
+
+    Raises:
+        ValueError: naming the variable and the entry, when an entry is not
+            ``http(s)://host[:port]`` (no path, query or user).
+    """
+    out = []
+    for entry in re.split(r"[,\s]+", env_text(ALLOWED_ORIGINS_ENV)):
+        if not entry:
+            continue
+        origin = entry.lower().rstrip("/")
+        parts = urlsplit(origin)
+        try:
+            port_ok = parts.port is None or 0 < parts.port < 65536
+        except ValueError:
+            port_ok = False
+        if (parts.scheme not in ("http", "https") or not parts.hostname or not port_ok
+                or parts.path or parts.query or parts.fragment or "@" in parts.netloc):
+            raise ValueError(f"{ALLOWED_ORIGINS_ENV}: {entry!r} is not an origin; write "
+                             "scheme://host[:port], e.g. https://artds.hospital.example")
+        out.append(origin)
+    return tuple(out)

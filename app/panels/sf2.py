@@ -72,13 +72,15 @@ def sf2_ui() -> ui.TagList:
         ui.input_radio_buttons("source", None, choices={
             "line": "Cell line from the training panel", "upload": "Upload expression profiles"},
             selected="line"),
-        ui.panel_conditional(
-            "input.source === 'line'",
+        # switched by the server (sf2_server), not by a conditional panel: Shiny evaluates a
+        # conditional panel's condition as a JavaScript string, which the app's
+        # Content-Security-Policy forbids (app.security)
+        ui.navset_hidden(ui.nav_panel(
+            "line",
             ui.input_selectize("line", "Cell line", choices=_line_choices(),
                                selected=_default_line(), width="100%"),
-        ),
-        ui.panel_conditional(
-            "input.source === 'upload'",
+        ), ui.nav_panel(
+            "upload",
             ui.input_file("upload", "Profiles (CSV, one row per sample)", accept=[".csv",
                           "text/csv"], multiple=False, width="100%",
                           button_label="Choose file…"),
@@ -91,7 +93,7 @@ def sf2_ui() -> ui.TagList:
                 class_="text-muted d-block mb-2"),
             ui.output_ui("upload_status"),
             ui.output_ui("sample_picker"),
-        ),
+        ), id="source_panel", selected="line"),
         ui.input_radio_buttons("influence_method", "Gene influence", choices=INFLUENCE_CHOICES,
                                selected="gradient"),
         ui.input_action_button("use_alpha", "Use α in fractionation planner",
@@ -134,6 +136,10 @@ def sf2_server(input, output, session) -> reactive.Value[float | None]:
     if model is None:
         return chosen_alpha
     tissues = sorted(set(model.reference["tissue"]))
+
+    @reactive.effect
+    def _show_source() -> None:
+        ui.update_navset("source_panel", selected=input.source())
 
     @reactive.effect
     @reactive.event(input.upload)

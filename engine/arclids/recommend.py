@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -284,11 +285,12 @@ def _json_value(value: object) -> object:
     return value
 
 
-def input_hash(case: pd.Series, protocol: Protocol) -> str:
-    """sha256 over the protocol name, the id columns, the features and the evaluation dose."""
+def input_hash(case: pd.Series | Mapping[str, object], protocol: Protocol) -> str:
+    """sha256 over the protocol name, the id columns, the features and the evaluation dose
+    of one case (a row of a case table, or the same values as a mapping)."""
     keys = [*protocol.id_columns, *protocol.feature_names, "dose_eval_gy"]
     payload = {"protocol": protocol.name} | {
-        k: _json_value(case[k]) for k in keys if k in case.index
+        k: _json_value(case[k]) for k in keys if k in case  # a Series: its index
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -113,12 +113,12 @@ def case_label(patient_id: str, site_id: int | None) -> str:
 def case_labels(cases: pd.DataFrame) -> list[str]:
     """:func:`case_label` of every row of a case table (``site_id`` used when the table has it
     and the row's value is present), in row order."""
-    with_site = "site_id" in cases.columns
-    return [
-        case_label(str(row["patient_id"]),
-                   int(row["site_id"]) if with_site and pd.notna(row["site_id"]) else None)
-        for _, row in cases.iterrows()
-    ]
+    if cases.empty:
+        return []
+    ids = cases["patient_id"].tolist()  # column by column: a 10,000-row upload in milliseconds
+    sites = cases["site_id"].tolist() if "site_id" in cases.columns else [None] * len(ids)
+    return [case_label(str(pid), None if site is None or pd.isna(site) else int(site))
+            for pid, site in zip(ids, sites, strict=True)]
 
 
 # --------------------------------------------------------------------------------------------

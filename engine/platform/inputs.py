@@ -4,6 +4,7 @@ The store keeps, per case, the id columns, the features, both doses, the physici
 dose and the two outcomes (:func:`stored_columns`; the note is kept apart, versioned on its own).
 This module turns a validated case table (:mod:`engine.core.schema`) into the store's records
 (:func:`case_records`), stored records back into a validated table (:func:`cases_from_stored`),
+saves a table with its note column and returns the cases' stored notes (:func:`store_cases`),
 merges a table into another by case label (:func:`merge_cases`), adds a follow-up, the
 physician's proposed dose or an imported plan's dosimetric features to a case
 (:func:`with_follow_up`, :func:`with_proposal`, :func:`with_features`), and writes
@@ -22,13 +23,14 @@ from engine.arclids.recommend import input_hash
 from engine.core.protocols import Protocol
 from engine.core.schema import PROPOSAL_COLUMN, case_labels, validate_dataframe
 from engine.core.tabular import formula_safe
-from engine.platform.store import CaseRecord
+from engine.platform.store import CaseRecord, Store
 
 __all__ = [
     "case_records",
     "cases_from_stored",
     "inputs_csv",
     "merge_cases",
+    "store_cases",
     "stored_columns",
     "with_features",
     "with_follow_up",
@@ -58,14 +60,36 @@ def case_records(cases: pd.DataFrame, protocol: Protocol) -> list[CaseRecord]:
     columns = stored_columns(protocol)
     with_site = "site_id" in protocol.id_columns and "site_id" in cases.columns
     out = []
-    for label, (_, row) in zip(case_labels(cases), cases.iterrows(), strict=True):
-        values = {c: (row[c] if c in row.index else None) for c in columns}
+    # plain dicts, not rows of the table: a 10,000-row file in a fraction of a second
+    for label, row in zip(case_labels(cases), cases.to_dict("records"), strict=True):
+        values = {c: row.get(c) for c in columns}
         if values[PROPOSAL_COLUMN] is None or pd.isna(values[PROPOSAL_COLUMN]):
             del values[PROPOSAL_COLUMN]
         out.append(CaseRecord(label, str(row["patient_id"]),
                               int(row["site_id"]) if with_site else None, values,
                               input_hash(row, protocol)))
     return out
+
+
+def store_cases(store: Store, cases: pd.DataFrame, protocol: Protocol, *, source: str,
+                username: str) -> dict[str, str]:
+    """Save a validated case table: each case as a new input version where it changed, and the
+    non-blank notes of its ``note`` column as new note versions; a few statements per 500
+    cases, so it suits a worker thread even for a large file.
+
+    Returns:
+        Case label → the newest stored note of each case of the table that has one (the
+        table's own notes included).
+    """
+    records = case_records(cases, protocol)
+    store.save_cases(protocol.name, records, source=source, username=username)
+    if "note" in cases.columns:
+        notes = [(r.label, r.patient_id, r.site_id, str(text))
+                 for r, text in zip(records, cases["note"].fillna(""), strict=True)
+                 if str(text).strip()]
+        store.save_notes(protocol.name, notes, username=username)
+    found = store.latest_notes(protocol.name, [r.label for r in records])
+    return {label: note.text for label, note in found.items()}
 
 
 def cases_from_stored(
@@ -146,10 +170,11 @@ def merge_cases(current: pd.DataFrame, new: pd.DataFrame) -> tuple[pd.DataFrame,
     Returns:
         (the merged table, how many cases of ``new`` replaced one of ``current``).
     """
-    current_labels = case_labels(current)
+    current_labels = set(case_labels(current))  # sets: two 10,000-case tables in milliseconds
     new_labels = case_labels(new)
     replaced = sum(lab in current_labels for lab in new_labels)
-    keep = current.iloc[[i for i, lab in enumerate(current_labels) if lab not in new_labels]]
+    incoming = set(new_labels)
+    keep = current.iloc[[i for i, lab in enumerate(case_labels(current)) if lab not in incoming]]
     merged = pd.concat([keep, new], ignore_index=True) if not keep.empty else new.copy()
     return merged.reset_index(drop=True), replaced
 

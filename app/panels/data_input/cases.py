@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pandas as pd
 from shiny import reactive, render, ui
 from shiny.session import Inputs
 
-from app.panels.data_input.state import MAX_SELECTABLE, DataInputState
+from app.panels.data_input.state import MAX_SELECTABLE, DataInputState, offer_cases
+from app.runtime import in_database_thread
 from engine.core.schema import PROPOSAL_COLUMN, case_labels
 from engine.platform.inputs import inputs_csv as inputs_csv_text
 from engine.platform.report import render_inputs
@@ -60,8 +63,7 @@ def cases_server(input: Inputs, state: DataInputState) -> None:
     def _on_protocol() -> None:
         name = state.protocol().name
         current = case_labels(state.case_tables()[name])
-        ui.update_selectize("show", choices=current,
-                            selected=[lab for lab in state.remembered[name] if lab in current])
+        offer_cases("show", current, [lab for lab in state.remembered[name] if lab in current])
         state.status.set({})
 
     @reactive.effect
@@ -111,13 +113,19 @@ def cases_server(input: Inputs, state: DataInputState) -> None:
 
     @render.download(filename=lambda: f"artds-inputs-{state.protocol().name}.csv",
                      media_type="text/csv")
-    def inputs_csv():
-        yield inputs_csv_text(state.cases(), state.protocol(), state.notes())
+    async def inputs_csv():
+        cases, p, notes = state.cases(), state.protocol(), state.notes()
+        yield await asyncio.to_thread(inputs_csv_text, cases, p, notes)  # 10,000 rows: seconds
 
     @render.download(filename=lambda: f"artds-inputs-{state.protocol().name}.html",
                      media_type="text/html")
-    def inputs_print():
-        p = state.protocol()
-        saved = state.db.latest_inputs(p.name, state.labels())
-        yield render_inputs(state.cases(), p, notes=state.notes(), user=state.user.username,
-                            versions={lab: v.version for lab, v in saved.items()})
+    async def inputs_print():
+        cases, p, notes, labels = state.cases(), state.protocol(), state.notes(), state.labels()
+        user = state.user.username
+
+        def printable() -> str:  # in a database thread: a read, then the page
+            saved = state.db.latest_inputs(p.name, labels)
+            return render_inputs(cases, p, notes=notes, user=user,
+                                 versions={lab: v.version for lab, v in saved.items()})
+
+        yield await in_database_thread(printable)

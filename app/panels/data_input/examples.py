@@ -54,8 +54,8 @@ def examples_server(input: Inputs, state: DataInputState) -> None:
         if examples.empty:
             state.set_status("example", "Choose an example first.")
             return
-        added, replaced = state.add_cases(examples.reset_index(drop=True), "example")
-        state.set_status("example", summary(added, replaced, "the example file"))
+        state.add_cases(examples.reset_index(drop=True), "example", done=lambda added, replaced:
+                        state.set_status("example", summary(added, replaced, "the example file")))
 
     @render.ui
     def example_status():

@@ -134,8 +134,8 @@ def form_server(input: Inputs, state: DataInputState) -> None:
             state.set_status("form", "")
             return
         refused.set(None)
-        added, replaced = state.add_cases(new, "form")
-        state.set_status("form", summary(added, replaced, "the form"))
+        state.add_cases(new, "form", done=lambda added, replaced: state.set_status(
+            "form", summary(added, replaced, "the form")), refused=refused.set)
 
     @render.ui
     def form_status():

@@ -8,11 +8,13 @@ from shiny import reactive, render, ui
 from shiny.session import Inputs
 from shiny.types import SilentException
 
+from app import shared
 from app.panels.data_input.messages import when
 from app.panels.data_input.state import DataInputState
+from app.runtime import in_database_thread
 from engine.core.schema import MAX_NOTE_CHARS, case_labels
 from engine.platform.inputs import case_records
-from engine.platform.store import NoteInfo
+from engine.platform.store import NoteInfo, Store
 
 __all__ = ["notes_card", "notes_server"]
 
@@ -36,12 +38,41 @@ def notes_card() -> ui.Tag:
     )
 
 
+def _stored_notes(db: Store, labels_by_protocol: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+    """Protocol → case label → newest stored note, for the given cases (a database thread)."""
+    return {name: {lab: n.text for lab, n in db.latest_notes(name, labels).items()}
+            for name, labels in labels_by_protocol.items()}
+
+
 def notes_server(input: Inputs, state: DataInputState) -> None:
     """One text area per shown case; what is typed goes into the session's notes at once
-    (and so into the report), "Save notes" stores the changed ones in the database."""
+    (and so into the report), "Save notes" stores the changed ones in the database. The stored
+    notes of the start-up cases are read, and notes saved, in a database thread."""
     db = state.db
     message: reactive.Value[str | None] = reactive.value(None)
     """What the last "Save notes" did."""
+
+    @reactive.extended_task
+    async def startup_notes(labels: dict[str, list[str]]) -> dict[str, dict[str, str]]:
+        return await in_database_thread(_stored_notes, db, labels)
+
+    startup_notes({name: case_labels(cases) for name, cases in shared.STARTUP_CASES.items()})
+
+    @reactive.effect
+    def _startup_notes_arrived() -> None:
+        if startup_notes.status() != "success":
+            return
+        stored = startup_notes.result()
+        with reactive.isolate():
+            current = state.note_texts()
+            merged = {name: {**{lab: text for lab, text in stored.get(name, {}).items()},
+                             **{lab: text for lab, text in notes.items() if text.strip()}}
+                      for name, notes in current.items()}
+            state.note_texts.set(merged)
+            name = state.protocol().name
+            for lab in case_labels(state.shown()):
+                if lab in stored.get(name, {}) and not current[name].get(lab, "").strip():
+                    ui.update_text_area(_note_input_id(name, lab), value=merged[name][lab])
 
     @reactive.effect
     def _collect_notes() -> None:
@@ -77,27 +108,42 @@ def notes_server(input: Inputs, state: DataInputState) -> None:
             for lab in labs
         ])
 
+    @reactive.extended_task
+    async def saving(protocol: str, notes: list[tuple[str, str, int | None, str]],
+                     username: str) -> int:
+        saved = await in_database_thread(db.save_notes, protocol, notes, username=username)
+        return sum(n is not None for n in saved)
+
     @reactive.effect
     @reactive.event(input.save_notes)
     def _save_notes() -> None:
         p = state.protocol()
         written = state.notes()
-        saved = 0
-        for r in case_records(state.shown(), p):
-            text = written.get(r.label, "")[:MAX_NOTE_CHARS]
-            if db.save_note(p.name, r.label, r.patient_id, r.site_id, text,
-                            username=state.user.username) is not None:
-                saved += 1
-        message.set(f"{saved} note{'s' if saved != 1 else ''} saved." if saved
-                    else "No change to save.")
-        state.mark_db_changed()
+        notes = [(r.label, r.patient_id, r.site_id, written.get(r.label, "")[:MAX_NOTE_CHARS])
+                 for r in case_records(state.shown(), p)]
+        saving(p.name, notes, state.user.username)
+
+    @reactive.effect
+    def _saved() -> None:
+        status = saving.status()
+        if status == "success":
+            n = saving.result()
+            message.set(f"{n} note{'s' if n != 1 else ''} saved." if n else "No change to save.")
+        elif status == "error":
+            message.set(f"The notes could not be saved ({type(saving.error.get()).__name__}); "
+                        "try again.")
+        else:
+            return
+        with reactive.isolate():
+            state.mark_db_changed()
 
     @render.ui
-    def notes_saved():
+    async def notes_saved():
         state.db_changed()
         p = state.protocol()
         labs = case_labels(state.shown())
-        found: dict[str, NoteInfo] = db.latest_notes(p.name, labs) if labs else {}
+        found: dict[str, NoteInfo] = (await in_database_thread(db.latest_notes, p.name, labs)
+                                      if labs else {})
         lines = [ui.tags.li(ui.tags.strong(lab), f": saved {when(n.created_at)} by "
                             f"{n.created_by} (version {n.version})")
                  for lab, n in found.items()]

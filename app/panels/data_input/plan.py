@@ -625,15 +625,16 @@ def plan_server(input: Inputs, state: DataInputState) -> None:
             used.set(err.problems)
             return
         label = case_labels(new)[0]
-        state.add_cases(new, "plan")
         links = state.plan_links()
         state.plan_links.set({**links, p.name: {**links[p.name], label: PlanLink(r, values)}})
         names = form_labels(p)
         units = {f.feature: f.unit for f in r.feature_details}
         said = ", ".join(f"{names.get(k, k)} {v:.{FEATURE_DIGITS}f} {units[k]}" for k, v in
                          values.items())
-        used.set((True, f"{said}: written into the form and given to {label} (saved as a new "
-                  "input version; its recommendation follows)."))
+        # Saved off the event loop (state.add_cases): the message follows once it is stored.
+        state.add_cases(new, "plan", done=lambda _added, _replaced: used.set((True, (
+            f"{said}: written into the form and given to {label} (saved as a new input "
+            "version; its recommendation follows)."))), refused=used.set)
 
     @render.ui
     def plan_use_status():

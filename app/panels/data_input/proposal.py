@@ -72,9 +72,10 @@ def proposal_server(input: Inputs, state: DataInputState) -> None:
         except SchemaError as err:
             message.set(err.problems)
             return
-        state.add_cases(new, "proposal")
-        message.set((True, f"Proposal for {label} saved as a new input version"
-                     + ("." if dose is not None else " (no proposal).")))
+        text = (f"Proposal for {label} saved as a new input version"
+                + ("." if dose is not None else " (no proposal)."))
+        state.add_cases(new, "proposal", done=lambda _added, _replaced: message.set((True, text)),
+                        refused=message.set)
 
     @render.ui
     def proposal_status():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from shiny import reactive, render, ui
 from shiny.session import Inputs
 
@@ -31,10 +32,13 @@ def upload_card() -> ui.Tag:
 
 
 def upload_server(input: Inputs, state: DataInputState) -> None:
-    """Read an uploaded file with :func:`engine.core.schema.read_cases`; add its cases, or
-    show every problem and leave the current cases untouched."""
+    """Read an uploaded file with :func:`engine.core.schema.read_cases` and save its cases, both
+    in a database worker thread (:meth:`DataInputState.add_cases`); add its cases, or show every
+    problem and leave the current cases untouched. The uploaded file is deleted once read."""
     refused: reactive.Value[tuple[str, list[Problem]] | None] = reactive.value(None)
     """(file name, its problems) of the last file refused, None after a success."""
+    working: reactive.Value[str | None] = reactive.value(None)
+    """The file being checked and saved (None when none is)."""
 
     @reactive.effect
     @reactive.event(state.protocol)
@@ -44,22 +48,38 @@ def upload_server(input: Inputs, state: DataInputState) -> None:
     @reactive.effect
     @reactive.event(input.upload)
     def _upload() -> None:
+        files = input.upload()
+        if not files:
+            return
         protocol = state.protocol()
-        got = read_upload(input.upload(), lambda path: read_cases(path, protocol),
-                          detail=lambda err: type(err).__name__)
-        if got is None:
-            return
-        filename, new = got
-        if isinstance(new, list):  # refused: its problems
-            refused.set((filename, new))
+        filename = str(files[0].get("name", "the file"))
+
+        def read() -> pd.DataFrame | list[Problem]:
+            got = read_upload(files, lambda path: read_cases(path, protocol),
+                              detail=lambda err: type(err).__name__)
+            assert got is not None  # files is not empty
+            return got[1]
+
+        def done(added: int, replaced: int) -> None:
+            working.set(None)
+            refused.set(None)
+            state.set_status("upload", summary(added, replaced, filename))
+
+        def refuse(problems: list[Problem]) -> None:
+            working.set(None)
+            refused.set((filename, problems))
             state.set_status("upload", "")
-            return
-        refused.set(None)
-        added, replaced = state.add_cases(new, "upload")
-        state.set_status("upload", summary(added, replaced, filename))
+
+        working.set(filename)
+        state.set_status("upload", "")
+        state.add_cases(read, "upload", done=done, refused=refuse)
 
     @render.ui
     def upload_status():
+        name = working()
+        if name is not None:
+            return ui.p(f"Checking and saving {name}…", class_="small text-muted mt-2",
+                        role="status")
         last = refused()
         if last is not None:
             filename, problems = last

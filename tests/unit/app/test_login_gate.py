@@ -289,22 +289,6 @@ def test_request_bodies_are_bounded_before_anything_is_stored(sqlite_store: Stor
 # ------------------------------------------------------------------ sessions follow the account
 
 
-class _ShinySession:
-    """Stand-in Shiny session: its id, the websocket's scope (with the user it was built for)
-    and its on-ended callbacks."""
-
-    def __init__(self, sid: str, user) -> None:
-        from starlette.requests import HTTPConnection
-
-        self.id = sid
-        self.http_conn = HTTPConnection({"type": "websocket", "headers": [],
-                                         gate_module._USER_KEY: user})
-        self.ended: list = []
-
-    def on_ended(self, callback) -> None:
-        self.ended.append(callback)
-
-
 def _login(g: LoginGate, store: Store, username: str) -> str:
     """A new login's cookie (another browser or device)."""
     return g.signer.sign(auth.start_session(store, username, g.max_age_s))
@@ -314,8 +298,15 @@ def test_a_demoted_physicists_open_session_can_no_longer_download(gate, sqlite_s
     g, inner, ann = gate
     auth.create_user(sqlite_store, "phil", PASSWORD, "physicist", created_by="cli")
     phil = _login(g, sqlite_store, "phil")
-    shiny = _ShinySession("f" * 64, sqlite_store.user("phil"))
-    gate_module.bind_session(shiny)
+    user = sqlite_store.user("phil")
+    bound: list[str] = []
+
+    async def ignore(_message: dict) -> None:
+        return None
+
+    # the gate binds a Shiny session to its user and role from Shiny's first websocket message
+    run_async(g.sessions.watch_send(ignore, user.id, user.role, bound)(
+        {"type": "websocket.send", "text": json.dumps({"config": {"sessionId": "f" * 64}})}))
     download = f"/session/{'f' * 64}/download/audit-csv"
     upload = f"/session/{'f' * 64}/upload/job-1"
     try:
@@ -327,9 +318,8 @@ def test_a_demoted_physicists_open_session_can_no_longer_download(gate, sqlite_s
         assert inner.http_paths == [download]  # the refused requests never reached the app
         assert _get(g, "/", phil)[0] == 200  # the login holds: a new page for the new role
     finally:
-        for forget in shiny.ended:  # the Shiny session ends: its record goes
-            forget()
-    assert gate_module._bound_to(download) is None
+        g.sessions.forget(bound)  # the Shiny session's websocket ends: its record goes
+    assert g.sessions.owner("f" * 64) is None
 
 
 def test_an_open_websocket_ends_when_the_role_changes(gate, sqlite_store: Store) -> None:

@@ -161,7 +161,7 @@ def _pid_and_threads() -> tuple[int, int]:
 
 def test_shiny_reads_a_reactive_s_source_once_per_definition(monkeypatch) -> None:
     """Every session creates its calcs anew (closures of the same code): after
-    lighten_shiny_session_start the source is read once per definition, not per session, and
+    cheap_shiny_introspection the source is read once per definition, not per session, and
     the recorded location is the one shiny finds itself."""
     import inspect
 
@@ -179,8 +179,8 @@ def test_shiny_reads_a_reactive_s_source_once_per_definition(monkeypatch) -> Non
     original = inspect.getsourcelines
     monkeypatch.setattr(inspect, "getsourcelines",
                         lambda obj: reads.append(obj) or original(obj))
-    runtime.lighten_shiny_session_start()
-    runtime.lighten_shiny_session_start()  # idempotent
+    runtime.cheap_shiny_introspection()
+    runtime.cheap_shiny_introspection()  # idempotent
     calcs = [reactive.calc(fn) for fn in functions]
     assert len(reads) == 1
     shiny_own = inspect.unwrap(_attributes.extract_source_ref)(functions[3])

@@ -75,3 +75,31 @@ def test_with_features_replaces_validates_and_keeps_the_rest() -> None:
     assert info.value.problems[0].column == "lung_geud_gy"
     with pytest.raises(KeyError, match="not a feature"):
         with_features(case, NSCLC, {"dose_eval_gy": 2.0})
+def test_case_records_hash_each_row_as_the_recommendation_does() -> None:
+    """The stored input hash is the one a recommendation of that row cites (HCC: with sites)."""
+    from engine.arclids.recommend import input_hash
+    from engine.platform.inputs import case_records
+
+    for name in ("nsclc", "hcc"):
+        protocol = load_protocol(name)
+        cases = read_cases(EXAMPLES_DIR / f"{name}_patients.csv", protocol)
+        records = case_records(cases, protocol)
+        assert [r.input_hash for r in records] == [input_hash(row, protocol)
+                                                   for _, row in cases.iterrows()]
+        assert [r.label for r in records] == case_labels(cases)
+        assert [r.site_id for r in records] == (
+            [int(s) for s in cases["site_id"]] if "site_id" in cases.columns
+            else [None] * len(cases))
+
+
+def test_store_cases_saves_the_note_column_and_returns_stored_notes(sqlite_store) -> None:
+    from engine.platform.inputs import store_cases
+
+    cases = read_cases(EXAMPLES_DIR / "nsclc_patients.csv", NSCLC).head(3).copy()
+    labels = case_labels(cases)
+    sqlite_store.save_note("nsclc", labels[2], labels[2], None, "from before", username="ann")
+    cases["note"] = ["first", "  ", None]
+    notes = store_cases(sqlite_store, cases, NSCLC, source="upload", username="bob")
+    assert notes == {labels[0]: "first", labels[2]: "from before"}  # blank notes are not saved
+    assert set(sqlite_store.latest_inputs("nsclc", labels)) == set(labels)
+    assert sqlite_store.latest_notes("nsclc", [labels[0]])[labels[0]].created_by == "bob"
