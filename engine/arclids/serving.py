@@ -499,7 +499,8 @@ def odm_for_model(
         odm = load_served_odm(protocol_name, arch, models_dir)
     except registry.ArtifactError as exc:
         first = str(exc).splitlines()[0]
-        raise OdmUnavailable(f"decision maker not loaded ({first})") from exc
+        raise OdmUnavailable(f"decision maker not loaded ({first}); the exact argmax of the "
+                             "reward is shown") from exc
     if odm.rtoe_version != model.version:
         raise OdmUnavailable(
             f"decision maker {odm.version} was trained against outcome model {odm.rtoe_version}, "

@@ -271,8 +271,9 @@ def test_a_decision_maker_that_does_not_fit_the_code_is_one_line_everywhere(
     del manifest["artifacts"]["odm/nsclc_glogd_0.pt"]["config"]["rtoe_version"]
     (tampered / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     registry.load_artifact(tampered, ODM_FAMILY, "nsclc_glogd_0")  # passes its hash check
-    reason = ("decision maker could not be loaded (KeyError: 'rtoe_version'); the exact argmax "
-              "of the reward is shown")
+    reason = ("decision maker not loaded (odm/nsclc_glogd_0.pt: does not fit this code "
+              "(KeyError: 'rtoe_version'); retrain with `artds train odm --protocol nsclc` or "
+              "restore the file); the exact argmax of the reward is shown")
     catalogue = load_catalogue("nsclc", tampered)
     assert catalogue.decision_makers["glogd"] == (None, reason)
     assert decision_maker("nsclc", catalogue.choices["glogd"].model, tampered) == (None, reason)
