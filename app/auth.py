@@ -74,6 +74,7 @@ from app.security import (
     origin_allowed,
     redact_access_log,
     shiny_session_of,
+    shiny_upload,
     with_security_headers,
 )
 from engine import settings
@@ -246,6 +247,12 @@ class LoginGate:
             declared = header(scope, b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
                 await _too_large(scope, receive, send)
+                return
+            if declared is None and shiny_upload(scope):
+                # browsers always declare an uploaded file's length; without it Shiny would
+                # write part of an oversized file to disk before the limit cuts it off
+                await PlainTextResponse("Uploads must declare their length.", status_code=411)(
+                    scope, receive, send)
                 return
             receive = _bounded_receive(receive, MAX_BODY_BYTES)
             if path == "/login":

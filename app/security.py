@@ -40,6 +40,7 @@ __all__ = [
     "origin_allowed",
     "redact_access_log",
     "shiny_session_of",
+    "shiny_upload",
     "with_security_headers",
 ]
 
@@ -158,17 +159,21 @@ def origin_allowed(scope: dict, allowed: Iterable[str] = ()) -> bool:
     return key in {k for k in (_origin_key(a) for a in allowed) if k is not None}
 
 
-_SESSION_PATH = re.compile(r"^/session/([^/]+)/")
+_SESSION_PATH = re.compile(r"^/session/([^/]+)/([^/]*)")
+
+
+def _session_path(scope: dict) -> re.Match[str] | None:
+    path = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return _SESSION_PATH.match(path)
 
 
 def shiny_session_of(scope: dict) -> str | None:
     """The Shiny session id an HTTP request is for (``/session/<id>/…``: downloads, uploads,
     data of outputs), None for any other path."""
-    path = scope.get("path", "")
-    root = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root):]
-    found = _SESSION_PATH.match(path)
+    found = _session_path(scope)
     return found.group(1) if found else None
 
 
@@ -180,6 +185,11 @@ class SessionOwner:
     """The logged-in user's id."""
     role: str
     """The role the session's page and server were built for (a changed role ends it)."""
+def shiny_upload(scope: dict) -> bool:
+    """Whether an HTTP request uploads a file to a Shiny session (``POST
+    /session/<id>/upload/<job>``)."""
+    found = _session_path(scope)
+    return scope.get("method") == "POST" and found is not None and found.group(2) == "upload"
 
 
 class SessionBindings:

@@ -165,14 +165,19 @@ def page_inputs(page: str, visible: Callable[[str], bool]) -> dict[str, Any]:
             data[attrs["id"]] = (chosen or first or [None])[0]
     for kind, attr_text in _TAG.findall(page):
         attrs = _attrs(attr_text)
+        if kind == "input" and attrs.get("type") == "radio":  # a group: its checked value
+            if "checked" in attrs and attrs.get("name"):
+                data[attrs["name"]] = attrs.get("value")
+            continue
         name = attrs.get("id")
         if not name:
             continue
         classes = attrs.get("class", "")
         if kind == "button" and ("action-button" in classes or "task-button" in classes):
             data[f"{name}:shiny.action"] = 0
-        elif kind == "input" and "js-range-slider" in classes:
-            data[name] = float(attrs.get("data-from", "0"))
+        elif kind == "input" and "js-range-slider" in classes:  # a range has two ends
+            start = float(attrs.get("data-from", "0"))
+            data[name] = [start, float(attrs["data-to"])] if "data-to" in attrs else start
         elif kind == "input" and attrs.get("type") == "checkbox":
             data[name] = "checked" in attrs
         elif kind == "input" and attrs.get("type") == "number":

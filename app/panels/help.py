@@ -24,8 +24,9 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "into the form. Every case you add is saved in the database as a new input version; "
         "nothing saved is ever overwritten, and an identical re-entry adds no version.",
         "Choose up to seven cases in the sidebar to compare them side by side on every panel "
-        "(one colour each). “Saved patients” reloads stored cases after a restart; the history "
-        "lists every stored version with who stored it and when.",
+        "(one colour each). “Saved patients” reloads stored cases after a restart: it offers "
+        "the 100 most recently changed; type part of a case label to find any other. The "
+        "history lists every stored version with who stored it and when.",
         "Physician notes belong to the patient: press “Save notes” to store them (each save is "
         "a new version); they are shown again whenever the patient is loaded and go into the "
         "report. Notes are plain text: markup is shown as typed, never run.",

@@ -244,11 +244,34 @@ def planner_server(
         return ui.tags.small(f"α handed over from the SF2 panel: {float(handed):.4f} Gy⁻¹",
                              class_="text-muted")
 
+    runs: dict[str, Any] = {"ended": False, "running": None}
+    """Whether the session has ended, and the folder of the run in the worker (None when
+    none is): both change on the event loop only."""
+
     @ui.bind_task_button(button_id="run")
     @reactive.extended_task
     async def plan_task(config: dict[str, Any], folder: str) -> PlanResult | None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(planner_pool(), run_plan_job, config, folder)
+        runs["running"] = folder
+        try:
+            return await loop.run_in_executor(planner_pool(), run_plan_job, config, folder)
+        finally:
+            runs["running"] = None
+            if runs["ended"]:  # nobody polls it any more (_poll removes it otherwise)
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _on_session_end() -> None:
+        # A run nobody will see is cancelled (its folder goes when it stops); the folder of a
+        # run that ended unpolled goes now.
+        runs["ended"] = True
+        with reactive.isolate():
+            folder = job_dir.get()
+        if folder and runs["running"] == folder:
+            FileJob(Path(folder)).request_cancel()
+        elif folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    session.on_ended(_on_session_end)
 
     @reactive.effect
     @reactive.event(input.run)

@@ -4,6 +4,7 @@ an uploaded file."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -15,7 +16,8 @@ from app import shared
 from app.plots import output_figure
 from engine.core.tabular import Problem, SchemaError
 
-__all__ = ["figure_card", "number", "plus_minus", "read_upload", "status_line", "unavailable"]
+__all__ = ["figure_card", "number", "plus_minus", "read_upload", "remove_uploads", "status_line",
+           "unavailable"]
 
 T = TypeVar("T")
 
@@ -74,7 +76,11 @@ def read_upload(
     *,
     detail: Callable[[Exception], str] = str,
 ) -> tuple[str, T | list[Problem]] | None:
-    """Read the first file of a file input with ``read``.
+    """Read the first file of a file input with ``read``, then delete the uploaded files.
+
+    Shiny keeps an upload in a temporary folder until the session ends; once read, the file
+    (and its folder, when empty) is removed at once, accepted or refused, so a long session
+    does not pile uploads up on the server's disk. Read a file input's value once.
 
     Returns:
         None before a file is chosen; else the file's name (as the user's browser gave it) and
@@ -93,3 +99,18 @@ def read_upload(
         return name, err.problems
     except (OSError, TypeError, ValueError) as err:
         return name, [Problem(None, None, None, f"the file could not be read ({detail(err)})")]
+    finally:
+        remove_uploads(files)
+
+
+def remove_uploads(files: list[FileInfo]) -> None:
+    """Delete uploaded files and their folders when left empty (errors ignored: a file already
+    gone is fine)."""
+    for info in files:
+        path = Path(str(info.get("datapath", "")))
+        if not path.name:
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only when empty

@@ -131,8 +131,8 @@ def test_a_shiny_session_files_belong_to_its_user_only(gate) -> None:
             await asyncio.sleep(0.01)
         statuses = [
             (await _request(g, _scope("http", download, cookies["cleo"])))[0],
-            (await _request(g, _scope("http", upload, cookies["cleo"], method="POST"),
-                            b"data"))[0],
+            (await _request(g, _with_length(_scope("http", upload, cookies["cleo"],
+                                                    method="POST"), 4), b"data"))[0],
             (await _request(g, _scope("http", "/session/someone-else/download/x",
                                       cookies["phil"])))[0],
             (await _request(g, _scope("http", download, cookies["phil"])))[0],
@@ -147,6 +147,10 @@ def test_a_shiny_session_files_belong_to_its_user_only(gate) -> None:
     assert run_async(scenario()) == [403, 403, 403, 200, 403]
     assert inner.http_paths == [download]  # only the owner's request reached Shiny
     assert len(g.sessions) == 0
+
+
+def _with_length(scope: dict, n: int) -> dict:
+    return {**scope, "headers": [*scope["headers"], (b"content-length", str(n).encode())]}
 
 
 async def _ignore(message: dict) -> None:
@@ -244,3 +248,12 @@ async def _page(app, scope: dict) -> tuple[int, dict, str]:
     await app(scope, receive, send)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], dict(sent[0].get("headers", [])), body.decode()
+
+
+def test_an_upload_must_declare_its_length(gate) -> None:
+    """Without a declared length Shiny would write part of an oversized upload to disk before
+    the streamed limit cuts it off: refused (411) before the app sees it."""
+    g, inner, cookies = gate
+    upload = _scope("http", f"/session/{SID}/upload/job1", cookies["phil"], method="POST")
+    assert run_async(_request(g, upload, b"data"))[0] == 411
+    assert inner.http_paths == []
