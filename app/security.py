@@ -58,6 +58,16 @@ CSP_SCRIPT_SOURCES: tuple[str, ...] = (
 """Text of each inline script the app's pages hold (from Shiny and bslib, not from artds)."""
 
 
+def modal_scripts() -> tuple[str, ...]:
+    """The inline scripts of a Shiny modal dialog (``ui.modal``: it shows the dialog with
+    Bootstrap), read from the installed Shiny so an upgrade that changes them is followed. The
+    Learning Mode's confirmations are such dialogs; they are inserted after the page loads, so
+    they are allowed beside :data:`CSP_SCRIPT_SOURCES` rather than found in the page."""
+    from shiny import ui
+
+    return tuple(re.findall(r"<script>(.*?)</script>", str(ui.modal("", title="")), re.S))
+
+
 def inline_script_hashes(scripts: Iterable[str]) -> list[str]:
     """CSP source expressions (``'sha256-…'``) allowing exactly these inline scripts."""
     return [f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
@@ -76,7 +86,8 @@ def content_security_policy() -> str:
     favicon); the websocket and downloads only to the app; nothing is framed or frames the app;
     forms post only to the app; no plugin objects.
     """
-    scripts = " ".join(["'self'", *inline_script_hashes(CSP_SCRIPT_SOURCES)])
+    scripts = " ".join(["'self'", *inline_script_hashes((*CSP_SCRIPT_SOURCES,
+                                                          *modal_scripts()))])
     return "; ".join([
         "default-src 'self'",
         f"script-src {scripts}",
