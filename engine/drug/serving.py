@@ -108,6 +108,8 @@ DEFAULT_COPY_NUMBER = 1.0
 CHECKED_GENE = ("TFF1", "Gefitinib", "lung / NSCLC_adenocarcinoma")
 """The paper's named finding: (gene, drug, group) checked in the interpretation."""
 _LCLO = "leave_cell_line_out"
+PREDICT_CHUNK = 25
+"""Profiles walked through the trees at a time (memory: chunk × trees × 8 bytes)."""
 
 
 @dataclass(frozen=True)
@@ -222,14 +224,16 @@ class _DrugJob:
 
 
 def _fit(job: _DrugJob, x: np.ndarray, y: np.ndarray, seed: int
-         ) -> tuple[PackedTrees, dict[str, Any]]:
-    """The evaluation's tuned model on (x, y), packed, and its chosen hyper-parameters."""
+         ) -> tuple[Any, PackedTrees, dict[str, Any]]:
+    """The evaluation's tuned model on (x, y): the fitted estimator (its ``predict_proba`` is
+    the evaluation's, to the last bit), the same trees packed, and the chosen
+    hyper-parameters."""
     ec = job.evaluation_config
     if job.model == "random_forest":
         forest = TunedRandomForest(ForestConfig(**_tuple_lists(ec["forest"])), seed).fit(x, y)
-        return from_sklearn_forest(forest.model_), dict(forest.best_params_)
+        return forest, from_sklearn_forest(forest.model_), dict(forest.best_params_)
     booster = TunedXGBoost(XGBoostConfig(**_tuple_lists(ec["xgboost"])), seed).fit(x, y)
-    return from_xgboost(booster.model_, x.shape[1]), dict(booster.best_params_)
+    return booster, from_xgboost(booster.model_, x.shape[1]), dict(booster.best_params_)
 
 
 def _fit_member(job: _DrugJob, params: dict[str, Any], x: np.ndarray, y: np.ndarray,
@@ -312,9 +316,11 @@ def _train_drug(job: _DrugJob) -> dict[str, Any]:
             continue
         seed = evaluation_seed(int(ec["seed"]), SETTINGS.index(_LCLO), k, j,
                                list(MODELS).index(job.model))
-        trees, _ = _fit(job, x[tr], y[tr], seed)
-        oof[te] = trees.predict_proba(x[te])[0]
-        oof_expr[te] = trees.predict_proba(x_expr[te])[0]
+        # the estimator itself scores the held-out lines: the packed trees store leaf values
+        # as float32, and a 1e-9 change can break a tie between two lines' scores
+        model, trees, _ = _fit(job, x[tr], y[tr], seed)
+        oof[te] = model.predict_proba(x[te])
+        oof_expr[te] = model.predict_proba(x_expr[te])
         values, _, units = shap_values(trees, 0, x)  # every labelled line, one fold model
         importance.append(np.abs(values).mean(0))
         shap_oof[te] = values[te]
@@ -326,7 +332,7 @@ def _train_drug(job: _DrugJob) -> dict[str, Any]:
     held_out = np.full(n, np.nan)
     held_out[scored] = p_cross
 
-    point, params = _fit(job, x, y, _seed(c.seed, 1, j))
+    _, point, params = _fit(job, x, y, _seed(c.seed, 1, j))
     members = []
     for m in range(c.n_members):
         rng = np.random.default_rng(np.random.SeedSequence([c.seed, 2, j, m]))
@@ -636,12 +642,26 @@ class ServedDrugModels:
     def _calibration(self, drug: str) -> PlattCalibration:
         return PlattCalibration.from_dict(self.info(drug)["calibration"])
 
-    def predict(self, x: np.ndarray, drugs: Sequence[str] | None = None
+    def predict(self, x: np.ndarray, drugs: Sequence[str] | None = None, *,
+                progress: Callable[[int, int], None] | None = None
                 ) -> list[list[DrugPrediction]]:
         """Per profile of ``x [n, F]`` and per drug (all served drugs by default, in served
-        order), the calibrated probability with its range and CV AUROCs."""
+        order), the calibrated probability with its range and CV AUROCs.
+
+        ``progress(done, total)`` is called after each chunk of :data:`PREDICT_CHUNK` profiles.
+        """
         chosen = list(drugs) if drugs is not None else self.drugs
-        raw = self.trees.predict_proba(x)  # [n_models, n]
+        for drug in chosen:
+            self.info(drug)  # a clear error for a drug that is not served
+        xs = np.asarray(x, dtype=np.float32)
+        if xs.ndim != 2 or xs.shape[1] != self.trees.n_features:
+            raise ValueError(f"x must be [n, {self.trees.n_features}], got shape {xs.shape}")
+        parts = []
+        for start in range(0, xs.shape[0], PREDICT_CHUNK):
+            parts.append(self.trees.predict_proba(xs[start:start + PREDICT_CHUNK]))
+            if progress is not None:
+                progress(min(start + PREDICT_CHUNK, xs.shape[0]), xs.shape[0])
+        raw = np.concatenate(parts, axis=1)  # [n_models, n]
         width = self.n_members + 1
         lo_q, hi_q = (1 - self.level) / 2, (1 + self.level) / 2
         out: list[list[DrugPrediction]] = [[] for _ in range(raw.shape[1])]

@@ -30,6 +30,7 @@ Prediction walks every tree of every ensemble together, one depth level per nump
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ class PackedTrees:
     def n_nodes(self) -> int:
         return len(self.left)
 
-    @property
+    @functools.cached_property
     def max_depth(self) -> int:
         """Longest root-to-leaf path (edges); the number of traversal steps."""
         depth = np.zeros(self.n_nodes, dtype=np.int64)
@@ -149,9 +150,15 @@ class PackedTrees:
             node = np.where(inner, child, node)
         return node
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """P(class 1) of every ensemble for every line: float64 ``[n_models, n]``."""
-        out = self.leaf_values(x)  # [n, T]
+    def predict_proba(self, x: np.ndarray, max_cells: int = 2_000_000) -> np.ndarray:
+        """P(class 1) of every ensemble for every line: float64 ``[n_models, n]``; lines are
+        walked in chunks of at most ``max_cells`` (line, tree) pairs to bound memory."""
+        xs = _check_x(x, self.n_features)
+        step = max(1, max_cells // len(self.roots))
+        if xs.shape[0] > step:
+            return np.concatenate([self.predict_proba(xs[i:i + step], max_cells)
+                                   for i in range(0, xs.shape[0], step)], axis=1)
+        out = self.leaf_values(xs)  # [n, T]
         starts = np.flatnonzero(np.r_[True, np.diff(self.tree_model) != 0])
         sums = np.add.reduceat(out, starts, axis=1).T  # [n_models, n]
         if self.kind == "forest":
