@@ -1,7 +1,8 @@
 """Benchmarks: `make bench` prints one JSON object per line. Measures, never asserts.
 
 ``python -m tests.bench --retrain`` also times the full default retrain of the synthetic-patient
-GANs and the ODM ensembles of both protocols (into a temporary copy of models/; minutes).
+GANs and the ODM ensembles of both protocols (into a temporary copy of models/; minutes);
+``--drug-eval`` the full default drug-resistance evaluation (tests/bench/drug.py; minutes).
 """
 
 from __future__ import annotations
@@ -172,6 +173,9 @@ def main() -> None:
     from pathlib import Path
 
     _bench_sf2()
+    from tests.bench.drug import bench_drug_evaluation, bench_drug_fits
+
+    bench_drug_fits()
 
     for name in PROTOCOL_NAMES:
         protocol, model = load_protocol(name), ReferenceModel(name)
@@ -207,6 +211,11 @@ def main() -> None:
     else:
         print(json.dumps({"bench": "retrain_gan_and_odm_default",
                           "skipped": "pass --retrain to time it (minutes)"}))
+    if "--drug-eval" in sys.argv[1:]:
+        bench_drug_evaluation()
+    else:
+        print(json.dumps({"bench": "drug.evaluate_full_default",
+                          "skipped": "pass --drug-eval to time it (minutes)"}))
 
 
 if __name__ == "__main__":
