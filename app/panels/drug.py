@@ -31,6 +31,7 @@ from engine.figures.drug import (
     CELL_LINE_NOTE,
     direction_text,
     drug_probability_figure,
+    group_label,
     is_weak,
     profile_genes_figure,
     tissue_genes_figure,
@@ -322,8 +323,8 @@ def drug_server(input, output, session) -> None:
         parts = [ui.p(
             ui.strong(p["label"]), f" ({p['tissue'] or 'tissue not given'}"
             + (f", {p['sub_subtype'].replace('_', ' ')}" if p["sub_subtype"] else "") + "). ",
-            f"{models.label} (version {models.version}); one model family for every drug, "
-            "chosen by the highest mean leave-cell-line-out AUROC. The range is the "
+            f"Model: {models.label} (version {models.version}); one model family for every "
+            "drug, chosen by the highest mean leave-cell-line-out AUROC. The range is the "
             f"{pct} % range over bagged models: model uncertainty, not a coverage guarantee.",
             class_="small mb-1")]
         if p["line"] is not None:
@@ -366,20 +367,21 @@ def drug_server(input, output, session) -> None:
             cells = [ui.tags.td(r["drug"], ui.tags.small(f" · RT: {r['rt_context']}",
                                                          class_="text-muted")
                                 if r["rt_context"] else None),
-                     ui.tags.td(ui.strong(number(r["p_resistant"], ".2f")), class_="num"),
-                     ui.tags.td(f"{number(r['low'], '.2f')}–{number(r['high'], '.2f')}",
+                     ui.tags.td(ui.strong(probability(r["p_resistant"])), class_="num"),
+                     ui.tags.td(f"{probability(r['low'])}–{probability(r['high'])}",
                                 class_="num"),
                      ui.tags.td(number(r["resistant_rate"], ".2f"), class_="num")]
             if line:
                 held = r["held_out"]
                 cells += [ui.tags.td("unseen" if held is None else
-                                     number(held["p_held_out"], ".2f"), class_="num"),
+                                     probability(held["p_held_out"]), class_="num"),
                           ui.tags.td("not tested" if held is None else held["measured"])]
             cells += [ui.tags.td(number(r["cv_auroc"], ".2f"),
                                  ui.tags.span(" ≤ naive", class_="badge text-bg-warning ms-1")
                                  if weak else None, class_="num"),
                       ui.tags.td(number(r["naive_auroc"], ".2f"), class_="num")]
-            body.append(ui.tags.tr(*cells, class_="text-muted" if weak else None,
+            body.append(ui.tags.tr(*cells, class_="drug-weak" if weak else None,
+                                   style="opacity: 0.6" if weak else None,
                                    **{"data-drug": r["drug"]}))
         note = ui.p(
             "Sorted from most likely sensitive. CV AUROC: how well the served model family "
@@ -408,10 +410,11 @@ def drug_server(input, output, session) -> None:
         drug = result["drug"]
         pred = next(x for x in result["predictions"] if x.drug == drug)
         return ui.p(
-            f"{drug}: P(resistant) {pred.p_resistant:.2f}. Each bar is a feature's SHAP value "
-            "for this profile in the served point model: red pushes toward resistance, blue "
-            "toward sensitivity; they add up to the model's raw output minus its average "
-            "(before calibration). " + CELL_LINE_NOTE + ".", class_="small text-muted mb-1")
+            f"{drug}: P(resistant) {probability(pred.p_resistant)}. Each bar is a feature's "
+            "SHAP value for this profile in the served point model: red pushes toward "
+            "resistance, blue toward sensitivity; they add up to the model's raw output minus "
+            "its average (before calibration). " + CELL_LINE_NOTE + ".",
+            class_="small text-muted mb-1")
 
     @render_figure
     def genes():
@@ -450,7 +453,7 @@ def drug_server(input, output, session) -> None:
             return ui.div(f"No ranking saved for {drug}.", class_="artds-empty")
         name, entry = got
         st = interp["drugs"][drug]["stability"]
-        parts = [ui.p(f"{drug} in {name}: features ranked by mean |SHAP| over "
+        parts = [ui.p(f"{drug} in {group_label(name)}: features ranked by mean |SHAP| over "
                       f"{entry['n_lines']} labelled lines, each explained by the "
                       "cross-validation model that never saw it. Colour: direction (red: higher "
                       "expression or copy number, or a mutation, pushes toward resistance).",
@@ -487,6 +490,17 @@ def drug_server(input, output, session) -> None:
     @render.download(filename="drug_profiles.csv")
     def example():
         yield shared.DRUG_EXAMPLE_FILE.read_bytes()
+
+
+def probability(value: float | None) -> str:
+    """A probability to two decimals, never rounded to a certainty: "> 0.99", "< 0.01"."""
+    if value is None:
+        return "–"
+    if value > 0.99:
+        return "> 0.99"
+    if value < 0.01:
+        return "< 0.01"
+    return f"{value:.2f}"
 
 
 def _label(feature: str) -> str:

@@ -28,12 +28,14 @@ from engine.figures.style import (
     add_empty_note,
     base_layout,
     safe,
+    wrap,
 )
 
 __all__ = [
     "DIRECTION_MIN",
     "direction_text",
     "drug_probability_figure",
+    "group_label",
     "is_weak",
     "profile_genes_figure",
     "tissue_genes_figure",
@@ -44,6 +46,18 @@ DIRECTION_MIN = 0.1
 mixed."""
 CELL_LINE_NOTE = "Cell-line models (GDSC, DepMap) — a research estimate, not clinical evidence"
 """Caption of every drug figure."""
+
+
+_SUBTITLE_CHARS = 95
+"""Subtitles wrap at this many characters (they would be cut off at the figure's width)."""
+
+
+def group_label(group: str) -> str:
+    """``"lung / NSCLC_adenocarcinoma"`` → ``"lung, NSCLC adenocarcinoma"``; ``"all"`` →
+    ``"all lines"``."""
+    if group == "all":
+        return "all lines"
+    return group.replace(" / ", ", ").replace("_", " ")
 
 
 def is_weak(cv_auroc: float | None, naive_auroc: float | None) -> bool:
@@ -79,10 +93,11 @@ def drug_probability_figure(rows: Sequence[dict[str, Any]], sample_label: str,
     title = f"Probability of resistance — {safe(sample_label)}"
     height = 150 + 24 * max(len(rows), 1)
     base_layout(fig, title, height, f"drug-prob-{safe(sample_label)}",
-                subtitle_text=f"dot: calibrated probability; bar: {pct} % range over bagged "
-                              "models (model uncertainty); ▏ drug's base rate; grey: CV AUROC "
-                              "not above the naive baseline",
-                margin_px=dict(l=150, t=90, b=50))
+                subtitle_text=wrap(f"dot: calibrated probability; bar: {pct} % range over "
+                                   "bagged models (model uncertainty); tick: the drug's base "
+                                   "rate; grey dot: CV AUROC not above the naive baseline",
+                                   _SUBTITLE_CHARS),
+                margin_px=dict(l=150, t=100, b=50))
     if not rows:
         add_empty_note(fig, "No prediction to show")
         return fig
@@ -130,9 +145,10 @@ def profile_genes_figure(features: Sequence[dict[str, Any]], drug: str,
     units = features[0]["units"] if features else "probability"
     base_layout(fig, f"Why this prediction — {safe(drug)}, {safe(sample_label)}",
                 140 + 26 * max(len(features), 1), f"drug-genes-{safe(drug)}-{safe(sample_label)}",
-                subtitle_text=f"SHAP value of each feature for this profile ({units} units, "
-                              "before calibration); red pushes toward resistance",
-                margin_px=dict(l=190, t=90, b=60))
+                subtitle_text=wrap(f"SHAP value of each feature for this profile ({units} "
+                                   "units, before calibration); red pushes toward resistance",
+                                   _SUBTITLE_CHARS),
+                margin_px=dict(l=190, t=100, b=60))
     if not features:
         add_empty_note(fig, "No explanation to show")
         return fig
@@ -160,12 +176,13 @@ def tissue_genes_figure(entry: dict[str, Any], drug: str, group: str, units: str
     """
     fig = go.Figure()
     top = list(entry.get("top", []))
-    base_layout(fig, f"What drives {safe(drug)} predictions in {safe(group)}",
+    base_layout(fig, f"What drives {safe(drug)} predictions — {safe(group_label(group))}",
                 140 + 24 * max(len(top), 1), f"drug-tissue-{safe(drug)}-{safe(group)}",
-                subtitle_text=f"mean |SHAP| over {entry.get('n_lines', 0)} held-out lines "
-                              f"({entry.get('n_sensitive', 0)} sensitive), {units} units; "
-                              "red: higher/mutated → resistant, blue: → sensitive",
-                margin_px=dict(l=190, t=90, b=60))
+                subtitle_text=wrap(f"mean |SHAP| over {entry.get('n_lines', 0)} held-out "
+                                   f"lines ({entry.get('n_sensitive', 0)} sensitive), {units} "
+                                   "units; red: higher or mutated → resistant, blue: → "
+                                   "sensitive, grey: mixed", _SUBTITLE_CHARS),
+                margin_px=dict(l=190, t=100, b=60))
     if not top:
         add_empty_note(fig, "No ranking for this group")
         return fig

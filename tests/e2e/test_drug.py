@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from shiny.playwright import controller
 
 from app import shared
-from app.panels.drug import TOP_FEATURES
+from app.panels.drug import TOP_FEATURES, probability
 from engine import settings
 from tests.e2e.helpers import assert_clean, open_app, open_tab, wait_idle
 
@@ -48,7 +48,7 @@ def test_clinician_picks_a_line_and_sees_drugs_auroc_and_gene_bars(
     expect(table.locator("tbody tr")).to_have_count(len(rt))
     drug = rt[0]
     row = table.locator(f"tbody tr[data-drug='{drug}']")
-    expect(row).to_contain_text(f"{preds[drug].p_resistant:.2f}")
+    expect(row).to_contain_text(probability(preds[drug].p_resistant))
     expect(row).to_contain_text(f"{models.info(drug)['cv']['auroc']:.2f}")
     expect(page.locator("#drug-summary")).to_contain_text("A549 is a training line")
     expect(page.locator("#drug-probabilities.js-plotly-plot")).to_be_visible()
