@@ -368,8 +368,7 @@ def drug_server(input, output, session) -> None:
                                                          class_="text-muted")
                                 if r["rt_context"] else None),
                      ui.tags.td(ui.strong(probability(r["p_resistant"])), class_="num"),
-                     ui.tags.td(f"{probability(r['low'])}–{probability(r['high'])}",
-                                class_="num"),
+                     ui.tags.td(probability_range(r["low"], r["high"]), class_="num"),
                      ui.tags.td(number(r["resistant_rate"], ".2f"), class_="num")]
             if line:
                 held = r["held_out"]
@@ -501,6 +500,14 @@ def probability(value: float | None) -> str:
     if value < 0.01:
         return "< 0.01"
     return f"{value:.2f}"
+
+
+def probability_range(low: float, high: float) -> str:
+    """``"0.25–0.78"``; ``"0.94 to > 0.99"`` at an end; one value when both ends read alike."""
+    a, b = probability(low), probability(high)
+    if a == b:
+        return a
+    return f"{a} to {b}" if ">" in b or "<" in a else f"{a}–{b}"
 
 
 def _label(feature: str) -> str:

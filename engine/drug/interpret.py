@@ -45,6 +45,7 @@ __all__ = [
     "INTERPRETATION_NAME",
     "MODALITY_LABELS",
     "SUBTYPE_LINEAGES",
+    "explain_with",
     "feature_parts",
     "gene_check",
     "line_groups",
@@ -53,6 +54,7 @@ __all__ = [
     "save_interpretation",
     "shap_values",
     "stability",
+    "tree_explainer",
 ]
 
 INTERPRETATION_NAME = "interpretation"
@@ -83,12 +85,23 @@ def shap_values(trees: PackedTrees, model: int, x: np.ndarray) -> tuple[np.ndarr
         line minus ``expected_value``; units ``"probability"`` (forest) or ``"logit"``
         (boosted).
     """
+    return explain_with(tree_explainer(trees, model), x)
+
+
+def tree_explainer(trees: PackedTrees, model: int) -> tuple[Any, str]:
+    """``shap.TreeExplainer`` of ensemble ``model`` of ``trees`` and its units (build once, use
+    with :func:`explain_with` for many lines)."""
     import shap  # heavy import (numba), only when explaining
 
-    explainer = shap.TreeExplainer(trees.shap_model(model))
-    values = np.asarray(explainer.shap_values(np.asarray(x, dtype=np.float32)), dtype=np.float64)
-    expected = float(np.ravel(explainer.expected_value)[0])
-    return values, expected, "probability" if trees.kind == "forest" else "logit"
+    return (shap.TreeExplainer(trees.shap_model(model)),
+            "probability" if trees.kind == "forest" else "logit")
+
+
+def explain_with(explainer: tuple[Any, str], x: np.ndarray) -> tuple[np.ndarray, float, str]:
+    """:func:`shap_values` with an explainer of :func:`tree_explainer`."""
+    tree, units = explainer
+    values = np.asarray(tree.shap_values(np.asarray(x, dtype=np.float32)), dtype=np.float64)
+    return values, float(np.ravel(tree.expected_value)[0]), units
 
 
 def _direction(values: np.ndarray, attributions: np.ndarray) -> np.ndarray:
@@ -122,10 +135,15 @@ def rank_features(attributions: np.ndarray, values: np.ndarray, names: Sequence[
     mean = attributions.mean(0)
     direction = _direction(np.asarray(values, dtype=np.float64), attributions)
     order = np.lexsort((np.arange(len(mean_abs)), -mean_abs))[:top]
-    return [{"rank": r + 1, **feature_parts(names[j]), "mean_abs_shap": float(mean_abs[j]),
-             "mean_shap": float(mean[j]),
-             "direction": None if not np.isfinite(direction[j]) else float(direction[j])}
+    return [{"rank": r + 1, **feature_parts(names[j]), "mean_abs_shap": _sig(mean_abs[j]),
+             "mean_shap": _sig(mean[j]),
+             "direction": None if not np.isfinite(direction[j]) else _sig(direction[j])}
             for r, j in enumerate(order)]
+
+
+def _sig(value: float, digits: int = 5) -> float:
+    """``value`` rounded to ``digits`` significant digits (the saved rankings stay small)."""
+    return float(f"{float(value):.{digits}g}")
 
 
 def line_groups(lineages: Sequence[str], sub_subtypes: Sequence[str], min_lines: int

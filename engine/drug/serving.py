@@ -64,12 +64,14 @@ from engine.drug.data import MODALITIES, DrugDataset, load_drug_data
 from engine.drug.evaluate import FAMILY, MODELS, load_evaluation
 from engine.drug.evaluate import _seed as evaluation_seed
 from engine.drug.interpret import (
+    explain_with,
     gene_check,
     line_groups,
     rank_features,
     save_interpretation,
     shap_values,
     stability,
+    tree_explainer,
 )
 from engine.drug.metrics import split_weighted
 from engine.drug.splits import SETTINGS, make_splits
@@ -607,8 +609,8 @@ class ServedDrugModels:
     """First 12 hex of ``served.json``'s sha256."""
     created: str
     """When it was trained (UTC)."""
-    _point_models: dict[int, PackedTrees] = field(default_factory=dict, repr=False)
-    """Cache: drug index → its point model alone (for SHAP)."""
+    _explainers: dict[int, Any] = field(default_factory=dict, repr=False)
+    """Cache: drug index → the SHAP explainer of its point model."""
 
     @property
     def drugs(self) -> list[str]:
@@ -691,9 +693,10 @@ class ServedDrugModels:
         from engine.drug.interpret import feature_parts
 
         k = int(self.info(drug)["index"])
-        if k not in self._point_models:
-            self._point_models[k] = self.trees.select([k * (self.n_members + 1)])
-        values, expected, units = shap_values(self._point_models[k], 0, x)
+        if k not in self._explainers:
+            self._explainers[k] = tree_explainer(
+                self.trees.select([k * (self.n_members + 1)]), 0)
+        values, expected, units = explain_with(self._explainers[k], x)
         names = self.feature_names
         xs = np.asarray(x, dtype=np.float64)
         out = []
