@@ -19,10 +19,21 @@ version on every panel; every recommendation shown is written to the audit trail
 
 from __future__ import annotations
 
+import logging
+from functools import partial
+
 from shiny import App, reactive, ui
 
 from app import shared
-from app.auth import LoginGate, logout_form, request_user, session_user, watch_session
+from app.auth import (
+    LoginGate,
+    bind_session,
+    logout_form,
+    request_user,
+    session_token,
+    session_user,
+    watch_session,
+)
 from app.db import get_store
 from app.panels.audit import audit_server, audit_ui
 from app.panels.data_input import data_input_server, data_input_sidebar_ui, data_input_ui
@@ -37,10 +48,26 @@ from app.panels.population import population_server, population_ui
 from app.panels.report import report_server, report_ui
 from app.panels.sf2 import sf2_server, sf2_ui
 from app.panels.users import users_server, users_ui
-from app.recommending import shown_recommendations
-from app.runtime import shutdown, single_inference_thread
-from app.serving import register_shipped_models
+from app.recommending import (
+    RECOMMENDATIONS,
+    WorkerCannotServe,
+    recommend_in_worker,
+    shown_recommendations,
+    warm_up_worker,
+)
+from app.runtime import (
+    cpu_pool_ready,
+    in_cpu_pool_blocking,
+    learning_runner,
+    lighten_shiny_session_start,
+    on_startup,
+    shutdown,
+    single_inference_thread,
+    warm_up_cpu_pool,
+)
+from app.serving import model_ref, register_shipped_models
 from engine.arclids.recommend import Recommendation, recommend
+from engine.platform import registry
 from engine.platform.accounts import role_allows
 
 __all__ = ["app", "create_app"]
@@ -126,9 +153,25 @@ def app_ui(request=None) -> ui.Tag:
 
 def _recommend(cases, protocol, model) -> list[Recommendation]:
     """Recommendations with the decision maker trained for ``model`` (its exact reward argmax,
-    with the reason, when none is available); runs in the recommendation worker thread."""
+    with the reason, when none is available); called in a recommendation thread, computed in
+    a worker process (app.runtime.cpu_pool) that loads the same model, or here for a model it
+    cannot load and while the workers are still warming up."""
+    ref = model_ref(protocol.name, model)
+    if ref is not None and cpu_pool_ready():  # else the workers are still loading models
+        try:
+            return in_cpu_pool_blocking(partial(recommend_in_worker, ref, cases, protocol))
+        except WorkerCannotServe:
+            pass
     odm, note = shared.decision_maker(protocol.name, model)
     return recommend(cases, protocol, model, odm, odm_note=note)
+
+
+def _warm_up_workers() -> None:
+    """Start the worker processes now, loading the models served by default and building each
+    figure kind once (seconds), in the background: not on the first sessions' time."""
+    refs = tuple(ref for name in shared.PROTOCOLS if (ref := model_ref(
+        name, shared.MODEL_CHOICES[name][shared.DEFAULT_MODEL[name]].model)) is not None)
+    warm_up_cpu_pool(warm_up_worker, refs)
 
 
 def server(input, output, session) -> None:
@@ -136,6 +179,7 @@ def server(input, output, session) -> None:
     if user is None:  # only reachable without the gate (a misconfigured deployment)
         raise RuntimeError("artds sessions need a logged-in user (serve app.app:app)")
     store = get_store()
+    bind_session(session)  # its downloads and uploads: only for the user and role it was built for
     watch_session(session, store)
     physicist = role_allows(user.role, "physicist")
 
@@ -147,15 +191,17 @@ def server(input, output, session) -> None:
     selection = data_input_server("data", protocol=protocol, db=store, user=user)
 
     # Computed in a worker thread and audited there: never inside a flush (see the module).
+    # Shared by the process's sessions per input and model version (app.recommending).
     shown = shown_recommendations(session, store=store, user=user, protocol=protocol,
                                   model=model, shown=selection.shown,
-                                  compute=_recommend)
+                                  compute=_recommend, cache=RECOMMENDATIONS)
     recs = shown.recs
     outcome_space_server("outcome", protocol=protocol, model=model, recs=recs)
     population_server("population", protocol=protocol, cases=selection.shown)
     drug_server("drug")
     report_server("report", protocol=protocol, recs=recs, cases=selection.shown,
-                  notes=selection.notes, user=user, settled=shown.settled)
+                  notes=selection.notes, plans=selection.plans, user=user,
+                  settled=shown.settled)
     if physicist:
         model_review_server("review", protocol=protocol, cases=selection.shown)
         learning_server("learning", protocol=protocol, store=store, user=user)
@@ -163,22 +209,29 @@ def server(input, output, session) -> None:
         # The α (Gy⁻¹) chosen on the SF2 panel goes to the planner (None until chosen).
         planner_server("planner", alpha_per_gy=sf2_server("sf2"))
     if role_allows(user.role, "admin"):
-        users_server("users", store=store, user=user)
+        users_server("users", store=store, user=user,
+                     login_token=session_token(session.http_conn))
 
 
 def create_app() -> LoginGate:
     """The app behind its login gate, with its static files (app/www, plotly.js from the plotly
-    package); opens and migrates the database and registers the shipped models."""
+    package); opens and migrates the database and registers the shipped models. When the server
+    starts it, the Learning Mode job runner starts too (it gives up on the jobs a killed or
+    crashed earlier run left behind, then runs the queued ones)."""
     single_inference_thread()
+    if (warning := registry.unsigned_warning()) is not None:
+        logging.getLogger("artds").warning(warning)
+    lighten_shiny_session_start()  # most of every session's start, otherwise
     store = get_store()
     register_shipped_models(store)
+    _warm_up_workers()
     shiny_app = App(
         app_ui,
         server,
         static_assets={"/www": shared.WWW_DIR, "/vendor/plotly.min.js": shared.PLOTLY_JS},
     )
-    shiny_app.on_shutdown(shutdown)  # every worker pool (app.runtime)
-    return LoginGate(shiny_app, store)
+    shiny_app.on_shutdown(shutdown)  # every worker pool and the job runner (app.runtime)
+    return LoginGate(on_startup(shiny_app, learning_runner), store)
 
 
 app = create_app()

@@ -23,15 +23,24 @@ The user of an accepted request is put in the ASGI scope (``scope["artds.user"]`
 :func:`request_user` (UI functions) and :func:`session_user` (server functions) read it, so the
 UI is built for the user's role and the server registers only what the role allows.
 
+Sessions follow the account: every check reads the user afresh from the database. A Shiny
+session (page, websocket, its downloads and uploads) is built for one role, so once the user's
+role changed it is over: the next message from the browser is dropped and the browser sent to
+the login page, which, the login still being valid, opens the app again built for the new role;
+a download or upload request for that Shiny session (``/session/<id>/…``, the session bound with
+:func:`bind_session`) is refused with 403. Disabling a user, a new password (but for the login
+that set it) and "Log out everywhere" end the user's logins in every process at once.
+
 Sessions live in the database (``engine.platform.store``): any app process behind a load balancer
-accepts them, logout ends them everywhere, and they expire after ``$ARTDS_SESSION_MAX_AGE_S``
+accepts them, a logout in one ends them in all, and they expire after ``$ARTDS_SESSION_MAX_AGE_S``
 (default 8 hours) or after ``$ARTDS_SESSION_IDLE_S`` (default 30 minutes) without use. Every
 accepted request and every message the browser sends over the websocket (an action in the app)
 counts as use. An open websocket is re-checked with each message from the browser (at most once a
 second): after the session ended, no message reaches the app any more and the browser is sent to the
 login page; :func:`watch_session` does the same for an unattended browser within a minute. The
 cookie is HttpOnly, SameSite=Lax, and Secure when the request came over HTTPS or
-``$ARTDS_COOKIE_SECURE=1``. Login and logout forms carry a CSRF token.
+``$ARTDS_COOKIE_SECURE=1``. Login and logout forms carry a CSRF token. The navbar's "Log out" ends
+this login (every tab of this browser); "Log out everywhere" ends every login of the user.
 """
 
 from __future__ import annotations
@@ -39,9 +48,12 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 import secrets
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -52,6 +64,8 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from app.runtime import in_database_thread
 from engine import settings
 from engine.core.schema import MAX_FILE_BYTES
+from engine.dvh.sources import ImportLimits
+from engine.dvh.uploads import largest_file_bytes
 from engine.platform import accounts
 from engine.platform.store import Store, UserInfo
 from engine.sf2.data import MAX_UPLOAD_BYTES as SF2_MAX_UPLOAD_BYTES
@@ -60,6 +74,7 @@ __all__ = [
     "COOKIE_NAME",
     "SESSION_ENDED_MESSAGE",
     "LoginGate",
+    "bind_session",
     "duration_text",
     "logout_form",
     "request_user",
@@ -100,12 +115,61 @@ def session_user(session: Any) -> UserInfo | None:
 
 
 def logout_form(request: HTTPConnection | None) -> str:
-    """HTML of the navbar's "Log out" form (POST with the CSRF token of this session)."""
+    """HTML of the navbar's logout form (POST with the CSRF token of this session): "Log out"
+    ends this login, "Log out everywhere" every login of the user."""
     token = "" if request is None else request.scope.get(_CSRF_KEY, "")
-    return (f'<form method="post" action="logout" class="artds-logout">'
+    return (f'<form method="post" action="logout" class="artds-logout d-flex gap-1">'
             f'<input type="hidden" name="csrf" value="{html.escape(token)}">'
-            '<button type="submit" class="btn btn-sm btn-outline-secondary">Log out</button>'
+            '<button type="submit" name="scope" value="this" '
+            'class="btn btn-sm btn-outline-secondary" '
+            'title="End this login (every tab of this browser)">Log out</button>'
+            '<button type="submit" name="scope" value="everywhere" '
+            'class="btn btn-sm btn-outline-secondary" '
+            'title="End every login of yours: other browsers and devices too">'
+            'Log out everywhere</button>'
             '</form>')
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """What a Shiny session of this process was built for."""
+
+    username: str
+    """Its user."""
+    role: str
+    """The role its page and server were built for."""
+
+
+_BOUND: dict[str, _Bound] = {}
+_BOUND_LOCK = threading.Lock()
+_SHINY_SESSION_PATH = re.compile(r"^/session/([^/]+)/")
+
+
+def bind_session(session: Any) -> None:
+    """Record the user and role a Shiny session was built for (call in the server function):
+    a download or upload request for it is refused once the requester's role differs (the
+    session ends at its next message), and the record goes when the session ends."""
+    user = session_user(session)
+    if user is None:
+        return
+    with _BOUND_LOCK:
+        _BOUND[session.id] = _Bound(user.username, user.role)
+
+    def forget() -> None:
+        with _BOUND_LOCK:
+            _BOUND.pop(session.id, None)
+
+    session.on_ended(forget)
+
+
+def _bound_to(path: str) -> _Bound | None:
+    """The user a ``/session/<id>/…`` path's Shiny session was built for (None: other paths,
+    or a session this process does not hold)."""
+    found = _SHINY_SESSION_PATH.match(path)
+    if found is None:
+        return None
+    with _BOUND_LOCK:
+        return _BOUND.get(found.group(1))
 
 
 def _csrf_for(token: str) -> str:
@@ -140,11 +204,14 @@ def _with_security_headers(send: Any) -> Any:
     return secured
 
 
-MAX_BODY_BYTES = max(MAX_FILE_BYTES, SF2_MAX_UPLOAD_BYTES) + 1024 * 1024
+MAX_BODY_BYTES = max(MAX_FILE_BYTES, SF2_MAX_UPLOAD_BYTES,
+                     largest_file_bytes(ImportLimits())) + 1024 * 1024
 """Largest HTTP request body accepted (bytes): the largest upload the app takes (case files
 :data:`engine.core.schema.MAX_FILE_BYTES`, expression files
-:data:`engine.sf2.data.MAX_UPLOAD_BYTES`) plus 1 MiB for the multipart framing; anything larger
-is refused with 413 before it is written anywhere."""
+:data:`engine.sf2.data.MAX_UPLOAD_BYTES`, plan files :class:`engine.dvh.ImportLimits` — the
+RTDOSE's 512 MiB, room for a 1-mm dose grid over a whole thorax; Shiny sends each file of a
+multiple upload in its own request) plus 1 MiB for the multipart framing; anything larger is
+refused with 413 before it is written anywhere."""
 
 
 def _header(scope: dict, name: bytes) -> str | None:
@@ -264,16 +331,23 @@ class LoginGate:
             await response(scope, receive, send)
             return
         user, token = found
+        bound = _bound_to(path) if kind == "http" else None
+        if bound is not None and (bound.username, bound.role) != (user.username, user.role):
+            # A download or upload of a Shiny session built for another role (or user).
+            await PlainTextResponse("This page is out of date: your account changed. Reload "
+                                    "the page.", status_code=403)(scope, receive, send)
+            return
         inner = {**scope, _USER_KEY: user, _TOKEN_KEY: token, _CSRF_KEY: _csrf_for(token)}
         if kind == "websocket":
-            receive = self._guarded_receive(receive, send, token)
+            receive = self._guarded_receive(receive, send, token, user)
         await self.app(inner, receive, send)
 
-    def _guarded_receive(self, receive: Any, send: Any, token: str) -> Any:
+    def _guarded_receive(self, receive: Any, send: Any, token: str, built_for: UserInfo) -> Any:
         """The websocket's ``receive`` for the app: each message from the browser is a use of
         the session (idle timeout) and re-checks it; once the session has ended (logout, expiry,
-        idle, user disabled) nothing more reaches the app and the browser is told to go to the
-        login page."""
+        idle, user disabled, password changed elsewhere) or the user's role is no longer the one
+        the page was built for, nothing more reaches the app and the browser is told to go to
+        the login page (which opens the app again for a changed role)."""
         state = {"checked": float("-inf"), "ended": False, "told": False}
 
         async def guarded() -> dict:
@@ -284,7 +358,8 @@ class LoginGate:
                 now = time.monotonic()
                 if not state["ended"] and now - state["checked"] >= _WS_CHECK_EVERY_S:
                     user = await run_in_threadpool(self._live_user, token, True)
-                    state["checked"], state["ended"] = now, user is None
+                    state["checked"] = now
+                    state["ended"] = user is None or user.role != built_for.role
                 if not state["ended"]:
                     return message
                 if not state["told"]:  # drop the message; the browser leaves for /login
@@ -358,8 +433,12 @@ class LoginGate:
             form = await _small_form(request) or {}
             if not secrets.compare_digest(form.get("csrf", ""), _csrf_for(token)):
                 return PlainTextResponse("Bad request.", status_code=400)
-            await run_in_threadpool(accounts.end_session, self.store, token,
-                                    username=user.username)
+            if form.get("scope") == "everywhere":
+                await run_in_threadpool(accounts.end_all_sessions, self.store, user.username,
+                                        by=user.username)
+            else:
+                await run_in_threadpool(accounts.end_session, self.store, token,
+                                        username=user.username)
         response.delete_cookie(COOKIE_NAME, path="/")
         return response
 
@@ -459,9 +538,11 @@ when you log out. Figures from virtual trials are not clinical evidence.</p>
 def watch_session(session: Any, store: Store, *, every_s: float | None = None) -> None:
     """Re-check the Shiny session's login every ``every_s`` seconds (default: a minute, or a
     quarter of the idle timeout when that is shorter); once it has expired, been idle too long,
-    been logged out (in any tab or process) or the user disabled, send the browser to the login
-    page and close the session. This catches an unattended browser; a browser in use is caught
-    at its next message by the gate (:class:`LoginGate`). The check itself is not a use."""
+    been logged out (in any tab or process), the user disabled or given a new password
+    elsewhere, or the user's role is no longer the one the session was built for, send the
+    browser to the login page and close the session. This catches an unattended browser; a
+    browser in use is caught at its next message by the gate (:class:`LoginGate`). The check
+    itself is not a use."""
     import asyncio
 
     from shiny import reactive
@@ -469,12 +550,14 @@ def watch_session(session: Any, store: Store, *, every_s: float | None = None) -
     idle_s = settings.session_idle_s()
     interval_s = every_s if every_s is not None else min(60.0, max(2.0, idle_s / 4))
     token = session_token(session.http_conn)
+    built_for = session_user(session)
 
     @reactive.effect
     async def _check() -> None:
         reactive.invalidate_later(interval_s)
-        alive = token is not None and await in_database_thread(
-            accounts.session_user, store, token, idle_s=idle_s) is not None
+        user = None if token is None else await in_database_thread(
+            accounts.session_user, store, token, idle_s=idle_s)
+        alive = user is not None and built_for is not None and user.role == built_for.role
         if not alive:
             await session.send_custom_message(SESSION_ENDED_MESSAGE, {})
             await asyncio.sleep(1.0)

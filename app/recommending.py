@@ -9,7 +9,14 @@ count stayed greyed out after "Load example") and every other session of the pro
 calc only says *what* is wanted (protocol, model, the shown cases' input hashes); the work runs
 in a small thread pool (``torch`` releases the GIL), newest request wins, and the result is
 published in a flush of its own. Outputs that need the result show Shiny's "recalculating"
-state meanwhile; nothing else waits.
+state meanwhile; nothing else waits. :class:`NewestWins` is that mechanism, also used for the
+figures (:mod:`app.plots`, in worker processes).
+
+Recommendations are shared by the process's sessions through :data:`RECOMMENDATIONS`, an LRU
+cache keyed by :func:`cache_key` (protocol, model version, the shown cases' input hashes and
+proposed doses): twenty clinicians opening the app on the same example patient, or one going
+back to a patient seen before, cost one computation; sessions asking for a key being computed
+wait for it instead of repeating it.
 
 Each recommendation is written to the audit trail in the same worker thread, once per session
 and content (user, time, case, input hash, every model version, outputs), before it is
@@ -26,6 +33,7 @@ would take the pool from the recommendations for nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -34,19 +42,112 @@ from typing import Any
 import pandas as pd
 from shiny import reactive, req
 
-from app.runtime import recommendation_pool
+from app.runtime import LruCache, recommendation_pool
 from engine.arclids.outcomes import OutcomeCurves, OutcomeModel
 from engine.arclids.recommend import Recommendation, input_hash, recommend
 from engine.core.protocols import Protocol
 from engine.core.schema import PROPOSAL_COLUMN, case_labels
 from engine.platform.store import Store, UserInfo
 
-__all__ = ["ShownRecommendations", "model_versions_of", "shown_curves", "shown_recommendations"]
+__all__ = [
+    "RECOMMENDATIONS",
+    "Job",
+    "ModelRef",
+    "NewestWins",
+    "ShownRecommendations",
+    "WorkerCannotServe",
+    "cache_key",
+    "model_versions_of",
+    "ready",
+    "recommend_in_worker",
+    "shown_curves",
+    "shown_recommendations",
+    "warm_up_worker",
+]
 
 SETTLE_LIMIT_S = 300.0
 """A download waiting for a recommendation gives up after this long (a hang guard)."""
 
 Compute = Callable[[pd.DataFrame, Protocol, OutcomeModel], list[Recommendation]]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """How to load a served outcome model in another process: a model of the protocol's
+    catalogue by its key, or a Learning Mode version by its folder. Its decision maker follows
+    from it (the catalogue's for its models, none for a Learning Mode version, as in the app)."""
+
+    protocol_name: str
+    """The protocol."""
+    key: str
+    """A catalogue key (:data:`engine.arclids.serving.MODEL_KEYS`) or ``"learned"``."""
+    version: str
+    """The model's version: the loaded model must have it (else models/ changed since)."""
+    arch: str | None = None
+    """Architecture of a Learning Mode version."""
+    location: str | None = None
+    """Folder of a Learning Mode version."""
+    label: str | None = None
+    """Label of a Learning Mode version."""
+
+
+class WorkerCannotServe(Exception):
+    """The worker process cannot load the model the app serves (models/ changed since the app
+    loaded it): the app computes the recommendation itself."""
+
+
+_WORKER_MODELS: dict[ModelRef, tuple[OutcomeModel, Any, str | None]] = {}
+"""In a worker process: the models it loaded, with their decision maker (or the reason there
+is none). Versions are immutable, so entries never go stale."""
+
+
+def _worker_model(ref: ModelRef) -> tuple[OutcomeModel, Any, str | None]:
+    """(model, decision maker, note) of ``ref``, loaded once per worker process."""
+    from engine.arclids.serving import (
+        LOAD_ERRORS,
+        NO_DECISION_MAKER,
+        ModelUnavailable,
+        decision_maker,
+        load_learned_version,
+        load_outcome_model,
+    )
+
+    found = _WORKER_MODELS.get(ref)
+    if found is not None:
+        return found
+    try:
+        if ref.key == "learned":
+            model = load_learned_version(ref.protocol_name, str(ref.arch), str(ref.location),
+                                         ref.version, str(ref.label))
+            odm, note = None, NO_DECISION_MAKER
+        else:
+            model = load_outcome_model(ref.protocol_name, ref.key)
+            odm, note = decision_maker(ref.protocol_name, model)
+    except (ModelUnavailable, *LOAD_ERRORS) as exc:
+        raise WorkerCannotServe(f"{ref.key} did not load: {exc}") from exc
+    if model.version != ref.version:
+        raise WorkerCannotServe(f"models/ holds {model.version}, the app serves {ref.version}")
+    _WORKER_MODELS[ref] = found = (model, odm, note)
+    return found
+
+
+def recommend_in_worker(ref: ModelRef, cases: pd.DataFrame, protocol: Protocol
+                        ) -> list[Recommendation]:
+    """Runs in a worker process: :func:`engine.arclids.recommend.recommend` of ``cases`` with
+    the model of ``ref`` and its decision maker, as the app would compute it."""
+    model, odm, note = _worker_model(ref)
+    return recommend(cases, protocol, model, odm, odm_note=note)
+
+
+def warm_up_worker(refs: tuple[ModelRef, ...]) -> None:
+    """Runs in each worker process at start-up: load ``refs`` (the models served by default)
+    and build each figure kind once, so the first sessions wait for neither."""
+    from app.plots import warm_up_figures
+
+    for ref in refs:
+        with contextlib.suppress(WorkerCannotServe):  # the app computes these itself
+            _worker_model(ref)
+    warm_up_figures()
 
 
 def model_versions_of(rec: Recommendation) -> dict[str, str]:
@@ -57,16 +158,21 @@ def model_versions_of(rec: Recommendation) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class _Job:
+class Job:
     """One request for the pool: what it is for, and the work in two steps."""
 
     key: Hashable
     """What the result is for; equal keys give equal results."""
     compute: Callable[[], Any] = field(compare=False)
-    """The inference (runs in the pool)."""
-    finish: Callable[[Any], Any] = field(compare=False, default=lambda value: value)
-    """Turns ``compute``'s value into the result (runs in the pool, skipped when the job was
-    superseded in between: the recommendations are audited here)."""
+    """The inference (runs in the pool; picklable for a process pool)."""
+    finish: Callable[[Any], Any] | None = field(compare=False, default=None)
+    """Turns ``compute``'s value into the result (runs in the recommendation threads, skipped
+    when the job was superseded in between: the recommendations are audited here); None: the
+    value is the result."""
+
+
+async def _in_threads(fn: Callable[[], Any]) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(recommendation_pool(), fn)
 
 
 @dataclass(frozen=True)
@@ -79,20 +185,27 @@ class _State:
     error: BaseException | None = None
 
 
-class _NewestWins:
+class NewestWins:
     """One session's jobs of one kind: run in the pool one after another, newest first (a job
-    superseded before it ran is dropped), the newest result published in a flush of its own."""
+    superseded before it ran is dropped), the newest result published in a flush of its own.
 
-    def __init__(self) -> None:
+    Args:
+        run: ``await run(fn)`` runs a job's ``compute`` off the event loop (default: in the
+            recommendation threads; :mod:`app.plots` passes the figure processes).
+    """
+
+    def __init__(self, run: Callable[[Callable[[], Any]], Awaitable[Any]] = _in_threads
+                 ) -> None:
         self.state: reactive.Value[_State | None] = reactive.value(None)
         """The published result; the caller may also set it (e.g. "computing", or a result
         known without the pool)."""
         self.wanted: Hashable = None
         """Key of the newest request: only its result is published."""
-        self._next: _Job | None = None
+        self._run = run
+        self._next: Job | None = None
         self._worker: asyncio.Task | None = None
 
-    def want(self, key: Hashable, job: _Job | None) -> None:
+    def want(self, key: Hashable, job: Job | None) -> None:
         """Ask for ``key``: computed by ``job``, or (None) known without the pool."""
         self.wanted = key
         self._next = job
@@ -105,11 +218,13 @@ class _NewestWins:
             while self._next is not None:
                 job, self._next = self._next, None
                 try:
-                    value = await loop.run_in_executor(recommendation_pool(), job.compute)
+                    value = await self._run(job.compute)
                     if self._next is not None:
                         continue  # superseded before anyone saw it
-                    done = _State(job.key, True, await loop.run_in_executor(
-                        recommendation_pool(), job.finish, value))
+                    if job.finish is not None:
+                        value = await loop.run_in_executor(recommendation_pool(), job.finish,
+                                                           value)
+                    done = _State(job.key, True, value)
                 except Exception as err:  # shown by the outputs that need the result
                     done = _State(job.key, True, error=err)
                 if self._next is not None:
@@ -122,7 +237,7 @@ class _NewestWins:
             self._worker = None
 
 
-def _ready(current: _State | None) -> Any:
+def ready(current: _State | None) -> Any:
     """The result of a ready state; in a reactive context, Shiny's "in progress" silent
     exception while it is computed (outputs show their recalculating state)."""
     if current is None or not current.ready:
@@ -165,6 +280,25 @@ def _key(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> Hashab
     return (protocol.name, model.version, id(model), _hashes(cases, protocol), _proposals(cases))
 
 
+def cache_key(cases: pd.DataFrame, protocol: Protocol, model: OutcomeModel) -> Hashable:
+    """Key of the shared cache: the protocol, the model's name and version (the hash of its
+    artifacts' sha256s for a learned ensemble, so other weights are another version), every
+    shown case's input hash (ids, features, evaluation dose) and proposed dose, in order.
+
+    The whole list is one entry, not each case: the outcome models' plausible draws behind
+    the dose interval and ``p_recommended_better`` are drawn for the cases together, so a case
+    shown with others gets (slightly) other draws than alone; one entry per list keeps what
+    is shown equal to what :func:`engine.arclids.recommend.recommend` gives for that list."""
+    return (protocol.name, model.name, model.version, _hashes(cases, protocol),
+            _proposals(cases))
+
+
+RECOMMENDATIONS: LruCache[Hashable, tuple[Recommendation, ...]] = LruCache(256)
+"""The app's recommendations, shared by its sessions (:func:`cache_key`). The decision maker is
+not in the key: the app serves one per outcome-model version
+(:meth:`engine.arclids.serving.Catalogue.decision_maker_for`), fixed for the process."""
+
+
 def shown_recommendations(
     session: object,
     *,
@@ -174,6 +308,7 @@ def shown_recommendations(
     model: Callable[[], OutcomeModel],
     shown: Callable[[], pd.DataFrame],
     compute: Compute = recommend,
+    cache: LruCache[Hashable, tuple[Recommendation, ...]] | None = None,
 ) -> ShownRecommendations:
     """Compute, audit and publish the recommendations of the ``shown`` cases of a session.
 
@@ -184,10 +319,13 @@ def shown_recommendations(
         protocol, model, shown: reactives giving the protocol, outcome model and shown cases.
         compute: ``(cases, protocol, model) -> list[Recommendation]`` (thread-safe; default
             :func:`engine.arclids.recommend.recommend`).
+        cache: where results are shared with the process's other sessions, by
+            :func:`cache_key` (the app passes :data:`RECOMMENDATIONS`); None computes every
+            request. A cached recommendation is audited for this session all the same.
     """
     ref = hashlib.sha256(str(session.id).encode()).hexdigest()[:16]  # never the live id
     seen: dict[tuple, int] = {}  # (content) → audit id; touched by one worker at a time
-    jobs = _NewestWins()
+    jobs = NewestWins()
     state = jobs.state
 
     def _record(recs: list[Recommendation]) -> tuple[tuple[Recommendation, ...], dict[str, int]]:
@@ -224,11 +362,18 @@ def shown_recommendations(
             jobs.want(key, None)
             return
         state.set(_State(key, False))
-        jobs.want(key, _Job(key, lambda: compute(cases, p, m), _record))
+
+        def run() -> list[Recommendation]:
+            if cache is None:
+                return compute(cases, p, m)
+            return list(cache.get_or_compute(cache_key(cases, p, m),
+                                             lambda: tuple(compute(cases, p, m))))
+
+        jobs.want(key, Job(key, run, _record))
 
     @reactive.calc
     def recs() -> list[Recommendation]:
-        return list(_ready(state())[0])
+        return list(ready(state())[0])
 
     @reactive.calc
     def audit_ids() -> dict[str, int]:
@@ -271,7 +416,7 @@ def shown_curves(
         Shiny's "in progress" silent exception until the result is published (so a closed
         panel costs nothing); call it in a session.
     """
-    jobs = _NewestWins()
+    jobs = NewestWins()
 
     def _curves(cases: pd.DataFrame, p: Protocol, chosen: Mapping[str, OutcomeModel]) -> tuple[
             list[str], dict[str, OutcomeCurves]]:
@@ -289,8 +434,8 @@ def shown_curves(
         current = jobs.state()
         if current is None or current.key != key:
             if jobs.wanted != key:
-                jobs.want(key, _Job(key, lambda: _curves(cases, p, chosen)))
+                jobs.want(key, Job(key, lambda: _curves(cases, p, chosen)))
             req(False, cancel_output="progress")
-        return _ready(current)
+        return ready(current)
 
     return curves

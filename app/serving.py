@@ -5,6 +5,9 @@ a physicist promotes a Learning Mode version, the shipped one serves; after a pr
 process serves the promoted version (sessions poll the newest promotion id), and a rollback is a
 promotion of an earlier version. Loaded ensembles are cached per version (versions are immutable:
 their folder is named by the hash of their artifacts and re-checked on load).
+
+:func:`model_ref` names a served model so that a worker process (:func:`app.runtime.cpu_pool`)
+can load the same one (:func:`app.recommending.recommend_in_worker`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import threading
 from dataclasses import dataclass
 
 from app import shared
+from app.recommending import ModelRef
 from engine import settings
 from engine.arclids.architectures import REFERENCE
 from engine.arclids.outcomes import OutcomeModel
@@ -21,13 +25,28 @@ from engine.platform.store import ModelVersionInfo, Store
 
 __all__ = [
     "Served",
+    "model_ref",
     "register_shipped_models",
     "served_model",
     "shipped_metrics",
 ]
 
 _CACHE: dict[str, OutcomeModel] = {}
+_REFS: dict[str, ModelRef] = {}
+"""Version → how to load it again, for every Learning Mode version in :data:`_CACHE`."""
 _LOCK = threading.Lock()
+
+
+def model_ref(protocol_name: str, model: OutcomeModel) -> ModelRef | None:
+    """How to load ``model`` (an object the app serves) elsewhere; None for a model the app did
+    not load from its catalogue or a registered version (e.g. a test double)."""
+    for key, choice in shared.MODEL_CHOICES[protocol_name].items():
+        if choice.model is model:
+            return ModelRef(protocol_name, key, model.version)
+    with _LOCK:
+        if _CACHE.get(model.version) is model:
+            return _REFS.get(model.version)
+    return None
 
 
 @dataclass(frozen=True)
@@ -92,4 +111,6 @@ def served_model(protocol_name: str, store: Store) -> Served:
                       f"serving {fallback.version} instead.")
     with _LOCK:
         _CACHE[info.version] = model
+        _REFS[info.version] = ModelRef(protocol_name, "learned", info.version, info.arch,
+                                       str(info.location), _label(info))
     return Served(model, info, None)

@@ -16,6 +16,7 @@ function reads the environment when called (tests and the CLI set variables afte
 | ``ARTDS_COOKIE_SECURE`` | :func:`cookie_secure` | ``1`` behind HTTPS: cookies get ``Secure`` |
 | ``ARTDS_ADMIN_USER``, ``ARTDS_ADMIN_PASSWORD`` | :data:`ADMIN_USER_ENV` | first administrator |
 | ``ARTDS_PASSWORD`` | :data:`PASSWORD_ENV` | a new password for ``artds user add/passwd`` |
+| ``ARTDS_MODELS_KEY``, ``ARTDS_MODELS_KEY_FILE`` | :func:`models_key` | manifests' signing key |
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ __all__ = [
     "LEARNING_DIR_ENV",
     "MODELS_DIR",
     "MODELS_DIR_ENV",
+    "MODELS_KEY_ENV",
+    "MODELS_KEY_FILE_ENV",
+    "MODELS_KEY_MIN_CHARS",
     "PASSWORD_ENV",
     "ROOT_DIR",
     "SECRET_KEY_ENV",
@@ -52,6 +56,7 @@ __all__ = [
     "env_text",
     "learning_dir",
     "models_dir",
+    "models_key",
     "secret_key_override",
     "session_idle_s",
     "session_max_age_s",
@@ -102,6 +107,12 @@ ADMIN_PASSWORD_ENV = "ARTDS_ADMIN_PASSWORD"
 """Environment variable: password of the first administrator."""
 PASSWORD_ENV = "ARTDS_PASSWORD"
 """Environment variable: a new password for ``artds user add`` / ``artds user passwd``."""
+MODELS_KEY_ENV = "ARTDS_MODELS_KEY"
+"""Environment variable: the key of the models manifests' HMAC-SHA256 signature."""
+MODELS_KEY_FILE_ENV = "ARTDS_MODELS_KEY_FILE"
+"""Environment variable: a file holding that key (read when ``ARTDS_MODELS_KEY`` is unset)."""
+MODELS_KEY_MIN_CHARS = 32
+"""Shortest accepted models key, characters."""
 
 
 def env_text(name: str) -> str:
@@ -171,3 +182,29 @@ def secret_key_override() -> str | None:
 def cookie_secure() -> bool:
     """Whether ``$ARTDS_COOKIE_SECURE`` asks for ``Secure`` cookies (``1``, ``true`` or ``yes``)."""
     return os.environ.get(COOKIE_SECURE_ENV, "") in ("1", "true", "yes")
+
+
+def models_key() -> tuple[bytes, Path | None] | None:
+    """The key signing the models manifests (:mod:`engine.platform.registry`) and the file it
+    was read from: ``$ARTDS_MODELS_KEY`` (file None), else the contents of the file
+    ``$ARTDS_MODELS_KEY_FILE`` (surrounding white space removed), else None (no signature is
+    checked). ValueError naming the variable when both are set, the file cannot be read, or the
+    key is shorter than :data:`MODELS_KEY_MIN_CHARS` characters."""
+    key, file = env_password(MODELS_KEY_ENV).strip(), env_text(MODELS_KEY_FILE_ENV)
+    if key and file:
+        raise ValueError(f"set {MODELS_KEY_ENV} or {MODELS_KEY_FILE_ENV}, not both")
+    path = None
+    if file:
+        path = Path(file)
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{MODELS_KEY_FILE_ENV}={file}: cannot read the key "
+                             f"({type(exc).__name__})") from None
+    if not key:
+        return None
+    if len(key) < MODELS_KEY_MIN_CHARS:
+        where = f"{MODELS_KEY_FILE_ENV}={file}" if path else MODELS_KEY_ENV
+        raise ValueError(f"{where}: the key must have at least {MODELS_KEY_MIN_CHARS} "
+                         "characters")
+    return key.encode("utf-8"), path

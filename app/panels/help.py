@@ -32,6 +32,12 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "To compare the recommendation with your own choice, give your proposed adaptive dose "
         "per fraction: in the form, as the column proposed_dose_adapt_gy of a file, or under "
         "“Your proposed dose” for a shown case (saved as a new input version).",
+        "“Import plan (DICOM-RT or DVH)” reads the plan's RTDOSE, RTSTRUCT (and RTPLAN), or "
+        "one DVH table, finds the structures the protocol needs (a drop-down per role to "
+        "choose another), computes its dosimetric features as the protocol defines them, "
+        "draws the DVHs and checks the dose constraints. “Use these features” fills the form's "
+        "dosimetric fields and gives them to the form's patient or a loaded case; the report "
+        "then carries the plan (format and method: docs/plan-import.md).",
         "When the outcome is known, record the adaptive dose given and the outcomes under "
         "“Follow-up”: Learning Mode trains on such cases.",
         "Download the inputs as CSV (it uploads again unchanged) or as a printable page.",
@@ -91,7 +97,10 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "Retrain the outcome estimators on this clinic's stored cases whose outcome is known "
         "(the adaptive dose given and both outcomes recorded, e.g. through “Follow-up” on the "
         "Data input panel or an uploaded file with those columns), optionally pooled with the "
-        "virtual trial. Training runs in the background; you can leave this panel, and cancel.",
+        "virtual trial. Training runs in the background; you can leave this panel. “Cancel "
+        "training” ends a queued run at once and a running one within seconds. A run whose "
+        "worker stopped (the app was restarted, a process killed) is marked failed with the "
+        "reason, and a new run can be started.",
         "The new version is compared with the version serving now on the same held-out clinic "
         "cases (paired) and on a fresh virtual cohort. It serves only after you promote it; "
         "every promotion and rollback is recorded with your name, the time and your reason.",
@@ -152,7 +161,9 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "administrators also manage users here. Passwords need at least 10 characters and are "
         "stored only as argon2 hashes; there is no default password.",
         "“Disable” ends the user's sessions at once and refuses their logins; nothing they "
-        "saved is removed. Every change here is recorded in the audit trail.",
+        "saved is removed. A new password ends the user's open logins too (your own other "
+        "logins, when you set yours). A new role applies at the user's next action: their page "
+        "reloads with the new role's panels. Every change here is recorded in the audit trail.",
     ]),
 }
 """Per panel: the summary line and the paragraphs of its help box."""
@@ -222,8 +233,9 @@ def help_ui() -> ui.Tag:
         ("Logging out",
          f"You are logged out after {duration_text(settings.session_idle_s())} without using the "
          f"app, after {duration_text(settings.session_max_age_s())} at the latest, and at once in "
-         "every tab when you press “Log out”. The page then returns to the login form; "
-         "what you saved (inputs, notes, follow-ups) stays in the database."),
+         "every tab of this browser when you press “Log out”; “Log out everywhere” also ends "
+         "your logins in other browsers and on other computers. The page then returns to the "
+         "login form; what you saved (inputs, notes, follow-ups) stays in the database."),
         ("Keyboard",
          "Every control is reachable with Tab; Enter or Space presses buttons and opens help "
          "boxes; the arrow keys move the dose slider."),

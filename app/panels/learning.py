@@ -1,12 +1,14 @@
 """Learning Mode panel (physicists): retrain on stored cases, compare, promote, roll back.
 
-Training runs as an ``@reactive.extended_task`` whose CPU work happens in a separate worker
-process (``engine.arclids.learning.run_job`` in :func:`app.runtime.learning_pool`, one process per
-app process, shut down with the app), so this and every other session stay responsive. Progress,
-messages and the cancel flag live in the job's database row
-(:class:`engine.platform.jobs.StoreJobReporter`): the progress bar polls it, "Cancel" sets the
-flag and the worker stops at its next step, and a job started in another session or app process
-shows here too.
+"Train a new version" queues a job in the database; the app process's job runner
+(:func:`app.runtime.learning_runner`) — or another app process's — claims it and runs
+``engine.arclids.learning.run_job`` in a worker process of its own, so this and every other
+session stay responsive. Progress, messages and the cancel flag live in the job's database row
+(:class:`engine.platform.jobs.StoreJobReporter`): the progress bar polls it, and a job started in
+another session or app process shows here too. "Cancel" ends a queued job at once and a running
+one at its next step; a worker that does not stop within seconds is ended by its runner. A job
+whose worker is gone (the app was restarted, a process killed) is failed with the reason, so a
+new run is accepted again.
 
 A finished job registers a new model version; it serves only after "Promote to Operation Mode"
 (confirmed in a dialog, recorded with the user, time and reason). "Roll back" (also confirmed in a
@@ -16,7 +18,6 @@ deletes a version.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC
 
@@ -25,10 +26,9 @@ from shiny import module, reactive, render, ui
 from app import shared
 from app.db import poll_in_thread
 from app.panels.widgets import status_line
-from app.runtime import in_database_thread, learning_pool
+from app.runtime import in_database_thread, learning_runner
 from app.serving import served_model
-from engine import settings
-from engine.arclids.learning import BUDGETS, LearningConfig, run_job
+from engine.arclids.learning import BUDGETS, LearningConfig
 from engine.core.protocols import Protocol
 from engine.platform.accounts import role_allows
 from engine.platform.store import JobInfo, ModelVersionInfo, Store, UserInfo
@@ -109,17 +109,9 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
     """Learning Mode for physicists (the caller registers it only for them)."""
     if not role_allows(user.role, "physicist"):
         raise PermissionError("Learning Mode is for physicists")
-    database_url = store.url.render_as_string(hide_password=False)
     changed = reactive.value(0)
     promote_msg: reactive.Value[tuple[bool, str] | None] = reactive.value(None)
     start_msg: reactive.Value[str | None] = reactive.value(None)
-
-    @ui.bind_task_button(button_id="start")
-    @reactive.extended_task
-    async def train(job_id: int) -> str | None:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(learning_pool(), run_job, database_url, job_id,
-                                          str(settings.learning_dir()))
 
     @reactive.calc
     def cases():
@@ -134,7 +126,6 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         # one runs (the progress bar), slowly otherwise (a job started by another physicist or
         # app process still shows up). Only a changed row invalidates what depends on it.
         changed()
-        train.status()  # re-read when the task finishes
         name = protocol().name
         found = await in_database_thread(store.jobs, name, 1)
         info = found[0] if found else None
@@ -192,9 +183,13 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         ui.update_select("version", choices=choices, selected=selected)
 
     @reactive.effect
-    def _cancel_enabled() -> None:
+    def _buttons() -> None:
+        # "Train" stays busy while the protocol's job is queued or running (in any session or
+        # app process), "Cancel" is enabled only then.
         j = job()
-        ui.update_action_button("cancel", disabled=not (j is not None and j.status in _ACTIVE))
+        active = j is not None and j.status in _ACTIVE
+        ui.update_action_button("cancel", disabled=not active)
+        ui.update_task_button("start", state="busy" if active else "ready")
 
     @render.ui
     def data_summary():
@@ -229,10 +224,10 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
             return
         config = LearningConfig(protocol=protocol().name, budget=input.budget(),
                                 pool_virtual_trial=bool(input.pool()))
-        job_id = store.create_job(config.protocol, config.to_dict(), username=user.username)
+        store.create_job(config.protocol, config.to_dict(), username=user.username)
+        learning_runner().kick()  # claimed by this process's runner now, or another's
         start_msg.set(None)
         changed.set(changed() + 1)
-        train(job_id)
 
     @reactive.effect
     @reactive.event(input.cancel)
@@ -240,6 +235,7 @@ def learning_server(input, output, session, *, protocol: Callable[[], Protocol],
         current = job()
         if current is not None and current.status in _ACTIVE:
             store.request_cancel(current.id, username=user.username)
+            learning_runner().kick()  # a worker of this process is ended if it does not stop
             changed.set(changed() + 1)
 
     @render.ui

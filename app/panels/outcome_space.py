@@ -1,4 +1,12 @@
-"""Outcome space panel: TCP/NTCP over the dose grid, a dose slider, the summary, dose response."""
+"""Outcome space panel: TCP/NTCP over the dose grid, a dose slider, the summary, dose response.
+
+Both figures are built in the worker processes (:func:`app.plots.pooled_figure`) from the
+recommendations alone (shared by sessions showing the same cases); the outcome space is drawn
+with the first case's recommended dose selected. The selected dose is then moved on the page:
+:func:`app.plots.send_selected_dose` sends the few traces that depend on it (~2 kB a case) on
+every slider move and with every new figure, and the page swaps them in. Moving the slider
+rebuilds and resends no figure (the summary's "selected" line is re-rendered, ~2 kB).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +16,13 @@ from shiny import module, reactive, render, ui
 
 from app import shared
 from app.panels.widgets import figure_card
-from app.plots import render_figure
+from app.plots import FigureRequest, content_key, pooled_figure, render_figure, send_selected_dose
 from engine.arclids.arte import goal_flags
 from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
 from engine.figures.dose_response import dose_response_figure
-from engine.figures.outcome_space import (
-    outcome_space_figure,
-)
+from engine.figures.outcome_space import outcome_space_figure, selected_dose_traces
 from engine.figures.style import case_colour
 from engine.figures.wording import (
     PREDICTED_REWARD,
@@ -245,14 +251,37 @@ def outcome_space_server(
     def empty():
         return None if recs() else ui.div(EMPTY_STATE, class_="artds-empty")
 
-    @render_figure
-    def plot():
+    def _outcome_space() -> FigureRequest | None:
+        # Drawn at the first case's recommended dose (where the slider is put for new cases),
+        # whatever the slider says: the figure depends on the cases only, so sessions showing
+        # the same cases share it; _move_selected_dose moves the selection on the page.
         current = recs()
         if not current:
             return None
+        start = current[0].recommended_dose_gy
+        return FigureRequest(outcome_space_figure, (current, protocol()),
+                             {"selected_dose_gy": {r.label: start for r in current}},
+                             tag=content_key(current))
+
+    outcome_space = pooled_figure(_outcome_space)
+
+    @render_figure
+    def plot():
+        return outcome_space()
+
+    @reactive.effect
+    async def _move_selected_dose() -> None:
+        # On every new dose, and on new cases (their figure is on its way: the page keeps the
+        # message until that figure is drawn).
         dose = selected_dose()
-        return outcome_space_figure(current, protocol(),
-                                    selected_dose_gy={r.label: dose for r in current})
+        try:
+            current = recs()
+        except Exception:  # being computed (this runs again when done) or failed (the
+            return  # outputs show why): nothing to move
+        if not current:
+            return
+        await send_selected_dose(session, "plot", content_key(current), dose,
+                                 selected_dose_traces(current, {r.label: dose for r in current}))
 
     @render.ui
     def dose_response_empty():
@@ -260,10 +289,15 @@ def outcome_space_server(
             return None
         return ui.div("The dose response appears once a case is shown.", class_="artds-empty")
 
+    def _dose_response() -> FigureRequest | None:
+        current = recs()
+        return FigureRequest(dose_response_figure, (current, protocol())) if current else None
+
+    dose_response_payload = pooled_figure(_dose_response)
+
     @render_figure
     def dose_response():
-        current = recs()
-        return dose_response_figure(current, protocol()) if current else None
+        return dose_response_payload()
 
     @render.ui
     def summary():

@@ -2,7 +2,10 @@
 new password.
 
 The panel exists only in administrators' sessions (``app.app`` registers it for them); every
-action is also checked here and recorded as an audit event by the store.
+action is also checked here and recorded as an audit event by the store. Changes reach the
+user's open sessions (``app.auth``): a new role at their next action (the page is rebuilt for
+it), "Disable" and a new password end their logins — all but this one when administrators set
+their own password.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ def users_ui() -> ui.TagList:
                 ui.input_password("new_password2", "New password again", width="100%"),
                 ui.div(ui.input_action_button("set_password", "Set password",
                                               class_="btn-sm")),
-                ui.tags.small("A new password does not end the user's open sessions; "
-                              "“Disable” does.", class_="text-muted"),
+                ui.tags.small("A new role applies at the user's next action (their page "
+                              "reloads); “Disable” and a new password end all their logins "
+                              "(yours: all but this one).", class_="text-muted"),
                 ui.output_ui("change_status"),
             ),
         ),
@@ -64,7 +68,10 @@ def users_ui() -> ui.TagList:
 
 
 @module.server
-def users_server(input, output, session, *, store: Store, user: UserInfo) -> None:
+def users_server(input, output, session, *, store: Store, user: UserInfo,
+                 login_token: str | None = None) -> None:
+    """The Users panel; ``login_token`` is this browser's login (kept when administrators set
+    their own password)."""
     if not accounts.role_allows(user.role, "admin"):
         raise PermissionError("the Users panel is for administrators")
     changed = reactive.value(0)
@@ -157,9 +164,14 @@ def users_server(input, output, session, *, store: Store, user: UserInfo) -> Non
         if not who:
             return
 
+        # Whoever knew the old password is logged out; administrators setting their own keep
+        # this login.
+        keep = login_token if who == user.username else None
+
         def change(password: str) -> str:
-            accounts.change_password(store, who, password, by=user.username)
-            return f"{who}: password changed."
+            accounts.change_password(store, who, password, by=user.username, keep_token=keep)
+            return (f"{who}: password changed; "
+                    + ("your other logins ended." if keep else "their logins ended."))
 
         await _with_new_password(change_msg, ("new_password", "new_password2"), change)
 

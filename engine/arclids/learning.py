@@ -45,7 +45,14 @@ from engine.arclids.architectures import SERVED_ARCH, architecture
 from engine.arclids.evaluation import auroc
 from engine.core.config import check_bool, check_choice, check_range
 from engine.core.protocols import Protocol, load_protocol
-from engine.platform.jobs import Cancelled, JobReporter, StoreJobReporter, checkpoint
+from engine.platform.jobs import (
+    Cancelled,
+    JobReporter,
+    StoreJobReporter,
+    StoreJobRunner,
+    checkpoint,
+    process_identity,
+)
 
 __all__ = [
     "BUDGETS",
@@ -53,6 +60,8 @@ __all__ = [
     "LearningConfig",
     "TrainedVersion",
     "clinic_table",
+    "discard_scratch",
+    "job_runner",
     "run_job",
     "train_version",
 ]
@@ -206,6 +215,7 @@ def train_version(
     serving_version: str | None = None,
     serving_metrics: Mapping[str, Any] | None = None,
     reporter: JobReporter | None = None,
+    scratch_prefix: str = ".job-",
 ) -> TrainedVersion:
     """Train, score and save a new ensemble; returns its version (not yet registered).
 
@@ -218,6 +228,9 @@ def train_version(
         serving_metrics: its stored fresh-cohort metrics (per ``"tcp"``/``"ntcp"``).
         reporter: where progress goes (share done 0…1, what is happening), checked for a
             cancel before each split, member and scoring step; None: nowhere, never cancelled.
+        scratch_prefix: name prefix of the scratch folder under ``out_root`` the version is
+            written to before it is moved into place (a job's own, so the files of a job whose
+            worker was killed can be found: :func:`discard_scratch`).
 
     Raises:
         engine.platform.jobs.Cancelled: the reporter asked to stop (nothing is left on disk).
@@ -262,7 +275,7 @@ def train_version(
 
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".job-", dir=out_root))
+    tmp = Path(tempfile.mkdtemp(prefix=scratch_prefix, dir=out_root))
     try:
         candidate: dict[str, Any] = {}
         serving_scores: dict[str, Any] = {}
@@ -406,11 +419,30 @@ def _serving_proba(model: Any, protocol: Protocol, outcome: str, cases: pd.DataF
 # The job, as run by a worker process
 
 
+def _scratch_prefix(job_id: int) -> str:
+    return f".job-{int(job_id)}-"
+
+
+def discard_scratch(out_root: str | Path, job_id: int) -> None:
+    """Remove what job ``job_id`` was writing under ``out_root`` (its worker was killed before it
+    could clean up); a finished version, already moved into place, is not touched."""
+    root = Path(out_root)
+    if root.is_dir():
+        for scratch in root.glob(f"{_scratch_prefix(job_id)}*"):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
     """Run training job ``job_id`` of the store at ``database_url``; returns the new version, or
     None when cancelled or failed. Progress, messages and the outcome are written to the job's
-    row, so any app process can show them; a cancel flag set there stops the job at its next
-    step. Meant for a worker process (CPU-bound; one torch thread)."""
+    row, so any app process can show them; a cancel flag set there (or the job ended elsewhere)
+    stops the job at its next step. Meant for a worker process started by
+    :func:`job_runner` (CPU-bound; one torch thread); a job still queued is claimed first, so a
+    direct call runs it only if no job runner has.
+
+    A version is registered only once completely written and moved into place, and only while
+    the job is still running: a job given up on never registers one.
+    """
     import torch
 
     from engine.platform.store import Store
@@ -419,14 +451,14 @@ def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
     store = Store(database_url)
     try:
         job = store.job(job_id)
-        if job is None:
+        if job is not None and job.status == "queued":
+            job = store.claim_job(process_identity(), job_id)
+        if job is None or job.status != "running":
             return None
         config = LearningConfig.from_dict(job.config)
         protocol = load_protocol(config.protocol)
-        if store.update_job(job_id, status="running", progress=0.0,
-                            message="reading the stored cases"):
-            store.update_job(job_id, status="cancelled", message="cancelled before it started")
-            return None
+        if store.update_job(job_id, progress=0.0, message="reading the stored cases"):
+            raise Cancelled("reading the stored cases")
         records = [r.values for r in store.inputs_with_outcomes(config.protocol)]
         clinic = clinic_table(protocol, records)
         serving, serving_info = _serving(store, config)
@@ -434,8 +466,10 @@ def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
             config, clinic, Path(out_root), serving=serving,
             serving_version=None if serving_info is None else serving_info.version,
             serving_metrics=_fresh_metrics(serving_info),
-            reporter=StoreJobReporter(store, job_id),
+            reporter=StoreJobReporter(store, job_id), scratch_prefix=_scratch_prefix(job_id),
         )
+        if store.update_job(job_id, message="registering the new version"):
+            raise Cancelled("registering the new version")
         store.register_model_version(
             protocol=config.protocol, arch=config.arch, version=trained.version,
             location=str(trained.location), source="learning", created_by=job.created_by,
@@ -447,7 +481,9 @@ def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
         return trained.version
     except Cancelled:
         store.update_job(job_id, status="cancelled", message="cancelled")
-        store.log_event("system", "training_cancelled", {"job": job_id})
+        ended = store.job(job_id)
+        if ended is not None and (ended.status, ended.message) == ("cancelled", "cancelled"):
+            store.log_event("system", "training_cancelled", {"job": job_id})
         return None
     except Exception as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -456,6 +492,18 @@ def run_job(database_url: str, job_id: int, out_root: str) -> str | None:
         return None
     finally:
         store.dispose()
+
+
+def job_runner(database_url: str, out_root: str | Path, **options: float) -> StoreJobRunner:
+    """The Learning Mode job runner of an app process: runs the queued jobs of the store at
+    ``database_url`` with :func:`run_job`, versions going to ``out_root`` (the learning
+    directory), the scratch files of a job given up on removed. ``options``: timings of
+    :class:`engine.platform.jobs.StoreJobRunner` (poll_s, heartbeat_s, stale_after_s,
+    cancel_grace_s). Not started: call ``start()``."""
+    import functools
+
+    return StoreJobRunner(database_url, run_job, (str(out_root),),
+                          discard=functools.partial(discard_scratch, str(out_root)), **options)
 
 
 def _serving(store: Any, config: LearningConfig) -> tuple[Any | None, Any | None]:

@@ -217,8 +217,9 @@ def load_members(
         state, meta = registry.load_artifact(
             models_dir, RTOE_FAMILY, member_name(protocol_name, arch, outcome, k)
         )
-        config = RTOEConfig.from_dict(meta.config)
-        members.append(OutcomeEstimator.from_state_dict(protocol, outcome, config, state))
+        with registry.fitting(meta, models_dir):
+            config = RTOEConfig.from_dict(meta.config)
+            members.append(OutcomeEstimator.from_state_dict(protocol, outcome, config, state))
         metas.append(meta)
     return members, metas
 
@@ -231,12 +232,14 @@ def load_calibration(
 
     Raises registry.ArtifactError when absent: an ensemble is never served uncalibrated.
     """
-    payload, meta = registry.load_json_artifact(
-        _models_dir(models_dir), RTOE_FAMILY, calibration_name(protocol_name, arch))
-    advice = payload.get("advice")
-    return (OutcomeCalibration.from_dict(payload["tcp"]),
-            OutcomeCalibration.from_dict(payload["ntcp"]),
-            None if advice is None else AdviceCalibration.from_dict(advice), meta)
+    root = _models_dir(models_dir)
+    payload, meta = registry.load_json_artifact(root, RTOE_FAMILY,
+                                                calibration_name(protocol_name, arch))
+    with registry.fitting(meta, root):
+        advice = payload.get("advice")
+        return (OutcomeCalibration.from_dict(payload["tcp"]),
+                OutcomeCalibration.from_dict(payload["ntcp"]),
+                None if advice is None else AdviceCalibration.from_dict(advice), meta)
 
 
 def ensemble_model(
@@ -365,13 +368,13 @@ def served_rtoe_versions(protocol_name: str, models_dir: Any = None) -> dict[str
 def load_gan(protocol_name: str, models_dir: Any = None) -> tuple[WGANGP, registry.ArtifactMeta]:
     """The saved generator (hash-checked) and its manifest entry."""
     protocol = load_protocol(protocol_name)
-    state, meta = registry.load_artifact(
-        _models_dir(models_dir), GAN_FAMILY, gan_name(protocol_name)
-    )
-    config = GANConfig.from_dict(
-        {k: v for k, v in meta.config.items() if k not in ("protocol", "budget")}
-    )
-    return WGANGP.from_state_dict(protocol, config, state), meta
+    root = _models_dir(models_dir)
+    state, meta = registry.load_artifact(root, GAN_FAMILY, gan_name(protocol_name))
+    with registry.fitting(meta, root):
+        config = GANConfig.from_dict(
+            {k: v for k, v in meta.config.items() if k not in ("protocol", "budget")}
+        )
+        return WGANGP.from_state_dict(protocol, config, state), meta
 
 
 def synthetic_pool(gan: WGANGP, n: int = N_SYNTHETIC) -> pd.DataFrame:
@@ -418,7 +421,11 @@ def odm_ensemble(
     Raises registry.ArtifactError when the members disagree (serving rule, planning environment,
     outcome model) or were trained for another dose grid.
     """
-    configs = [ODMConfig.from_dict(m.config["odm"]) for m in metas]
+    configs, trained_against = [], []
+    for m in metas:
+        with registry.fitting(m):
+            configs.append(ODMConfig.from_dict(m.config["odm"]))
+            trained_against.append(str(m.config["rtoe_version"]))
     rules = {(c.serving_rule, c.planning_arte) for c in configs}
     if len(rules) != 1:
         raise registry.ArtifactError(
@@ -426,7 +433,7 @@ def odm_ensemble(
             f"planning environment; retrain with `artds train odm --protocol {protocol.name}`"
         )
     serving_rule, planning_arte = rules.pop()
-    rtoe_versions = {m.config["rtoe_version"] for m in metas}
+    rtoe_versions = set(trained_against)
     if len(rtoe_versions) != 1:
         raise registry.ArtifactError(
             f"odm/{protocol.name}_{arch}_*: members were trained against different outcome "
@@ -440,10 +447,16 @@ def odm_ensemble(
             f"{len(protocol.dose_grid_gy)}); retrain with "
             f"`artds train odm --protocol {protocol.name}`"
         )
+    networks = []
+    for s, c, m in zip(states, configs, metas, strict=True):
+        with registry.fitting(m):
+            networks.append(_q_network(s, c))
+    with registry.fitting(metas[0]):
+        encoder = _encoder(protocol, states[0])
     return ODMEnsemble(
         protocol,
-        _encoder(protocol, states[0]),
-        [_q_network(s, c) for s, c in zip(states, configs, strict=True)],
+        encoder,
+        networks,
         version=ensemble_version(protocol.name, arch, [m.sha256 for m in metas]),
         rtoe_version=rtoe_versions.pop(),
         arch=arch,

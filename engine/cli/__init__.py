@@ -1,6 +1,7 @@
 """``artds`` command line: serve the app, manage users and the database, write virtual trials,
 recommend doses, write reports, plan an adaptive fractionation schedule, predict
-radiosensitivity (SF2) from gene expression, evaluate drug-resistance prediction.
+radiosensitivity (SF2) from gene expression, import a treatment plan's dosimetric features,
+evaluate drug-resistance prediction.
 
 Only parses arguments and wires engine calls together. Exit codes: 0 success, 2 bad input
 (one line on stderr naming the problem).
@@ -12,11 +13,12 @@ assembles those in the order ``artds --help`` lists them:
   parsers (``--protocol``, ``--models-dir``, ``--json``, ``--seed``, the executor flags);
 - :mod:`~engine.cli.common`: the one-line error policy, the executor behind ``--executor``,
   JSON-ready numbers;
-- :mod:`~engine.cli.clinic`: ``serve``, ``user``, ``db``;
+- :mod:`~engine.cli.clinic`: ``serve``, ``user``, ``db``, ``models``;
 - :mod:`~engine.cli.cases`: ``cohort``, ``recommend``, ``report``;
 - :mod:`~engine.cli.arclids`: ``train rtoe|gan|odm``, ``evaluate rtoe|odm``;
 - :mod:`~engine.cli.planner`: ``plan``;
 - :mod:`~engine.cli.sf2`: ``sf2 predict|evaluate|train`` and ``train sf2``;
+- :mod:`~engine.cli.dvh`: ``dvh features``;
 - :mod:`~engine.cli.drug`: ``drug evaluate|train|predict|explain`` and ``train drug``.
 """
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from engine.cli import arclids, cases, clinic, drug, planner, sf2
+from engine.cli import arclids, cases, clinic, drug, dvh, planner, sf2
 from engine.cli.common import run
 
 __all__ = ["build_parser", "main"]
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     clinic.add_serve(sub)
     clinic.add_user(sub)
     clinic.add_db(sub)
+    clinic.add_models(sub)
     cases.add_cohort(sub)
 
     train = sub.add_parser("train", help="train models and save them under models/")
@@ -60,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     planner.add_plan(sub)
     sf2.add_sf2(sub)
+    dvh.add_dvh(sub)
     drug.add_drug(sub)
     cases.add_recommend(sub)
     cases.add_report(sub)

@@ -1,5 +1,6 @@
-"""``artds serve``, ``artds user …`` and ``artds db upgrade``: run the app and look after its
-database of users (``$ARTDS_DATABASE_URL``)."""
+"""``artds serve``, ``artds user …``, ``artds db upgrade`` and ``artds models sign|verify``: run
+the app, look after its database of users (``$ARTDS_DATABASE_URL``) and sign its models'
+manifest (``$ARTDS_MODELS_KEY`` or ``$ARTDS_MODELS_KEY_FILE``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import sys
 
 from engine import settings
 from engine.cli.common import InputError, input_errors
-from engine.cli.flags import Commands
+from engine.cli.flags import Commands, models_dir_flag
 
-__all__ = ["add_db", "add_serve", "add_user", "ensure_first_admin"]
+__all__ = ["add_db", "add_models", "add_serve", "add_user", "ensure_first_admin"]
 
 
 def _open_store():
@@ -98,7 +99,7 @@ def cmd_user(args: argparse.Namespace) -> int:
             password = _read_password(args, env=settings.PASSWORD_ENV,
                                       prompt=f"New password for {args.username}")
             change_password(store, args.username, password, by="cli")
-            print(f"changed the password of {args.username}")
+            print(f"changed the password of {args.username}; their open logins ended")
         elif args.action == "role":
             store.set_role(args.username, args.role, by="cli")
             print(f"{args.username} is now {args.role}")
@@ -146,7 +147,8 @@ def add_user(sub: Commands) -> None:
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of standard input")
     user_sub.add_parser("list", help="list users with role and state")
-    passwd = user_sub.add_parser("passwd", help="set a new password", parents=[username])
+    passwd = user_sub.add_parser("passwd", parents=[username],
+                                 help="set a new password (ends the user's open logins)")
     passwd.add_argument("--password-stdin", action="store_true")
     user_sub.add_parser("role", help="change a user's role", parents=[username, role])
     for action in ("enable", "disable"):
@@ -160,3 +162,36 @@ def add_db(sub: Commands) -> None:
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="create or migrate the schema to the newest revision")
     db.set_defaults(func=cmd_db)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from engine.platform import registry
+
+    root = settings.models_dir() if args.models_dir is None else args.models_dir
+    with input_errors(registry.ArtifactError):
+        if args.action == "sign":
+            metas = registry.sign_manifest(root)
+            print(f"{root}: manifest signed ({len(metas)} artifacts checked against their "
+                  "sha256)")
+            return 0
+        metas = registry.verify_manifest(root)
+    warning = registry.unsigned_warning()
+    state = "signature valid" if warning is None else "not signed: no key configured"
+    print(f"{root}: {len(metas)} artifacts match their sha256; {state}")
+    if warning is not None:
+        print(f"artds models: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def add_models(sub: Commands) -> None:
+    models = sub.add_parser(
+        "models", help="sign or verify the models manifest (HMAC-SHA256 with $ARTDS_MODELS_KEY "
+        "or the file $ARTDS_MODELS_KEY_FILE)")
+    models_sub = models.add_subparsers(dest="action", required=True)
+    models_sub.add_parser(
+        "sign", parents=[models_dir_flag()],
+        help="check every artifact against its sha256, then sign the manifest with the key")
+    models_sub.add_parser(
+        "verify", parents=[models_dir_flag()],
+        help="check the signature (when a key is set) and every artifact's sha256")
+    models.set_defaults(func=cmd_models)

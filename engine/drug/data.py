@@ -19,12 +19,13 @@ Sources (copied into ``assets/data/``, provenance in ``assets/data/SOURCES.md``)
   and NIHGCN's own name/CID tables), and the CID of the drug's column in the NIHGCN matrices.
 
 **Which labels.** The two tables are different GDSC screens: TGSA's ln IC50 values are GDSC2's
-(they correlate only 0.4–0.75 with NIHGCN's GDSC1 values on shared lines, with mean shifts up to
-2.2 ln units), but its sensitive calls use the *GDSC1* thresholds (they equal NIHGCN's to the
-last digit). A GDSC1 threshold applied to GDSC2 values mislabels drugs whose scale moved: 3 of
-548 lines are "sensitive" to gemcitabine in TGSA's calls against 28 of 513 in GDSC1. So a drug's
-labels come from NIHGCN (GDSC1 values, thresholds fitted on the same screen) when the drug is
-there, else from TGSA (``prefer="gdsc2_tgsa"`` reverses this for TGSA's 54 thresholded drugs).
+(for 8 drugs checked they correlate only 0.37–0.75 with NIHGCN's GDSC1 values on shared lines,
+with mean shifts up to 2.2 ln units), but its sensitive calls use the *GDSC1* thresholds (they
+equal NIHGCN's to the last digit). A GDSC1 threshold applied to GDSC2 values mislabels drugs
+whose scale moved: 3 of 548 lines are "sensitive" to gemcitabine in TGSA's calls against 28 of
+513 in GDSC1. So a drug's labels come from NIHGCN (GDSC1 values, thresholds fitted on the same
+screen) when the drug is there, else from TGSA (``prefer="gdsc2_tgsa"`` reverses this for TGSA's
+54 thresholded drugs).
 
 **Labels.** ``resistant = 1`` (ln IC50 at or above the threshold), ``sensitive = 0``; a line
 without a measurement for a drug is **masked** (``y = -1``, ``mask = False``), never given a

@@ -605,15 +605,17 @@ def _by_tissue(data: DrugDataset, splits: list[Split], pooled: dict[str, Any],
 
 def save_evaluation(result: dict[str, Any], models_dir: Any = None):
     """Save ``result`` as ``models/drug/evaluation.json`` through the registry; returns its meta
-    (seed, config, data hash, metrics: mean AUROC per setting and model)."""
+    (seed, config with the Res-VAE's config under ``resvae``, data hash, metrics: mean AUROC per
+    setting and model)."""
     from engine.platform import registry
 
     root = Path(models_dir) if models_dir is not None else settings.models_dir()
     metrics = {f"{s}.{m}.auroc_mean": v["auroc"]["mean"]
                for s, info in result["settings"].items() for m, v in info["summary"].items()}
+    config = {**result["config"], "resvae": result["resvae"].get("config")}
     return registry.save_json_artifact(
         root, FAMILY, EVALUATION_NAME, result, seed=int(result["config"]["seed"]),
-        config=result["config"], data_hash=result["data"]["data_hash"],
+        config=config, data_hash=result["data"]["data_hash"],
         cohort_version=result["data"]["version"], metrics=metrics)
 
 

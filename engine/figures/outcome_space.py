@@ -56,6 +56,7 @@ __all__ = [
     "ellipse_dose_indices",
     "interval_ellipse",
     "outcome_space_figure",
+    "selected_dose_traces",
 ]
 
 _GOAL_STYLES = ({"dash": "solid", "width": 2.0}, {"dash": "dash", "width": 1.5})
@@ -67,6 +68,9 @@ ELLIPSE_EVERY = 4
 """Outcome space: an interval ellipse at every this many grid doses (plus the first and last,
 the recommended and the selected dose). At every dose neighbouring ellipses overlap into a
 smear; every fourth keeps each one readable while still showing how the spread changes."""
+RING_DECIMALS = 5
+"""Decimals of an ellipse's points (probabilities): 1e-5 is far below a pixel, and the rings
+are most of the bytes of the figure and of each move of the selected dose."""
 
 
 def covariance_ellipse(
@@ -156,14 +160,15 @@ def _ellipse_trace(
 
     ``marked`` rings (recommended and selected dose) are drawn stronger than the faint rings
     along the curve. Rings are not clipped to 0–1 here (that would flatten them); the axes clip.
+    Points are rounded to :data:`RING_DECIMALS` (0.001 %, far below a pixel).
     """
     xs: list[float | None] = []
     ys: list[float | None] = []
     for j in indices:
         x, y = interval_ellipse((rec.tcp_lo[j], rec.tcp_hi[j]), (rec.ntcp_lo[j], rec.ntcp_hi[j]),
                                 _correlation(rec, j))
-        xs += [*x.tolist(), None]
-        ys += [*y.tolist(), None]
+        xs += [*np.round(x, RING_DECIMALS).tolist(), None]
+        ys += [*np.round(y, RING_DECIMALS).tolist(), None]
     return go.Scatter(
         x=xs, y=ys, mode="lines", cliponaxis=True, connectgaps=False,
         name=f"{safe(rec.label)}: {interval_label(rec)} ellipses"
@@ -390,6 +395,60 @@ def _star_hover(rec: Recommendation, protocol: Protocol) -> str:
     return "<br>".join(lines) + "<extra></extra>"
 
 
+_MOVING = ("ellipses-marked", "selected")
+"""The parts of :func:`_selected_traces` that change with the selected dose."""
+
+
+def _selected_traces(rec: Recommendation, i: int, dose_gy: float | None) -> dict[str, go.Scatter]:
+    """The ``i``-th case's interval ellipses and selected-dose circle, by part: ``"ellipses"``
+    (faint interval rings along the curve, the recommended dose's left out) and
+    ``"ellipses-marked"`` (bold rings at the recommended and the selected dose) when the case
+    states an interval, and ``"selected"`` (open circle at the grid dose nearest ``dose_gy``)
+    when a dose is selected (None: none). Each carries the uid ``case{i}-{part}``; the last two
+    move with the selected dose (:func:`selected_dose_traces`)."""
+    colour, _label, group = case_style(i, rec)
+    doses = np.asarray(rec.doses_gy, dtype=float)
+    if not len(doses):
+        return {}
+    selected_j = None if dose_gy is None else nearest_index(doses, dose_gy)
+    out: dict[str, go.Scatter] = {}
+    if interval_label(rec):
+        recommended_j = nearest_index(doses, rec.recommended_dose_gy)
+        marked = {recommended_j} | ({selected_j} if selected_j is not None else set())
+        # The faint rings do not depend on the selected dose (a selected dose on a faint ring
+        # draws its bold ring over it), so moving the selection resends only the bold rings.
+        faint = [j for j in ellipse_dose_indices(len(doses)) if j != recommended_j]
+        if faint:
+            out["ellipses"] = _ellipse_trace(rec, faint, colour, group)
+        out["ellipses-marked"] = _ellipse_trace(rec, sorted(marked), colour, group, marked=True)
+    if selected_j is not None:
+        out["selected"] = _grid_dose_mark(rec, selected_j, i, "selected", "circle-open",
+                                          size_px=18, line_px=3)
+    for part, trace in out.items():
+        trace.uid = f"case{i}-{part}"
+    return out
+
+
+def selected_dose_traces(
+    recs: list[Recommendation], selected_dose_gy: dict[str, float]
+) -> list[go.Scatter]:
+    """The traces of :func:`outcome_space_figure` that move with the selected dose, as the
+    figure would draw them for ``selected_dose_gy`` (dose per fraction, Gy, by case label).
+
+    For every case with a selected dose: its bold interval ellipses (recommended and selected
+    dose) and its selected-dose circle, each with the uid it has in the figure
+    (``case{i}-ellipses-marked``, ``case{i}-selected``). Replacing the figure's traces of these
+    uids with them gives exactly the figure drawn for the new doses: the app moves the selected
+    dose this way on the client, without rebuilding or resending the figure.
+    """
+    out: list[go.Scatter] = []
+    for i, rec in enumerate(recs):
+        if rec.label in selected_dose_gy:
+            moving = _selected_traces(rec, i, selected_dose_gy[rec.label])
+            out += [moving[part] for part in _MOVING if part in moving]
+    return out
+
+
 def outcome_space_figure(
     recs: list[Recommendation],
     protocol: Protocol,
@@ -418,7 +477,8 @@ def outcome_space_figure(
         (:func:`interval_ellipse`), faint at every :data:`ELLIPSE_EVERY`-th dose and the last,
         bold at the recommended and the selected dose (two traces); and the best dose's interval
         as a thick band along the curve (``meta="dose-interval"``). The hover gives the interval
-        at every dose.
+        at every dose. The traces that depend on the selected dose carry uids
+        (:func:`selected_dose_traces`), so the selection can move without a new figure.
     """
     selected_dose_gy = selected_dose_gy or {}
     bounds = _case_bounds(recs)
@@ -444,17 +504,11 @@ def outcome_space_figure(
                     if iv_label else "")
         ntcp_part = (f" ({iv_label} %{{customdata[4]:.1%}}–%{{customdata[5]:.1%}})"
                      if iv_label else "")
-        selected_j = (nearest_index(doses, selected_dose_gy[rec.label])
-                      if rec.label in selected_dose_gy and len(doses) else None)
-        if iv_label and len(doses):
-            marked = {nearest_index(doses, rec.recommended_dose_gy)}
-            if selected_j is not None:
-                marked.add(selected_j)
-            faint = [j for j in ellipse_dose_indices(len(doses)) if j not in marked]
-            if faint:
-                fig.add_trace(_ellipse_trace(rec, faint, colour, group))
-            fig.add_trace(_ellipse_trace(rec, sorted(marked), colour, group, marked=True))
-            ellipse_label = ellipse_label or iv_label
+        moving = _selected_traces(rec, i, selected_dose_gy.get(rec.label))
+        for part in ("ellipses", "ellipses-marked"):
+            if part in moving:
+                fig.add_trace(moving[part])
+                ellipse_label = ellipse_label or iv_label
         fig.add_trace(
             go.Scatter(
                 x=tcp, y=ntcp,
@@ -473,9 +527,8 @@ def outcome_space_figure(
                 ),
             )
         )
-        if selected_j is not None:
-            fig.add_trace(_grid_dose_mark(rec, selected_j, i, "selected", "circle-open",
-                                          size_px=18, line_px=3))
+        if "selected" in moving:
+            fig.add_trace(moving["selected"])
         if iv_label and rec.dose_interval_gy and rec.dose_interval_gy[1] > rec.dose_interval_gy[0]:
             fig.add_trace(_dose_interval_segment(rec, colour, group))
             any_dose_interval = True

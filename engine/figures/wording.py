@@ -1,17 +1,22 @@
 """The wording of the numbers a recommendation carries, shared by the app, the HTML report and
 the command line: each probability with its interval and the interval's level, the predicted
 reward, the best dose's interval, the advice on the physician's proposal, and what the decision
-maker's SEM and q-value are (labels that never say more than the numbers mean).
+maker's SEM and q-value are (labels that never say more than the numbers mean); and how an
+imported plan's dosimetric feature was computed (app and report).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.arclids.recommend import Recommendation
 from engine.figures.style import fmt_dose
+
+if TYPE_CHECKING:
+    from engine.dvh import FeatureValue, PlanImport
 
 __all__ = [
     "DOSE_INTERVAL_MEANING",
@@ -24,6 +29,7 @@ __all__ = [
     "interval_label",
     "level_label",
     "pct_text",
+    "plan_feature_text",
     "recommendation_text",
     "reward_text",
 ]
@@ -129,3 +135,15 @@ def advice_text(rec: Recommendation) -> str | None:
         return f"keep your proposal ({dose}): it is the recommended dose"
     return (f"keep your proposal ({dose}): the probability that the recommendation's reward is "
             f"truly higher is only {share}, below the {needed} needed to advise a change")
+
+
+def plan_feature_text(feature: FeatureValue, plan: PlanImport) -> str:
+    """How a plan's feature was computed: ``"gEUD (a = -10) of GTV × 20/30 fractions"``,
+    ``"mean dose of Lungs-GTV"`` (no factor when the plan covers the phase), ``"volume of
+    GTV"``."""
+    if feature.quantity == "volume_cc":
+        return f"volume of {feature.structure}"
+    kind = "mean dose" if feature.geud_a == 1 else f"gEUD (a = {feature.geud_a:g})"
+    scale = (f" × {plan.n_eval_fractions}/{plan.n_plan_fractions} fractions"
+             if feature.phase == "evaluation" and feature.scale != 1 else "")
+    return f"{kind} of {feature.structure}{scale}"

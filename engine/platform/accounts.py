@@ -16,7 +16,10 @@ Nothing here knows about HTTP; ``app/auth.py`` puts it behind a login page and a
   HMAC-SHA1 over a key from ``$ARTDS_SECRET_KEY`` or generated once and kept in the database).
 * A session ends at the first of: logout, its absolute lifetime (``$ARTDS_SESSION_MAX_AGE_S``,
   default 8 hours) and its idle timeout (``$ARTDS_SESSION_IDLE_S``, default 30 minutes without a
-  request or an action in the app).
+  request or an action in the app). Sessions follow the account: each check reads the user's
+  role and state afresh, disabling a user ends their sessions, a new password ends the user's
+  other sessions (:func:`change_password`), and :func:`end_all_sessions` ("Log out everywhere")
+  ends them all.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ __all__ = [
     "check_password",
     "check_username",
     "create_user",
+    "end_all_sessions",
     "end_session",
     "login_wait_s",
     "role_allows",
@@ -130,10 +134,16 @@ def create_user(store: Store, username: str, password: str, role: str, *,
         raise ValueError(str(err)) from None
 
 
-def change_password(store: Store, username: str, password: str, *, by: str) -> None:
+def change_password(store: Store, username: str, password: str, *, by: str,
+                    keep_token: str | None = None) -> None:
+    """Set a new password and end the user's logins but ``keep_token``'s (the session of a
+    user changing their own password), in every process at once: whoever knew the old password
+    is logged out. Raises ValueError (bad password, unknown user)."""
     check_password(password)
     try:
-        store.set_password_hash(username, _HASHER.hash(password), by=by)
+        store.set_password_hash(username, _HASHER.hash(password), by=by, end_sessions=True,
+                                keep_session_sha256=None if keep_token is None
+                                else _sha256(keep_token))
     except StoreError as err:
         raise ValueError(str(err)) from None
 
@@ -251,3 +261,9 @@ def session_user(store: Store, token: str, *, idle_s: float | None = None,
 def end_session(store: Store, token: str, *, username: str) -> None:
     """Log out: the token stops working in every process at once."""
     store.revoke_session(_sha256(token), username=username)
+
+
+def end_all_sessions(store: Store, username: str, *, by: str) -> int:
+    """Log out everywhere: every login of ``username`` (every browser, every device) stops
+    working in every process at once; returns how many were open."""
+    return store.revoke_user_sessions(username, by=by)

@@ -4,8 +4,9 @@ The store keeps, per case, the id columns, the features, both doses, the physici
 dose and the two outcomes (:func:`stored_columns`; the note is kept apart, versioned on its own).
 This module turns a validated case table (:mod:`engine.core.schema`) into the store's records
 (:func:`case_records`), stored records back into a validated table (:func:`cases_from_stored`),
-merges a table into another by case label (:func:`merge_cases`), adds a follow-up or the
-physician's proposed dose to a case (:func:`with_follow_up`, :func:`with_proposal`), and writes
+merges a table into another by case label (:func:`merge_cases`), adds a follow-up, the
+physician's proposed dose or an imported plan's dosimetric features to a case
+(:func:`with_follow_up`, :func:`with_proposal`, :func:`with_features`), and writes
 the inputs in the upload format (:func:`inputs_csv`, which :func:`engine.core.schema.read_cases`
 reads back unchanged).
 """
@@ -29,6 +30,7 @@ __all__ = [
     "inputs_csv",
     "merge_cases",
     "stored_columns",
+    "with_features",
     "with_follow_up",
     "with_proposal",
 ]
@@ -114,6 +116,26 @@ def with_proposal(case: pd.DataFrame, protocol: Protocol, dose_gy: float | None)
     """
     frame = case[[c for c in stored_columns(protocol) if c in case.columns]].copy()
     frame[PROPOSAL_COLUMN] = dose_gy
+    frame = frame.astype(object).where(frame.notna(), None)
+    return validate_dataframe(frame, protocol)
+
+
+def with_features(case: pd.DataFrame, protocol: Protocol,
+                  values: Mapping[str, float]) -> pd.DataFrame:
+    """A validated case (a one-row table) with some features replaced, e.g. the features of an
+    imported plan (:attr:`engine.dvh.PlanImport.features`, each in its feature's unit).
+
+    Raises:
+        KeyError: a name in ``values`` is not a feature of ``protocol``.
+        engine.core.tabular.SchemaError: a value is refused (outside the feature's accepted
+            range), named as a problem of that feature's column.
+    """
+    unknown = [name for name in values if name not in protocol.feature_names]
+    if unknown:
+        raise KeyError(f"{unknown[0]!r} is not a feature of protocol {protocol.name}")
+    frame = case[[c for c in stored_columns(protocol) if c in case.columns]].copy()
+    for name, value in values.items():
+        frame[name] = value
     frame = frame.astype(object).where(frame.notna(), None)
     return validate_dataframe(frame, protocol)
 

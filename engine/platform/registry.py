@@ -15,6 +15,20 @@ recorded (sha256 mismatch) or not a state_dict of tensors, with a one-line
 :class:`ArtifactError`; state_dicts are read with ``torch.load(..., weights_only=True)``, so an
 artifact can never run code while loading.
 
+**Signed manifests.** A sha256 in the manifest proves only that a file is the one the manifest
+lists: whoever can write ``models/`` can replace weights *and* update their sha256. With a key
+configured (``$ARTDS_MODELS_KEY`` or a file named by ``$ARTDS_MODELS_KEY_FILE``, kept outside
+every models folder: :func:`engine.settings.models_key`), the manifest carries an HMAC-SHA256
+``signature`` over its canonical JSON (every other field, keys sorted, no white space), and a
+manifest that is unsigned, signed with another key or changed since it was signed is refused
+with one line saying so — no artifact it lists is served. Trainers holding the key sign what
+they write (a tampered or unsigned manifest is refused for writing too, so a training run never
+signs someone else's change); ``artds models sign`` signs a manifest after checking every file
+against its sha256. The signature lives inside the manifest so that it is replaced with it in
+one atomic rename. Without a key nothing is verified beyond the sha256s, and the app logs
+:func:`unsigned_warning` once at start-up (the trade-off: no secret to manage, but write access
+to ``models/`` is enough to serve other weights; see ``docs/clinic.md``).
+
 Writes are atomic: the artifact goes to a temporary file renamed over the target
 (``os.replace``), and the manifest is read, updated and replaced while holding an exclusive
 ``fcntl.flock`` on ``models/.manifest.lock``, so concurrent trainers (processes on one machine)
@@ -32,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -48,26 +63,35 @@ import pandas as pd
 import torch
 
 from engine import __version__ as ARTDS_VERSION
+from engine import settings
 
 __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_SCHEMA",
+    "NOT_FITTING",
     "ArtifactError",
     "ArtifactMeta",
     "Provenance",
     "data_hash",
     "ensemble_version",
+    "fitting",
     "list_artifacts",
     "load_artifact",
     "load_json_artifact",
     "save_artifact",
     "save_json_artifact",
+    "sign_manifest",
+    "unsigned_warning",
+    "verify_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
 """File name of the manifest inside the models folder."""
 MANIFEST_SCHEMA = 1
 """Version of the manifest layout written and accepted."""
+SIGNATURE_FIELD = "signature"
+"""Manifest field holding ``{"alg": "hmac-sha256", "key_id": ..., "mac": ...}``."""
+_SIGNATURE_ALG = "hmac-sha256"
 _LOCK_NAME = ".manifest.lock"
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -219,11 +243,122 @@ def _unusable(
     return ArtifactError(f"{_display(path)}: {problem}; {_hint(family, name, config)}")
 
 
+NOT_FITTING: tuple[type[Exception], ...] = (RuntimeError, KeyError, TypeError, ValueError,
+                                            IndexError)
+"""What building a model from an intact artifact raises when the artifact does not fit this
+code (another feature graph or dose grid, a config lacking a key, a renamed parameter)."""
+
+
+@contextlib.contextmanager
+def fitting(meta: ArtifactMeta, models_dir: Path | str | None = None) -> Iterator[None]:
+    """Inside the block a model is built from the verified artifact ``meta``: an exception of
+    :data:`NOT_FITTING` becomes the one-line :class:`ArtifactError` naming the file, what is
+    wrong and how to get a good one back ("models/rtoe/x.pt: does not fit this code (ValueError:
+    ...); retrain with `artds train rtoe --protocol nsclc` or restore the file")."""
+    try:
+        yield
+    except ArtifactError:
+        raise
+    except NOT_FITTING as exc:
+        path = Path(meta.file) if models_dir is None else Path(models_dir) / meta.file
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        # "Error(s) in loading state_dict for X:" says what failed, its next line why.
+        first = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else \
+            (lines[0] if lines else "")
+        raise _unusable(path, f"does not fit this code ({type(exc).__name__}: {first[:300]})",
+                        meta.family, meta.name, meta.config) from exc
+
+
 # --- manifest -----------------------------------------------------------------------------------
 
 
-def _read_manifest(root: Path) -> dict[str, Any]:
-    """The manifest as a dict (empty skeleton if the file does not exist)."""
+def unsigned_warning() -> str | None:
+    """The warning the app logs once at start-up when no signing key is configured (None when
+    one is): what is then not verified, and how to change that."""
+    try:
+        if settings.models_key() is not None:
+            return None
+    except ValueError:
+        return None  # an unusable key is refused, with its reason, when models load
+    return (f"models manifests are not verified: no {settings.MODELS_KEY_ENV} or "
+            f"{settings.MODELS_KEY_FILE_ENV} is set, so whoever can write the models folder can "
+            "replace weights and update their sha256 and they are served; set a key kept "
+            "outside models/ and sign with `artds models sign` (docs/clinic.md)")
+
+
+def _signing_key(root: Path) -> bytes | None:
+    """The configured signing key, None when none is configured.
+
+    Raises ArtifactError when the key setting is unusable or its file lies inside ``root``
+    (whoever can change the models could then re-sign them)."""
+    try:
+        found = settings.models_key()
+    except ValueError as exc:
+        raise ArtifactError(str(exc)) from None
+    if found is None:
+        return None
+    key, file = found
+    if file is not None and file.resolve().is_relative_to(root.resolve()):
+        raise ArtifactError(
+            f"{settings.MODELS_KEY_FILE_ENV}={file}: the key file lies inside the models folder "
+            f"{_display(root)}; keep it outside (whoever can change the models could re-sign "
+            "them)")
+    return key
+
+
+def _key_id(key: bytes) -> str:
+    """A short public name of a key (an HMAC of a constant: reveals nothing of the key)."""
+    return hmac.new(key, b"artds models key id", hashlib.sha256).hexdigest()[:12]
+
+
+def _mac(key: bytes, manifest: Mapping[str, Any]) -> str:
+    """HMAC-SHA256 (hex) of the manifest's canonical JSON without its signature."""
+    body = {k: v for k, v in manifest.items() if k != SIGNATURE_FIELD}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                      ensure_ascii=False)
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _signed(key: bytes, manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with a fresh signature."""
+    return {**manifest, SIGNATURE_FIELD: {"alg": _SIGNATURE_ALG, "key_id": _key_id(key),
+                                          "mac": _mac(key, manifest)}}
+
+
+def _check_signature(root: Path, manifest: Mapping[str, Any], key: bytes) -> None:
+    """Refuse, in one line, a manifest not signed with ``key`` or changed since."""
+    path = _display(root / MANIFEST_NAME)
+    sign = "after checking the models, sign it with `artds models sign"
+    sign += "`" if root.resolve() == settings.models_dir().resolve() else \
+        f" --models-dir {_display(root)}`"
+    signature = manifest.get(SIGNATURE_FIELD)
+    if not isinstance(signature, dict) or signature.get("alg") != _SIGNATURE_ALG:
+        raise ArtifactError(
+            f"{path}: not signed, and {settings.MODELS_KEY_ENV} or "
+            f"{settings.MODELS_KEY_FILE_ENV} is set: no artifact of it is served; {sign}")
+    if signature.get("key_id") != _key_id(key):
+        raise ArtifactError(
+            f"{path}: signed with another key than the one configured "
+            f"({settings.MODELS_KEY_ENV}/{settings.MODELS_KEY_FILE_ENV}); no artifact of it is "
+            f"served; use the key it was signed with or, {sign}")
+    if not hmac.compare_digest(str(signature.get("mac", "")), _mac(key, manifest)):
+        raise ArtifactError(
+            f"{path}: signature does not match: the manifest changed since it was signed "
+            f"(e.g. weights replaced and their sha256 updated); no artifact of it is served; "
+            f"restore the models folder or, {sign}")
+
+
+def _read_manifest(root: Path, *, verify: bool = True) -> dict[str, Any]:
+    """The manifest as a dict (empty skeleton if the file does not exist), its signature
+    checked when a key is configured (``verify``)."""
+    manifest = _parse_manifest(root)
+    if verify and (key := _signing_key(root)) is not None and manifest["artifacts"]:
+        _check_signature(root, manifest, key)
+    return manifest
+
+
+def _parse_manifest(root: Path) -> dict[str, Any]:
+    """The manifest file as a dict (empty skeleton if it does not exist), unverified."""
     path = root / MANIFEST_NAME
     try:
         text = path.read_text(encoding="utf-8")
@@ -336,20 +471,68 @@ def _register(
         torch_version=torch.__version__,
     )
     with _manifest_lock(root):
-        manifest = _read_manifest(root)
+        manifest = _read_manifest(root)  # a signed one must be intact before it is re-signed
         _atomic_write(root / key, data)
         manifest["artifacts"][key] = meta.entry()
-        text = json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False) + "\n"
-        _atomic_write(root / MANIFEST_NAME, text.encode("utf-8"))
+        _write_manifest(root, manifest)
     return meta
 
 
-def _verified_bytes(root: Path, family: str, name: str, suffix: str) -> tuple[bytes, ArtifactMeta]:
-    """The bytes of a listed artifact whose sha256 matches the manifest, and its meta."""
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically, signed when a key is configured (without one, an old
+    signature is kept: it no longer matches, so a reader holding the key refuses the change)."""
+    key = _signing_key(root)
+    if key is not None:
+        manifest = _signed(key, manifest)
+    text = json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False) + "\n"
+    _atomic_write(root / MANIFEST_NAME, text.encode("utf-8"))
+
+
+def verify_manifest(models_dir: Path) -> list[ArtifactMeta]:
+    """Check a models folder: its signature (when a key is configured) and every listed file
+    against its sha256. Returns the entries; raises ArtifactError (one line) at the first
+    problem."""
+    root = Path(models_dir)
+    manifest = _read_manifest(root)
+    metas = [ArtifactMeta.from_entry(k, e) for k, e in sorted(manifest["artifacts"].items())]
+    for meta in metas:
+        _verified_bytes(root, meta.family, meta.name, Path(meta.file).suffix, manifest=manifest)
+    return metas
+
+
+def sign_manifest(models_dir: Path) -> list[ArtifactMeta]:
+    """Sign a models folder's manifest with the configured key, after checking every listed
+    file against its sha256 (what is signed is what is on disk). Returns the entries signed.
+
+    Raises:
+        ArtifactError: no key configured, no manifest, or a listed file missing or changed.
+    """
+    root = Path(models_dir)
+    key = _signing_key(root)
+    if key is None:
+        raise ArtifactError(
+            f"no signing key: set {settings.MODELS_KEY_ENV} or {settings.MODELS_KEY_FILE_ENV} "
+            "(a key of at least 32 characters, kept outside the models folder)")
+    if not (root / MANIFEST_NAME).is_file():
+        raise ArtifactError(f"{_display(root / MANIFEST_NAME)}: no manifest to sign")
+    with _manifest_lock(root):
+        manifest = _parse_manifest(root)
+        metas = [ArtifactMeta.from_entry(k, e) for k, e in sorted(manifest["artifacts"].items())]
+        for meta in metas:
+            _verified_bytes(root, meta.family, meta.name, Path(meta.file).suffix,
+                            manifest=manifest)
+        _write_manifest(root, manifest)
+    return metas
+
+
+def _verified_bytes(root: Path, family: str, name: str, suffix: str, *,
+                    manifest: dict[str, Any] | None = None) -> tuple[bytes, ArtifactMeta]:
+    """The bytes of a listed artifact whose sha256 matches the manifest (read and verified
+    here unless given), and its meta."""
     key = _key(family, name, suffix)
     path = root / key
     manifest_path = _display(root / MANIFEST_NAME)
-    manifest = _read_manifest(root)
+    manifest = _read_manifest(root) if manifest is None else manifest
     entry = manifest["artifacts"].get(key)
     if entry is None:
         raise _unusable(path, f"not listed in the manifest {manifest_path}", family, name)

@@ -18,11 +18,12 @@ head, style block, ``<main>``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -36,6 +37,7 @@ from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
 from engine.core.schema import PROPOSAL_COLUMN, case_labels
 from engine.figures.dose_response import dose_response_figure
+from engine.figures.dvh import dvh_figure
 from engine.figures.outcome_space import (
     outcome_space_figure,
 )
@@ -50,9 +52,13 @@ from engine.figures.wording import (
     interval_label,
     level_label,
     pct_text,
+    plan_feature_text,
     recommendation_text,
     reward_text,
 )
+
+if TYPE_CHECKING:
+    from engine.dvh import PlanImport
 
 __all__ = ["DISCLAIMER", "render_inputs", "render_report", "report_filename"]
 
@@ -134,6 +140,43 @@ class _InputRow:
     unit: str
     accepted: str
     values: list[str]
+
+
+@dataclass(frozen=True)
+class _PlanBlock:
+    """A case's imported plan: where its dosimetric features came from, its DVHs and the
+    protocol's constraints checked on it."""
+
+    label: str
+    colour: str
+    files: str
+    """The plan's files, e.g. ``"RD.dcm (RTDOSE), RS.dcm (RTSTRUCT)"``."""
+    fractions: str
+    """How many fractions the dose covers and where that number comes from."""
+    features: tuple[tuple[str, str, str], ...]
+    """(feature label, value, how it was computed)."""
+    figure: Markup
+    constraints: tuple[dict[str, str], ...]
+    """:meth:`engine.dvh.ConstraintResult.display` rows."""
+    warnings: tuple[str, ...]
+
+
+def _plan_block(i: int, label: str, plan: PlanImport, protocol: Protocol) -> _PlanBlock:
+    labels = {f.name: f.label for f in protocol.features}
+    features = [(labels.get(f.feature, f.feature), f"{f.value:.2f} {f.unit}",
+                 plan_feature_text(f, plan)) for f in plan.feature_details]
+    source = plan.fractions_source.replace("--plan-fractions", "entered by the user")
+    return _PlanBlock(
+        label=label, colour=case_colour(i),
+        files=", ".join(f"{name} ({kind.upper()})" for kind, name in plan.files.items()),
+        fractions=(f"The dose covers {plan.n_plan_fractions} fractions ({source}); the "
+                   f"features are scaled to the protocol's {plan.n_eval_fractions} evaluation "
+                   "fractions, the constraints checked on the plan's dose."),
+        features=tuple(features),
+        figure=_figure_html(dvh_figure(plan, height_px=460), f"artds-dvh-{i}"),
+        constraints=tuple(c.display() for c in plan.constraints),
+        warnings=plan.warnings,
+    )
 
 
 @cache
@@ -300,6 +343,7 @@ def render_report(
     generated_at: datetime | None = None,
     user: str | None = None,
     audit_ids: dict[str, int] | None = None,
+    plans: Mapping[str, PlanImport] | None = None,
 ) -> str:
     """Render the report as one self-contained HTML document.
 
@@ -314,6 +358,9 @@ def render_report(
         user: who generated it (the logged-in user), printed with the time.
         audit_ids: audit-trail id of each case's recommendation keyed by case label, printed
             next to its input hash and model version.
+        plans: the imported plan (:func:`engine.dvh.import_plan`) whose dosimetric features a
+            case holds, keyed by case label: its files, features, cumulative DVHs and
+            constraint checks are printed for the cases of ``recs`` that have one.
 
     Returns:
         The HTML text (UTF-8 when written), plotly.js inlined once, no external URLs.
@@ -342,6 +389,8 @@ def render_report(
     if population is not None and len(cases):
         figures.append(("Population", _figure_html(
             population_figure(population, protocol, cases), "artds-population")))
+    plan_blocks = [_plan_block(i, rec.label, (plans or {})[rec.label], protocol)
+                   for i, rec in enumerate(recs) if rec.label in (plans or {})]
 
     return _render_page(
         "report.html",
@@ -365,6 +414,7 @@ def render_report(
                if notes.get(label, "").strip()],
         goals=protocol.goals,
         figures=figures,
+        plans=plan_blocks,
         plotly_js=Markup(_plotly_js()),
         plotly_config=PLOTLY_CONFIG,
     )

@@ -174,7 +174,9 @@ def main() -> None:
 
     _bench_sf2()
     from tests.bench.drug import bench_drug_evaluation, bench_drug_fits
+    from tests.bench.dvh import bench_dvh
 
+    bench_dvh()
     bench_drug_fits()
 
     for name in PROTOCOL_NAMES:

@@ -15,37 +15,21 @@ trained outcome models.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.e2e.helpers import USERS
+from tests.e2e.server import start_app
 
-ROOT = Path(__file__).resolve().parents[2]
-STARTUP_LIMIT_S = 120.0
-"""Give up waiting for the app after this long (a hang guard, not a performance check)."""
 EXPECT_TIMEOUT_MS = 15_000
 """How long an ``expect`` waits (Playwright's default is 5 s). A hang guard for a loaded 2-core CI
 machine, not a performance budget: the app answers in well under a second there (the slow work
 runs outside Shiny's flush, see app/recommending.py)."""
 
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -92,41 +76,13 @@ def app_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory, app_database_url: str) -> Iterator[str]:
     """Start ``uvicorn app.app:app`` on a free port and yield its URL."""
-    port = _free_port()
     app_dir = tmp_path_factory.mktemp("app")
-    log_path = app_dir / "app.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
-           "ARTDS_DATABASE_URL": app_database_url,
-           "ARTDS_LEARNING_DIR": str(app_dir / "learning")}
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.app:app", "--host", "127.0.0.1",
-             "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
+    server = start_app({"ARTDS_DATABASE_URL": app_database_url,
+                        "ARTDS_LEARNING_DIR": str(app_dir / "learning")}, app_dir / "app.log")
     try:
-        deadline = time.monotonic() + STARTUP_LIMIT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the app exited early:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not answer on {url}:\n{log_path.read_text()}")
-            time.sleep(0.25)
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop(timeout_s=15)
 
 
 @pytest.fixture

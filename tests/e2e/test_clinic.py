@@ -84,7 +84,7 @@ def test_login_wrong_password_logout(page: Page, app_url: str,
     cookie = next(c for c in page.context.cookies() if c["name"] == "artds_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     assert [e for e in console_errors if "401" not in e] == []  # 401: the wrong login
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     expect(page.locator("#login-form")).to_be_visible()
     page.goto(app_url)  # the old session no longer opens the app
     expect(page.locator("#login-form")).to_be_visible()
@@ -189,6 +189,38 @@ def test_clinician_role_limits_enforced_on_the_server(
     store.dispose()
     expect(page.locator(".shiny-output-error")).to_have_count(0)
     assert console_errors == []
+
+
+def test_a_demoted_physicist_downloads_nothing_more_and_comes_back_as_a_clinician(
+    page: Page, app_url: str, app_database_url: str, console_errors: list[str]
+) -> None:
+    store = Store(app_database_url)
+    try:
+        auth.create_user(store, "e2e-demoted", "demoted-pass-1234", "physicist",
+                         created_by="cli")
+        page.goto(app_url)
+        page.locator("#username").fill("e2e-demoted")
+        page.locator("#password").fill("demoted-pass-1234")
+        page.locator("#login-form button[type=submit]").click()
+        expect(page.locator(".artds-user")).to_contain_text("e2e-demoted · physicist")
+        open_tab(page, "Audit trail")
+        href = page.locator("#audit-csv").get_attribute("href")
+        assert href
+        status = "async (url) => (await fetch(url)).status"
+        assert page.evaluate(status, href) == 200
+        store.set_role("e2e-demoted", "clinician", by="e2e-admin")  # in the Users panel
+        assert page.evaluate(status, href) == 403  # the open physicist page's download
+        page.wait_for_timeout(1_100)  # the gate re-checks a websocket at most once a second
+        with contextlib.suppress(PlaywrightTimeoutError):  # the next action ...
+            page.get_by_role("tab", name="Population").click(timeout=5_000)
+        # ... sends it to the login page, which (the login still valid) opens the app again,
+        # built for a clinician.
+        expect(page.locator(".artds-user")).to_contain_text("e2e-demoted · clinician")
+        for tab in PHYSICIST_TABS:
+            expect(page.get_by_role("tab", name=tab)).to_have_count(0)
+    finally:
+        store.dispose()
+    assert [e for e in console_errors if "403" not in e] == []
 
 
 def test_admin_adds_a_user(page: Page, app_url: str, app_database_url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import pandas as pd
 from shiny import reactive, render, ui
@@ -11,6 +12,7 @@ from shiny.session import Inputs
 from app import shared
 from app.panels.data_input.messages import error_box, form_labels, success_line, summary
 from app.panels.data_input.state import DataInputState
+from engine.core.protocols import Protocol
 from engine.core.schema import (
     PROPOSAL_COLUMN,
     SITE_ID_MAX,
@@ -19,7 +21,7 @@ from engine.core.schema import (
 )
 from engine.core.tabular import Problem, SchemaError
 
-__all__ = ["form_card", "form_server"]
+__all__ = ["form_card", "form_frame", "form_server"]
 
 
 def _first_value(protocol_name: str, column: str) -> float | str | None:
@@ -43,6 +45,20 @@ def _numeric_field(input_id: str, label: str, unit: str, lo: float, hi: float, s
         ui.tags.small(f"accepted {lo:g} – {hi:g}", class_="text-muted form-hint"),
         class_="artds-field",
     )
+
+
+def form_frame(input: Inputs, protocol: Protocol,
+               replace: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """The form's patient as a one-row table to validate (an empty field is NaN), with the
+    values of ``replace`` (column → value) instead of the fields' (e.g. an imported plan's
+    features, sent to the fields in the same flush: the browser has not echoed them yet)."""
+    row: dict[str, object] = {"patient_id": input["m_patient_id"]() or ""}
+    if "site_id" in protocol.id_columns:
+        row["site_id"] = input["m_site_id"]()
+    for name in (*protocol.feature_names, "dose_eval_gy", PROPOSAL_COLUMN):
+        row[name] = input[f"m_{name}"]()
+    row.update(replace or {})
+    return pd.DataFrame([{k: (float("nan") if v is None else v) for k, v in row.items()}])
 
 
 def form_card() -> ui.Tag:
@@ -111,14 +127,8 @@ def form_server(input: Inputs, state: DataInputState) -> None:
     @reactive.event(input.add_manual)
     def _add_manual() -> None:
         p = state.protocol()
-        row: dict[str, object] = {"patient_id": input["m_patient_id"]() or ""}
-        if "site_id" in p.id_columns:
-            row["site_id"] = input["m_site_id"]()
-        for name in (*p.feature_names, "dose_eval_gy", PROPOSAL_COLUMN):
-            row[name] = input[f"m_{name}"]()
-        frame = pd.DataFrame([{k: (float("nan") if v is None else v) for k, v in row.items()}])
         try:
-            new = validate_dataframe(frame, p)
+            new = validate_dataframe(form_frame(input, p), p)
         except SchemaError as err:
             refused.set(err.problems)
             state.set_status("form", "")

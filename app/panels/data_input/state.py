@@ -19,10 +19,12 @@ from shiny.session import Inputs
 from app import shared
 from engine.core.protocols import Protocol
 from engine.core.schema import case_labels
+from engine.dvh import PlanImport
 from engine.platform.inputs import case_records, merge_cases
 from engine.platform.store import Store, UserInfo
 
-__all__ = ["MAX_SELECTABLE", "MAX_SHOWN", "CaseSelection", "DataInputState", "new_state"]
+__all__ = ["MAX_SELECTABLE", "MAX_SHOWN", "CaseSelection", "DataInputState", "PlanLink",
+           "new_state"]
 
 MAX_SHOWN = 4
 """Cases selected automatically after a load (users may pick more, up to MAX_SELECTABLE)."""
@@ -40,6 +42,21 @@ class CaseSelection:
     """The cases chosen for display, in the chosen order."""
     notes: Callable[[], dict[str, str]]
     """Physician notes of the current protocol keyed by case label."""
+    plans: Callable[[], dict[str, PlanImport]]
+    """Imported plans of the current protocol keyed by case label: those whose dosimetric
+    features the case still holds (for the report)."""
+
+
+@dataclass(frozen=True)
+class PlanLink:
+    """An imported plan whose dosimetric features were used for a case (kept in the session
+    only, never on disk)."""
+
+    result: PlanImport
+    """The plan's evaluation for the protocol."""
+    values: dict[str, float]
+    """Feature → the value given to the case, Gy (the plan's value rounded as the form shows
+    it); the link holds while the case keeps these values."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,8 @@ class DataInputState:
     """Counts the session's writes to the database; outputs that list stored data read it."""
     status: reactive.Value[dict[str, str]]
     """Success line of a part ("example", "upload", "form"), empty when there is none."""
+    plan_links: reactive.Value[dict[str, dict[str, PlanLink]]]
+    """Protocol name → case label → the imported plan whose features the case was given."""
     remembered: dict[str, list[str]]
     """Protocol name → the cases chosen in the sidebar when that protocol was last shown."""
     cases: Callable[[], pd.DataFrame]
@@ -72,6 +91,9 @@ class DataInputState:
     """Reactive: the cases chosen in the sidebar, in the chosen order."""
     notes: Callable[[], dict[str, str]]
     """Reactive: the notes of the current protocol keyed by case label."""
+    plans: Callable[[], dict[str, PlanImport]]
+    """Reactive: the imported plans of the current protocol's cases that still hold the plan's
+    dosimetric features, keyed by case label."""
 
     def set_status(self, key: str, text: str) -> None:
         """Set (or clear, with "") the success line of part ``key``."""
@@ -155,9 +177,27 @@ def new_state(
     def notes() -> dict[str, str]:
         return dict(note_texts()[protocol().name])
 
+    plan_links: reactive.Value[dict[str, dict[str, PlanLink]]] = reactive.value(
+        {name: {} for name in shared.PROTOCOLS})
+
+    @reactive.calc
+    def plans() -> dict[str, PlanImport]:
+        df, all_labels = cases(), labels()
+        out = {}
+        for label, link in plan_links()[protocol().name].items():
+            if label not in all_labels:
+                continue
+            row = df.iloc[all_labels.index(label)]
+            # A later upload, form or version may have changed the features: the plan no
+            # longer describes the case then.
+            if all(abs(float(row[k]) - v) <= 1e-9 for k, v in link.values.items()):
+                out[label] = link.result
+        return out
+
     return DataInputState(
         input=input, protocol=protocol, db=db, user=user, case_tables=case_tables,
         note_texts=note_texts, db_changed=reactive.value(0), status=reactive.value({}),
+        plan_links=plan_links,
         remembered={name: case_labels(shared.STARTUP_CASES[name]) for name in shared.PROTOCOLS},
-        cases=cases, labels=labels, shown=shown, notes=notes,
+        cases=cases, labels=labels, shown=shown, notes=notes, plans=plans,
     )

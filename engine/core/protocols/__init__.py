@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from engine.core.protocols.plan import PlanSpec, plan_spec
 
 __all__ = [
     "PROTOCOLS_DIR",
@@ -22,6 +25,7 @@ __all__ = [
     "Protocol",
     "Structure",
     "load_protocol",
+    "protocol_from_dict",
 ]
 
 PROTOCOLS_DIR = Path(__file__).parent
@@ -133,6 +137,9 @@ class Protocol:
     """Outcome-network features, in network node order."""
     dag_edges: tuple[tuple[str, str], ...]
     """Directed edges (parent, child) over features and the two outcome names."""
+    plan: PlanSpec | None = None
+    """How plans are imported (structure roles, dosimetric features from DVHs, constraints;
+    :mod:`engine.core.protocols.plan`); None when the protocol has no ``[plan]`` section."""
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -233,7 +240,13 @@ def load_protocol(name: str) -> Protocol:
     :data:`PROTOCOL_NAMES`."""
     if name not in PROTOCOL_NAMES:
         raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOL_NAMES)}")
-    raw = tomllib.loads((PROTOCOLS_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+    return protocol_from_dict(
+        tomllib.loads((PROTOCOLS_DIR / f"{name}.toml").read_text(encoding="utf-8")))
+
+
+def protocol_from_dict(raw: dict[str, Any]) -> Protocol:
+    """Build and validate a protocol from its parsed TOML (a ``ValueError`` names what is
+    wrong)."""
     protocol = Protocol(
         name=raw["name"],
         label=raw["label"],
@@ -258,4 +271,6 @@ def load_protocol(name: str) -> Protocol:
         dag_edges=tuple((a, b) for a, b in raw["dag_edges"]),
     )
     _validate(protocol)
+    if "plan" in raw:
+        protocol = replace(protocol, plan=plan_spec(raw["plan"], protocol))
     return protocol

@@ -32,7 +32,7 @@ The package, one module per part:
 * :mod:`~engine.platform.store.tables`: the declarative :class:`Base` and the ORM tables (what
   the Alembic migrations build);
 * :mod:`~engine.platform.store.records`: the frozen records callers get back, :data:`ROLES`,
-  :data:`JOB_STATES` and :class:`StoreError`;
+  :data:`JOB_STATES` (:data:`ACTIVE_JOB_STATES`) and :class:`StoreError`;
 * :mod:`~engine.platform.store.connection`: engine, pool, SQLite pragmas, transactions, retries
   and migrations (:class:`~engine.platform.store.connection.Database`);
 * the queries by domain, each a mixin over that connection: :mod:`~engine.platform.store.users`
@@ -52,6 +52,7 @@ from engine.platform.store.cases import CaseQueries
 from engine.platform.store.jobs import JobQueries
 from engine.platform.store.models import ModelQueries
 from engine.platform.store.records import (
+    ACTIVE_JOB_STATES,
     JOB_STATES,
     ROLES,
     CaseRecord,
@@ -69,6 +70,7 @@ from engine.platform.store.tables import Base
 from engine.platform.store.users import UserQueries
 
 __all__ = [
+    "ACTIVE_JOB_STATES",
     "JOB_STATES",
     "ROLES",
     "Base",

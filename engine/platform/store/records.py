@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "ACTIVE_JOB_STATES",
     "JOB_STATES",
     "ROLES",
     "CaseRecord",
@@ -28,7 +29,10 @@ __all__ = [
 ROLES = ("clinician", "physicist", "admin")
 """Roles, each allowed what the previous one is plus more (see ``docs/clinic.md``)."""
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
-"""States of a Learning Mode training job."""
+"""States of a Learning Mode training job: queued (waiting for a job runner to claim it), running
+(claimed; its worker heartbeats), then one final state that never changes again."""
+ACTIVE_JOB_STATES = ("queued", "running")
+"""States of :data:`JOB_STATES` a job leaves exactly once, for a final one."""
 
 
 class StoreError(ValueError):
@@ -226,8 +230,15 @@ class JobInfo:
     model_version: str | None
     """Version produced, once done."""
     created_at: datetime
-    """When it was started."""
+    """When it was queued."""
     created_by: str
     """Who started it."""
     finished_at: datetime | None
     """When it ended."""
+    started_at: datetime | None = None
+    """When a job runner claimed it (None while queued)."""
+    heartbeat_at: datetime | None = None
+    """The worker's last heartbeat (None before the first)."""
+    worker: str = ""
+    """Who runs it: ``host:pid:start`` of the worker process (or of the claiming app process
+    until its worker started); empty while queued."""

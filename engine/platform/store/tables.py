@@ -219,13 +219,14 @@ class Promotion(Base):
 
 
 class TrainingJob(Base):
-    """A Learning Mode training job: progress and the cancel flag any process sees."""
+    """A Learning Mode training job: progress, the cancel flag, and who runs it (the claiming
+    process and its worker's last heartbeat), seen by every process."""
 
     __tablename__ = "training_jobs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     protocol: Mapped[str] = mapped_column(String(16), index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(Text, default="")
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -235,6 +236,9 @@ class TrainingJob(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(64))
     finished_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    worker: Mapped[str] = mapped_column(String(160), default="", server_default="")
 
 
 class AuditEvent(Base):

@@ -79,10 +79,27 @@ class UserQueries(Database):
             u = s.scalar(_by_name(username).where(User.active.is_(True)))
             return None if u is None else u.password_hash
 
-    def set_password_hash(self, username: str, password_hash: str, *, by: str) -> None:
-        """Replace a user's password hash (audited as ``password_changed`` by ``by``)."""
-        self._update_user(username, {"password_hash": password_hash}, by=by,
-                          action="password_changed", detail={"username": username})
+    def set_password_hash(self, username: str, password_hash: str, *, by: str,
+                          end_sessions: bool = False,
+                          keep_session_sha256: str | None = None) -> None:
+        """Replace a user's password hash (audited as ``password_changed`` by ``by``).
+
+        Args:
+            username: whose password.
+            password_hash: the new argon2 hash.
+            by: who changes it.
+            end_sessions: also end the user's logins, in the same transaction (a password
+                change; not a re-hash of the same password at login).
+            keep_session_sha256: with ``end_sessions``, the one login to keep (the user's own,
+                when they change their password themselves).
+        """
+        with self.session() as s:
+            u = _existing_user(s, username)
+            u.password_hash = password_hash
+            detail: dict[str, Any] = {"username": username}
+            if end_sessions:
+                detail["sessions_ended"] = _end_sessions(s, u.id, keep_session_sha256)
+            s.add(audit_event(by, "password_changed", detail))
 
     def set_role(self, username: str, role: str, *, by: str) -> None:
         """Give a user another role of :data:`ROLES` (audited as ``role_changed``)."""
@@ -96,9 +113,7 @@ class UserQueries(Database):
             u = _existing_user(s, username)
             u.active = active
             if not active:
-                s.execute(update(AuthSession).where(AuthSession.user_id == u.id,
-                                                    AuthSession.revoked_at.is_(None))
-                          .values(revoked_at=utc_now()))
+                _end_sessions(s, u.id, None)
             s.add(audit_event(by, "user_enabled" if active else "user_disabled",
                               {"username": username}))
 
@@ -195,6 +210,16 @@ class UserQueries(Database):
                           .values(last_seen_at=now))
             return _user_info(row[0]), row[1]
 
+    def revoke_user_sessions(self, username: str, *, by: str,
+                             keep_session_sha256: str | None = None) -> int:
+        """End every login of ``username`` (but ``keep_session_sha256``'s), in every process
+        at once ("Log out everywhere"; audited as ``logout_everywhere``); returns how many."""
+        with self.session() as s:
+            u = _existing_user(s, username)
+            n = _end_sessions(s, u.id, keep_session_sha256)
+            s.add(audit_event(by, "logout_everywhere", {"username": username, "sessions": n}))
+            return n
+
     def revoke_session(self, token_sha256: str, *, username: str) -> bool:
         """End a session (logout, audited); False when it was already ended or unknown."""
         with self.session() as s:
@@ -204,6 +229,15 @@ class UserQueries(Database):
             if n:
                 s.add(audit_event(username, "logout", {}))
             return bool(n)
+
+
+def _end_sessions(s: Session, user_id: int, keep_sha256: str | None) -> int:
+    """Revoke the open sessions of user ``user_id`` but ``keep_sha256``; returns how many."""
+    q = update(AuthSession).where(AuthSession.user_id == user_id,
+                                  AuthSession.revoked_at.is_(None))
+    if keep_sha256 is not None:
+        q = q.where(AuthSession.token_sha256 != keep_sha256)
+    return int(s.execute(q.values(revoked_at=utc_now())).rowcount or 0)
 
 
 def _check_role(role: str) -> None:

@@ -284,3 +284,130 @@ def test_request_bodies_are_bounded_before_anything_is_stored(sqlite_store: Stor
     assert status == 413 and read < n_chunks
     # a body within the limit reaches the app
     assert _post(g, cookie, [mib, mib], 2 * len(mib)) == (200, 2)
+
+
+# ------------------------------------------------------------------ sessions follow the account
+
+
+class _ShinySession:
+    """Stand-in Shiny session: its id, the websocket's scope (with the user it was built for)
+    and its on-ended callbacks."""
+
+    def __init__(self, sid: str, user) -> None:
+        from starlette.requests import HTTPConnection
+
+        self.id = sid
+        self.http_conn = HTTPConnection({"type": "websocket", "headers": [],
+                                         gate_module._USER_KEY: user})
+        self.ended: list = []
+
+    def on_ended(self, callback) -> None:
+        self.ended.append(callback)
+
+
+def _login(g: LoginGate, store: Store, username: str) -> str:
+    """A new login's cookie (another browser or device)."""
+    return g.signer.sign(auth.start_session(store, username, g.max_age_s))
+
+
+def test_a_demoted_physicists_open_session_can_no_longer_download(gate, sqlite_store) -> None:
+    g, inner, ann = gate
+    auth.create_user(sqlite_store, "phil", PASSWORD, "physicist", created_by="cli")
+    phil = _login(g, sqlite_store, "phil")
+    shiny = _ShinySession("f" * 64, sqlite_store.user("phil"))
+    gate_module.bind_session(shiny)
+    download = f"/session/{'f' * 64}/download/audit-csv"
+    upload = f"/session/{'f' * 64}/upload/job-1"
+    try:
+        assert _get(g, download, phil)[0] == 200
+        assert _get(g, download, ann)[0] == 403  # another user's request for phil's session
+        sqlite_store.set_role("phil", "clinician", by="root")
+        assert _get(g, download, phil)[0] == 403
+        assert _get(g, upload, phil)[0] == 403
+        assert inner.http_paths == [download]  # the refused requests never reached the app
+        assert _get(g, "/", phil)[0] == 200  # the login holds: a new page for the new role
+    finally:
+        for forget in shiny.ended:  # the Shiny session ends: its record goes
+            forget()
+    assert gate_module._bound_to(download) is None
+
+
+def test_an_open_websocket_ends_when_the_role_changes(gate, sqlite_store: Store) -> None:
+    g, inner, cookie = gate
+
+    async def script(push) -> None:
+        await push("as a clinician")
+        sqlite_store.set_role("ann", "physicist", by="root")
+        await push("after the change")  # dropped: the page was built for a clinician
+        await push(None)
+
+    sent = _websocket(g, cookie, script)
+    assert inner.ws_messages == ["as a clinician"]
+    told = [json.loads(m["text"]) for m in sent if m["type"] == "websocket.send"]
+    assert told == [{"custom": {gate_module.SESSION_ENDED_MESSAGE: {}}}]
+    assert _get(g, "/", cookie)[0] == 200  # the login page sends it back to a rebuilt app
+
+
+def test_disabling_a_user_ends_their_open_websocket(gate, sqlite_store: Store) -> None:
+    g, inner, cookie = gate
+
+    async def script(push) -> None:
+        await push("before")
+        sqlite_store.set_active("ann", False, by="root")
+        await push("after")
+        await push(None)
+
+    _websocket(g, cookie, script)
+    assert inner.ws_messages == ["before"]
+    assert _get(g, "/", cookie)[0] == 303
+
+
+def test_a_new_password_ends_the_users_other_logins(gate, sqlite_store: Store) -> None:
+    g, _inner, mine = gate
+    other = _login(g, sqlite_store, "ann")  # the same user in another browser
+    token = g.signer.unsign(mine, g.max_age_s)
+    auth.change_password(sqlite_store, "ann", "a brand new password", by="ann", keep_token=token)
+    assert _get(g, "/www/app.css", mine)[0] == 200  # the login that changed it
+    assert _get(g, "/www/app.css", other)[0] == 401
+    assert auth.authenticate(sqlite_store, "ann", PASSWORD, remote="x").user is None
+    # Set by an administrator: every login of the user ends.
+    auth.change_password(sqlite_store, "ann", "yet another password", by="root")
+    assert _get(g, "/www/app.css", mine)[0] == 401
+    assert auth.authenticate(sqlite_store, "ann", "yet another password", remote="x").user
+
+
+def _logout(g: LoginGate, cookie: str, scope: str) -> int:
+    token = g.signer.unsign(cookie, g.max_age_s)
+    body = f"csrf={gate_module._csrf_for(token)}&scope={scope}".encode()
+    request = _scope("http", "/logout", cookie) | {"method": "POST"}
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    run_async(g(request, receive, send))
+    return sent[0]["status"]
+
+
+def test_log_out_ends_this_login_and_log_out_everywhere_every_login(gate, sqlite_store) -> None:
+    g, inner, first = gate
+    second, third = _login(g, sqlite_store, "ann"), _login(g, sqlite_store, "ann")
+    assert _logout(g, third, "this") == 303  # "Log out": this login only
+    assert _get(g, "/www/app.css", third)[0] == 401
+    assert _get(g, "/www/app.css", second)[0] == 200
+
+    async def script(push) -> None:
+        await push("before")
+        assert _logout(g, second, "everywhere") == 303  # from another browser
+        await push("after")  # this browser's open app ends at its next action
+        await push(None)
+
+    _websocket(g, first, script)
+    assert inner.ws_messages == ["before"]
+    assert _get(g, "/www/app.css", first)[0] == 401 and _get(g, "/www/app.css", second)[0] == 401
+    assert sqlite_store.events(limit=1)[0]["action"] == "logout_everywhere"
+    html_form = gate_module.logout_form(None)
+    assert 'value="everywhere"' in html_form and ">Log out everywhere</button>" in html_form

@@ -137,3 +137,37 @@ def test_training_worker_exits_when_the_app_is_killed(tmp_path: Path) -> None:
     while running() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not running(), "the worker outlived the app"
+
+
+def test_a_worker_killed_mid_training_leaves_no_version_and_no_scratch(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """The real job runner and ``run_job``: ``kill -9`` of the training worker fails the job with
+    the reason, registers nothing, removes the half-written files, and frees the runner."""
+    import signal
+
+    out = tmp_path / "learning"
+    url = sqlite_store.url.render_as_string(hide_password=False)
+    runner = learning.job_runner(url, out, poll_s=0.1, heartbeat_s=0.5, cancel_grace_s=1.0)
+    config = learning.LearningConfig("nsclc", budget="standard")  # minutes: still running
+    job = sqlite_store.create_job("nsclc", config.to_dict(), username="phil")
+    runner.start()
+    try:
+        deadline = time.monotonic() + 180
+        while "member" not in sqlite_store.job(job).message:  # writing members to scratch
+            assert time.monotonic() < deadline, sqlite_store.job(job)
+            time.sleep(0.1)
+        assert [p.name.startswith(f".job-{job}-") for p in out.iterdir()] == [True]
+        pid = runner.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        while sqlite_store.job(job).status == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+    info = sqlite_store.job(job)
+    assert info.status == "failed" and "killed (SIGKILL)" in info.error
+    assert info.model_version is None
+    assert [v.source for v in sqlite_store.model_versions("nsclc")] == []
+    assert list(out.iterdir()) == []  # the half-written version is gone

@@ -205,7 +205,7 @@ def _commands(
 
 def test_every_command_has_help(capsys):
     paths = [path for path, _ in _commands(build_parser())]
-    assert len(paths) == 27  # artds, 10 commands, 16 sub-commands
+    assert len(paths) == 34  # artds, 13 commands, 20 sub-commands
     for path in paths:
         with pytest.raises(SystemExit) as exit_info:
             main([*path, "--help"])
@@ -225,7 +225,7 @@ def test_shared_flags_read_the_same_in_every_command():
                 seen.setdefault(flag, set()).add(
                     (action.default, action.help, tuple(action.choices or ()), action.required))
                 users[flag] = users.get(flag, 0) + 1
-    assert users == {"--models-dir": 11, "--protocol": 7, "--json": 6}
+    assert users == {"--models-dir": 14, "--protocol": 8, "--json": 8}
     assert all(len(variants) == 1 for variants in seen.values()), seen
 
 
@@ -311,7 +311,8 @@ def test_an_id_with_control_characters_is_one_escaped_line(tmp_path, capsys) -> 
 
 def test_a_model_trained_on_another_feature_graph_is_one_line(tmp_path, capsys) -> None:
     """Weights whose graph does not fit the protocol (hash valid, shape wrong) stop `recommend`
-    and `report` with the serving catalogue's one-line reason, never a traceback."""
+    and `report` with the serving catalogue's one-line reason naming the file and what is wrong
+    with it, never a traceback."""
     import shutil
 
     from engine.platform import registry
@@ -330,4 +331,89 @@ def test_a_model_trained_on_another_feature_graph_is_one_line(tmp_path, capsys) 
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1, err
         assert "another feature graph" in err[0] and "Traceback" not in err[0]
+        assert "rtoe/nsclc_glogd_local_control_0.pt: does not fit this code" in err[0]
+        assert "artds train rtoe --protocol nsclc" in err[0]
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize(("what", "damage"), [
+    ("calibration", lambda payload: {k: v for k, v in payload.items() if k != "tcp"}),
+    ("config", None),
+])
+def test_every_model_that_does_not_fit_is_one_line_naming_its_file(tmp_path, capsys, what,
+                                                                   damage) -> None:
+    """A calibration lacking its TCP part, a member whose config disagrees with its weights:
+    intact files that do not fit this code stop `recommend` with one line naming the file, never
+    a traceback."""
+    import shutil
+
+    from engine.platform import registry
+    from engine.settings import MODELS_DIR
+
+    shutil.copytree(MODELS_DIR / "rtoe", tmp_path / "rtoe")
+    shutil.copy(MODELS_DIR / "manifest.json", tmp_path / "manifest.json")
+    if what == "calibration":
+        payload, meta = registry.load_json_artifact(tmp_path, "rtoe", "nsclc_glogd_calibration")
+        registry.save_json_artifact(tmp_path, "rtoe", meta.name, damage(payload),
+                                    seed=meta.seed, config=meta.config,
+                                    data_hash=meta.data_hash,
+                                    cohort_version=meta.cohort_version, metrics=meta.metrics)
+        file = "rtoe/nsclc_glogd_calibration.json"
+    else:
+        state, meta = registry.load_artifact(tmp_path, "rtoe", "nsclc_glogd_rp2_3")
+        config = {**meta.config, "hidden": 2 * meta.config["hidden"]}  # not its weights' width
+        registry.save_artifact(tmp_path, "rtoe", meta.name, state, seed=meta.seed,
+                               config=config, data_hash=meta.data_hash,
+                               cohort_version=meta.cohort_version, metrics=meta.metrics)
+        file = "rtoe/nsclc_glogd_rp2_3.pt"
+    code = main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]),
+                 "--models-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"{file}: does not fit this code" in err[0] and "Traceback" not in err[0]
+
+
+def test_models_sign_and_verify(tmp_path, capsys, monkeypatch) -> None:
+    """`artds models sign` signs a checked manifest; afterwards replaced weights with an updated
+    sha256 stop `recommend` with one line; `verify` says what holds."""
+    import hashlib
+    import shutil
+
+    from engine import settings
+    from engine.settings import MODELS_DIR
+
+    tmp_path = tmp_path / "models"
+    shutil.copytree(MODELS_DIR, tmp_path)
+    monkeypatch.delenv(settings.MODELS_KEY_FILE_ENV, raising=False)
+    monkeypatch.delenv(settings.MODELS_KEY_ENV, raising=False)
+    assert main(["models", "sign", "--models-dir", str(tmp_path)]) == 2
+    assert "no signing key" in capsys.readouterr().err
+    assert main(["models", "verify", "--models-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr()
+    assert "not signed: no key configured" in out.out and "ARTDS_MODELS_KEY" in out.err
+
+    monkeypatch.setenv(settings.MODELS_KEY_ENV, "a-clinic-secret-of-at-least-32-characters")
+    recommend = ["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]),
+                 "--models-dir", str(tmp_path)]
+    assert main(recommend) == 2  # the shipped manifest is not signed
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not signed" in err[0] and "artds models sign" in err[0]
+    assert main(["models", "sign", "--models-dir", str(tmp_path)]) == 0
+    assert "manifest signed" in capsys.readouterr().out
+    assert main(["models", "verify", "--models-dir", str(tmp_path)]) == 0
+    assert "signature valid" in capsys.readouterr().out
+    assert main([*recommend, "--json"]) == 0
+    capsys.readouterr()
+
+    # Replace one member's weights by another's and update the sha256, as an intruder would.
+    name = "rtoe/nsclc_glogd_rp2_0.pt"
+    data = (tmp_path / "rtoe/nsclc_glogd_rp2_1.pt").read_bytes()
+    (tmp_path / name).write_bytes(data)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["artifacts"][name]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest["artifacts"][name]["bytes"] = len(data)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    for command in (recommend, ["models", "verify", "--models-dir", str(tmp_path)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "signature does not match" in err[0], err

@@ -127,3 +127,24 @@ def test_shipped_labels_are_the_thresholded_ln_ic50(shipped):
         rows = d.y[:, j] != MISSING
         resistant = d.ln_ic50[rows, j] >= d.drug_info.loc[drug, "threshold_ln_ic50"]
         np.testing.assert_array_equal(d.y[rows, j] == RESISTANT, resistant, err_msg=drug)
+
+
+def test_tgsa_calls_apply_gdsc1_thresholds_to_gdsc2_values(shipped):
+    """The facts behind the choice of label source (engine/drug/data.py's docstring)."""
+    tgsa = load_drug_data(prefer="gdsc2_tgsa")
+    # same thresholds, other values: moderate correlation and shifted means on shared lines
+    checked = ("Gemcitabine", "Gefitinib", "Docetaxel", "Erlotinib", "Sorafenib", "Paclitaxel",
+               "Tamoxifen", "Dasatinib")
+    corr, shift = {}, {}
+    for drug in checked:
+        assert tgsa.drug_info.loc[drug, "label_source"] == "gdsc2_tgsa"
+        assert tgsa.drug_info.loc[drug, "threshold_ln_ic50"] == pytest.approx(
+            shipped.drug_info.loc[drug, "threshold_ln_ic50"], abs=1e-4)
+        j = shipped.drug_index(drug)
+        both = np.isfinite(shipped.ln_ic50[:, j]) & np.isfinite(tgsa.ln_ic50[:, j])
+        a, b = shipped.ln_ic50[both, j], tgsa.ln_ic50[both, j]
+        corr[drug], shift[drug] = np.corrcoef(a, b)[0, 1], b.mean() - a.mean()
+    assert min(corr.values()) > 0.35 and max(corr.values()) < 0.8, corr
+    assert shift["Gemcitabine"] > 2.0, shift
+    gem = tgsa.drug_info.loc["Gemcitabine"]
+    assert (gem["n_sensitive"], gem["n_lines"]) == (3, 548)

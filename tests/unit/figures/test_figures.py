@@ -18,6 +18,7 @@ from engine.figures.outcome_space import (
     ellipse_dose_indices,
     interval_ellipse,
     outcome_space_figure,
+    selected_dose_traces,
 )
 from engine.figures.style import CASE_COLOURS
 from engine.figures.wording import (
@@ -170,6 +171,38 @@ def test_outcome_space_marks_selected_dose_at_nearest_grid_point(nsclc, recs):
     assert circles[0].y[0] == pytest.approx(rec.ntcp[j])
 
 
+def _moved(fig: go.Figure, traces: list) -> list[dict]:
+    """The figure's traces with those of the same uid replaced (what app/www/plots.js does)."""
+    by_uid = {t.uid: t for t in traces}
+    return [(by_uid.get(t.uid, t) if t.uid else t).to_plotly_json() for t in fig.data]
+
+
+@pytest.mark.parametrize("which", ["recs", "ensemble_recs"])
+@pytest.mark.parametrize(("dose_a", "dose_b"), [(1.5, 3.2), (2.5, 2.5), (4.0, 1.8), (2.04, 2.96)])
+def test_moving_the_selected_dose_equals_redrawing_the_figure(nsclc, which, dose_a, dose_b,
+                                                               request):
+    """Replacing the uid traces of the figure drawn at dose a by selected_dose_traces(b) gives
+    the figure drawn at dose b, trace for trace (the app moves the dose on the client so)."""
+    recs = request.getfixturevalue(which)
+    at_a = outcome_space_figure(recs, nsclc, selected_dose_gy={r.label: dose_a for r in recs})
+    at_b = outcome_space_figure(recs, nsclc, selected_dose_gy={r.label: dose_b for r in recs})
+    moved = selected_dose_traces(recs, {r.label: dose_b for r in recs})
+    uids = [t.uid for t in moved]
+    assert len(set(uids)) == len(uids) and set(uids) <= {t.uid for t in at_a.data}
+    expected = 2 * len(recs) if which == "ensemble_recs" else len(recs)
+    assert len(moved) == expected  # the bold ellipses and the circle; the circle only
+    got, want = _moved(at_a, moved), [t.to_plotly_json() for t in at_b.data]
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.keys() == w.keys()
+        for key in g:
+            np.testing.assert_equal(np.asarray(g[key], dtype=object),
+                                    np.asarray(w[key], dtype=object))
+    assert at_a.layout.to_plotly_json() == at_b.layout.to_plotly_json()
+    # Cases without a selected dose move nothing.
+    assert selected_dose_traces(recs, {}) == []
+
+
 def _ellipses(fig: go.Figure) -> list:
     return [t for t in fig.data if t.meta == "ellipse"]
 
@@ -202,12 +235,15 @@ def test_outcome_space_ellipses_only_for_ensembles(nsclc, recs, ensemble_recs):
             assert "rgba" in t.line.color  # semi-transparent
             assert "80 % interval ellipses" in t.name
         doses = np.asarray(r.doses_gy)
-        marked = {int(np.argmin(np.abs(doses - r.recommended_dose_gy)))}
+        recommended = int(np.argmin(np.abs(doses - r.recommended_dose_gy)))
+        marked = {recommended}
         if r.label == rec.label:
             marked.add(int(np.argmin(np.abs(doses - 2.5))))
-        every = ellipse_dose_indices(len(doses), extra=sorted(marked))
+        every = ellipse_dose_indices(len(doses))
         assert len(every) < len(doses)
-        order = [j for j in every if j not in marked] + sorted(marked)
+        # Faint rings: every fourth dose and the last, not the recommended one (the selected
+        # dose's bold ring is drawn over its faint ring, so the faint rings never move).
+        order = [j for j in every if j != recommended] + sorted(marked)
         assert len(_rings(bold)) == len(marked)
         for (x, y), j in zip(_rings(faint) + _rings(bold), order, strict=True):
             assert x[0] == pytest.approx(x[-1]) and y[0] == pytest.approx(y[-1])  # closed

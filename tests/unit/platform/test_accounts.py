@@ -241,6 +241,13 @@ def test_cli_user_add_list_role_disable(tmp_path: Path, monkeypatch, capsys) -> 
     store = Store(f"sqlite:///{db}")
     assert auth.authenticate(store, "ann", PASSWORD, remote="x").user is not None
     assert auth.authenticate(store, "bob", PASSWORD, remote="x").user is None
+    # A new password set on the server ends the user's open logins.
+    token = auth.start_session(store, "ann", 3600)
+    code, out, _ = artds("user", "passwd", "--username", "ann", "--password-stdin",
+                         stdin="another long password\n")
+    assert code == 0 and "their open logins ended" in out
+    assert auth.session_user(store, token) is None
+    assert auth.authenticate(store, "ann", "another long password", remote="x").user
     store.dispose()
 
 

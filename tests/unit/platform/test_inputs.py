@@ -56,3 +56,22 @@ def test_with_proposal_sets_validates_and_removes_the_proposed_dose() -> None:
         with_proposal(case, NSCLC, 9.0)
     assert info.value.problems[0].column == PROPOSAL_COLUMN
     assert "expected a number between 1.5 and 4 Gy" in info.value.problems[0].message
+
+
+def test_with_features_replaces_validates_and_keeps_the_rest() -> None:
+    import pytest
+
+    from engine.core.tabular import SchemaError
+    from engine.platform.inputs import case_records, with_features
+
+    case = read_cases(EXAMPLES_DIR / "nsclc_patients.csv", NSCLC).iloc[[0]].reset_index(drop=True)
+    new = with_features(case, NSCLC, {"tumour_geud_gy": 40.51, "lung_geud_gy": 9.71})
+    assert new.loc[0, "tumour_geud_gy"] == 40.51 and new.loc[0, "lung_geud_gy"] == 9.71
+    before, after = case_records(case, NSCLC)[0].values, case_records(new, NSCLC)[0].values
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {"tumour_geud_gy", "lung_geud_gy"}
+    with pytest.raises(SchemaError) as info:  # out of the feature's accepted range
+        with_features(case, NSCLC, {"lung_geud_gy": 900.0})
+    assert info.value.problems[0].column == "lung_geud_gy"
+    with pytest.raises(KeyError, match="not a feature"):
+        with_features(case, NSCLC, {"dose_eval_gy": 2.0})

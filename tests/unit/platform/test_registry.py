@@ -371,3 +371,132 @@ def test_concurrent_saves_from_two_processes_all_land(models: Path) -> None:
     assert names == {f"{p}_{i}" for p in "pq" for i in range(25)}
     for name in sorted(names):
         load_artifact(models, "rtoe", name)  # every file matches its entry
+
+
+# --- signed manifests ---------------------------------------------------------------------------
+
+KEY = "k" * 16 + "-a-clinic-secret-of-32-or-more-chars"
+OTHER_KEY = "another-clinic-secret-at-least-32-characters"
+
+
+@pytest.fixture
+def keyed(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A signing key configured through the environment."""
+    monkeypatch.delenv(settings.MODELS_KEY_FILE_ENV, raising=False)
+    monkeypatch.setenv(settings.MODELS_KEY_ENV, KEY)
+    return KEY
+
+
+@pytest.fixture
+def unkeyed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(settings.MODELS_KEY_ENV, raising=False)
+    monkeypatch.delenv(settings.MODELS_KEY_FILE_ENV, raising=False)
+
+
+def _swap_weights(models: Path, name: str) -> None:
+    """What someone with write access to models/ does: other weights under the same name, and
+    the manifest's sha256 and size updated to match them."""
+    path = models / "rtoe" / f"{name}.pt"
+    save_artifact(models.parent / "elsewhere", "rtoe", "other", _state(seed=99), **META)
+    data = (models.parent / "elsewhere" / "rtoe" / "other.pt").read_bytes()
+    path.write_bytes(data)
+    manifest = _manifest(models)
+    entry = manifest["artifacts"][f"rtoe/{name}.pt"]
+    entry["sha256"], entry["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    (models / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def test_with_a_key_replaced_weights_with_an_updated_sha256_are_refused(
+        models: Path, keyed: str) -> None:
+    save_artifact(models, "rtoe", "nsclc_glogd_tcp_0", _state(), **META)
+    assert _manifest(models)["signature"]["alg"] == "hmac-sha256"  # a trainer with the key signs
+    load_artifact(models, "rtoe", "nsclc_glogd_tcp_0")
+    _swap_weights(models, "nsclc_glogd_tcp_0")
+    for load in (lambda: load_artifact(models, "rtoe", "nsclc_glogd_tcp_0"),
+                 lambda: list_artifacts(models)):
+        with pytest.raises(ArtifactError) as info:
+            load()
+        message = str(info.value)
+        assert message.startswith(f"{models / 'manifest.json'}: signature does not match")
+        assert "weights replaced and their sha256 updated" in message
+        assert "artds models sign" in message and "\n" not in message
+    # A trainer holding the key does not sign someone else's change.
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        save_artifact(models, "rtoe", "nsclc_glogd_tcp_1", _state(), **META)
+
+
+def test_without_a_key_replaced_weights_are_served_and_the_app_is_warned(
+        models: Path, unkeyed: None) -> None:
+    """The documented trade-off: with no key, the sha256s are all there is."""
+    save_artifact(models, "rtoe", "nsclc_glogd_tcp_0", _state(), **META)
+    assert "signature" not in _manifest(models)
+    _swap_weights(models, "nsclc_glogd_tcp_0")
+    state, _ = load_artifact(models, "rtoe", "nsclc_glogd_tcp_0")
+    assert torch.equal(state["0.weight"], _state(seed=99)["0.weight"])
+    warning = registry.unsigned_warning()
+    assert warning is not None and settings.MODELS_KEY_ENV in warning
+    assert "replace weights and update their sha256" in warning
+
+
+def test_an_unsigned_manifest_is_refused_with_a_key_until_signed(
+        models: Path, monkeypatch: pytest.MonkeyPatch, unkeyed: None) -> None:
+    save_artifact(models, "rtoe", "nsclc_glogd_tcp_0", _state(), **META)
+    monkeypatch.setenv(settings.MODELS_KEY_ENV, KEY)
+    assert registry.unsigned_warning() is None
+    with pytest.raises(ArtifactError, match=r"manifest.json: not signed, and ARTDS_MODELS_KEY"):
+        load_artifact(models, "rtoe", "nsclc_glogd_tcp_0")
+    assert [m.file for m in registry.sign_manifest(models)] == ["rtoe/nsclc_glogd_tcp_0.pt"]
+    load_artifact(models, "rtoe", "nsclc_glogd_tcp_0")
+    assert [m.file for m in registry.verify_manifest(models)] == ["rtoe/nsclc_glogd_tcp_0.pt"]
+    # Signed with one key, read with another: refused, saying so.
+    monkeypatch.setenv(settings.MODELS_KEY_ENV, OTHER_KEY)
+    with pytest.raises(ArtifactError, match="signed with another key"):
+        load_artifact(models, "rtoe", "nsclc_glogd_tcp_0")
+
+
+def test_signing_checks_every_file_first(models: Path, keyed: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(settings.MODELS_KEY_ENV)
+    meta = save_artifact(models, "rtoe", "nsclc_glogd_tcp_0", _state(), **META)
+    (models / meta.file).write_bytes(b"not the recorded bytes")
+    monkeypatch.setenv(settings.MODELS_KEY_ENV, KEY)
+    with pytest.raises(ArtifactError, match="sha256 mismatch"):
+        registry.sign_manifest(models)
+    assert "signature" not in _manifest(models)
+
+
+def test_the_key_file_must_lie_outside_the_models_folder(
+        models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unkeyed: None) -> None:
+    save_artifact(models, "rtoe", "nsclc_glogd_tcp_0", _state(), **META)
+    inside = models / "key.txt"
+    inside.write_text(KEY + "\n")
+    monkeypatch.setenv(settings.MODELS_KEY_FILE_ENV, str(inside))
+    with pytest.raises(ArtifactError, match="lies inside the models folder"):
+        registry.sign_manifest(models)
+    outside = tmp_path / "secrets" / "models.key"
+    outside.parent.mkdir()
+    outside.write_text(KEY + "\n")
+    monkeypatch.setenv(settings.MODELS_KEY_FILE_ENV, str(outside))
+    registry.sign_manifest(models)
+    # The same key from the environment verifies it (the file's white space is not the key).
+    monkeypatch.delenv(settings.MODELS_KEY_FILE_ENV)
+    monkeypatch.setenv(settings.MODELS_KEY_ENV, KEY)
+    load_artifact(models, "rtoe", "nsclc_glogd_tcp_0")
+
+
+def test_models_key_settings_are_checked(monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    monkeypatch.delenv(settings.MODELS_KEY_FILE_ENV, raising=False)
+    monkeypatch.delenv(settings.MODELS_KEY_ENV, raising=False)
+    assert settings.models_key() is None
+    monkeypatch.setenv(settings.MODELS_KEY_ENV, "short")
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        settings.models_key()
+    monkeypatch.setenv(settings.MODELS_KEY_ENV, KEY)
+    assert settings.models_key() == (KEY.encode(), None)
+    monkeypatch.setenv(settings.MODELS_KEY_FILE_ENV, str(tmp_path / "k"))
+    with pytest.raises(ValueError, match="not both"):
+        settings.models_key()
+    monkeypatch.delenv(settings.MODELS_KEY_ENV)
+    with pytest.raises(ValueError, match="cannot read the key"):
+        settings.models_key()

@@ -281,3 +281,42 @@ def test_report_prints_intervals_caution_and_the_proposal(protocol, cases):
 
 def test_report_without_a_proposal_has_no_comparison(html):
     assert "Your proposal compared" not in html and '<tr class="caution">' not in html
+
+
+@pytest.fixture(scope="module")
+def plan():
+    """The thorax phantom's import, its heart renamed to markup (names come from the user's
+    files and must be escaped)."""
+    from engine.dvh import import_plan
+    from tests.unit.dvh.helpers import edit, named, thorax_files
+
+    files = named(thorax_files())
+
+    def rename(ds):
+        for roi in ds.StructureSetROISequence:
+            if roi.ROIName == "Heart":
+                roi.ROIName = "<b>Heart</b>"
+
+    files["rtstruct"] = ("RS.dcm", edit(files["rtstruct"][1], rename))
+    return import_plan("nsclc", **files, structures={"heart": "<b>Heart</b>"})
+
+
+def test_report_carries_a_cases_plan_its_dvhs_and_constraints(recs, cases, protocol, plan):
+    html = render_report(recs, cases, protocol, population=None, plans={"P-001": plan})
+    section = html[html.index('<section id="plans">'):html.index('<section id="notes">')]
+    assert "P-001: RD.dcm (RTDOSE), RS.dcm (RTSTRUCT), RP.dcm (RTPLAN)" in section
+    assert "The dose covers 30 fractions (RP.dcm NumberOfFractionsPlanned)" in section
+    assert 'id="artds-dvh-0"' in section and html.count('class="plotly-graph-div"') == 3
+    for f in plan.feature_details:
+        assert f"{f.value:.2f} {f.unit}" in section
+    assert "gEUD (a = -10) of GTV × 20/30 fractions" in section
+    for c in plan.constraints:
+        row = c.display()
+        assert str(escape(row["constraint"])) in section
+        assert str(escape(row["source"])) in section
+        assert f'<tr class="{row["status"].replace(" ", "-")}">' in section
+    assert "<b>Heart</b>" not in html and "&lt;b&gt;Heart&lt;/b&gt;" in section
+    # only cases that have a plan get one, and none without plans
+    assert render_report(recs, cases, protocol, population=None,
+                         plans={"someone else": plan}).count('id="plans"') == 0
+    assert 'id="plans"' not in render_report(recs, cases, protocol, population=None)

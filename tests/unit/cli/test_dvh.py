@@ -1,0 +1,94 @@
+"""`artds dvh features`, in-process through engine.cli.main, on the example plan files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.dvh.phantom import PHANTOM_PATIENT_ID
+
+ROOT = Path(__file__).resolve().parents[3]
+PLAN = ROOT / "assets" / "examples" / "plan"
+DICOM = ["--rtdose", str(PLAN / "nsclc_phantom" / "RD.dcm"),
+         "--rtstruct", str(PLAN / "nsclc_phantom" / "RS.dcm")]
+
+
+def run_json(capsys, *args: str) -> dict:
+    assert main(["dvh", "features", *args, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert PHANTOM_PATIENT_ID not in out and "Phantom^Analytic" not in out
+    return json.loads(out)
+
+
+def test_dicom_plan_json(capsys):
+    out = run_json(capsys, "--protocol", "nsclc", *DICOM, "--rtplan",
+                   str(PLAN / "nsclc_phantom" / "RP.dcm"))
+    assert out["protocol"] == "nsclc" and out["source"] == "dicom"
+    assert set(out["features"]) == {"tumour_geud_gy", "lung_geud_gy"}
+    assert 38.0 < out["features"]["tumour_geud_gy"] < 42.0
+    assert out["plan"]["n_fractions"] == 30
+    assert out["roles"]["lung"]["structure"] == "Lung_L+Lung_R-GTV"
+    gtv = out["structures"]["GTV"]
+    assert {"volume_cc", "mean_gy", "max_gy", "d98_gy", "d2_gy", "v20_percent"} <= set(gtv)
+    assert all({"name", "limit", "value", "passed", "margin", "source"} <= set(c)
+               for c in out["constraints"])
+    assert any("built as the union of Lung_L and Lung_R minus GTV" in w for w in out["warnings"])
+    assert "curves" not in out
+    assert out["features"]["tumour_geud_gy"] == round(out["features"]["tumour_geud_gy"], 6)
+
+
+def test_fractions_and_roles_from_the_command_line(capsys):
+    out = run_json(capsys, "--protocol", "nsclc", *DICOM, "--plan-fractions", "20",
+                   "--structure", "lung=Lung_R", "--structure", "tumour=GTV", "--curves")
+    assert out["plan"]["fractions_source"] == "--plan-fractions"
+    assert out["roles"]["lung"] == {**out["roles"]["lung"], "structure": "Lung_R",
+                                    "how": "chosen"}
+    assert out["feature_details"][0]["scale"] == 1.0
+    assert out["curves"]["GTV"]["volume_percent"][0] == 100.0
+
+
+@pytest.mark.parametrize(("protocol", "name", "fractions"), [
+    ("nsclc", "nsclc_phantom_dvh.csv", "30"), ("hcc", "hcc_phantom_eclipse.txt", "3")])
+def test_dvh_file_json(capsys, protocol, name, fractions):
+    out = run_json(capsys, "--protocol", protocol, "--dvh", str(PLAN / name),
+                   "--plan-fractions", fractions)
+    assert out["source"] == "dvh" and out["files"] == {"dvh": name}
+    assert all(d["in_range"] for d in out["feature_details"])
+    assert all(c["passed"] in (True, None) for c in out["constraints"])
+
+
+def test_text_output(capsys):
+    assert main(["dvh", "features", "--protocol", "hcc", "--dvh",
+                 str(PLAN / "hcc_phantom_eclipse.txt"), "--plan-fractions", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "gtv_geud_gy" in out and "mean dose of Liver-GTV × 3/3" in out
+    assert "PASS  Liver−GTV mean dose ≤ 13 Gy (3 fractions)" in out
+    assert "n/a   Liver−GTV mean dose ≤ 18 Gy (6 fractions): not checked" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--protocol", "nsclc"], "give --rtdose and --rtstruct (and --rtplan or --plan-fractions),"
+                              " or --dvh FILE"),
+    (["--protocol", "nsclc", *DICOM], "the number of fractions the plan's dose covers is "
+                                      "needed"),
+    (["--protocol", "nsclc", *DICOM, "--plan-fractions", "30", "--structure", "lung"],
+     "--structure 'lung': expected ROLE=NAME"),
+    (["--protocol", "nsclc", *DICOM, "--plan-fractions", "30", "--structure", "lung=Lungs"],
+     "structure 'Lungs' chosen for role lung is not in RS.dcm; structures found: External, "
+     "Lung_R, Lung_L, GTV, PTV, Heart, Esophagus, SpinalCord"),
+    (["--protocol", "hcc", *DICOM, "--plan-fractions", "30"],
+     "no structure for role liver (Liver minus GTV)"),
+    (["--protocol", "nsclc", "--rtdose", str(PLAN / "nsclc_phantom_dvh.csv"), "--rtstruct",
+      str(PLAN / "nsclc_phantom" / "RS.dcm"), "--plan-fractions", "30"],
+     "nsclc_phantom_dvh.csv is not a DICOM file"),
+    (["--protocol", "nsclc", "--dvh", str(PLAN / "missing.csv"), "--plan-fractions", "30"],
+     "missing.csv: no such file (expected the DVH file)"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, args, message):
+    assert main(["dvh", "features", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("artds dvh: error: ") and message in err
+    assert "\n" not in err
