@@ -41,3 +41,26 @@ def test_a_changed_number_is_caught(tmp_path):
                     + body.replace(row, row.replace(cell, cell.replace(digit, "0", 1)))
                     + "<!-- end served -->\n")
     assert stale_blocks(card) == ["drug-served-calibration all"]
+
+
+def test_the_prose_of_the_served_section_holds():
+    """The card's words about the served models agree with the saved numbers."""
+    _require_served()
+    from engine.drug.interpret import load_interpretation
+    from engine.drug.serving import load_served_drug
+
+    served = load_served_drug().payload
+    choice, summary = served["choice"], served["summary"]
+    # "The naive baseline scores higher on average but is not a model of the profile"
+    assert choice["naive_mean_auroc"] > choice["mean_auroc"][served["model"]]
+    assert choice["model"] == choice["best_learned"] and choice["note"] == ""
+    # "two fold models share far more top features than random sets would, yet most of each
+    # top-20 list changes with the fold"
+    interp, _ = load_interpretation()
+    stab = interp["stability_summary"]
+    random = next(v["stability"]["random_expectation"] for v in interp["drugs"].values())
+    assert stab["mean_pairwise_jaccard_mean"] > 5 * random
+    assert stab["mean_pairwise_jaccard_max"] < 1 / 3  # fewer than half of 20 shared
+    # the served forests need calibrating: raw ECE above the cross-fitted one
+    assert summary["ece_raw_mean"] > summary["ece_cross_fitted_mean"]
+    assert interp["paper_gene_check"]["in_panel"] is False
