@@ -334,7 +334,8 @@ def drug_server(input, output, session) -> None:
                 f"measured response for {n_seen} of {len(models.drugs)} drugs, so their "
                 "prediction for it is in-sample. “Held out” is the prediction of the "
                 "cross-validation model that never saw this line (calibrated on the other "
-                "folds) — the honest one — beside its measured response.",
+                "folds) — the honest one — beside its measured response. A dash: the line was "
+                "not tested with that drug, so the served model never saw it there.",
                 class_="small text-muted mb-1"))
         else:
             up = uploaded()
@@ -372,7 +373,7 @@ def drug_server(input, output, session) -> None:
                      ui.tags.td(number(r["resistant_rate"], ".2f"), class_="num")]
             if line:
                 held = r["held_out"]
-                cells += [ui.tags.td("unseen" if held is None else
+                cells += [ui.tags.td("–" if held is None else
                                      probability(held["p_held_out"]), class_="num"),
                           ui.tags.td("not tested" if held is None else held["measured"])]
             cells += [ui.tags.td(number(r["cv_auroc"], ".2f"),
