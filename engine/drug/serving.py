@@ -16,7 +16,7 @@ tree family is served and ``choice.note`` says so.
 
 1. the evaluation's leave-cell-line-out folds are refitted exactly as the evaluation fitted them
    (same tuning, same seeds), giving every labelled line an out-of-fold probability (the
-   evaluation's per-drug AUROC is reproduced — ``metrics.auroc_matches_evaluation``), its
+   evaluation's per-drug AUROC is reproduced — ``auroc_matches_evaluation``), its
    out-of-fold probability with only expression given (mutations set to 0, copy numbers to 1:
    what a profile without those columns gets), and the fold models' SHAP values
    (:mod:`engine.drug.interpret`);

@@ -176,3 +176,12 @@ def test_cli_predict_and_explain(trained, capsys, tmp_path):
     assert "Gefitinib, lung" in text and "TFF1" in text
     assert main(["drug", "explain", "--drug", "Gefitinib", "--tissue", "moon",
                  "--models-dir", str(root)]) == 2
+
+
+def test_cli_train_needs_the_saved_evaluation_and_checks_its_flags(tmp_path, capsys):
+    assert main(["train", "drug", "--models-dir", str(tmp_path), "--executor", "serial"]) == 2
+    err = capsys.readouterr().err
+    assert "evaluation.json" in err and "not listed in the manifest" in err
+    assert main(["drug", "train", "--members", "1", "--models-dir", str(tmp_path),
+                 "--executor", "serial"]) == 2
+    assert "ServedConfig.n_members = 1 is out of range" in capsys.readouterr().err
