@@ -137,18 +137,25 @@ class PackedTrees:
     # --- prediction --------------------------------------------------------------------------
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
-        """Leaf reached by each line in each tree: int64 ``[n, T]`` for ``x [n, F]``."""
+        """Leaf reached by each line in each tree: int64 ``[n, T]`` for ``x [n, F]``.
+
+        All (line, tree) walks advance together, one depth level per step; walks that reached
+        a leaf leave the active set, so the work is the sum of the path lengths, not
+        ``n · T · max_depth``.
+        """
         xs = _check_x(x, self.n_features)
-        node = np.broadcast_to(self.roots.astype(np.int64), (xs.shape[0], len(self.roots))).copy()
-        rows = np.arange(xs.shape[0])[:, None]
-        for _ in range(self.max_depth):
-            inner = self.left[node] >= 0  # [n, T]
-            if not inner.any():
-                break
-            go_left = xs[rows, np.maximum(self.feature[node], 0)] <= self.threshold[node]
-            child = np.where(go_left, self.left[node], self.right[node])
-            node = np.where(inner, child, node)
-        return node
+        n_trees = len(self.roots)
+        flat_x = xs.ravel()
+        node = np.tile(self.roots.astype(np.int64), xs.shape[0])  # [n · T]
+        offset = np.repeat(np.arange(xs.shape[0], dtype=np.int64) * self.n_features, n_trees)
+        active = np.flatnonzero(self.left[node] >= 0)
+        while active.size:
+            cur = node[active]
+            go_left = flat_x[offset[active] + self.feature[cur]] <= self.threshold[cur]
+            nxt = np.where(go_left, self.left[cur], self.right[cur]).astype(np.int64)
+            node[active] = nxt
+            active = active[self.left[nxt] >= 0]
+        return node.reshape(xs.shape[0], n_trees)
 
     def predict_proba(self, x: np.ndarray, max_cells: int = 2_000_000) -> np.ndarray:
         """P(class 1) of every ensemble for every line: float64 ``[n_models, n]``; lines are
