@@ -5,7 +5,7 @@ Run with ``uvicorn app.app:app`` (or ``artds serve``). Everything is behind the 
 that role may use (so a clinician's session cannot reach a physicist's outputs even by sending
 inputs by hand):
 
-* every role: Data input, Outcome space, Population, Report, Help;
+* every role: Data input, Outcome space, Population, Systemic therapy, Report, Help;
 * physicist (and admin): also Model review, Learning Mode, Audit trail, Fractionation planner,
   SF2 (other physicist panels: add them to ``_physicist_panels`` and their server call under
   ``if physicist``);
@@ -36,6 +36,7 @@ from app.auth import (
 from app.db import get_store
 from app.panels.audit import audit_server, audit_ui
 from app.panels.data_input import data_input_server, data_input_sidebar_ui, data_input_ui
+from app.panels.drug import drug_server, drug_ui
 from app.panels.help import help_ui, panel_help
 from app.panels.learning import learning_server, learning_ui
 from app.panels.model_choice import model_choice_server, model_choice_sidebar_ui
@@ -126,6 +127,7 @@ def app_ui(request=None) -> ui.Tag:
                      value="outcome"),
         ui.nav_panel("Population", panel_help("population"), population_ui("population"),
                      value="population"),
+        ui.nav_panel("Systemic therapy", panel_help("drug"), drug_ui("drug"), value="drug"),
         ui.nav_panel("Report", panel_help("report"), report_ui("report"), value="report"),
     ]
     if role_allows(role, "physicist"):
@@ -195,6 +197,7 @@ def server(input, output, session) -> None:
     recs = shown.recs
     outcome_space_server("outcome", protocol=protocol, model=model, recs=recs)
     population_server("population", protocol=protocol, cases=selection.shown)
+    drug_server("drug")
     report_server("report", protocol=protocol, recs=recs, cases=selection.shown,
                   notes=selection.notes, plans=selection.plans, user=user,
                   settled=shown.settled)

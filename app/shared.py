@@ -172,3 +172,43 @@ SF2_EXAMPLE_FILES: dict[str, Path] = {
     "sf2_full_profiles.csv": settings.EXAMPLES_DIR / "sf2_full_profiles.csv",
 }
 """Example SF2 uploads (offered for download in the panel)."""
+
+
+# --- Drug resistance (Systemic therapy) ---------------------------------------------------------
+
+
+def load_drug() -> tuple[Any, str | None, dict[str, Any] | None, str | None, Any]:
+    """The served drug-resistance models, their saved interpretation and the data set they were
+    trained on (for the example lines), each model with its one-line load error.
+
+    Returns:
+        (models or None, models error or None, interpretation payload or None, interpretation
+        error or None, data set or None).
+    """
+    models = interpretation = data = None
+    models_error = interpretation_error = None
+    try:
+        from engine.drug.serving import data_for, load_served_drug
+
+        models = load_served_drug()
+        data = data_for(models)
+    except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
+            RuntimeError, OSError) as exc:
+        models, data = None, None
+        models_error = one_line(exc)
+    try:
+        from engine.drug.interpret import load_interpretation
+
+        interpretation, _ = load_interpretation()
+    except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
+            OSError) as exc:
+        interpretation_error = one_line(exc)
+    return models, models_error, interpretation, interpretation_error, data
+
+
+(DRUG_MODELS, DRUG_MODELS_ERROR, DRUG_INTERPRETATION, DRUG_INTERPRETATION_ERROR,
+ DRUG_DATA) = load_drug()
+"""The served drug-resistance models (``artds train drug``; None with the reason when models/drug
+has none), their saved interpretation and the GDSC/DepMap data set (example lines)."""
+DRUG_EXAMPLE_FILE: Path = settings.EXAMPLES_DIR / "drug_profiles.csv"
+"""Example drug-profile upload (offered for download in the Systemic therapy panel)."""

@@ -141,6 +141,21 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "patients: not clinical evidence. “Use α in fractionation planner” fixes the patient's "
         "α in the planner.",
     ]),
+    "drug": ("Help: systemic therapy (drug resistance)", [
+        "For a tumour's molecular profile (706 cancer genes: expression, and optionally "
+        "mutations and copy numbers), the probability that it resists each drug, from tree "
+        "models trained on cancer cell lines (GDSC screens, DepMap omics). Pick a cell line or "
+        "upload profiles (format: docs/data-format.md).",
+        "Each probability is calibrated on cross-validation predictions and comes with the "
+        "range over bagged models (model uncertainty, not a coverage guarantee). Beside it: "
+        "how well the model ranked held-out cell lines for that drug (CV AUROC) and the naive "
+        "baseline's AUROC; drugs marked “≤ naive” have a model no better than that baseline.",
+        "For a cell line of the training data the models saw its response: the “Held out” "
+        "column is the honest prediction, from the model that never saw it.",
+        "The bars show the genes behind the prediction for the chosen drug, and the genes that "
+        "drive the model in the sample's tissue. Cell lines are not patients: not clinical "
+        "evidence.",
+    ]),
     "users": ("Help: users and roles", [
         "Clinicians enter patients, see recommendations, write notes and download reports; "
         "physicists also review models, run Learning Mode and read the audit trail; "

@@ -19,7 +19,7 @@ assembles those in the order ``artds --help`` lists them:
 - :mod:`~engine.cli.planner`: ``plan``;
 - :mod:`~engine.cli.sf2`: ``sf2 predict|evaluate|train`` and ``train sf2``;
 - :mod:`~engine.cli.dvh`: ``dvh features``;
-- :mod:`~engine.cli.drug`: ``drug evaluate``.
+- :mod:`~engine.cli.drug`: ``drug evaluate|train|predict|explain`` and ``train drug``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     arclids.add_train_rtoe(train_sub)
     sf2.add_train_sf2(
         train_sub, "sf2", "SF2 from gene expression: the served REPTILE ensemble (models/sf2/)"
+    )
+    drug.add_train_drug(
+        train_sub, "drug", "drug resistance: the served calibrated tree models (models/drug/)"
     )
     arclids.add_train_gan(train_sub)
     arclids.add_train_odm(train_sub)

@@ -151,6 +151,9 @@ class DrugDataset:
     """Drugs of :data:`RT_DRUGS` the data do not hold with a threshold → why."""
     data_hash: str
     """SHA-256 (hex) of the features, labels and names: the manifests' ``data_hash``."""
+    lineage_sub_subtypes: tuple[str, ...] = ()
+    """DepMap ``lineage_sub_subtype`` of each line (``NSCLC_adenocarcinoma``, …; empty when not
+    given, or for every line when the annotation has no such column)."""
 
     @property
     def version(self) -> str:
@@ -292,9 +295,10 @@ def load_drug_data(data_dir: Path | None = None, prefer: str = "gdsc1_nihgcn") -
     root = Path(data_dir) if data_dir is not None else DATA_DIR
     features, names = _features(root)
     ids = list(features.index)
+    wanted = {"DepMap_ID", "cell_line_name", "COSMICID", "lineage", "lineage_subtype",
+              "lineage_sub_subtype"}
     annotation = pd.read_csv(root / _FILES["annotation"], index_col="DepMap_ID",
-                             usecols=["DepMap_ID", "cell_line_name", "COSMICID", "lineage",
-                                      "lineage_subtype"])
+                             usecols=lambda c: c in wanted)
     missing = [i for i in ids if i not in annotation.index]
     if missing:
         raise ValueError(f"{_FILES['annotation']}: no row for {', '.join(missing[:5])}")
@@ -359,4 +363,6 @@ def load_drug_data(data_dir: Path | None = None, prefer: str = "gdsc1_nihgcn") -
         lineage_subtypes=tuple(ann["lineage_subtype"].fillna("").astype(str)),
         drugs=tuple(info.index), y=y, ln_ic50=ln_ic50, drug_info=info,
         not_held=dict(sorted(not_held.items())), data_hash=digest.hexdigest(),
+        lineage_sub_subtypes=tuple(ann["lineage_sub_subtype"].fillna("").astype(str))
+        if "lineage_sub_subtype" in ann.columns else ("",) * len(ids),
     )

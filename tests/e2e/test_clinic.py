@@ -175,7 +175,7 @@ def test_clinician_role_limits_enforced_on_the_server(
     page: Page, app_url: str, app_database_url: str, console_errors: list[str]
 ) -> None:
     open_app(page, app_url, role="clinician")
-    for tab in ("Data input", "Outcome space", "Population", "Report", "Help"):
+    for tab in ("Data input", "Outcome space", "Population", "Systemic therapy", "Report", "Help"):
         expect(page.get_by_role("tab", name=tab)).to_have_count(1)
     for tab in (*PHYSICIST_TABS, "Users"):
         expect(page.get_by_role("tab", name=tab)).to_have_count(0)

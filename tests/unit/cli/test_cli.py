@@ -205,7 +205,7 @@ def _commands(
 
 def test_every_command_has_help(capsys):
     paths = [path for path, _ in _commands(build_parser())]
-    assert len(paths) == 34  # artds, 13 commands, 20 sub-commands
+    assert len(paths) == 38  # artds, 13 commands, 24 sub-commands
     for path in paths:
         with pytest.raises(SystemExit) as exit_info:
             main([*path, "--help"])
@@ -225,7 +225,7 @@ def test_shared_flags_read_the_same_in_every_command():
                 seen.setdefault(flag, set()).add(
                     (action.default, action.help, tuple(action.choices or ()), action.required))
                 users[flag] = users.get(flag, 0) + 1
-    assert users == {"--models-dir": 14, "--protocol": 8, "--json": 8}
+    assert users == {"--models-dir": 18, "--protocol": 8, "--json": 10}
     assert all(len(variants) == 1 for variants in seen.values()), seen
 
 
