@@ -102,13 +102,15 @@ def drug_ui() -> ui.TagList:
         ui.input_radio_buttons("source", None, choices={
             "line": "Cell line from the training data", "upload": "Upload profiles"},
             selected="line"),
-        ui.panel_conditional(
-            "input.source === 'line'",
+        # switched by the server (drug_server), not by a conditional panel: Shiny evaluates a
+        # conditional panel's condition as a JavaScript string, which the app's
+        # Content-Security-Policy forbids (app.security)
+        ui.navset_hidden(ui.nav_panel(
+            "line",
             ui.input_selectize("line", "Cell line", choices=_line_choices(),
                                selected=_default_line(), width="100%"),
-        ),
-        ui.panel_conditional(
-            "input.source === 'upload'",
+        ), ui.nav_panel(
+            "upload",
             ui.input_file("upload", "Profiles (CSV, one row per sample)",
                           accept=[".csv", "text/csv"], multiple=False, width="100%",
                           button_label="Choose file…"),
@@ -121,7 +123,7 @@ def drug_ui() -> ui.TagList:
                 class_="text-muted d-block mb-2"),
             ui.output_ui("upload_status"),
             ui.output_ui("sample_picker"),
-        ),
+        ), id="source_panel", selected="line"),
         ui.input_checkbox("rt_only", "Only drugs given with radiotherapy (lung, liver)",
                           value=True),
         ui.input_select("drug", "Genes behind the prediction for", choices=drugs,
@@ -187,6 +189,10 @@ def drug_server(input, output, session) -> None:
     tracker = _Progress()
     tissues = sorted(set(data.lineages))
     defaults = models.payload["defaults"]
+
+    @reactive.effect
+    def _show_source() -> None:
+        ui.update_navset("source_panel", selected=input.source())
 
     @reactive.effect
     @reactive.event(input.upload)

@@ -236,6 +236,7 @@ def test_the_policy_allows_exactly_the_app_inline_scripts(monkeypatch, tmp_path)
             if executable and body.strip():
                 found.add(body)
         assert 'onclick="' not in page and "javascript:" not in page
+        assert "data-display-if" not in page  # a conditional panel's condition is eval'd
     assert found == set(security.CSP_SCRIPT_SOURCES)
 
 
