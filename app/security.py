@@ -33,6 +33,7 @@ __all__ = [
     "RedactSessionIds",
     "SessionBindings",
     "content_security_policy",
+    "dialog_scripts",
     "header",
     "inline_script_hashes",
     "origin_allowed",
@@ -56,6 +57,14 @@ CSP_SCRIPT_SOURCES: tuple[str, ...] = (
 """Text of each inline script the app's pages hold (from Shiny and bslib, not from artds)."""
 
 
+def dialog_scripts() -> tuple[str, ...]:
+    """The inline scripts Shiny sends with a dialog (``ui.modal`` shows itself with one), as
+    the installed Shiny writes them."""
+    from shiny import ui
+
+    return tuple(re.findall(r"<script>(.*?)</script>", str(ui.modal()), re.S))
+
+
 def inline_script_hashes(scripts: Iterable[str]) -> list[str]:
     """CSP source expressions (``'sha256-…'``) allowing exactly these inline scripts."""
     return [f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
@@ -65,16 +74,18 @@ def inline_script_hashes(scripts: Iterable[str]) -> list[str]:
 def content_security_policy() -> str:
     """The Content-Security-Policy of every response.
 
-    Scripts only from the app itself (Shiny, bslib, plotly.js, ``www/``) and the inline scripts
-    of :data:`CSP_SCRIPT_SOURCES` by hash: an injected ``<script>``, event-handler attribute or
-    ``javascript:`` URL does not run, and no string is evaluated as code (so the app uses no
-    Shiny conditional panel: their conditions are evaluated strings). Styles may be inline
+    Scripts only from the app itself (Shiny, bslib, plotly.js, ``www/``) and, by hash, the
+    inline scripts of :data:`CSP_SCRIPT_SOURCES` and :func:`dialog_scripts`: an injected
+    ``<script>``, event-handler attribute or ``javascript:`` URL does not run, and no string is
+    evaluated as code (so the app uses no Shiny conditional panel: their conditions are
+    evaluated strings). Styles may be inline
     (Shiny, bslib and plotly set ``style`` attributes and plotly adds ``<style>`` elements);
     images and fonts also from ``data:``/``blob:`` URLs (plotly's "download as PNG", the
     favicon); the websocket and downloads only to the app; nothing is framed or frames the app;
     forms post only to the app; no plugin objects.
     """
-    scripts = " ".join(["'self'", *inline_script_hashes(CSP_SCRIPT_SOURCES)])
+    allowed = [*CSP_SCRIPT_SOURCES, *dialog_scripts()]
+    scripts = " ".join(["'self'", *inline_script_hashes(allowed)])
     return "; ".join([
         "default-src 'self'",
         f"script-src {scripts}",

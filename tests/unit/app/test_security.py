@@ -212,6 +212,9 @@ def test_the_policy_allows_exactly_the_app_inline_scripts(monkeypatch, tmp_path)
     assert "'unsafe-inline'" not in scripts and "'unsafe-eval'" not in scripts
     assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
     assert set(security.inline_script_hashes(security.CSP_SCRIPT_SOURCES)) <= set(scripts)
+    # a dialog shows itself with an inline script of the installed Shiny's own writing
+    assert len(security.dialog_scripts()) == 1 and "shiny-modal" in security.dialog_scripts()[0]
+    assert set(security.inline_script_hashes(security.dialog_scripts())) <= set(scripts)
 
     # the real app (imported here with a database of its own; app.db keeps it for the process)
     monkeypatch.setenv(settings.DATABASE_URL_ENV, f"sqlite:///{tmp_path / 'app.sqlite3'}")
