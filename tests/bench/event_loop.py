@@ -230,7 +230,7 @@ async def _upload_polled(url: str, uploader: ShinySession, upload: bytes,
     return _last_seconds(samples, upload_ms / 1000.0), upload_ms
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stored", type=int, default=10_000, help="stored patients")
     parser.add_argument("--rows", type=int, default=10_000, help="rows of the uploaded file")
@@ -241,7 +241,12 @@ def main() -> None:
                         help="seconds of /healthz polling with nothing else running")
     parser.add_argument("--app-root", type=Path, default=None,
                         help="serve this checkout of artds instead of the current one")
-    args = parser.parse_args()
+    return parser
+
+
+def bench_event_loop(argv: list[str] | None = None) -> None:
+    """Run the benchmark with command-line options ``argv`` (default: the defaults)."""
+    args = _parser().parse_args([] if argv is None else argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         db = folder / "artds.sqlite3"
@@ -258,4 +263,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    bench_event_loop(sys.argv[1:])
