@@ -40,6 +40,7 @@ from app.recommending import shown_recommendations
 from app.runtime import (
     cheap_shiny_introspection,
     freeze_startup_heap,
+    prompt_event_loop,
     shutdown,
     single_inference_thread,
 )
@@ -173,6 +174,7 @@ def create_app() -> LoginGate:
     package); opens and migrates the database and registers the shipped models."""
     single_inference_thread()
     cheap_shiny_introspection()
+    prompt_event_loop()
     store = get_store()
     register_shipped_models(store)
     shiny_app = App(
