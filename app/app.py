@@ -61,6 +61,7 @@ from app.runtime import (
     in_cpu_pool_blocking,
     learning_runner,
     on_startup,
+    prompt_event_loop,
     shutdown,
     single_inference_thread,
     warm_up_cpu_pool,
@@ -221,6 +222,7 @@ def create_app() -> LoginGate:
     if (warning := registry.unsigned_warning()) is not None:
         logging.getLogger("artds").warning(warning)
     cheap_shiny_introspection()  # most of every session's start, otherwise
+    prompt_event_loop()
     store = get_store()
     register_shipped_models(store)
     _warm_up_workers()

@@ -70,6 +70,7 @@ __all__ = [
     "on_startup",
     "plan_pool",
     "planner_pool",
+    "prompt_event_loop",
     "recommendation_pool",
     "shutdown",
     "single_inference_thread",
@@ -171,6 +172,23 @@ def freeze_startup_heap() -> None:
 
     gc.collect()
     gc.freeze()
+
+
+GIL_SWITCH_S = 0.001
+"""How long a thread holds the GIL before another waiting thread gets it (Python's default:
+5 ms)."""
+
+
+def prompt_event_loop() -> None:
+    """Hand the GIL to the event loop sooner while worker threads compute (process-wide).
+
+    The loop needs the GIL a few times to answer any request; with a worker thread validating
+    and saving a large upload in pure Python it waited up to the switch interval each time.
+    A 1 ms interval halved the loop's longest wait in that case (measured: 19–23 ms → 11–16 ms
+    with a 10,000-row upload in a thread) at no cost that matters here: the heavy numeric work
+    (torch, numpy) releases the GIL anyway.
+    """
+    sys.setswitchinterval(GIL_SWITCH_S)
 
 
 def _no_name(_value: object) -> None:

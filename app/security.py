@@ -77,10 +77,11 @@ def inline_script_hashes(scripts: Iterable[str]) -> list[str]:
 def content_security_policy() -> str:
     """The Content-Security-Policy of every response.
 
-    Scripts only from the app itself (Shiny, bslib, plotly.js, ``www/``) and the inline scripts
-    of :data:`CSP_SCRIPT_SOURCES` by hash: an injected ``<script>``, event-handler attribute or
-    ``javascript:`` URL does not run, and no string is evaluated as code (so the app uses no
-    Shiny conditional panel: their conditions are evaluated strings). Styles may be inline
+    Scripts only from the app itself (Shiny, bslib, plotly.js, ``www/``) and, by hash, the
+    inline scripts of :data:`CSP_SCRIPT_SOURCES` and :func:`modal_scripts`: an injected
+    ``<script>``, event-handler attribute or ``javascript:`` URL does not run, and no string is
+    evaluated as code (so the app uses no Shiny conditional panel: their conditions are
+    evaluated strings). Styles may be inline
     (Shiny, bslib and plotly set ``style`` attributes and plotly adds ``<style>`` elements);
     images and fonts also from ``data:``/``blob:`` URLs (plotly's "download as PNG", the
     favicon); the websocket and downloads only to the app; nothing is framed or frames the app;

@@ -206,8 +206,10 @@ def main() -> None:
                 bytes=path.stat().st_size,
             )
     from tests.bench.ensemble import bench_ensembles
+    from tests.bench.event_loop import bench_event_loop
 
     bench_ensembles()
+    bench_event_loop()  # a served app with 10,000 stored patients (about two minutes)
     if "--retrain" in sys.argv[1:]:
         _bench_retrain()
     else:

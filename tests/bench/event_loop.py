@@ -190,16 +190,17 @@ async def _bench(url: str, args: argparse.Namespace, uploads: list[bytes]) -> No
           upload_median_ms=round(statistics.median(durations), 1))
 
     during: list[float] = []
+    started = asyncio.Event()
 
     async def save_notes_meanwhile() -> None:
+        await started.wait()  # from the upload's start until its success line
         while not during or "added" not in uploader.html("data-upload_status"):
             during.append(await _save_note(notes, f"during upload {len(during)}"))
             if len(during) >= 50:
                 return
 
-    uploader.outputs.pop("data-upload_status", None)
     meanwhile = asyncio.get_running_loop().create_task(save_notes_meanwhile())
-    await _upload_polled(url, uploader, uploads[-1], 0.0)
+    await _upload_polled(url, uploader, uploads[-1], 0.0, started)
     await meanwhile
     _emit("event_loop.save_notes_during_upload", during, stored_patients=args.stored,
           upload_rows=args.rows)
@@ -207,10 +208,11 @@ async def _bench(url: str, args: argparse.Namespace, uploads: list[bytes]) -> No
         await s.close()
 
 
-async def _upload_polled(url: str, uploader: ShinySession, upload: bytes,
-                         lead_s: float) -> tuple[list[float], float]:
+async def _upload_polled(url: str, uploader: ShinySession, upload: bytes, lead_s: float,
+                         started: asyncio.Event | None = None) -> tuple[list[float], float]:
     """Upload a file in ``uploader`` while another process polls ``/healthz``; (the latencies
-    of the polls made while it ran, ms from the upload's start to its success line)."""
+    of the polls made while it ran, ms from the upload's start to its success line).
+    ``started`` is set when the upload starts."""
     spawn = multiprocessing.get_context("spawn")
     stop, results = spawn.Event(), spawn.Queue()
     poller = spawn.Process(target=_poll_health, args=(url, stop, results))
@@ -218,6 +220,8 @@ async def _upload_polled(url: str, uploader: ShinySession, upload: bytes,
     await asyncio.sleep(max(lead_s, 2.0))  # the poller's interpreter has started
     uploader.outputs.pop("data-upload_status", None)
     start = time.perf_counter()
+    if started is not None:
+        started.set()
     try:
         await uploader.upload("data-upload", "cases.csv", upload)
         await uploader.wait_for(lambda s: "added" in s.html("data-upload_status")
@@ -230,7 +234,7 @@ async def _upload_polled(url: str, uploader: ShinySession, upload: bytes,
     return _last_seconds(samples, upload_ms / 1000.0), upload_ms
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stored", type=int, default=10_000, help="stored patients")
     parser.add_argument("--rows", type=int, default=10_000, help="rows of the uploaded file")
@@ -241,7 +245,12 @@ def main() -> None:
                         help="seconds of /healthz polling with nothing else running")
     parser.add_argument("--app-root", type=Path, default=None,
                         help="serve this checkout of artds instead of the current one")
-    args = parser.parse_args()
+    return parser
+
+
+def bench_event_loop(argv: list[str] | None = None) -> None:
+    """Run the benchmark with command-line options ``argv`` (default: the defaults)."""
+    args = _parser().parse_args([] if argv is None else argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         db = folder / "artds.sqlite3"
@@ -258,4 +267,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    bench_event_loop(sys.argv[1:])

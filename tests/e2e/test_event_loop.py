@@ -70,7 +70,9 @@ def test_health_and_other_sessions_answer_while_an_upload_is_validated(
             status, body = await asyncio.to_thread(http_get, f"{url}/healthz", None,
                                                    timeout=HANG_GUARD_S)
             assert (status, body) == (200, b"ok")
-            assert "Checking and saving one.csv" in uploader.html("data-upload_status")
+            await uploader.wait_for(  # the tab says what it is doing meanwhile
+                lambda s: "Checking and saving one.csv" in s.html("data-upload_status"),
+                timeout=HANG_GUARD_S)
 
             await writer.set(**{_note_input(writer): "written while another file is checked"})
             await writer.click("data-save_notes")

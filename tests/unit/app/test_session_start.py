@@ -76,3 +76,16 @@ def test_the_saved_list_reads_a_page_of_the_newest(sqlite_store: Store, search: 
         assert _saved_label(total, matching, search, len(page)) == (
             "Stored cases of this protocol (150), the 100 most recently changed offered; "
             "search to find others")
+
+
+def test_the_event_loop_gets_the_gil_sooner() -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)  # Python's default
+        runtime.prompt_event_loop()
+        assert sys.getswitchinterval() == pytest.approx(runtime.GIL_SWITCH_S)
+        assert runtime.GIL_SWITCH_S < 0.005
+    finally:
+        sys.setswitchinterval(before)
