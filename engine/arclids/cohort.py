@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -162,6 +163,31 @@ def _check_against_dag(spec: TrialSpec) -> None:
             )
 
 
+_PLAN_HEADER = re.compile(r"^\[\[?plan[\].]", re.M)
+
+
+def _trial_part_of_protocol(text: str) -> str:
+    """The protocol file's text without its trailing plan-import tables (``[plan]``,
+    ``[[plan.*]]`` and the comment lines just above the first of them).
+
+    The virtual trial never reads them (they say how features are computed from a treatment
+    plan, engine/dvh), so they are not part of the trial's identity: adding or editing them
+    does not make models trained on the trial look trained on another one. They must come last
+    in the file so the cut is unambiguous; anything else after them is refused.
+    """
+    match = _PLAN_HEADER.search(text)
+    if match is None:
+        return text
+    head, tail = text[: match.start()], text[match.start():]
+    if set(tomllib.loads(tail)) != {"plan"}:
+        raise ValueError("protocol TOML: the [plan] tables must come last (only [plan] and "
+                         "[[plan.*]] tables may follow the first of them)")
+    lines = head.split("\n")
+    while lines and (lines[-1].startswith("#") or not lines[-1].strip()):
+        lines.pop()  # the plan's own comment block and the blank line before it
+    return "\n".join(lines) + "\n"
+
+
 @cache
 def load_trial_spec(name: str) -> TrialSpec:
     """Load the virtual-trial spec of protocol ``name`` and check it against the protocol DAG."""
@@ -180,7 +206,8 @@ def load_trial_spec(name: str) -> TrialSpec:
     )
     outcomes = tuple(OutcomeSpec(name=o, **raw["outcomes"][o]) for o in protocol.outcome_names)
     digest = hashlib.sha256(
-        text.encode() + (PROTOCOLS_DIR / f"{name}.toml").read_bytes()
+        text.encode() + _trial_part_of_protocol((PROTOCOLS_DIR / f"{name}.toml").read_text(
+            encoding="utf-8")).encode()
     ).hexdigest()
     spec = TrialSpec(
         protocol=protocol,

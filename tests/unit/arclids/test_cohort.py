@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from engine import settings
 from engine.arclids.cohort import (
     REFERENCE_MODEL_LABEL,
     ReferenceModel,
+    _trial_part_of_protocol,
     bayes_ceiling,
     generate_cohort,
     load_trial_spec,
@@ -155,3 +159,34 @@ def test_bad_arguments():
         generate_cohort("breast")
     with pytest.raises(ValueError, match="n_complete"):
         generate_cohort("nsclc", n_patients=10, n_complete=11)
+
+
+@pytest.mark.parametrize("name", PROTOCOL_NAMES)
+def test_shipped_models_were_trained_on_the_current_trial(name):
+    """Every shipped model of the protocol names the trial the code generates today: otherwise
+    the app and CLI warn that its metrics may not hold (a protocol edit that the trial never
+    reads, such as the plan-import tables, once did this to every model)."""
+    manifest = json.loads((settings.MODELS_DIR / "manifest.json").read_text(encoding="utf-8"))
+    recorded = {v for v in _values_of(manifest, "cohort_version") if v.startswith(f"trial-{name}-")}
+    assert recorded == {load_trial_spec(name).version}
+
+
+def _values_of(tree: object, key: str) -> list[str]:
+    if isinstance(tree, dict):
+        return [v for k, v in tree.items() if k == key and isinstance(v, str)] + [
+            x for v in tree.values() for x in _values_of(v, key)]
+    if isinstance(tree, list):
+        return [x for v in tree for x in _values_of(v, key)]
+    return []
+
+
+def test_the_plan_tables_are_not_part_of_the_trial():
+    body = 'name = "p"\n\n[features.a]\nmin = 0\n'
+    plan = ('\n# Plan import: how features come from a plan\n[plan]\nv_doses_gy = [5.0]\n\n'
+            '[[plan.roles]]\nname = "tumour"\n')
+    assert _trial_part_of_protocol(body) == body
+    assert _trial_part_of_protocol(body + plan) == body
+    assert _trial_part_of_protocol(body + plan.replace("5.0", "10.0")) == body
+    assert _trial_part_of_protocol(body.replace("0", "1") + plan) != body
+    with pytest.raises(ValueError, match=r"\[plan\] tables must come last"):
+        _trial_part_of_protocol(body + plan + "\n[features.b]\nmin = 1\n")
