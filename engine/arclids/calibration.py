@@ -309,9 +309,11 @@ def interval_draws(
 ) -> np.ndarray:
     """Draws of one outcome's curves whose spread matches the stated interval, [S, P, D].
 
-    mean + ((hi − lo) / 2z)·ε, z the normal quantile of the level, ε ~ N(0, 1) one per draw and
-    case shared along the dose grid; clipped to [0, 1]. Without a level the members themselves
-    are returned (their spread is all there is).
+    mean + ((hi − lo) / 2z)·ε, z the normal quantile of the level, ε ~ N(0, 1) one per draw,
+    shared along the dose grid and by every case; clipped to [0, 1]. Sharing ε across cases
+    keeps each case's draws (and so its dose interval and P(recommendation better)) the same
+    whichever other cases are computed with it; only per-case summaries are taken from them.
+    Without a level the members themselves are returned (their spread is all there is).
     """
     members = np.asarray(members, dtype=np.float64)
     if level is None:
@@ -319,5 +321,5 @@ def interval_draws(
     z = float(norm.ppf(0.5 + level / 2.0))
     mean = members.mean(axis=0)  # [P, D]
     sd = (np.asarray(hi) - np.asarray(lo)) / (2.0 * z)  # [P, D]
-    eps = np.random.default_rng(seed).standard_normal((n_draws, mean.shape[0], 1))
+    eps = np.random.default_rng(seed).standard_normal((n_draws, 1, 1))
     return np.clip(mean[None] + sd[None] * eps, 0.0, 1.0)

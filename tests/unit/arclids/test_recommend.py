@@ -111,3 +111,35 @@ def test_proposal_reward_interval_is_a_point_without_spread():
     proposal = recommend(cases, NSCLC, FixedCurves(tcp, ntcp))[0].proposal  # one member
     assert proposal["reward_lo"] == proposal["reward_hi"] == proposal["reward"]
     assert proposal["recommended_reward_lo"] == proposal["recommended_reward_hi"]
+
+
+class CaseCurves:
+    """Curves that depend on each case (through ``mtv_rd``), with an 80 % interval."""
+
+    name, label, version = "per-case", "per-case test curves", "t1"
+
+    def predict_curves(self, cases, protocol):
+        doses, x = protocol.dose_grid(), cases["mtv_rd"].to_numpy(float)[:, None]
+        tcp = np.clip((doses - 1.0 - 0.4 * x) / 3.0, 0, 1)
+        ntcp = np.clip((doses - 1.5) / (9.0 - 3.0 * x), 0, 1)
+        w = 0.08
+        return OutcomeCurves(doses, tcp[None], ntcp[None], interval_level=0.8,
+                             tcp_lo=np.clip(tcp - w, 0, 1), tcp_hi=np.clip(tcp + w, 0, 1),
+                             ntcp_lo=np.clip(ntcp - w, 0, 1), ntcp_hi=np.clip(ntcp + w, 0, 1))
+
+
+def test_a_case_gets_the_same_uncertainty_whichever_cases_come_with_it():
+    """The dose interval, P(recommendation better) and reward intervals come from random draws
+    of plausible curves: a case shown alone and the same case among others must get the same
+    ones (they once depended on the case's position in the batch)."""
+    cases = _cases(5).assign(mtv_rd=[-0.5, 0.0, 0.3, 0.6, 0.9],
+                             proposed_dose_adapt_gy=[2.0, 3.5, 2.4, 1.8, 3.0])
+    together = recommend(cases, NSCLC, CaseCurves())
+    for i, rec in enumerate(together):
+        alone = recommend(cases.iloc[[i]], NSCLC, CaseCurves())[0]
+        assert alone.dose_interval_gy == rec.dose_interval_gy
+        for key in ("p_recommended_better", "reward_lo", "reward_hi", "recommended_reward_lo",
+                    "recommended_reward_hi"):
+            assert alone.proposal[key] == rec.proposal[key], key
+    # the draws still spread: not every case's dose interval is a point
+    assert any(r.dose_interval_gy[0] < r.dose_interval_gy[1] for r in together)
