@@ -65,6 +65,11 @@ HELP: dict[str, tuple[str, list[str]]] = {
         "reward is truly higher (the share of plausible outcome models saying so, calibrated "
         "against the virtual trial's truth), and the advice: change only when that "
         f"probability reaches {ADVICE_THRESHOLD:.2f}, otherwise keep your proposal.",
+        "Below the cases, the track record: on a fresh virtual cohort no model was trained on, "
+        "the mean true reward lost against each patient's best dose by following the "
+        "recommendation, the advice, the virtual trial's clinicians' own rule and one dose for "
+        "everyone (lower is better; the best in bold). Where the clinicians' rule did better, "
+        "weigh the recommendation accordingly.",
         "Zoom by dragging a box, pan with the mode bar, double-click (or the house icon) to "
         "reset; the zoom is kept while you move the dose.",
         "The dose-response plot shows TCP, NTCP and the predicted reward against the dose, with "

@@ -18,6 +18,7 @@ from app import shared
 from app.panels.widgets import figure_card
 from app.plots import FigureRequest, content_key, pooled_figure, render_figure, send_selected_dose
 from engine.arclids.arte import goal_flags
+from engine.arclids.odm_eval import track_record
 from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
@@ -27,6 +28,7 @@ from engine.figures.style import case_colour
 from engine.figures.wording import (
     PREDICTED_REWARD,
     SEM_MEANING,
+    TRACK_RECORD_UNKNOWN,
     advice_text,
     dose_interval_text,
     interval_label,
@@ -34,6 +36,9 @@ from engine.figures.wording import (
     pct_text,
     recommendation_text,
     reward_text,
+    track_record_caption,
+    track_record_rows,
+    track_record_verdict,
 )
 
 __all__ = ["outcome_space_server", "outcome_space_ui"]
@@ -177,6 +182,23 @@ def _recommender_line(rec: Recommendation) -> ui.Tag:
                 class_="recommender-line mb-1")
 
 
+def _track_record(rec: Recommendation, protocol: Protocol) -> ui.Tag:
+    """How the recommending policy did on a fresh virtual cohort beside the clinicians' rule and
+    one dose for everyone: shown where the dose is chosen, not only in the model cards."""
+    record = track_record(shared.ODM_REVIEWS[protocol.name].odm_summary, rec.model_version,
+                          rec.recommender, rec.odm_version)
+    if record is None:
+        return ui.div(ui.tags.small(TRACK_RECORD_UNKNOWN), class_="track-record text-muted mt-2")
+    body = [ui.tags.tr(ui.tags.td(ui.tags.strong(name) if best else name),
+                       ui.tags.td(ui.tags.strong(loss) if best else loss, class_="num"))
+            for name, loss, best in track_record_rows(record)]
+    return ui.div(
+        ui.tags.small(track_record_caption(record) + ":", class_="text-muted"),
+        ui.tags.table(ui.tags.tbody(*body), class_="table table-sm mb-1 track-record-table"),
+        ui.tags.small(ui.tags.strong(track_record_verdict(record))),
+        class_="track-record mt-3")
+
+
 def _goal_flag(goal, met: bool) -> ui.Tag:
     return ui.tags.li(("✓ " if met else "✗ ") + goal.label,
                       class_="goal-met" if met else "goal-not-met")
@@ -305,6 +327,7 @@ def outcome_space_server(
         if not current:
             return ui.div("No case shown yet.", class_="artds-empty")
         dose = selected_dose()
-        return ui.TagList(*[_case_summary(i, r, dose, protocol()) for i, r in enumerate(current)])
+        return ui.TagList(*[_case_summary(i, r, dose, protocol()) for i, r in enumerate(current)],
+                          _track_record(current[0], protocol()))
 
     return selected_dose

@@ -91,4 +91,5 @@ def report_server(
         current, ids = await settled()
         yield await asyncio.to_thread(
             render_report, current, shown, p, population=shared.POPULATIONS[p.name],
-            notes=written, user=user.username, audit_ids=ids, plans=imported)
+            notes=written, user=user.username, audit_ids=ids, plans=imported,
+            odm_summary=shared.ODM_REVIEWS[p.name].odm_summary)

@@ -58,6 +58,7 @@ __all__ = [
     "REGRET_LABELS",
     "REGRET_POLICIES",
     "OdmReview",
+    "TrackRecord",
     "best_constant_dose_gy",
     "evaluate_odm",
     "load_odm_review",
@@ -65,6 +66,7 @@ __all__ = [
     "odm_summary",
     "regret",
     "summarise_odm_evaluation",
+    "track_record",
 ]
 
 
@@ -441,3 +443,86 @@ def load_odm_review(protocol_name: str, models_dir: Any = None) -> OdmReview:
     except LOAD_ERRORS as exc:
         errors["gan"] = failure_reason(exc)
     return OdmReview(odm, summary, gan, errors)
+
+
+# ------------------------------------------------------------------------------------------------
+# The track record shown beside a recommendation
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """How the policy behind a shown recommendation did on the fresh virtual cohort (patients no
+    model was trained or tuned on), beside the simple policies a clinic could follow instead.
+
+    Every ``*_loss`` is the mean true-reward loss against the virtual trial's oracle (each
+    patient's truly best grid dose): reward units (0–3, with goal bonuses), lower is better.
+    """
+
+    n_cases: int
+    """Patients of the fresh cohort."""
+    recommender: str
+    """``"odm"`` (the served decision maker's dose) or ``"exact-argmax"`` (the outcome model's
+    reward argmax), as :attr:`engine.arclids.recommend.Recommendation.recommender`."""
+    recommendation_loss: float
+    """Following the recommendation for every patient."""
+    advised_loss: float | None
+    """Following the advice: the clinician's dose, changed to the recommendation only where
+    ``p_recommended_better`` ≥ ``advice_threshold``; None when the evaluation lacks it."""
+    advice_threshold: float | None
+    """The threshold of the advice, in (0, 1); None with ``advised_loss``."""
+    clinicians_loss: float
+    """The virtual trial's clinicians' own rule (their adaptive doses)."""
+    constant_loss: float
+    """One dose for everyone (``constant_dose_gy``, chosen on the training trial's truth)."""
+    constant_dose_gy: float
+    """That dose, Gy per fraction."""
+
+    def ranking(self) -> list[tuple[str, float]]:
+        """(policy, loss) from best to worst; policies: "recommendation", "advice",
+        "clinicians", "constant"."""
+        rows = [("recommendation", self.recommendation_loss), ("advice", self.advised_loss),
+                ("clinicians", self.clinicians_loss), ("constant", self.constant_loss)]
+        return sorted(((k, v) for k, v in rows if v is not None), key=lambda kv: kv[1])
+
+
+def track_record(summary: dict[str, Any] | None, model_version: str, recommender: str,
+                 odm_version: str | None = None) -> TrackRecord | None:
+    """The fresh-cohort track record of the policy that produced a recommendation.
+
+    Args:
+        summary: :func:`summarise_odm_evaluation` of the protocol's saved evaluation (None when
+            it did not load).
+        model_version: the outcome model behind the recommendation
+            (:attr:`Recommendation.model_version`).
+        recommender: ``"odm"`` or ``"exact-argmax"`` (:attr:`Recommendation.recommender`).
+        odm_version: the decision maker that recommended (``"odm"`` only).
+
+    Returns:
+        None when no saved evaluation measured exactly this model (and decision maker): a
+        record of another version would say more than it knows.
+    """
+    for entry in ((summary or {}).get("architectures") or {}).values():
+        if entry.get("rtoe_version") != model_version or entry.get("stale"):
+            continue
+        if recommender == "odm" and entry.get("odm_version") != odm_version:
+            continue
+        fresh = entry.get("fresh_cohort") or {}
+        reg = fresh.get("regret") or {}
+        row = "served" if recommender == "odm" else "exact_argmax"
+        needed = (row, "historic", "best_constant_dose")
+        if any(k not in reg for k in needed) or "best_constant_dose_gy" not in reg:
+            return None
+        advised = reg.get("advised") or {}
+        return TrackRecord(
+            n_cases=int(fresh.get("n_cases") or reg.get("n_cases") or 0),
+            recommender=recommender,
+            recommendation_loss=float(reg[row]["true_reward_loss"]),
+            advised_loss=(float(advised["true_reward_loss"]) if recommender == "odm"
+                          and "true_reward_loss" in advised else None),
+            advice_threshold=(float(advised["threshold"]) if recommender == "odm"
+                              and "threshold" in advised else None),
+            clinicians_loss=float(reg["historic"]["true_reward_loss"]),
+            constant_loss=float(reg["best_constant_dose"]["true_reward_loss"]),
+            constant_dose_gy=float(reg["best_constant_dose_gy"]),
+        )
+    return None

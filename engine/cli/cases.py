@@ -60,12 +60,32 @@ def _recommendations(args: argparse.Namespace):
     return protocol, cases, recommend(cases, protocol, model, odm, odm_note=note)
 
 
+def _track_record(protocol_name: str, recs: list, models_dir: str | None):
+    """The recommending policy's fresh-cohort track record (None when none measured it)."""
+    from engine.arclids.odm_eval import odm_summary, track_record
+    from engine.arclids.serving import LOAD_ERRORS
+
+    if not recs:
+        return None
+    try:
+        summary = odm_summary(protocol_name, models_dir)
+    except LOAD_ERRORS:
+        summary = None
+    return track_record(summary, recs[0].model_version, recs[0].recommender, recs[0].odm_version)
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from engine.figures.wording import track_record_text
+
     protocol, _, recs = _recommendations(args)
+    record = _track_record(args.protocol, recs, args.models_dir)
     if args.json:
         payload = {
             "protocol": protocol.name,
             "dose_grid_gy": list(protocol.dose_grid_gy),
+            "track_record": None if record is None else rounded(asdict(record)),
             "patients": [rounded(r.to_dict()) for r in recs],
         }
         print(json.dumps(payload, indent=2, ensure_ascii=False))
@@ -73,6 +93,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     print(f"{protocol.label} — {len(recs)} case(s); model: {recs[0].model if recs else '-'}")
     if recs and recs[0].recommender_note:
         print(f"  note: {recs[0].recommender_note}")
+    if recs:
+        print("  " + " ".join(t for t in track_record_text(record) if t))
     for r in recs:
         print("\n".join(recommendation_lines(r, protocol)))
     return 0

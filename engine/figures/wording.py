@@ -2,7 +2,8 @@
 the command line: each probability with its interval and the interval's level, the predicted
 reward, the best dose's interval, the advice on the physician's proposal, and what the decision
 maker's SEM and q-value are (labels that never say more than the numbers mean); and how an
-imported plan's dosimetric feature was computed (app and report).
+imported plan's dosimetric feature was computed (app and report); and how the recommending
+policy did on a fresh virtual cohort beside the simple policies (app and report).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from engine.arclids.recommend import Recommendation
 from engine.figures.style import fmt_dose
 
 if TYPE_CHECKING:
+    from engine.arclids.odm_eval import TrackRecord
     from engine.dvh import FeatureValue, PlanImport
 
 __all__ = [
     "DOSE_INTERVAL_MEANING",
     "PREDICTED_REWARD",
     "SEM_MEANING",
+    "TRACK_RECORD_UNKNOWN",
     "advice_text",
     "dose_interval_text",
     "dose_text",
@@ -32,6 +35,10 @@ __all__ = [
     "plan_feature_text",
     "recommendation_text",
     "reward_text",
+    "track_record_caption",
+    "track_record_rows",
+    "track_record_text",
+    "track_record_verdict",
 ]
 
 PREDICTED_REWARD = "predicted reward (0–3, with goal bonuses)"
@@ -147,3 +154,58 @@ def plan_feature_text(feature: FeatureValue, plan: PlanImport) -> str:
     scale = (f" × {plan.n_eval_fractions}/{plan.n_plan_fractions} fractions"
              if feature.phase == "evaluation" and feature.scale != 1 else "")
     return f"{kind} of {feature.structure}{scale}"
+
+
+_TRACK_POLICY = {
+    "recommendation": "following the recommendation",
+    "advice": "following the advice",
+    "clinicians": "the virtual trial's clinicians",
+    "constant": "one dose for everyone",
+}
+"""Plain names of the policies a :class:`engine.arclids.odm_eval.TrackRecord` ranks."""
+TRACK_RECORD_UNKNOWN = ("No fresh-cohort evaluation of this outcome model and decision maker is "
+                        "saved: how its recommendations compare with the clinicians' rule is not "
+                        "known.")
+"""What is said where a recommender has no saved fresh-cohort evaluation."""
+
+
+def track_record_caption(record: TrackRecord) -> str:
+    """What the track record's numbers are (the heading of its rows)."""
+    return (f"Track record on a fresh virtual cohort ({record.n_cases:,} simulated patients "
+            f"never trained on): mean true reward lost against each patient's best dose "
+            f"(0–3 scale, lower is better)")
+
+
+def track_record_rows(record: TrackRecord) -> list[tuple[str, str, bool]]:
+    """(policy, its loss to two decimals, whether it did best) per policy: the recommendation,
+    the advice (when measured), the clinicians' rule and one dose for everyone, in that order."""
+    best = record.ranking()[0][1]
+    rows = [("the recommendation", record.recommendation_loss)]
+    if record.advised_loss is not None and record.advice_threshold is not None:
+        rows.append((f"the advice (change only where P(recommendation better) ≥ "
+                     f"{100 * record.advice_threshold:.0f} %)", record.advised_loss))
+    rows += [("the virtual trial's clinicians", record.clinicians_loss),
+             (f"one dose for everyone ({fmt_dose(record.constant_dose_gy)} Gy/fx)",
+              record.constant_loss)]
+    return [(name, f"{loss:.2f}", bool(loss <= best)) for name, loss in rows]
+
+
+def track_record_verdict(record: TrackRecord) -> str:
+    """Which policy did best on the fresh cohort, and by how much the recommendation trailed."""
+    best, best_loss = record.ranking()[0]
+    rec_loss = record.recommendation_loss
+    if best == "recommendation":
+        return "Following the recommendation did best there."
+    behind = ("" if np.isclose(rec_loss, best_loss, atol=5e-3) else
+              f"; the recommendation lost {rec_loss - best_loss:.2f} more")
+    name = _TRACK_POLICY[best]
+    return f"{name[:1].upper()}{name[1:]} did best there{behind}."
+
+
+def track_record_text(record: TrackRecord | None) -> tuple[str, str]:
+    """(what was measured, which policy did best) as plain text (CLI and report); without a
+    record, why none is shown and an empty verdict."""
+    if record is None:
+        return TRACK_RECORD_UNKNOWN, ""
+    rows = "; ".join(f"{name} {loss}" for name, loss, _ in track_record_rows(record))
+    return f"{track_record_caption(record)} — {rows}.", track_record_verdict(record)

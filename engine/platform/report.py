@@ -33,6 +33,7 @@ from plotly.offline import get_plotlyjs
 
 from engine import __version__
 from engine.arclids.arte import goal_flags
+from engine.arclids.odm_eval import track_record
 from engine.arclids.recommend import Recommendation
 from engine.core.protocols import Protocol
 from engine.core.schema import PROPOSAL_COLUMN, case_labels
@@ -55,6 +56,7 @@ from engine.figures.wording import (
     plan_feature_text,
     recommendation_text,
     reward_text,
+    track_record_text,
 )
 
 if TYPE_CHECKING:
@@ -344,6 +346,7 @@ def render_report(
     user: str | None = None,
     audit_ids: dict[str, int] | None = None,
     plans: Mapping[str, PlanImport] | None = None,
+    odm_summary: dict[str, Any] | None = None,
 ) -> str:
     """Render the report as one self-contained HTML document.
 
@@ -361,6 +364,10 @@ def render_report(
         plans: the imported plan (:func:`engine.dvh.import_plan`) whose dosimetric features a
             case holds, keyed by case label: its files, features, cumulative DVHs and
             constraint checks are printed for the cases of ``recs`` that have one.
+        odm_summary: the protocol's saved decision-maker evaluation
+            (:func:`engine.arclids.odm_eval.odm_summary`), for the recommendation's track record
+            on a fresh virtual cohort beside the clinicians' rule and one dose for everyone;
+            None loads the saved one (a report without it says so).
 
     Returns:
         The HTML text (UTF-8 when written), plotly.js inlined once, no external URLs.
@@ -389,6 +396,10 @@ def render_report(
     if population is not None and len(cases):
         figures.append(("Population", _figure_html(
             population_figure(population, protocol, cases), "artds-population")))
+    if odm_summary is None and recs:
+        odm_summary = _saved_odm_summary(protocol.name)
+    track_records = sorted({track_record_text(track_record(
+        odm_summary, r.model_version, r.recommender, r.odm_version)) for r in recs})
     plan_blocks = [_plan_block(i, rec.label, (plans or {})[rec.label], protocol)
                    for i, rec in enumerate(recs) if rec.label in (plans or {})]
 
@@ -401,6 +412,7 @@ def render_report(
         generated_iso=generated_at.astimezone(UTC).isoformat(timespec="seconds"),
         models=models,
         recommenders=recommenders,
+        track_records=track_records,
         summary=summary,
         proposals=proposals,
         predicted_reward=PREDICTED_REWARD,
@@ -418,6 +430,17 @@ def render_report(
         plotly_js=Markup(_plotly_js()),
         plotly_config=PLOTLY_CONFIG,
     )
+
+
+def _saved_odm_summary(protocol_name: str) -> dict[str, Any] | None:
+    """The saved decision-maker evaluation's summary, None when it does not load."""
+    from engine.arclids.odm_eval import odm_summary
+    from engine.arclids.serving import LOAD_ERRORS
+
+    try:
+        return odm_summary(protocol_name)
+    except LOAD_ERRORS:
+        return None
 
 
 def render_inputs(

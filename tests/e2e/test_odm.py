@@ -51,6 +51,15 @@ def test_outcome_space_shows_the_recommendation_with_labelled_sem_and_q(
             r"bonuses\)"))
         page.wait_for_function(_has_trace("outcome-plot", "exact-argmax"))
         expect(page.locator("#outcome-plot .legendtext", has_text="±")).to_have_count(0)
+        # where the dose is chosen: how this recommender did on a fresh cohort, against the
+        # clinicians' rule and one dose for everyone, with which did best
+        record = summary.locator(".track-record")
+        expect(record).to_contain_text("Track record on a fresh virtual cohort")
+        expect(record).to_contain_text("the virtual trial's clinicians")
+        expect(record).to_contain_text(re.compile(r"one dose for everyone \(\d(\.\d)? Gy/fx\)"))
+        expect(record.locator("strong").last).to_contain_text("did best there")
+        expect(record.locator("tr")).to_have_count(4)  # recommendation, advice, clinicians, one
+        expect(record.locator("td strong").first).to_be_visible()  # the best row stands out
     else:
         expect(summary.locator(".recommender-line")).to_contain_text(
             "Exact reward argmax over the dose grid")
@@ -61,6 +70,8 @@ def test_outcome_space_shows_the_recommendation_with_labelled_sem_and_q(
     expect(summary.locator(".recommender-line")).to_contain_text("no decision maker is trained")
     expect(summary.locator(".recommended-line")).not_to_contain_text("±")
     expect(summary).not_to_contain_text("confiden")
+    # no evaluation measured the reference truth as a recommender: not known, and said so
+    expect(summary.locator(".track-record")).to_contain_text("is not known")
     assert_clean(page, console_errors)
 
 

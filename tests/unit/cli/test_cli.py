@@ -417,3 +417,21 @@ def test_models_sign_and_verify(tmp_path, capsys, monkeypatch) -> None:
         assert main(command) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "signature does not match" in err[0], err
+
+
+def test_recommend_carries_the_recommenders_fresh_cohort_track_record(capsys):
+    """Beside the served recommendation, how its policy did on a fresh virtual cohort against
+    the clinicians' rule and one dose for everyone (from the saved evaluation); the reference
+    truth was never evaluated as a recommender, and the output says so."""
+    assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]),
+                 "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)["track_record"]
+    assert record["n_cases"] >= 1000 and record["recommender"] == "odm"
+    for key in ("recommendation_loss", "advised_loss", "clinicians_loss", "constant_loss"):
+        assert 0.0 <= record[key] <= 3.0, key
+    assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"])]) == 0
+    out = capsys.readouterr().out
+    assert "Track record on a fresh virtual cohort" in out and "did best there" in out
+    assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]), *REF]) == 0
+    assert "how its recommendations compare with the clinicians' rule is not known" in (
+        capsys.readouterr().out)

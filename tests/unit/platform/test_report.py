@@ -320,3 +320,27 @@ def test_report_carries_a_cases_plan_its_dvhs_and_constraints(recs, cases, proto
     assert render_report(recs, cases, protocol, population=None,
                          plans={"someone else": plan}).count('id="plans"') == 0
     assert 'id="plans"' not in render_report(recs, cases, protocol, population=None)
+
+
+def test_report_shows_the_fresh_cohort_track_record_or_that_none_is_known(recs, cases, protocol):
+    """Beside the recommendation, how its policy did on a fresh virtual cohort against the
+    clinicians' rule and one dose for everyone — or, for a model no saved evaluation measured
+    (the hand-made curves here), that this is not known."""
+    def row(loss: float) -> dict:
+        return {"true_reward_loss": loss}
+
+    summary = {"architectures": {"curves": {
+        "rtoe_version": CurveModel.version, "odm_version": None, "stale": False,
+        "fresh_cohort": {"n_cases": 2000, "regret": {
+            "exact_argmax": row(0.31), "historic": row(0.27), "best_constant_dose": row(0.41),
+            "served": row(0.36), "best_constant_dose_gy": 3.5}}}}}
+    html = render_report(recs, cases, protocol, population=None, odm_summary=summary)
+    record = re.search(r'class="meta track-record">(.*?)</p>', html, re.S).group(1)
+    assert "2,000 simulated patients never trained on" in record
+    assert "the recommendation 0.31" in record and "clinicians 0.27" in record
+    assert "one dose for everyone (3.5 Gy/fx) 0.41" in record
+    assert "<strong>The virtual trial&#39;s clinicians did best there" in record
+    other = {"architectures": {"curves": summary["architectures"]["curves"]
+                               | {"rtoe_version": "another"}}}
+    html = render_report(recs, cases, protocol, population=None, odm_summary=other)
+    assert "how its recommendations compare with the clinicians&#39; rule is not known" in html
