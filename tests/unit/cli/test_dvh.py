@@ -172,3 +172,72 @@ def test_no_patient_identifier_reaches_a_log_a_warning_or_the_output(tmp_path, c
     assert messages, "the progress callback was called"
     for identifier in _identifiers():
         assert identifier not in seen, identifier
+
+
+# --------------------------------------------------------------------------------------------
+# `artds report` with a plan: the app's report section for the cases holding its features.
+
+EXAMPLE_CASES = ROOT / "assets" / "examples"
+RP = ["--rtplan", str(PLAN / "nsclc_phantom" / "RP.dcm")]
+HCC_DVH = ["--dvh", str(PLAN / "hcc_phantom_eclipse.txt"), "--plan-fractions", "3"]
+
+
+def _cases_holding(tmp_path: Path, protocol: str, plan_args: list[str], row: int) -> Path:
+    """The protocol's example cases with row ``row`` given the plan's features (2 decimals, as
+    the text output prints them)."""
+    import pandas as pd
+
+    from engine.cli.dvh import plan_flags, plan_from_args
+
+    args = plan_flags(optional=False).parse_args(plan_args)
+    plan = plan_from_args(args, protocol)
+    cases = pd.read_csv(EXAMPLE_CASES / f"{protocol}_patients.csv")
+    for name, value in plan.features.items():
+        cases.loc[row, name] = round(value, 2)
+    path = tmp_path / f"{protocol}_cases.csv"
+    cases.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(("protocol", "plan_args", "label", "constraint"), [
+    ("nsclc", [*DICOM, *RP], "EX-NSCLC-02", "Lungs−GTV V20 ≤ 35 %"),
+    ("hcc", HCC_DVH, "EX-HCC-01 site 1", "Liver−GTV mean dose ≤ 13 Gy (3 fractions)"),
+])
+def test_report_carries_the_plan_of_the_case_holding_its_features(
+        tmp_path, capsys, protocol, plan_args, label, constraint):
+    cases = _cases_holding(tmp_path, protocol, plan_args, row=1 if protocol == "nsclc" else 0)
+    out = tmp_path / "report.html"
+    assert main(["report", "--protocol", protocol, "--input", str(cases), "--out", str(out),
+                 "--model", "reference", *plan_args]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"; the plan with {label})")
+    html = out.read_text(encoding="utf-8")
+    assert '<section id="plans">' in html
+    assert html.count('<div class="plan">') == 1  # only the case that holds the features
+    assert f"{label}: " in html.split('<section id="plans">')[1]
+    assert f'<td>{constraint}<span class="source">' in html  # the constraint table's row
+    assert 'class="plotly-graph-div"' in html.split('<section id="plans">')[1]  # the DVH plot
+    assert PHANTOM_PATIENT_ID not in html and "Phantom^Analytic" not in html
+
+
+def test_report_without_a_plan_has_no_plan_section(tmp_path, capsys):
+    out = tmp_path / "report.html"
+    assert main(["report", "--protocol", "nsclc", "--input",
+                 str(EXAMPLE_CASES / "nsclc_patients.csv"), "--out", str(out), "--model",
+                 "reference"]) == 0
+    assert '<section id="plans">' not in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("plan_args", "message"), [
+    ([*DICOM, *RP], "no case of nsclc_patients.csv holds the plan's dosimetric features "
+                    "(tumour_geud_gy "),
+    (DICOM[:2], "give --rtdose and --rtstruct (and --rtplan or --plan-fractions), or --dvh"),
+    (DICOM, "the number of fractions the plan's dose covers is needed"),
+])
+def test_report_refuses_a_plan_it_cannot_place(tmp_path, capsys, plan_args, message):
+    out = tmp_path / "report.html"
+    assert main(["report", "--protocol", "nsclc", "--input",
+                 str(EXAMPLE_CASES / "nsclc_patients.csv"), "--out", str(out), "--model",
+                 "reference", *plan_args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not out.exists()
