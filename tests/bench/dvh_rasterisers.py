@@ -86,6 +86,10 @@ METRIC_KEYS = ("volume_cc", "mean_gy", "d98_gy", "d2_gy", "d003cc_gy", "v_percen
 
 def _dicompyler_worker(spec_path: Path, out_path: Path) -> None:
     """Run ``dvhcalc.get_dvh`` for every case, structure and variant of the spec; write JSON."""
+    # This file's folder is first on sys.path when run as a script: keep its modules from
+    # shadowing anything the separate environment imports.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     import numpy as np
     import pydicom
     from dicompylercore import __version__ as dc_version
