@@ -1,5 +1,6 @@
 """``artds cohort``, ``artds recommend`` and ``artds report``: write a virtual trial's case file,
-and recommend a dose per fraction for each case of a file (as text, JSON or an HTML report)."""
+and recommend a dose per fraction for each case of a file (as text, JSON or an HTML report, which
+can carry an imported plan's DVHs and constraint checks)."""
 
 from __future__ import annotations
 
@@ -163,11 +164,46 @@ def recommendation_lines(rec, protocol) -> list[str]:
     return lines
 
 
+PLAN_FEATURE_DIGITS = 2
+"""Decimals to which a case's dosimetric features must equal a plan's for the report to show the
+plan with the case (the decimals ``artds dvh features`` prints and the app's form keeps)."""
+
+
+def _plan_labels(plan, cases, file_name: str) -> list[str]:
+    """Labels of the cases whose dosimetric features are ``plan``'s (to
+    :data:`PLAN_FEATURE_DIGITS` decimals); none is an input error naming the plan's values."""
+    import numpy as np
+    import pandas as pd
+
+    from engine.core.schema import case_labels
+
+    tolerance = 0.5 * 10.0 ** -PLAN_FEATURE_DIGITS + 1e-9
+    holds = np.ones(len(cases), dtype=bool)
+    for name, target in plan.features.items():
+        if name not in cases.columns:
+            holds[:] = False
+            break
+        values = pd.to_numeric(cases[name], errors="coerce").to_numpy(dtype=np.float64)
+        holds &= np.abs(values - target) <= tolerance  # NaN (missing) never holds
+    labels = [label for label, h in zip(case_labels(cases), holds, strict=True) if h]
+    if not labels:
+        said = ", ".join(f"{name} {value:.{PLAN_FEATURE_DIGITS}f}"
+                         for name, value in plan.features.items())
+        raise InputError(f"no case of {file_name} holds the plan's dosimetric features ({said}): "
+                         "put them into the case's row (artds dvh features prints them) to "
+                         "report the plan with it")
+    return labels
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from engine.arclids.cohort import population_table
+    from engine.cli.dvh import plan_from_args
     from engine.platform.report import render_report
 
+    plan = plan_from_args(args, args.protocol)  # refused files fail before the recommendations
     protocol, cases, recs = _recommendations(args)
+    plans = {} if plan is None else dict.fromkeys(
+        _plan_labels(plan, cases, Path(args.input).name), plan)
     notes = None
     if "note" in cases.columns:
         from engine.core.schema import case_labels
@@ -177,11 +213,13 @@ def cmd_report(args: argparse.Namespace) -> int:
             if isinstance(note, str) and note
         }
     html = render_report(
-        recs, cases, protocol, population=population_table(protocol.name), notes=notes
+        recs, cases, protocol, population=population_table(protocol.name), notes=notes,
+        plans=plans,
     )
     out = Path(args.out)
     out.write_text(html, encoding="utf-8")
-    print(f"wrote {out} ({len(recs)} case(s))")
+    with_plan = f"; the plan with {', '.join(plans)}" if plans else ""
+    print(f"wrote {out} ({len(recs)} case(s){with_plan})")
     return 0
 
 
@@ -254,8 +292,14 @@ def add_recommend(sub: Commands) -> None:
 
 
 def add_report(sub: Commands) -> None:
+    from engine.cli.dvh import plan_flags
+
     report = sub.add_parser(
-        "report", help="write a self-contained interactive HTML report", parents=_case_flags()
+        "report", help="write a self-contained interactive HTML report",
+        parents=[*_case_flags(), plan_flags(optional=True)],
+        description="With a plan (--rtdose/--rtstruct/--rtplan or --dvh, as for artds dvh "
+        "features), the report shows its files, features, cumulative DVHs and constraint checks "
+        "with every case whose dosimetric features are the plan's.",
     )
     report.add_argument("--out", required=True, help="HTML file to write")
     report.set_defaults(func=cmd_report)

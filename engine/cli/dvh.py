@@ -9,7 +9,7 @@ import json
 from engine.cli.common import InputError, finite, input_errors, rounded
 from engine.cli.flags import Commands, json_flag, protocol_flag
 
-__all__ = ["add_dvh"]
+__all__ = ["PLAN_FLAGS", "add_dvh", "plan_flags", "plan_from_args"]
 
 
 def _roles(values: list[str] | None) -> dict[str, str]:
@@ -70,17 +70,55 @@ def _text(result) -> str:  # result: engine.dvh.PlanImport
     return "\n".join(lines)
 
 
-def cmd_dvh_features(args: argparse.Namespace) -> int:
+_GIVE_FILES = ("give --rtdose and --rtstruct (and --rtplan or --plan-fractions), or --dvh "
+               "FILE")
+PLAN_FLAGS = ("rtdose", "rtstruct", "rtplan", "dvh", "plan_fractions", "structure")
+"""Destinations of :func:`plan_flags`."""
+
+
+def plan_flags(*, optional: bool) -> argparse.ArgumentParser:
+    """``--rtdose``, ``--rtstruct``, ``--rtplan``, ``--dvh``, ``--plan-fractions`` and
+    ``--structure``: a plan as DICOM-RT files or a DVH table (``artds dvh features``, and
+    ``artds report`` where a plan is ``optional``)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    group = flags.add_argument_group("plan (optional)" if optional else "plan")
+    group.add_argument("--rtdose", default=None, help="RTDOSE file (the plan's dose)")
+    group.add_argument("--rtstruct", default=None, help="RTSTRUCT file (the structures)")
+    group.add_argument("--rtplan", default=None,
+                       help="RTPLAN file (the number of fractions the dose covers)")
+    group.add_argument("--dvh", default=None,
+                       help="a DVH table (CSV or Eclipse text export) instead of DICOM")
+    group.add_argument("--plan-fractions", type=int, default=None,
+                       help="fractions the dose covers (instead of, or overriding, the RTPLAN)")
+    group.add_argument("--structure", action="append", metavar="ROLE=NAME",
+                       help="the structure for a protocol role, e.g. lung=Lungs-GTV or "
+                       "lung=Lung_L+Lung_R-GTV (repeatable)")
+    return flags
+
+
+def plan_from_args(args: argparse.Namespace, protocol: str):
+    """The plan the :func:`plan_flags` of ``args`` give, imported for ``protocol``
+    (:func:`engine.dvh.import_plan`); None when no plan flag was given.
+
+    Raises:
+        InputError: the files are incomplete, or the import refuses them (its message).
+    """
     from engine.dvh import PlanError, import_plan
 
+    if not any(getattr(args, name) for name in PLAN_FLAGS):
+        return None
     if args.dvh is None and (args.rtdose is None or args.rtstruct is None):
-        raise InputError("give --rtdose and --rtstruct (and --rtplan or --plan-fractions), or "
-                         "--dvh FILE")
+        raise InputError(_GIVE_FILES)
     with input_errors(PlanError):
-        result = import_plan(args.protocol, rtdose=args.rtdose, rtstruct=args.rtstruct,
-                             rtplan=args.rtplan, dvh=args.dvh,
-                             plan_fractions=args.plan_fractions,
-                             structures=_roles(args.structure))
+        return import_plan(protocol, rtdose=args.rtdose, rtstruct=args.rtstruct,
+                           rtplan=args.rtplan, dvh=args.dvh, plan_fractions=args.plan_fractions,
+                           structures=_roles(args.structure))
+
+
+def cmd_dvh_features(args: argparse.Namespace) -> int:
+    result = plan_from_args(args, args.protocol)
+    if result is None:
+        raise InputError(_GIVE_FILES)
     if args.json:
         payload = finite(rounded(result.to_dict(curves=args.curves)))
         print(json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False))
@@ -94,22 +132,11 @@ def add_dvh(sub: Commands) -> None:
                          "metrics, constraints")
     dvh_sub = dvh.add_subparsers(dest="dvh_command", required=True)
     features = dvh_sub.add_parser(
-        "features", parents=[protocol_flag(), json_flag()],
+        "features", parents=[protocol_flag(), json_flag(), plan_flags(optional=False)],
         help="the protocol's dosimetric features, DVH metrics and constraint checks of a plan",
         description="Give the DICOM-RT files (--rtdose, --rtstruct, and --rtplan or "
         "--plan-fractions) or a DVH table (--dvh, with --rtplan or --plan-fractions). File "
         "formats: docs/plan-import.md and docs/data-format.md.")
-    features.add_argument("--rtdose", default=None, help="RTDOSE file (the plan's dose)")
-    features.add_argument("--rtstruct", default=None, help="RTSTRUCT file (the structures)")
-    features.add_argument("--rtplan", default=None,
-                          help="RTPLAN file (the number of fractions the dose covers)")
-    features.add_argument("--dvh", default=None,
-                          help="a DVH table (CSV or Eclipse text export) instead of DICOM")
-    features.add_argument("--plan-fractions", type=int, default=None,
-                          help="fractions the dose covers (instead of, or overriding, the RTPLAN)")
-    features.add_argument("--structure", action="append", metavar="ROLE=NAME",
-                          help="the structure for a protocol role, e.g. lung=Lungs-GTV or "
-                          "lung=Lung_L+Lung_R-GTV (repeatable)")
     features.add_argument("--curves", action="store_true",
                           help="with --json: also the cumulative DVH curves")
     features.set_defaults(func=cmd_dvh_features)
