@@ -32,10 +32,11 @@ from engine.arclids.architectures import REFERENCE
 from engine.arclids.cohort import ReferenceModel, population_table
 from engine.arclids.odm_eval import OdmReview, load_odm_review
 from engine.arclids.outcomes import OutcomeModel
-from engine.arclids.rtoe_eval import RtoeReview, load_rtoe_review
+from engine.arclids.rtoe_eval import RtoeReview, load_rtoe_review, probability_quality
 from engine.arclids.serving import Catalogue, ModelChoice, load_catalogue, one_line
 from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol
 from engine.core.schema import read_cases
+from engine.figures.wording import probability_quality_text
 from engine.platform import registry
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "WWW_DIR",
     "decision_maker",
     "model_caveat",
+    "probability_quality_of",
     "with_code",
 ]
 
@@ -94,6 +96,20 @@ DECISION_MAKERS: dict[str, Mapping[str, tuple[Any, str | None]]] = {
 """Per protocol and model key: (ODM ensemble, None) or (None, one-line reason it is absent)."""
 ODM_REVIEWS: dict[str, OdmReview] = {name: load_odm_review(name) for name in PROTOCOL_NAMES}
 """Per protocol, the saved decision-maker evaluation and synthetic-patient checks."""
+
+
+def probability_quality_of(protocol_name: str, model_version: str) -> str | None:
+    """How good a model's TCP and NTCP are on the fresh virtual cohort against the base rate
+    (:func:`engine.figures.wording.probability_quality_text`), when the saved evaluation
+    measured this very version (a shipped model); "not measured" for another version (e.g. one
+    Learning Mode promoted); None for the reference truth (it is the truth)."""
+    if model_version == REFERENCE_MODELS[protocol_name].version:
+        return None
+    review = EVALUATIONS[protocol_name]
+    key = next((k for k, c in MODEL_CHOICES[protocol_name].items()
+                if c.model.version == model_version), None)
+    return probability_quality_text(None if review is None or key is None
+                                    else probability_quality(review.summary, key))
 
 
 def decision_maker(protocol_name: str, model: OutcomeModel) -> tuple[Any, str | None]:

@@ -261,12 +261,17 @@ def outcome_space_server(
     @render.ui
     def model_label():
         m = model()
-        return ui.p(
-            ui.span("Model: ", class_="fw-semibold"), m.label,
-            ui.br(),
-            ui.tags.small(f"version {m.version} · {shared.model_caveat(m)}",
-                          class_="text-muted"),
-            class_="model-label",
+        return ui.TagList(
+            ui.p(
+                ui.span("Model: ", class_="fw-semibold"), m.label,
+                ui.br(),
+                ui.tags.small(f"version {m.version} · {shared.model_caveat(m)}",
+                              class_="text-muted"),
+                class_="model-label mb-1",
+            ),
+            None if (quality := shared.probability_quality_of(protocol().name, m.version))
+            is None else ui.p(ui.tags.small(quality, class_="text-muted"),
+                              class_="probability-quality"),
         )
 
     @render.ui

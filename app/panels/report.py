@@ -92,4 +92,6 @@ def report_server(
         yield await asyncio.to_thread(
             render_report, current, shown, p, population=shared.POPULATIONS[p.name],
             notes=written, user=user.username, audit_ids=ids, plans=imported,
-            odm_summary=shared.ODM_REVIEWS[p.name].odm_summary)
+            odm_summary=shared.ODM_REVIEWS[p.name].odm_summary,
+            probability_quality=shared.probability_quality_of(p.name, current[0].model_version)
+            if current else None)

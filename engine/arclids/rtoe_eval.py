@@ -41,6 +41,7 @@ from engine.core.protocols import Protocol, load_protocol
 __all__ = [
     "EVAL_COHORT_SEED",
     "EVAL_COHORT_SIZE",
+    "OutcomeQuality",
     "RtoeReview",
     "calibration_cohort",
     "calibration_metrics",
@@ -48,6 +49,7 @@ __all__ = [
     "evaluation_cohort",
     "evaluation_summary",
     "load_rtoe_review",
+    "probability_quality",
     "summarise_evaluation",
 ]
 
@@ -266,3 +268,56 @@ def load_rtoe_review(
         return RtoeReview(summary=summarise_evaluation(payload, meta), payload=payload), None
     except LOAD_ERRORS as exc:
         return None, failure_reason(exc)
+
+
+SKILL_MARGIN = 0.02
+"""Brier skill within ±this of 0 is reported as "about the same" as the base rate: smaller
+differences are within what another fresh cohort could change."""
+
+
+@dataclass(frozen=True)
+class OutcomeQuality:
+    """How good one served outcome probability is on the fresh virtual cohort (patients no model
+    was trained, tuned or calibrated on), against the base rate — for the label beside it."""
+
+    outcome_key: str
+    """``"tcp"`` or ``"ntcp"``."""
+    brier: float
+    """Brier score of the served probability at the received dose (0 best)."""
+    brier_base_rate: float
+    """Brier score of always predicting the cohort's event rate (the no-skill baseline)."""
+    interval_level: float | None
+    """Level of the served interval, in (0, 1); None when the model states none."""
+    coverage_truth: float | None
+    """Share of patient × dose points whose true probability lies in that interval."""
+
+    @property
+    def brier_skill(self) -> float:
+        """1 − Brier / Brier of the base rate: above 0 beats always predicting the rate."""
+        return 1.0 - self.brier / self.brier_base_rate if self.brier_base_rate > 0 else 0.0
+
+    def against_base_rate(self, margin: float = SKILL_MARGIN) -> str:
+        """``"better"``, ``"worse"`` or ``"about the same"`` as always predicting the event rate
+        (a Brier skill within ±``margin`` is about the same)."""
+        if self.brier_skill > margin:
+            return "better"
+        return "worse" if self.brier_skill < -margin else "about the same"
+
+
+def probability_quality(summary: dict[str, Any] | None, arch: str
+                        ) -> tuple[OutcomeQuality, ...] | None:
+    """TCP and NTCP quality of architecture ``arch`` from :func:`summarise_evaluation` of the
+    saved evaluation; None when it holds no calibration for ``arch`` (older evaluation, other
+    architecture)."""
+    entry = ((summary or {}).get("architectures") or {}).get(arch) or {}
+    out = []
+    for key in ("tcp", "ntcp"):
+        cal = (entry.get(key) or {}).get("calibration") or {}
+        if cal.get("brier") is None or cal.get("brier_base_rate") is None:
+            return None
+        out.append(OutcomeQuality(
+            outcome_key=key, brier=float(cal["brier"]),
+            brier_base_rate=float(cal["brier_base_rate"]),
+            interval_level=cal.get("interval_level"),
+            coverage_truth=cal.get("interval_coverage_truth")))
+    return tuple(out)

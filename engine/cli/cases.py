@@ -75,6 +75,20 @@ def _track_record(protocol_name: str, recs: list, models_dir: str | None):
     return track_record(summary, recs[0].model_version, recs[0].recommender, recs[0].odm_version)
 
 
+def _probability_quality(args: argparse.Namespace) -> str | None:
+    """How good the chosen learned model's probabilities are on the fresh virtual cohort
+    (from the saved evaluation beside it); None for the reference truth."""
+    from engine.arclids.architectures import REFERENCE
+    from engine.arclids.rtoe_eval import load_rtoe_review, probability_quality
+    from engine.figures.wording import probability_quality_text
+
+    if args.model == REFERENCE:
+        return None
+    review, _ = load_rtoe_review(args.protocol, args.models_dir)
+    return probability_quality_text(
+        None if review is None else probability_quality(review.summary, args.model))
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -86,6 +100,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         payload = {
             "protocol": protocol.name,
             "dose_grid_gy": list(protocol.dose_grid_gy),
+            "probability_quality": _probability_quality(args),
             "track_record": None if record is None else rounded(asdict(record)),
             "patients": [rounded(r.to_dict()) for r in recs],
         }
@@ -95,6 +110,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if recs and recs[0].recommender_note:
         print(f"  note: {recs[0].recommender_note}")
     if recs:
+        if (quality := _probability_quality(args)) is not None:
+            print(f"  {quality}")
         print("  " + " ".join(t for t in track_record_text(record) if t))
     for r in recs:
         print("\n".join(recommendation_lines(r, protocol)))
@@ -214,7 +231,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         }
     html = render_report(
         recs, cases, protocol, population=population_table(protocol.name), notes=notes,
-        plans=plans,
+        plans=plans, probability_quality=_probability_quality(args),
     )
     out = Path(args.out)
     out.write_text(html, encoding="utf-8")

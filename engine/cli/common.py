@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
     except InputError as err:
         print(f"artds {args.command}: error: {terminal_safe(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`artds recommend … | head`): stop quietly, as Unix tools do;
+        # stdout is pointed at devnull so the interpreter's final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def terminal_safe(text: str) -> str:

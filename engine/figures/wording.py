@@ -18,11 +18,13 @@ from engine.figures.style import fmt_dose
 
 if TYPE_CHECKING:
     from engine.arclids.odm_eval import TrackRecord
+    from engine.arclids.rtoe_eval import OutcomeQuality
     from engine.dvh import FeatureValue, PlanImport
 
 __all__ = [
     "DOSE_INTERVAL_MEANING",
     "PREDICTED_REWARD",
+    "PROBABILITY_QUALITY_UNKNOWN",
     "SEM_MEANING",
     "TRACK_RECORD_UNKNOWN",
     "advice_text",
@@ -33,6 +35,7 @@ __all__ = [
     "level_label",
     "pct_text",
     "plan_feature_text",
+    "probability_quality_text",
     "recommendation_text",
     "reward_text",
     "track_record_caption",
@@ -209,3 +212,30 @@ def track_record_text(record: TrackRecord | None) -> tuple[str, str]:
         return TRACK_RECORD_UNKNOWN, ""
     rows = "; ".join(f"{name} {loss}" for name, loss, _ in track_record_rows(record))
     return f"{track_record_caption(record)} — {rows}.", track_record_verdict(record)
+
+
+PROBABILITY_QUALITY_UNKNOWN = ("How good these probabilities are on patients no model was trained "
+                               "on has not been measured for this model version.")
+"""What is said beside a model no saved evaluation measured (e.g. a Learning Mode version)."""
+
+
+def probability_quality_text(quality: Sequence[OutcomeQuality] | None) -> str:
+    """One paragraph on how good the served TCP and NTCP are on the fresh virtual cohort: each
+    Brier score against always predicting the event rate (better or worse), and how often the
+    stated interval held the true probability."""
+    if quality is None:
+        return PROBABILITY_QUALITY_UNKNOWN
+    def fmt(v: float) -> str:  # three significant digits: rare events have small scores
+        return f"{v:.3g}"
+
+    parts = [f"{q.outcome_key.upper()} {fmt(q.brier)} vs {fmt(q.brier_base_rate)} "
+             f"({q.against_base_rate()})" for q in quality]
+    text = ("Brier score on a fresh virtual cohort (never trained on; lower is better) against "
+            "always predicting the event rate: " + ", ".join(parts) + ".")
+    held = [q for q in quality if q.interval_level and q.coverage_truth is not None]
+    if held:
+        level = level_label(held[0].interval_level)
+        text += (f" The {level} held the true probability at "
+                 + " and ".join(f"{100 * q.coverage_truth:.0f} % ({q.outcome_key.upper()})"
+                                for q in held) + " of doses.")
+    return text

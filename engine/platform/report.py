@@ -347,6 +347,7 @@ def render_report(
     audit_ids: dict[str, int] | None = None,
     plans: Mapping[str, PlanImport] | None = None,
     odm_summary: dict[str, Any] | None = None,
+    probability_quality: str | None = None,
 ) -> str:
     """Render the report as one self-contained HTML document.
 
@@ -368,6 +369,9 @@ def render_report(
             (:func:`engine.arclids.odm_eval.odm_summary`), for the recommendation's track record
             on a fresh virtual cohort beside the clinicians' rule and one dose for everyone;
             None loads the saved one (a report without it says so).
+        probability_quality: how good the model's TCP and NTCP are on a fresh virtual cohort
+            against the base rate (:func:`engine.figures.wording.probability_quality_text`),
+            printed under the model; None leaves it out.
 
     Returns:
         The HTML text (UTF-8 when written), plotly.js inlined once, no external URLs.
@@ -413,6 +417,7 @@ def render_report(
         models=models,
         recommenders=recommenders,
         track_records=track_records,
+        probability_quality=probability_quality,
         summary=summary,
         proposals=proposals,
         predicted_reward=PREDICTED_REWARD,

@@ -53,6 +53,9 @@ def test_outcome_space_shows_the_recommendation_with_labelled_sem_and_q(
         expect(page.locator("#outcome-plot .legendtext", has_text="±")).to_have_count(0)
         # where the dose is chosen: how this recommender did on a fresh cohort, against the
         # clinicians' rule and one dose for everyone, with which did best
+        # beside the model: how good its probabilities are against the base rate
+        expect(page.locator("#outcome-model_label .probability-quality")).to_contain_text(
+            re.compile(r"TCP [\d.]+ vs [\d.]+ \((better|worse|about the same)\)"))
         record = summary.locator(".track-record")
         expect(record).to_contain_text("Track record on a fresh virtual cohort")
         expect(record).to_contain_text("the virtual trial's clinicians")

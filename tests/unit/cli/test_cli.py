@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -432,6 +433,8 @@ def test_recommend_carries_the_recommenders_fresh_cohort_track_record(capsys):
     assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"])]) == 0
     out = capsys.readouterr().out
     assert "Track record on a fresh virtual cohort" in out and "did best there" in out
+    assert re.search(r"Brier score on a fresh virtual cohort .*TCP [\d.]+ vs [\d.]+ "
+                     r"\((better|worse|about the same)\)", out)
     assert main(["recommend", "--protocol", "nsclc", "--input", str(EXAMPLES["nsclc"]), *REF]) == 0
     assert "how its recommendations compare with the clinicians' rule is not known" in (
         capsys.readouterr().out)

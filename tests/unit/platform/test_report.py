@@ -344,3 +344,12 @@ def test_report_shows_the_fresh_cohort_track_record_or_that_none_is_known(recs, 
                                | {"rtoe_version": "another"}}}
     html = render_report(recs, cases, protocol, population=None, odm_summary=other)
     assert "how its recommendations compare with the clinicians&#39; rule is not known" in html
+
+
+def test_report_prints_how_good_the_models_probabilities_are(recs, cases, protocol):
+    text = "Brier score on a fresh virtual cohort … TCP 0.244 vs 0.209 (worse) <b>"
+    html = render_report(recs, cases, protocol, population=None, probability_quality=text)
+    assert re.search(r'class="meta probability-quality">Brier score on a fresh virtual cohort '
+                     r'… TCP 0.244 vs 0.209 \(worse\) &lt;b&gt;</p>', html)
+    assert 'class="meta probability-quality"' not in render_report(
+        recs, cases, protocol, population=None)
