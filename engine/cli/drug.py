@@ -72,7 +72,7 @@ def cmd_drug_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_drug(args: argparse.Namespace) -> int:
-    from engine.drug.serving import ServedConfig, train_served
+    from engine.drug.serving_train import ServedConfig, train_served
     from engine.platform.executor import text_progress
     from engine.platform.registry import ArtifactError
 
