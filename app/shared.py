@@ -19,9 +19,9 @@ same as ``artds recommend``'s. The saved evaluations come from
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import plotly
@@ -33,7 +33,7 @@ from engine.arclids.cohort import ReferenceModel, population_table
 from engine.arclids.odm_eval import OdmReview, load_odm_review
 from engine.arclids.outcomes import OutcomeModel
 from engine.arclids.rtoe_eval import RtoeReview, load_rtoe_review, probability_quality
-from engine.arclids.serving import Catalogue, ModelChoice, load_catalogue, one_line
+from engine.arclids.serving import LOAD_ERRORS, Catalogue, ModelChoice, load_catalogue, one_line
 from engine.core.protocols import PROTOCOL_NAMES, Protocol, load_protocol
 from engine.core.schema import read_cases
 from engine.figures.wording import probability_quality_text
@@ -155,29 +155,42 @@ def with_code(text: str) -> TagList:
 # --- SF2 (radiosensitivity from gene expression) ------------------------------------------------
 
 
+_MODEL_ERRORS: tuple[type[Exception], ...] = (ImportError, *LOAD_ERRORS)
+"""What loading a served model may raise (the serving failure policy,
+:data:`engine.arclids.serving.LOAD_ERRORS`, and a missing optional package)."""
+_RESULT_ERRORS: tuple[type[Exception], ...] = (ImportError, registry.ArtifactError, KeyError,
+                                               TypeError, ValueError, OSError)
+"""What loading a saved evaluation or interpretation may raise."""
+T = TypeVar("T")
+
+
+def _loaded(load: Callable[[], T], errors: tuple[type[Exception], ...]
+            ) -> tuple[T | None, str | None]:
+    """``(load(), None)``, or ``(None, the one-line reason)`` when it raises one of ``errors``:
+    the panel then shows the reason instead of the model."""
+    try:
+        return load(), None
+    except errors as exc:
+        return None, one_line(exc)
+
+
 def load_sf2() -> tuple[Any, str | None, dict[str, Any] | None, str | None]:
     """The served SF2 ensemble and the saved SF2 evaluation, each with its one-line load error.
 
     Returns:
         (model or None, model error or None, evaluation payload or None, evaluation error).
     """
-    model = evaluation = None
-    model_error = evaluation_error = None
-    try:
+    def model() -> Any:
         from engine.sf2.model import load_served_sf2
 
-        model = load_served_sf2()
-    except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
-            RuntimeError, OSError) as exc:
-        model_error = one_line(exc)
-    try:
-        from engine.sf2.evaluate import load_evaluation as load_sf2_evaluation
+        return load_served_sf2()
 
-        evaluation, _ = load_sf2_evaluation()
-    except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
-            OSError) as exc:
-        evaluation_error = one_line(exc)
-    return model, model_error, evaluation, evaluation_error
+    def evaluation() -> dict[str, Any]:
+        from engine.sf2.evaluate import load_evaluation
+
+        return load_evaluation()[0]
+
+    return (*_loaded(model, _MODEL_ERRORS), *_loaded(evaluation, _RESULT_ERRORS))
 
 
 SF2_MODEL, SF2_MODEL_ERROR, SF2_EVALUATION, SF2_EVALUATION_ERROR = load_sf2()
@@ -201,25 +214,20 @@ def load_drug() -> tuple[Any, str | None, dict[str, Any] | None, str | None, Any
         (models or None, models error or None, interpretation payload or None, interpretation
         error or None, data set or None).
     """
-    models = interpretation = data = None
-    models_error = interpretation_error = None
-    try:
+    def served() -> tuple[Any, Any]:
         from engine.drug.serving import data_for, load_served_drug
 
         models = load_served_drug()
-        data = data_for(models)
-    except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
-            RuntimeError, OSError) as exc:
-        models, data = None, None
-        models_error = one_line(exc)
-    try:
+        return models, data_for(models)
+
+    def interpretation() -> dict[str, Any]:
         from engine.drug.interpret import load_interpretation
 
-        interpretation, _ = load_interpretation()
-    except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError,
-            OSError) as exc:
-        interpretation_error = one_line(exc)
-    return models, models_error, interpretation, interpretation_error, data
+        return load_interpretation()[0]
+
+    loaded, models_error = _loaded(served, _MODEL_ERRORS)
+    models, data = loaded if loaded is not None else (None, None)
+    return (models, models_error, *_loaded(interpretation, _RESULT_ERRORS), data)
 
 
 (DRUG_MODELS, DRUG_MODELS_ERROR, DRUG_INTERPRETATION, DRUG_INTERPRETATION_ERROR,

@@ -8,7 +8,8 @@ cookie), sends the page's initial inputs (read from the page's HTML, with the ou
 visible panel marked visible), sets inputs, uploads a file through Shiny's upload protocol and
 waits for outputs. It speaks just enough of Shiny's protocol for that: ``init``, ``update``,
 ``uploadInit``/``uploadEnd``, and the server's ``values``, ``inputMessages``, ``errors``,
-``busy`` and ``response`` messages.
+``busy`` and ``response`` messages; a benchmark watches the rest (custom messages, arrival times)
+through :attr:`ShinySession.on_message`.
 """
 
 from __future__ import annotations
@@ -211,6 +212,10 @@ class ShinySession:
     """Shiny's session id (from the server's ``config`` message)."""
     busy: bool = False
     """The server said "busy" and not yet "idle"."""
+    on_message: Callable[[dict[str, Any], int, float], None] | None = None
+    """Called with each message from the server (parsed), its length in characters and its
+    arrival (``time.perf_counter()``, taken before parsing), before the session's own
+    bookkeeping: what a benchmark times."""
     _ws: Any = None
     _reader: asyncio.Task | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -219,12 +224,13 @@ class ShinySession:
     _inputs: dict[str, Any] = field(default_factory=dict)
     _clicks: dict[str, int] = field(default_factory=dict)
 
-    async def open(self, inputs: dict[str, Any]) -> None:
-        """Connect and send ``init`` with ``inputs`` (see :func:`page_inputs`)."""
+    async def open(self, inputs: dict[str, Any], *, open_timeout: float = 60.0) -> None:
+        """Connect (within ``open_timeout`` seconds) and send ``init`` with ``inputs`` (see
+        :func:`page_inputs`)."""
         ws_url = self.url.replace("http://", "ws://") + "/websocket/"
         self._ws = await websockets.connect(
             ws_url, origin=self.url, additional_headers={"Cookie": self.cookie},
-            max_size=None, open_timeout=60)
+            max_size=None, open_timeout=open_timeout)
         self._inputs = dict(inputs)
         self._reader = asyncio.get_running_loop().create_task(self._read())
         await self._ws.send(json.dumps({"method": "init", "data": inputs}))
@@ -239,7 +245,10 @@ class ShinySession:
 
     async def _read(self) -> None:
         async for raw in self._ws:
+            arrived = time.perf_counter()
             message = json.loads(raw)
+            if self.on_message is not None:
+                self.on_message(message, len(raw), arrived)
             if "config" in message:
                 self.session_id = message["config"].get("sessionId")
             self.outputs.update(message.get("values") or {})
@@ -266,6 +275,10 @@ class ShinySession:
             while not condition(self):
                 self._changed.clear()
                 await self._changed.wait()
+
+    def value(self, input_id: str) -> Any:
+        """The value last sent for an input (None before any)."""
+        return self._inputs.get(input_id)
 
     def html(self, output: str) -> str:
         """The HTML of a UI output ("" until it has one)."""

@@ -16,14 +16,14 @@ recommendation_pool`), never on the event loop; a progress bar shows while they 
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 import numpy as np
 from shiny import module, reactive, render, ui
 
 from app import shared
-from app.panels.widgets import number, read_upload, unavailable
+from app.panels.profile_source import no_profile_note, profile_source_server, profile_source_ui
+from app.panels.widgets import Progress, number, progress_bar, unavailable
 from app.plots import output_figure, render_figure
 from app.runtime import recommendation_pool
 from engine.drug.upload import MAX_UPLOAD_BYTES, read_profile_upload
@@ -99,31 +99,15 @@ def drug_ui() -> ui.TagList:
     drugs = _drug_choices()
     controls = ui.card(
         ui.card_header("Profile"),
-        ui.input_radio_buttons("source", None, choices={
-            "line": "Cell line from the training data", "upload": "Upload profiles"},
-            selected="line"),
-        # switched by the server (drug_server), not by a conditional panel: Shiny evaluates a
-        # conditional panel's condition as a JavaScript string, which the app's
-        # Content-Security-Policy forbids (app.security)
-        ui.navset_hidden(ui.nav_panel(
-            "line",
-            ui.input_selectize("line", "Cell line", choices=_line_choices(),
-                               selected=_default_line(), width="100%"),
-        ), ui.nav_panel(
-            "upload",
-            ui.input_file("upload", "Profiles (CSV, one row per sample)",
-                          accept=[".csv", "text/csv"], multiple=False, width="100%",
-                          button_label="Choose file…"),
-            ui.tags.small(
+        profile_source_ui(
+            line_choice="Cell line from the training data", upload_choice="Upload profiles",
+            line_choices=_line_choices(), selected_line=_default_line(),
+            hint=ui.TagList(
                 "First column sample_id; optional tissue; then the 706 panel genes as "
                 "expression z-scores on the DepMap panel's scale; optional mut_<GENE> (0/1) "
                 f"and cn_<GENE> (copy number) columns. At most "
                 f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Example: ",
-                ui.download_link("example", "six lines no model was trained on"), ".",
-                class_="text-muted d-block mb-2"),
-            ui.output_ui("upload_status"),
-            ui.output_ui("sample_picker"),
-        ), id="source_panel", selected="line"),
+                ui.download_link("example", "six lines no model was trained on"), ".")),
         ui.input_checkbox("rt_only", "Only drugs given with radiotherapy (lung, liver)",
                           value=True),
         ui.input_select("drug", "Genes behind the prediction for", choices=drugs,
@@ -151,31 +135,15 @@ def drug_ui() -> ui.TagList:
     )
 
 
-class _Progress:
-    """Progress of one computation, written by the worker thread, read by the session."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state = (0.0, "")
-
-    def set(self, share: float, message: str) -> None:
-        with self._lock:
-            self._state = (share, message)
-
-    def get(self) -> tuple[float, str]:
-        with self._lock:
-            return self._state
-
-
-def _compute(x: np.ndarray, drug: str, progress: _Progress) -> dict[str, Any]:
+def _compute(x: np.ndarray, drug: str, progress: Progress) -> dict[str, Any]:
     """Every drug's prediction for one profile and the chosen drug's explanation (runs in a
     worker thread)."""
     models = shared.DRUG_MODELS
-    progress.set(0.1, f"predicting {len(models.drugs)} drugs")
+    progress(0.1, f"predicting {len(models.drugs)} drugs")
     preds = models.predict(x)[0]
-    progress.set(0.5, f"explaining {drug} (SHAP)")
+    progress(0.5, f"explaining {drug} (SHAP)")
     genes = models.explain(x, drug, TOP_FEATURES)[0]
-    progress.set(1.0, "done")
+    progress(1.0, "done")
     return {"predictions": preds, "drug": drug, "genes": genes}
 
 
@@ -185,59 +153,13 @@ def drug_server(input, output, session) -> None:
     data = shared.DRUG_DATA
     if models is None or data is None:
         return
-    upload_state: reactive.Value[tuple[str, Any] | None] = reactive.value(None)
-    tracker = _Progress()
+    tracker = Progress()
     tissues = sorted(set(data.lineages))
     defaults = models.payload["defaults"]
-
-    @reactive.effect
-    def _show_source() -> None:
-        ui.update_navset("source_panel", selected=input.source())
-
-    @reactive.effect
-    @reactive.event(input.upload)
-    def _read_upload() -> None:
-        got = read_upload(input.upload(), lambda path: read_profile_upload(
-            path, feature_names=models.feature_names, tissues=tissues,
-            default_mutation=defaults["mut"], default_copy_number=defaults["cn"]))
-        if got is not None:
-            upload_state.set(got)
-
-    @render.ui
-    def upload_status():
-        state = upload_state()
-        if state is None:
-            return None
-        name, content = state
-        if isinstance(content, list):
-            shown = content[:8]
-            more = len(content) - len(shown)
-            return ui.div(
-                ui.strong(f"{name} was refused:"),
-                ui.tags.ul(*[ui.tags.li(p.message) for p in shown]),
-                ui.tags.small(f"and {more} more problems") if more else None,
-                class_="alert alert-danger small py-2", role="alert",
-            )
-        n = len(content.samples)
-        notes = [ui.tags.li(note) for note in content.notes]
-        return ui.div(f"{name}: {n} sample{'s' if n != 1 else ''} read.",
-                      ui.tags.ul(*notes, class_="mb-0") if notes else None,
-                      class_="alert alert-success small py-2 mb-2")
-
-    @reactive.calc
-    def uploaded():
-        state = upload_state()
-        if state is None or isinstance(state[1], list):
-            return None
-        return state[1]
-
-    @render.ui
-    def sample_picker():
-        up = uploaded()
-        if up is None:
-            return None
-        ids = list(up.samples.index)
-        return ui.input_select("sample", "Sample", choices=ids, selected=ids[0], width="100%")
+    uploaded = profile_source_server(input, lambda path: read_profile_upload(
+        path, feature_names=models.feature_names, tissues=tissues,
+        default_mutation=defaults["mut"], default_copy_number=defaults["cn"]),
+        notes=lambda up: up.notes)
 
     @reactive.calc
     def profile() -> dict[str, Any] | None:
@@ -271,7 +193,7 @@ def drug_server(input, output, session) -> None:
         drug = input.drug()
         if p is None or not drug:
             return
-        tracker.set(0.0, "queued")
+        tracker(0.0, "queued")
         compute(p["x"], drug)
 
     @reactive.calc
@@ -294,14 +216,8 @@ def drug_server(input, output, session) -> None:
             return None
         reactive.invalidate_later(POLL_SECONDS)
         share, message = tracker.get()
-        pct = max(0, min(100, round(100 * share)))
-        return ui.div(
-            ui.div(ui.div(class_="progress-bar progress-bar-striped progress-bar-animated",
-                          role="progressbar", style=f"width: {max(pct, 5)}%",
-                          aria_valuenow=str(pct), aria_valuemin="0", aria_valuemax="100"),
-                   class_="progress mt-2", style="height: 8px"),
-            ui.tags.small(f"{message}…", class_="text-muted"),
-            class_="drug-progress")
+        return ui.div(progress_bar(share, class_="progress mt-2", style="height: 8px"),
+                      ui.tags.small(f"{message}…", class_="text-muted"), class_="drug-progress")
 
     def _shown_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         rows = []
@@ -322,9 +238,7 @@ def drug_server(input, output, session) -> None:
     def summary():
         p = profile()
         if p is None:
-            msg = ("Upload a profile file, or pick a cell line." if input.source() == "upload"
-                   else "Pick a cell line.")
-            return ui.div(msg, class_="artds-empty")
+            return no_profile_note(input.source())
         pct = round(100 * models.level)
         parts = [ui.p(
             ui.strong(p["label"]), f" ({p['tissue'] or 'tissue not given'}"

@@ -14,7 +14,8 @@ import pandas as pd
 from shiny import module, reactive, render, ui
 
 from app import shared
-from app.panels.widgets import figure_card, read_upload
+from app.panels.profile_source import no_profile_note, profile_source_server, profile_source_ui
+from app.panels.widgets import figure_card
 from app.plots import output_figure, render_figure
 from engine.sf2.data import MAX_UPLOAD_BYTES, load_panel, read_expression_upload
 from engine.sf2.figures import (
@@ -69,31 +70,16 @@ def sf2_ui() -> ui.TagList:
         )
     controls = ui.card(
         ui.card_header("Sample"),
-        ui.input_radio_buttons("source", None, choices={
-            "line": "Cell line from the training panel", "upload": "Upload expression profiles"},
-            selected="line"),
-        # switched by the server (sf2_server), not by a conditional panel: Shiny evaluates a
-        # conditional panel's condition as a JavaScript string, which the app's
-        # Content-Security-Policy forbids (app.security)
-        ui.navset_hidden(ui.nav_panel(
-            "line",
-            ui.input_selectize("line", "Cell line", choices=_line_choices(),
-                               selected=_default_line(), width="100%"),
-        ), ui.nav_panel(
-            "upload",
-            ui.input_file("upload", "Profiles (CSV, one row per sample)", accept=[".csv",
-                          "text/csv"], multiple=False, width="100%",
-                          button_label="Choose file…"),
-            ui.tags.small(
+        profile_source_ui(
+            line_choice="Cell line from the training panel",
+            upload_choice="Upload expression profiles",
+            line_choices=_line_choices(), selected_line=_default_line(),
+            hint=ui.TagList(
                 "First column sample_id; optional tissue and histology; then the model's "
                 "genes as z-scores on the DepMap panel's scale; raw_<GENE> columns for RSI. "
                 f"At most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Examples: ",
                 ui.download_link("example_lines", "cell lines"), ", ",
-                ui.download_link("example_full", "full profiles with RSI genes"), ".",
-                class_="text-muted d-block mb-2"),
-            ui.output_ui("upload_status"),
-            ui.output_ui("sample_picker"),
-        ), id="source_panel", selected="line"),
+                ui.download_link("example_full", "full profiles with RSI genes"), ".")),
         ui.input_radio_buttons("influence_method", "Gene influence", choices=INFLUENCE_CHOICES,
                                selected="gradient"),
         ui.input_action_button("use_alpha", "Use α in fractionation planner",
@@ -131,57 +117,12 @@ def sf2_server(input, output, session) -> reactive.Value[float | None]:
     """Predictions for the chosen sample; returns the α (Gy⁻¹) sent to the planner (or None)."""
     chosen_alpha: reactive.Value[float | None] = reactive.value(None)
     chosen_label: reactive.Value[str] = reactive.value("")
-    upload_state: reactive.Value[tuple[str, object] | None] = reactive.value(None)
     model = shared.SF2_MODEL
     if model is None:
         return chosen_alpha
     tissues = sorted(set(model.reference["tissue"]))
-
-    @reactive.effect
-    def _show_source() -> None:
-        ui.update_navset("source_panel", selected=input.source())
-
-    @reactive.effect
-    @reactive.event(input.upload)
-    def _read_upload() -> None:
-        got = read_upload(input.upload(), lambda path: read_expression_upload(
-            path, required_genes=model.genes, panel_genes=load_panel().genes, tissues=tissues))
-        if got is not None:
-            upload_state.set(got)
-
-    @render.ui
-    def upload_status():
-        state = upload_state()
-        if state is None:
-            return None
-        name, content = state
-        if isinstance(content, list):
-            shown = content[:8]
-            more = len(content) - len(shown)
-            return ui.div(
-                ui.strong(f"{name} was refused:"),
-                ui.tags.ul(*[ui.tags.li(p.message) for p in shown]),
-                ui.tags.small(f"and {more} more problems") if more else None,
-                class_="alert alert-danger small py-2", role="alert",
-            )
-        n = len(content.samples)
-        return ui.div(f"{name}: {n} sample{'s' if n != 1 else ''} read.",
-                      class_="alert alert-success small py-2 mb-2")
-
-    @reactive.calc
-    def uploaded():
-        state = upload_state()
-        if state is None or isinstance(state[1], list):
-            return None
-        return state[1]
-
-    @render.ui
-    def sample_picker():
-        up = uploaded()
-        if up is None:
-            return None
-        ids = list(up.samples.index)
-        return ui.input_select("sample", "Sample", choices=ids, selected=ids[0], width="100%")
+    uploaded = profile_source_server(input, lambda path: read_expression_upload(
+        path, required_genes=model.genes, panel_genes=load_panel().genes, tissues=tissues))
 
     @reactive.calc
     def uploaded_predictions():
@@ -224,9 +165,7 @@ def sf2_server(input, output, session) -> reactive.Value[float | None]:
             up = uploaded()
             if input.source() == "upload" and up is not None and up.has_full_rsi:
                 return _rsi_only(up)
-            msg = ("Upload a profile file, or pick a cell line." if input.source() == "upload"
-                   else "Pick a cell line.")
-            return ui.div(msg, class_="artds-empty")
+            return no_profile_note(input.source())
         adapted = p.adapted_on
         if adapted["n_lines"]:
             how = (f"adapted on {min(adapted['n_lines'], model.config.support_size)} of the "

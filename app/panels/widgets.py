@@ -1,10 +1,11 @@
 """Small pieces that several panels build alike: a figure card, a "not available" box, number
-cells that show a missing value as a dash, the status line under an action, and the reading of
-an uploaded file."""
+cells that show a missing value as a dash, the status line under an action, the reading of an
+uploaded file, and the progress of work in a worker thread (its shared state and its bar)."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -16,8 +17,8 @@ from app import shared
 from app.plots import output_figure
 from engine.core.tabular import Problem, SchemaError
 
-__all__ = ["figure_card", "number", "plus_minus", "read_upload", "remove_uploads", "status_line",
-           "unavailable"]
+__all__ = ["Progress", "figure_card", "number", "plus_minus", "progress_bar", "read_upload",
+           "remove_uploads", "status_line", "unavailable"]
 
 T = TypeVar("T")
 
@@ -114,3 +115,32 @@ def remove_uploads(files: list[FileInfo]) -> None:
             path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # only when empty
+
+
+class Progress:
+    """The share done (0–1) and what is being done: written by a worker thread (call it), read by
+    the session's progress output (:meth:`get`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = (0.0, "")
+
+    def __call__(self, share: float, text: str) -> None:
+        """Record ``share`` (clipped to 0–1) and ``text`` (what is being done, lower case)."""
+        with self._lock:
+            self._state = (min(max(share, 0.0), 1.0), text)
+
+    def get(self) -> tuple[float, str]:
+        """The last (share, text) recorded; (0.0, "") before any."""
+        with self._lock:
+            return self._state
+
+
+def progress_bar(share: float, *, class_: str, style: str) -> ui.Tag:
+    """A striped, animated Bootstrap progress bar at ``share`` (0–1) done, never drawn narrower
+    than 5 % so a start shows; ``class_`` and ``style`` are the outer ``.progress`` element's."""
+    pct = max(0, min(100, round(100 * share)))
+    return ui.div(ui.div(class_="progress-bar progress-bar-striped progress-bar-animated",
+                         role="progressbar", style=f"width: {max(pct, 5)}%",
+                         aria_valuenow=str(pct), aria_valuemin="0", aria_valuemax="100"),
+                  class_=class_, style=style)

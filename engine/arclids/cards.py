@@ -9,12 +9,12 @@ training run sits between generated-block markers::
 
 :func:`render_block` renders one block from ``models/``; :func:`stale_blocks` lists the blocks of
 a card whose text differs from what the saved JSON gives (a unit test keeps it empty), and
-:func:`rewrite_card` rewrites them (``python -m engine.arclids.cards`` after a retraining).
+:func:`rewrite_card` rewrites them (``python -m engine.arclids.cards`` after a retraining); the
+markers' reading and rewriting are :mod:`engine.platform.doc_blocks`'.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,20 +23,15 @@ from typing import Any
 from engine import settings
 from engine.arclids.architectures import ARCH_KEYS, arch_label
 from engine.arclids.rtoe_eval import evaluation_summary
+from engine.platform.doc_blocks import block_pattern, rewrite_blocks
+from engine.platform.doc_blocks import markdown_table as _table
+from engine.platform.doc_blocks import number as _num
+from engine.platform.doc_blocks import stale_blocks as _stale_blocks
 
 __all__ = ["BLOCKS", "CARDS", "render_block", "rewrite_card", "stale_blocks"]
 
-_BLOCK = re.compile(
-    r"(<!-- generated: (?P<kind>[a-z-]+) (?P<protocol>[a-z0-9]+) -->\n)(?P<body>.*?)"
-    r"(<!-- end generated -->)",
-    re.DOTALL,
-)
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.{digits}f}"
+_BLOCK = block_pattern("generated", r"[a-z0-9]+")
+"""The cards' blocks; the argument is the protocol."""
 
 
 def _pct(value: Any) -> str:
@@ -45,12 +40,6 @@ def _pct(value: Any) -> str:
 
 def _signed(value: Any) -> str:
     return "n/a" if value is None else f"{value:+.3f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _rtoe_rows(summary: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -214,26 +203,14 @@ def render_block(kind: str, protocol_name: str, models_dir: Any = None) -> str:
     return BLOCKS[kind](_source(kind)(protocol_name, models_dir))
 
 
-def _blocks(text: str, models_dir: Any) -> list[tuple[re.Match[str], str]]:
-    return [(m, render_block(m["kind"], m["protocol"], models_dir)) for m in _BLOCK.finditer(text)]
-
-
 def stale_blocks(card: Path, models_dir: Any = None) -> list[str]:
     """``"<kind> <protocol>"`` of each block of ``card`` that differs from the saved JSON."""
-    return [f"{m['kind']} {m['protocol']}" for m, fresh in _blocks(card.read_text(), models_dir)
-            if m["body"] != fresh]
+    return _stale_blocks(card, _BLOCK, lambda kind, arg: render_block(kind, arg, models_dir))
 
 
 def rewrite_card(card: Path, models_dir: Any = None) -> int:
     """Rewrite every generated block of ``card`` from the saved JSON; returns how many changed."""
-    text = card.read_text()
-    changed = 0
-    for m, fresh in reversed(_blocks(text, models_dir)):
-        if m["body"] != fresh:
-            changed += 1
-            text = text[: m.start("body")] + fresh + text[m.end("body"):]
-    card.write_text(text)
-    return changed
+    return rewrite_blocks(card, _BLOCK, lambda kind, arg: render_block(kind, arg, models_dir))
 
 
 if __name__ == "__main__":  # python -m engine.arclids.cards: rewrite the cards' tables

@@ -1,6 +1,7 @@
 """What running any ``artds`` command shares: the one-line error policy (exit code 2), progress
-logging to stderr, the executor behind ``--executor``/``--address``/``--workers``, and numbers
-made ready for JSON."""
+logging to stderr, the executor behind ``--executor``/``--address``/``--workers``, the checks of
+an input file and of a comma-separated flag, where ``--models-dir`` points, and numbers made
+ready for JSON."""
 
 from __future__ import annotations
 
@@ -8,24 +9,30 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from engine.platform.executor import Executor
 
 __all__ = [
     "InputError",
+    "comma_list",
     "executor",
     "finite",
     "input_errors",
     "log",
+    "models_root",
+    "read_input",
     "rounded",
     "run",
     "single_torch_thread",
     "terminal_safe",
 ]
+
+T = TypeVar("T")
 
 
 class InputError(Exception):
@@ -61,6 +68,42 @@ def input_errors(*kinds: type[Exception]) -> Iterator[None]:
         yield
     except kinds as err:
         raise InputError(str(err)) from err
+
+
+def read_input(path: str, read: Callable[[Path], T]) -> T:
+    """The file ``path`` given by a flag, read with ``read``: a missing file, or one ``read``
+    refuses (:class:`~engine.core.tabular.SchemaError`, every problem on one line), is an
+    :class:`InputError` naming the file."""
+    from engine.core.tabular import SchemaError
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        return read(file)
+    except SchemaError as err:
+        raise InputError(f"{file.name}: {err}") from err
+
+
+def comma_list(text: str | None, accepted: Sequence[str], flag: str) -> tuple[str, ...]:
+    """A comma-separated flag value (blanks around items ignored; empty: ``()``), every item
+    one of ``accepted``, else an :class:`InputError` naming the flag, the bad items and the
+    accepted ones."""
+    if not text:
+        return ()
+    items = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [x for x in items if x not in accepted]
+    if bad:
+        raise InputError(f"{flag} {','.join(bad)}: accepted are {', '.join(accepted)}")
+    return items
+
+
+def models_root(models_dir: str | None) -> Path:
+    """The folder ``--models-dir`` names, else the configured one (``$ARTDS_MODELS_DIR`` or
+    models/): where a command says it wrote or saved an artifact."""
+    from engine.settings import models_dir as configured
+
+    return Path(models_dir) if models_dir else configured()
 
 
 def log(message: str) -> None:

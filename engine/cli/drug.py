@@ -10,21 +10,19 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli.common import InputError, executor, input_errors, log, rounded
+from engine.cli.common import (
+    InputError,
+    comma_list,
+    executor,
+    input_errors,
+    log,
+    models_root,
+    read_input,
+    rounded,
+)
 from engine.cli.flags import Commands, executor_flags, json_flag, models_dir_flag, seed_flag
 
 __all__ = ["add_drug", "add_train_drug"]
-
-
-def _names(text: str | None, accepted: tuple[str, ...], flag: str) -> tuple[str, ...]:
-    """A comma-separated flag value, every item checked against ``accepted``."""
-    if not text:
-        return ()
-    items = tuple(x.strip() for x in text.split(",") if x.strip())
-    bad = [x for x in items if x not in accepted]
-    if bad:
-        raise InputError(f"{flag} {','.join(bad)}: accepted are {', '.join(accepted)}")
-    return items
 
 
 def cmd_drug_evaluate(args: argparse.Namespace) -> int:
@@ -40,13 +38,13 @@ def cmd_drug_evaluate(args: argparse.Namespace) -> int:
     from engine.platform.executor import text_progress
 
     data = load_drug_data()
-    settings = _names(args.setting, SETTINGS, "--setting") or SETTINGS
-    models = _names(args.models, tuple(MODELS), "--models") or tuple(MODELS)
+    settings = comma_list(args.setting, SETTINGS, "--setting") or SETTINGS
+    models = comma_list(args.models, tuple(MODELS), "--models") or tuple(MODELS)
     for name in (args.drugs or "").split(","):
         if name.strip() in data.not_held:
             raise InputError(f"--drugs {name.strip()}: not in the data "
                              f"({data.not_held[name.strip()]})")
-    drugs = _names(args.drugs, data.drugs, "--drugs")
+    drugs = comma_list(args.drugs, data.drugs, "--drugs")
     if args.quick and not drugs:
         drugs = tuple(d for d in data.drugs if d in RT_DRUGS)
     with input_errors(ValueError):
@@ -60,11 +58,9 @@ def cmd_drug_evaluate(args: argparse.Namespace) -> int:
                           progress=None if args.json else text_progress("drug evaluation"))
     if args.save:
         from engine.drug.evaluate import save_evaluation
-        from engine.settings import models_dir
 
         meta = save_evaluation(result, args.models_dir)
-        root = Path(args.models_dir) if args.models_dir else models_dir()
-        print(f"saved {root / meta.file}", file=sys.stderr)
+        print(f"saved {models_root(args.models_dir) / meta.file}", file=sys.stderr)
     text = json.dumps(rounded(result), indent=2, allow_nan=False)
     if args.out:
         out = Path(args.out)
@@ -76,7 +72,7 @@ def cmd_drug_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train_drug(args: argparse.Namespace) -> int:
-    from engine.drug.serving import ServedConfig, train_served
+    from engine.drug.serving_train import ServedConfig, train_served
     from engine.platform.executor import text_progress
     from engine.platform.registry import ArtifactError
 
@@ -102,9 +98,7 @@ def cmd_train_drug(args: argparse.Namespace) -> int:
           f"{f(s['brier_cross_fitted_mean'])}, base rate {f(s['brier_base_rate_mean'])}; ECE raw "
           f"{f(s['ece_raw_mean'])}, calibrated {f(s['ece_cross_fitted_mean'])} "
           f"(in-sample {f(s['ece_in_sample_mean'])})")
-    from engine.settings import models_dir
-
-    root = Path(args.models_dir) if args.models_dir else models_dir()
+    root = models_root(args.models_dir)
     for path in out["files"]:
         print(f"  wrote {root / path}")
     print(f"  {out['bytes'] / 1e6:.1f} MB in {out['elapsed_s']:.0f} s")
@@ -116,27 +110,22 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 
 def cmd_drug_predict(args: argparse.Namespace) -> int:
-    from engine.core.tabular import SchemaError
     from engine.drug.serving import load_served_drug
     from engine.drug.upload import read_profile_upload
     from engine.platform.registry import ArtifactError
 
-    file = Path(args.input)
-    if not file.is_file():
+    if not Path(args.input).is_file():
         raise InputError(f"{args.input}: no such file")
     if not 0 <= args.top <= 50:
         raise InputError(f"--top {args.top}: accepted 0–50")
     with input_errors(ArtifactError):
         models = load_served_drug(args.models_dir)
-    drugs = _names(args.drugs, tuple(models.drugs), "--drugs") or tuple(models.drugs)
+    drugs = comma_list(args.drugs, tuple(models.drugs), "--drugs") or tuple(models.drugs)
     payload = models.payload
-    try:
-        upload = read_profile_upload(file, feature_names=models.feature_names,
-                                     tissues=sorted({t for t in _lineages(models)}),
-                                     default_mutation=payload["defaults"]["mut"],
-                                     default_copy_number=payload["defaults"]["cn"])
-    except SchemaError as err:
-        raise InputError(f"{file.name}: {err}") from err
+    upload = read_input(args.input, lambda file: read_profile_upload(
+        file, feature_names=models.feature_names, tissues=sorted(_lineages(models)),
+        default_mutation=payload["defaults"]["mut"],
+        default_copy_number=payload["defaults"]["cn"]))
     preds = models.predict(upload.x, drugs)
     top = {d: models.explain(upload.x, d, args.top) for d in drugs} if args.top else {}
     samples = []

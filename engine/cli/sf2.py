@@ -9,7 +9,16 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli.common import InputError, executor, input_errors, log, rounded
+from engine.cli.common import (
+    InputError,
+    comma_list,
+    executor,
+    input_errors,
+    log,
+    models_root,
+    read_input,
+    rounded,
+)
 from engine.cli.flags import Commands, executor_flags, json_flag, models_dir_flag, seed_flag
 
 __all__ = ["add_sf2", "add_train_sf2"]
@@ -27,9 +36,7 @@ def cmd_train_sf2(args: argparse.Namespace) -> int:
                             progress=text_progress("sf2 members"))
     print(f"sf2: {len(summary['members'])} members on {summary['n_lines']} lines "
           f"({summary['data_version']}); genes: {', '.join(summary['genes'])}")
-    from engine.settings import models_dir
-
-    root = Path(args.models_dir) if args.models_dir else models_dir()
+    root = models_root(args.models_dir)
     for path in summary["files"]:
         print(f"  wrote {root / path}")
     return 0
@@ -37,14 +44,10 @@ def cmd_train_sf2(args: argparse.Namespace) -> int:
 
 def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
     from engine.platform.executor import text_progress
+    from engine.sf2.data import SETTINGS
     from engine.sf2.evaluate import EvaluationConfig, evaluate, text_table
 
-    settings = tuple(args.settings.split(","))
-    from engine.sf2.data import SETTINGS
-
-    bad = [s for s in settings if s not in SETTINGS]
-    if bad:
-        raise InputError(f"--settings {','.join(bad)}: accepted are {', '.join(SETTINGS)}")
+    settings = comma_list(args.settings, SETTINGS, "--settings")
     repeats = args.repeats if args.repeats is not None else (5 if args.full else 3)
     iterations = args.iterations if args.iterations is not None else (3000 if args.full
                                                                        else 1000)
@@ -58,12 +61,10 @@ def cmd_sf2_evaluate(args: argparse.Namespace) -> int:
         result = evaluate(config, chosen,
                           progress=None if args.json else text_progress("sf2 evaluation"))
     if args.save:
-        from engine.settings import models_dir
         from engine.sf2.evaluate import save_evaluation
 
         meta = save_evaluation(result, args.models_dir)
-        root = Path(args.models_dir) if args.models_dir else models_dir()
-        print(f"saved {root / meta.file}", file=sys.stderr)
+        print(f"saved {models_root(args.models_dir) / meta.file}", file=sys.stderr)
     if args.json:
         print(json.dumps(rounded(result), indent=2, allow_nan=False))
         return 0
@@ -78,25 +79,20 @@ def _panel_genes() -> list[str]:
 
 
 def cmd_sf2_predict(args: argparse.Namespace) -> int:
-    from engine.core.tabular import SchemaError
     from engine.platform.registry import ArtifactError
     from engine.sf2.data import read_expression_upload
     from engine.sf2.model import load_served_sf2
 
-    file = Path(args.input)
-    if not file.is_file():
+    if not Path(args.input).is_file():
         raise InputError(f"{args.input}: no such file")
     if args.n_fractions < 1 or not 0 < args.dose_per_fraction_gy <= 30:
         raise InputError(f"--n-fractions {args.n_fractions} must be at least 1 and "
                          f"--dose-per-fraction-gy {args.dose_per_fraction_gy} in (0, 30] Gy")
     with input_errors(ArtifactError):
         model = load_served_sf2(args.models_dir)
-    try:
-        upload = read_expression_upload(
-            file, required_genes=model.genes, panel_genes=_panel_genes(),
-            tissues=sorted(set(model.reference["tissue"])))
-    except SchemaError as err:
-        raise InputError(f"{file.name}: {err}") from err
+    upload = read_input(args.input, lambda file: read_expression_upload(
+        file, required_genes=model.genes, panel_genes=_panel_genes(),
+        tissues=sorted(set(model.reference["tissue"]))))
     preds = model.predict_upload(upload, gard_n_fractions=args.n_fractions,
                                  gard_dose_per_fraction_gy=args.dose_per_fraction_gy,
                                  influence_method=args.influence) if len(

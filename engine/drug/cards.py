@@ -10,12 +10,13 @@ generated-block markers::
 :func:`render_block` renders one block from ``models/drug/evaluation.json``;
 :func:`stale_blocks` lists the blocks whose text differs from what the saved JSON gives (a unit
 test keeps it empty) and :func:`rewrite_card` rewrites them (``python -m engine.drug.cards``
-after a new evaluation).
+after a new evaluation); the markers' reading and rewriting are
+:mod:`engine.platform.doc_blocks`'.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,17 +24,18 @@ from typing import Any
 
 from engine import settings
 from engine.drug.data import RT_DRUGS
+from engine.platform.doc_blocks import Renderer, block_pattern, rewrite_blocks
+from engine.platform.doc_blocks import markdown_table as _table
+from engine.platform.doc_blocks import number as _num
+from engine.platform.doc_blocks import stale_blocks as _stale_blocks
 
 __all__ = ["BLOCKS", "CARD", "render_block", "rewrite_card", "stale_blocks"]
 
 CARD = "model-card-drug.md"
 """The card under docs/."""
 
-_BLOCK = re.compile(
-    r"(<!-- generated: (?P<kind>[a-z-]+) (?P<arg>[a-z_]+) -->\n)(?P<body>.*?)"
-    r"(<!-- end generated -->)",
-    re.DOTALL,
-)
+_BLOCK = block_pattern("generated", r"[a-z_]+")
+"""The card's evaluation blocks; the argument is a setting, or ``all``."""
 
 MODEL_LABELS = {
     "naive_mean_effects": "naive mean effects (uses the line's other drugs)",
@@ -53,20 +55,10 @@ PAPER = {"auroc": 0.81, "f1": 0.92}
 """The paper's headline numbers on GDSC (abstract: mean AUC 0.81, F1 0.92)."""
 
 
-def _num(value: Any, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def _pm(entry: dict[str, Any] | None) -> str:
     if not entry or entry.get("mean") is None:
         return "n/a"
     return f"{entry['mean']:.3f} ± {entry['sd']:.3f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _label(model: str) -> str:
@@ -225,30 +217,22 @@ def render_block(kind: str, arg: str, models_dir: Any = None,
     return BLOCKS[kind](result, arg)
 
 
-def _blocks(text: str, models_dir: Any) -> list[tuple[re.Match[str], str]]:
+def _renderer(models_dir: Any) -> Renderer:
+    """Blocks from the saved evaluation, read once at the first block."""
     from engine.drug.evaluate import load_evaluation
 
-    matches = list(_BLOCK.finditer(text))
-    result = load_evaluation(models_dir)[0] if matches else {}
-    return [(m, render_block(m["kind"], m["arg"], result=result)) for m in matches]
+    saved = functools.cache(lambda: load_evaluation(models_dir)[0])
+    return lambda kind, arg: render_block(kind, arg, result=saved())
 
 
 def stale_blocks(card: Path, models_dir: Any = None) -> list[str]:
     """``"<kind> <arg>"`` of each block of ``card`` that differs from the saved JSON."""
-    return [f"{m['kind']} {m['arg']}" for m, fresh in _blocks(card.read_text(), models_dir)
-            if m["body"] != fresh]
+    return _stale_blocks(card, _BLOCK, _renderer(models_dir))
 
 
 def rewrite_card(card: Path, models_dir: Any = None) -> int:
     """Rewrite every generated block of ``card`` from the saved JSON; returns how many changed."""
-    text = card.read_text()
-    changed = 0
-    for m, fresh in reversed(_blocks(text, models_dir)):
-        if m["body"] != fresh:
-            changed += 1
-            text = text[: m.start("body")] + fresh + text[m.end("body"):]
-    card.write_text(text)
-    return changed
+    return rewrite_blocks(card, _BLOCK, _renderer(models_dir))
 
 
 if __name__ == "__main__":  # python -m engine.drug.cards: rewrite the card's tables

@@ -11,42 +11,34 @@ Its blocks sit between their own markers (distinct from the evaluation tables' m
 
 :func:`stale_blocks` lists the blocks whose text differs from what the saved JSON gives (a unit
 test keeps it empty); ``python -m engine.drug.serving_card`` rewrites them after
-``artds train drug``.
+``artds train drug`` (the markers' reading and rewriting: :mod:`engine.platform.doc_blocks`).
 """
 
 from __future__ import annotations
 
-import re
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine import settings
+from engine.platform.doc_blocks import Renderer, block_pattern, markdown_table, rewrite_blocks
+from engine.platform.doc_blocks import number as _num
+from engine.platform.doc_blocks import stale_blocks as _stale_blocks
 
 __all__ = ["BLOCKS", "CARD", "render_block", "rewrite_card", "stale_blocks"]
 
 CARD = "model-card-drug.md"
 """The card under docs/."""
 
-_BLOCK = re.compile(
-    r"(<!-- served: (?P<kind>[a-z-]+) (?P<arg>[A-Za-z0-9_-]+) -->\n)(?P<body>.*?)"
-    r"(<!-- end served -->)",
-    re.DOTALL,
-)
-
-
-def _num(value: Any, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+_BLOCK = block_pattern("served", r"[A-Za-z0-9_-]+")
+"""The served-model blocks; the argument is unused (``all``)."""
 
 
 def _table(header: list[str], rows: list[list[str]], text_columns: int = 1) -> str:
     """A markdown table; the first ``text_columns`` columns left-aligned, the rest right."""
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i < text_columns else "---:"
-                            for i in range(len(header))) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(header, rows, text_columns)
 
 
 def _choice(saved: dict[str, Any], _arg: str) -> str:
@@ -179,29 +171,20 @@ def render_block(kind: str, arg: str = "all", models_dir: Any = None,
     return BLOCKS[kind](saved if saved is not None else _saved(models_dir), arg)
 
 
+def _renderer(models_dir: Any) -> Renderer:
+    """Blocks from the saved JSON, read once at the first block."""
+    saved = functools.cache(lambda: _saved(models_dir))
+    return lambda kind, arg: render_block(kind, arg, saved=saved())
+
+
 def stale_blocks(card: Path, models_dir: Any = None) -> list[str]:
     """``"<kind> <arg>"`` of every block of ``card`` whose text differs from the saved JSON."""
-    text = Path(card).read_text(encoding="utf-8")
-    saved = _saved(models_dir)
-    return [f"{m['kind']} {m['arg']}" for m in _BLOCK.finditer(text)
-            if m["body"] != render_block(m["kind"], m["arg"], saved=saved)]
+    return _stale_blocks(card, _BLOCK, _renderer(models_dir))
 
 
 def rewrite_card(card: Path, models_dir: Any = None) -> int:
     """Rewrite every served block of ``card`` from the saved JSON; returns how many changed."""
-    path = Path(card)
-    text = path.read_text(encoding="utf-8")
-    saved = _saved(models_dir)
-    changed = 0
-
-    def fill(m: re.Match[str]) -> str:
-        nonlocal changed
-        body = render_block(m["kind"], m["arg"], saved=saved)
-        changed += body != m["body"]
-        return m.group(1) + body + m.group(5)
-
-    path.write_text(_BLOCK.sub(fill, text), encoding="utf-8")
-    return changed
+    return rewrite_blocks(card, _BLOCK, _renderer(models_dir))
 
 
 if __name__ == "__main__":

@@ -17,12 +17,13 @@ One row per sample:
 
 :func:`read_profile_upload` refuses a file with every problem found, each naming the row, the
 column, the value and what is accepted (:class:`engine.core.tabular.SchemaError`), using the
-file-level checks of :mod:`engine.core.tabular` (size, encoding, quoting, separator).
+file-level checks of :mod:`engine.core.tabular` (size, encoding, quoting, separator) and the
+row-level checks every profile upload makes (:mod:`engine.core.profiles`: sample id, tissue,
+expression z-scores and their scale).
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,18 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from engine.core.profiles import (
+    MAX_ID_CHARS,
+    Z_MEAN_LIMIT,
+    Z_VALUE_RANGE,
+    case_hint,
+    names,
+    parse_number,
+    sample_id_problem,
+    scale_problem,
+    tissue_problem,
+    z_score_problem,
+)
 from engine.core.tabular import (
     Problem,
     SchemaError,
@@ -65,19 +78,12 @@ CN_PREFIX = "cn_"
 """Prefix of a copy-number column (``cn_EGFR``)."""
 IGNORED_COLUMNS: tuple[str, ...] = ("histology",)
 """Columns accepted and not read (with ``raw_…``: the SF2 upload's)."""
-Z_VALUE_RANGE: tuple[float, float] = (-15.0, 25.0)
-"""Accepted expression z-score. The training panel's own range is −9.7 … 18.6."""
-Z_MEAN_LIMIT = 2.5
-"""Largest accepted |mean| of a sample's 706 expression z-scores (the panel lines' means lie
-within −1.1 … 0.8; log2 expression averages 3–10)."""
 CN_RANGE: tuple[float, float] = (0.0, 20.0)
 """Accepted relative copy number (1 = diploid). The panel's own range is 0 … 7.2."""
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """Largest accepted file (a full profile with mutation and copy-number columns is ≈ 25 kB)."""
 MAX_UPLOAD_ROWS = 500
 """Most samples in one file."""
-MAX_ID_CHARS = 64
-"""Longest accepted ``sample_id``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,19 +118,6 @@ class ProfileUpload:
                        + (f" and {len(self.ignored_columns) - 5} more"
                           if len(self.ignored_columns) > 5 else ""))
         return out
-
-
-def _names(items: Sequence[str], n: int = 8) -> str:
-    shown = ", ".join(repr(short(x)) for x in items[:n])
-    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def read_profile_upload(
@@ -201,23 +194,16 @@ def read_profile_upload(
         else:
             unknown.append(name)
     if unknown:
-        hints = []
-        for u in unknown:
-            for prefix in ("", MUT_PREFIX, CN_PREFIX):
-                base = u[len(prefix):] if u.startswith(prefix) else None
-                if base is not None and base.upper() in upper and base not in gene_set:
-                    hints.append(f"{u!r} → {prefix + upper[base.upper()]!r}")
-                    break
-        hint = (f" (gene symbols are case-sensitive: {', '.join(hints[:5])})" if hints else "")
+        hint = case_hint(unknown, upper, ("", MUT_PREFIX, CN_PREFIX))
         problems.append(Problem(header_row, unknown[0], short(unknown[0]),
-                                f"unknown column(s) {_names(unknown)}: accepted are sample_id, "
+                                f"unknown column(s) {names(unknown)}: accepted are sample_id, "
                                 f"tissue, the {len(genes)} panel genes (expression z-scores), "
                                 f"mut_<GENE> (0/1) and cn_<GENE> (copy number) of those genes"
                                 f"{hint}"))
     missing = [g for g in genes if g not in expr_cols]
     if missing:
         problems.append(Problem(header_row, missing[0], None,
-                                f"missing gene column(s) {_names(missing)}: the drug models need "
+                                f"missing gene column(s) {names(missing)}: the drug models need "
                                 f"the expression z-score of all {len(genes)} panel genes "
                                 "(docs/data-format.md lists them; "
                                 "assets/examples/drug_profiles.csv has every column)"))
@@ -240,7 +226,6 @@ def read_profile_upload(
     id_rows: dict[str, int] = {}
     value_rows: dict[bytes, tuple[int, str]] = {}
     accepted_tissues = set(tissues)
-    zlo, zhi = Z_VALUE_RANGE
     clo, chi = CN_RANGE
     width = len(header)
     for i, (row, rec) in enumerate(body):
@@ -256,49 +241,42 @@ def read_profile_upload(
             tissue_values.append("")
             continue
         sid = rec[0].strip()
-        if not sid or len(sid) > MAX_ID_CHARS or not sid.isprintable():
-            problems.append(Problem(row, "sample_id", short(sid),
-                                    f"row {row}, sample_id {short(sid)!r}: must be 1–"
-                                    f"{MAX_ID_CHARS} printable characters"))
-        elif sid in id_rows:
-            problems.append(Problem(row, "sample_id", short(sid),
-                                    f"row {row}, sample_id {short(sid)!r} is also in row "
-                                    f"{id_rows[sid]}; sample ids must be unique"))
-        else:
-            id_rows[sid] = row
+        found = [sample_id_problem(row, sid, id_rows)]
         ids.append(sid)
         tissue = rec[tissue_j].strip() if tissue_j is not None else ""
-        if tissue and accepted_tissues and tissue not in accepted_tissues:
-            problems.append(Problem(row, "tissue", short(tissue),
-                                    f"row {row}, tissue {short(tissue)!r} is not a lineage of "
-                                    "the training lines; accepted: "
-                                    f"{', '.join(sorted(accepted_tissues))} or empty"))
+        found.append(tissue_problem(row, tissue, accepted_tissues,
+                                    "a lineage of the training lines"))
         tissue_values.append(tissue)
+        problems += [p for p in found if p is not None]
         ok = True
         for cols, offset, check in ((expr_cols, 0, "z"), (mut_cols, n_genes, "mut"),
                                     (cn_cols, 2 * n_genes, "cn")):
             for gene, j in cols.items():
                 cell = rec[j].strip()
-                value = _number(cell)
                 column = header[j]
+                if check == "z":
+                    value, problem = z_score_problem(row, column, f"column {column}", cell)
+                    if problem is not None:
+                        ok = False
+                        problems.append(problem)
+                    else:
+                        x[i, offset + gene_pos[gene]] = value
+                    continue
+                value = parse_number(cell)
                 what = None
                 if not cell:
                     what = "is empty"
                 elif value is None:
                     what = f"value {short(cell)!r} is not a number"
-                elif check == "z" and not zlo <= value <= zhi:
-                    what = f"value {short(cell)} is out of range"
                 elif check == "mut" and value not in (0.0, 1.0):
                     what = f"value {short(cell)!r} is not 0 or 1"
                 elif check == "cn" and not clo <= value <= chi:
                     what = f"value {short(cell)} is out of range"
                 if what is not None:
                     ok = False
-                    accepted = {"z": f"an expression z-score on the training panel's scale "
-                                     f"between {zlo:g} and {zhi:g}",
-                                "mut": "0 (not mutated) or 1 (mutated)",
-                                "cn": f"a relative copy number between {clo:g} and {chi:g} "
-                                      "(1 = diploid)"}[check]
+                    accepted = ("0 (not mutated) or 1 (mutated)" if check == "mut" else
+                                f"a relative copy number between {clo:g} and {chi:g} "
+                                "(1 = diploid)")
                     problems.append(Problem(row, column, short(cell),
                                             f"row {row}, column {column}: {what}; accepted: "
                                             f"{accepted}"))
@@ -306,16 +284,9 @@ def read_profile_upload(
                     x[i, offset + gene_pos[gene]] = value
         if not ok:
             continue
-        mean = float(x[i, :n_genes].mean())
-        if abs(mean) > Z_MEAN_LIMIT:
-            looks = (" and none is negative: they look like log2 expression or counts, not "
-                     "per-gene z-scores" if (x[i, :n_genes] >= 0).all() else "")
-            problems.append(Problem(row, None, f"{mean:.3g}",
-                                    f"row {row}: the {n_genes} expression values average "
-                                    f"{mean:.3g}{looks}; on the training panel's scale "
-                                    "(z-scores over 580 DepMap lines) a sample's mean lies "
-                                    f"between {-Z_MEAN_LIMIT:g} and {Z_MEAN_LIMIT:g}; "
-                                    "standardise each gene against the DepMap panel first"))
+        problem = scale_problem(row, x[i, :n_genes])
+        if problem is not None:
+            problems.append(problem)
             continue
         key = x[i].tobytes()
         if key in value_rows:

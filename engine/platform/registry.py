@@ -15,25 +15,9 @@ recorded (sha256 mismatch) or not a state_dict of tensors, with a one-line
 :class:`ArtifactError`; state_dicts are read with ``torch.load(..., weights_only=True)``, so an
 artifact can never run code while loading.
 
-**Signed manifests.** A sha256 in the manifest proves only that a file is the one the manifest
-lists: whoever can write ``models/`` can replace weights *and* update their sha256. With a key
-configured (``$ARTDS_MODELS_KEY`` or a file named by ``$ARTDS_MODELS_KEY_FILE``, kept outside
-every models folder: :func:`engine.settings.models_key`), the manifest carries an HMAC-SHA256
-``signature`` over its canonical JSON (every other field, keys sorted, no white space), and a
-manifest that is unsigned, signed with another key or changed since it was signed is refused
-with one line saying so — no artifact it lists is served. Trainers holding the key sign what
-they write (a tampered or unsigned manifest is refused for writing too, so a training run never
-signs someone else's change); ``artds models sign`` signs a manifest after checking every file
-against its sha256. The signature lives inside the manifest so that it is replaced with it in
-one atomic rename. Without a key nothing is verified beyond the sha256s, and the app logs
-:func:`unsigned_warning` once at start-up (the trade-off: no secret to manage, but write access
-to ``models/`` is enough to serve other weights; see ``docs/clinic.md``).
-
-Writes are atomic: the artifact goes to a temporary file renamed over the target
-(``os.replace``), and the manifest is read, updated and replaced while holding an exclusive
-``fcntl.flock`` on ``models/.manifest.lock``, so concurrent trainers (processes on one machine)
-never lose each other's entries. Readers take no lock (they only ever see a whole manifest), so a
-read-only ``models/`` volume serves fine.
+The manifest file itself — its reading, HMAC signature, locking and atomic writes — is
+:mod:`engine.platform.manifest`'s (``ArtifactError``, :data:`MANIFEST_NAME` and
+:func:`unsigned_warning` are re-exported here).
 
 ``torch.save`` output is byte-deterministic for identical state_dicts only when the archive name
 inside the zip is fixed; torch derives it from the file name, so artifacts are serialised to
@@ -44,14 +28,10 @@ written.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
-import hmac
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -64,6 +44,19 @@ import torch
 
 from engine import __version__ as ARTDS_VERSION
 from engine import settings
+from engine.platform.manifest import (
+    MANIFEST_NAME,
+    MANIFEST_SCHEMA,
+    ArtifactError,
+    atomic_write,
+    display,
+    manifest_lock,
+    parse_manifest,
+    read_manifest,
+    signing_key,
+    unsigned_warning,
+    write_manifest,
+)
 
 __all__ = [
     "MANIFEST_NAME",
@@ -85,19 +78,7 @@ __all__ = [
     "verify_manifest",
 ]
 
-MANIFEST_NAME = "manifest.json"
-"""File name of the manifest inside the models folder."""
-MANIFEST_SCHEMA = 1
-"""Version of the manifest layout written and accepted."""
-SIGNATURE_FIELD = "signature"
-"""Manifest field holding ``{"alg": "hmac-sha256", "key_id": ..., "mac": ...}``."""
-_SIGNATURE_ALG = "hmac-sha256"
-_LOCK_NAME = ".manifest.lock"
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-class ArtifactError(RuntimeError):
-    """An artifact or the manifest cannot be used; the message is one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -197,14 +178,6 @@ def data_hash(frame: pd.DataFrame) -> str:
 # --- paths and messages -------------------------------------------------------------------------
 
 
-def _display(path: Path) -> str:
-    """``path`` relative to the working directory when below it (``models/rtoe/x.pt``)."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _check_segment(kind: str, value: str) -> None:
     """Family and artifact names must be one safe path segment."""
     if not isinstance(value, str) or not _SEGMENT.fullmatch(value) or ".." in value:
@@ -240,7 +213,7 @@ def _unusable(
 ) -> ArtifactError:
     """The one-line error of an artifact that cannot be used: which file, what is wrong with
     it, and how to get a good one back (:func:`_hint`)."""
-    return ArtifactError(f"{_display(path)}: {problem}; {_hint(family, name, config)}")
+    return ArtifactError(f"{display(path)}: {problem}; {_hint(family, name, config)}")
 
 
 NOT_FITTING: tuple[type[Exception], ...] = (RuntimeError, KeyError, TypeError, ValueError,
@@ -270,146 +243,6 @@ def fitting(meta: ArtifactMeta, models_dir: Path | str | None = None) -> Iterato
 
 
 # --- manifest -----------------------------------------------------------------------------------
-
-
-def unsigned_warning() -> str | None:
-    """The warning the app logs once at start-up when no signing key is configured (None when
-    one is): what is then not verified, and how to change that."""
-    try:
-        if settings.models_key() is not None:
-            return None
-    except ValueError:
-        return None  # an unusable key is refused, with its reason, when models load
-    return (f"models manifests are not verified: no {settings.MODELS_KEY_ENV} or "
-            f"{settings.MODELS_KEY_FILE_ENV} is set, so whoever can write the models folder can "
-            "replace weights and update their sha256 and they are served; set a key kept "
-            "outside models/ and sign with `artds models sign` (docs/clinic.md)")
-
-
-def _signing_key(root: Path) -> bytes | None:
-    """The configured signing key, None when none is configured.
-
-    Raises ArtifactError when the key setting is unusable or its file lies inside ``root``
-    (whoever can change the models could then re-sign them)."""
-    try:
-        found = settings.models_key()
-    except ValueError as exc:
-        raise ArtifactError(str(exc)) from None
-    if found is None:
-        return None
-    key, file = found
-    if file is not None and file.resolve().is_relative_to(root.resolve()):
-        raise ArtifactError(
-            f"{settings.MODELS_KEY_FILE_ENV}={file}: the key file lies inside the models folder "
-            f"{_display(root)}; keep it outside (whoever can change the models could re-sign "
-            "them)")
-    return key
-
-
-def _key_id(key: bytes) -> str:
-    """A short public name of a key (an HMAC of a constant: reveals nothing of the key)."""
-    return hmac.new(key, b"artds models key id", hashlib.sha256).hexdigest()[:12]
-
-
-def _mac(key: bytes, manifest: Mapping[str, Any]) -> str:
-    """HMAC-SHA256 (hex) of the manifest's canonical JSON without its signature."""
-    body = {k: v for k, v in manifest.items() if k != SIGNATURE_FIELD}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False,
-                      ensure_ascii=False)
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def _signed(key: bytes, manifest: dict[str, Any]) -> dict[str, Any]:
-    """``manifest`` with a fresh signature."""
-    return {**manifest, SIGNATURE_FIELD: {"alg": _SIGNATURE_ALG, "key_id": _key_id(key),
-                                          "mac": _mac(key, manifest)}}
-
-
-def _check_signature(root: Path, manifest: Mapping[str, Any], key: bytes) -> None:
-    """Refuse, in one line, a manifest not signed with ``key`` or changed since."""
-    path = _display(root / MANIFEST_NAME)
-    sign = "after checking the models, sign it with `artds models sign"
-    sign += "`" if root.resolve() == settings.models_dir().resolve() else \
-        f" --models-dir {_display(root)}`"
-    signature = manifest.get(SIGNATURE_FIELD)
-    if not isinstance(signature, dict) or signature.get("alg") != _SIGNATURE_ALG:
-        raise ArtifactError(
-            f"{path}: not signed, and {settings.MODELS_KEY_ENV} or "
-            f"{settings.MODELS_KEY_FILE_ENV} is set: no artifact of it is served; {sign}")
-    if signature.get("key_id") != _key_id(key):
-        raise ArtifactError(
-            f"{path}: signed with another key than the one configured "
-            f"({settings.MODELS_KEY_ENV}/{settings.MODELS_KEY_FILE_ENV}); no artifact of it is "
-            f"served; use the key it was signed with or, {sign}")
-    if not hmac.compare_digest(str(signature.get("mac", "")), _mac(key, manifest)):
-        raise ArtifactError(
-            f"{path}: signature does not match: the manifest changed since it was signed "
-            f"(e.g. weights replaced and their sha256 updated); no artifact of it is served; "
-            f"restore the models folder or, {sign}")
-
-
-def _read_manifest(root: Path, *, verify: bool = True) -> dict[str, Any]:
-    """The manifest as a dict (empty skeleton if the file does not exist), its signature
-    checked when a key is configured (``verify``)."""
-    manifest = _parse_manifest(root)
-    if verify and (key := _signing_key(root)) is not None and manifest["artifacts"]:
-        _check_signature(root, manifest, key)
-    return manifest
-
-
-def _parse_manifest(root: Path) -> dict[str, Any]:
-    """The manifest file as a dict (empty skeleton if it does not exist), unverified."""
-    path = root / MANIFEST_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {"schema": MANIFEST_SCHEMA, "artifacts": {}}
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(
-            f"{_display(path)}: not valid JSON ({exc.msg}, line {exc.lineno}); restore it from "
-            "version control or retrain the artifacts"
-        ) from None
-    if (
-        not isinstance(manifest, dict)
-        or not isinstance(manifest.get("artifacts"), dict)
-        or manifest.get("schema") != MANIFEST_SCHEMA
-    ):
-        raise ArtifactError(
-            f"{_display(path)}: not an artds manifest of schema {MANIFEST_SCHEMA} "
-            '(expected {"schema": 1, "artifacts": {...}})'
-        )
-    return manifest
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _manifest_lock(root: Path) -> Iterator[None]:
-    """Exclusive lock on ``<root>/.manifest.lock`` for a read-modify-write of the manifest."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / _LOCK_NAME, "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _numpy_json(value: Any) -> Any:
@@ -470,22 +303,12 @@ def _register(
         artds_version=ARTDS_VERSION,
         torch_version=torch.__version__,
     )
-    with _manifest_lock(root):
-        manifest = _read_manifest(root)  # a signed one must be intact before it is re-signed
-        _atomic_write(root / key, data)
+    with manifest_lock(root):
+        manifest = read_manifest(root)  # a signed one must be intact before it is re-signed
+        atomic_write(root / key, data)
         manifest["artifacts"][key] = meta.entry()
-        _write_manifest(root, manifest)
+        write_manifest(root, manifest)
     return meta
-
-
-def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    """Write the manifest atomically, signed when a key is configured (without one, an old
-    signature is kept: it no longer matches, so a reader holding the key refuses the change)."""
-    key = _signing_key(root)
-    if key is not None:
-        manifest = _signed(key, manifest)
-    text = json.dumps(manifest, sort_keys=True, indent=2, allow_nan=False) + "\n"
-    _atomic_write(root / MANIFEST_NAME, text.encode("utf-8"))
 
 
 def verify_manifest(models_dir: Path) -> list[ArtifactMeta]:
@@ -493,7 +316,7 @@ def verify_manifest(models_dir: Path) -> list[ArtifactMeta]:
     against its sha256. Returns the entries; raises ArtifactError (one line) at the first
     problem."""
     root = Path(models_dir)
-    manifest = _read_manifest(root)
+    manifest = read_manifest(root)
     metas = [ArtifactMeta.from_entry(k, e) for k, e in sorted(manifest["artifacts"].items())]
     for meta in metas:
         _verified_bytes(root, meta.family, meta.name, Path(meta.file).suffix, manifest=manifest)
@@ -508,20 +331,20 @@ def sign_manifest(models_dir: Path) -> list[ArtifactMeta]:
         ArtifactError: no key configured, no manifest, or a listed file missing or changed.
     """
     root = Path(models_dir)
-    key = _signing_key(root)
+    key = signing_key(root)
     if key is None:
         raise ArtifactError(
             f"no signing key: set {settings.MODELS_KEY_ENV} or {settings.MODELS_KEY_FILE_ENV} "
             "(a key of at least 32 characters, kept outside the models folder)")
     if not (root / MANIFEST_NAME).is_file():
-        raise ArtifactError(f"{_display(root / MANIFEST_NAME)}: no manifest to sign")
-    with _manifest_lock(root):
-        manifest = _parse_manifest(root)
+        raise ArtifactError(f"{display(root / MANIFEST_NAME)}: no manifest to sign")
+    with manifest_lock(root):
+        manifest = parse_manifest(root)
         metas = [ArtifactMeta.from_entry(k, e) for k, e in sorted(manifest["artifacts"].items())]
         for meta in metas:
             _verified_bytes(root, meta.family, meta.name, Path(meta.file).suffix,
                             manifest=manifest)
-        _write_manifest(root, manifest)
+        write_manifest(root, manifest)
     return metas
 
 
@@ -531,8 +354,8 @@ def _verified_bytes(root: Path, family: str, name: str, suffix: str, *,
     here unless given), and its meta."""
     key = _key(family, name, suffix)
     path = root / key
-    manifest_path = _display(root / MANIFEST_NAME)
-    manifest = _read_manifest(root) if manifest is None else manifest
+    manifest_path = display(root / MANIFEST_NAME)
+    manifest = read_manifest(root) if manifest is None else manifest
     entry = manifest["artifacts"].get(key)
     if entry is None:
         raise _unusable(path, f"not listed in the manifest {manifest_path}", family, name)
@@ -656,7 +479,7 @@ def _load_failure(exc: Exception) -> str:
 
 def list_artifacts(models_dir: Path, family: str | None = None) -> list[ArtifactMeta]:
     """Manifest entries (all, or of one family), sorted by file; no hash checks here."""
-    manifest = _read_manifest(Path(models_dir))
+    manifest = read_manifest(Path(models_dir))
     return [
         ArtifactMeta.from_entry(key, entry)
         for key, entry in sorted(manifest["artifacts"].items())

@@ -40,7 +40,6 @@ import csv
 import functools
 import hashlib
 import io
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +49,18 @@ import numpy as np
 import pandas as pd
 
 from engine import settings
-from engine.core.tabular import Problem, SchemaError, formula_safe
+from engine.core.profiles import (
+    Z_MEAN_LIMIT,
+    Z_VALUE_RANGE,
+    case_hint,
+    names,
+    parse_number,
+    sample_id_problem,
+    scale_problem,
+    tissue_problem,
+    z_score_problem,
+)
+from engine.core.tabular import Problem, SchemaError, formula_safe, short
 
 __all__ = [
     "DATA_DIR",
@@ -114,19 +124,12 @@ LUNG_HISTOLOGY_LABELS: dict[str, str] = {
 MIN_SUBGROUP_LINES = 5
 """Pan-cancer: tissues with fewer labelled lines than this are pooled as ``"other"``."""
 
-Z_VALUE_RANGE: tuple[float, float] = (-15.0, 25.0)
-"""Accepted panel-gene value (z-score). The panel's own range is −9.7 … 18.6."""
-Z_MEAN_LIMIT = 2.5
-"""Largest accepted |mean| of a sample's panel-gene z-scores. Over 20 random panel genes the
-panel lines' means stay within ±1.9 (99.9 % within ±1.4); log2 expression averages 3–10."""
 RAW_VALUE_RANGE: tuple[float, float] = (-30.0, 1e7)
 """Accepted ``raw_`` value: any absolute scale (log2 values may be negative, TPM up to 1e6)."""
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """Largest accepted upload, bytes (a full 706-gene profile is ≈ 7 kB per sample)."""
 MAX_UPLOAD_ROWS = 2000
 """Largest accepted number of samples in one upload."""
-MAX_ID_CHARS = 64
-"""Longest accepted ``sample_id``."""
 
 _FILES = {
     "response": "yard2016_radiation_response.csv",
@@ -313,23 +316,6 @@ class ExpressionUpload:
         return set(RSI_GENES) <= set(self.raw_rsi.columns)
 
 
-def _clip(text: str, n: int = 40) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _names(items: Sequence[str], n: int = 8) -> str:
-    shown = ", ".join(repr(x) for x in items[:n])
-    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
-
-
-def _parse_float(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value
-
-
 def read_expression_upload(
     source: str | Path | bytes | IO[str],
     *,
@@ -374,8 +360,8 @@ def read_expression_upload(
     header = [h.strip() for h in rows[0]]
     problems: list[Problem] = []
     if header[0] != "sample_id":
-        problems.append(Problem(1, header[0], _clip(header[0]),
-                                f"first column is {_clip(header[0])!r}; it must be 'sample_id'"))
+        problems.append(Problem(1, header[0], short(header[0]),
+                                f"first column is {short(header[0])!r}; it must be 'sample_id'"))
     panel = set(panel_genes)
     upper = {g.upper(): g for g in panel}
     seen: dict[str, int] = {}
@@ -384,8 +370,8 @@ def read_expression_upload(
     unknown: list[str] = []
     for j, name in enumerate(header[1:], start=1):
         if name in seen:
-            problems.append(Problem(1, name, _clip(name),
-                                    f"column {_clip(name)!r} appears twice (columns "
+            problems.append(Problem(1, name, short(name),
+                                    f"column {short(name)!r} appears twice (columns "
                                     f"{seen[name] + 1} and {j + 1})"))
             continue
         seen[name] = j
@@ -395,8 +381,8 @@ def read_expression_upload(
             gene = name[len(RAW_PREFIX):]
             if gene not in RSI_GENES:
                 accepted = ", ".join(RAW_PREFIX + g for g in RSI_GENES)
-                problems.append(Problem(1, name, _clip(name),
-                                        f"column {_clip(name)!r}: only the 10 RSI genes are read "
+                problems.append(Problem(1, name, short(name),
+                                        f"column {short(name)!r}: only the 10 RSI genes are read "
                                         f"on the raw scale ({accepted})"))
             else:
                 raw_cols.append((j, gene))
@@ -405,10 +391,9 @@ def read_expression_upload(
         else:
             unknown.append(name)
     if unknown:
-        hints = [f"{u!r} → {upper[u.upper()]!r}" for u in unknown if u.upper() in upper]
-        hint = f" (gene symbols are case-sensitive: {', '.join(hints[:5])})" if hints else ""
-        problems.append(Problem(1, unknown[0], _clip(unknown[0]),
-                                f"unknown gene column(s) {_names([_clip(u) for u in unknown])}: "
+        hint = case_hint(unknown, upper)
+        problems.append(Problem(1, unknown[0], short(unknown[0]),
+                                f"unknown gene column(s) {names(unknown)}: "
                                 f"not on the {len(panel)}-gene training panel{hint}; remove them "
                                 "or rename them to HGNC symbols of the panel (docs/sf2.md lists "
                                 "the panel)"))
@@ -416,7 +401,7 @@ def read_expression_upload(
     missing = [g for g in required_genes if g not in present]
     if gene_cols and missing:
         problems.append(Problem(1, missing[0], None,
-                                f"missing gene column(s) {_names(missing)}: the SF2 model needs "
+                                f"missing gene column(s) {names(missing)}: the SF2 model needs "
                                 f"all {len(required_genes)} of its genes "
                                 f"({', '.join(required_genes)})"))
     if not gene_cols and len(raw_cols) < len(RSI_GENES):
@@ -441,7 +426,6 @@ def read_expression_upload(
                                    f"{MAX_UPLOAD_ROWS:,} are accepted")])
     if len(rows) == 1:
         raise SchemaError([Problem(None, None, None, "file has a header but no samples")])
-    lo, hi = Z_VALUE_RANGE
     rlo, rhi = RAW_VALUE_RANGE
     for i, row in enumerate(rows[1:]):
         line = i + 2
@@ -450,68 +434,39 @@ def read_expression_upload(
                                     f"row {line} has {len(row)} cells; the header has {width}"))
             continue
         sid = row[0].strip()
-        if not sid or len(sid) > MAX_ID_CHARS or not sid.isprintable():
-            problems.append(Problem(line, "sample_id", _clip(sid),
-                                    f"row {line}, sample_id {_clip(sid)!r}: must be 1–"
-                                    f"{MAX_ID_CHARS} printable characters"))
-        elif sid in id_rows:
-            problems.append(Problem(line, "sample_id", _clip(sid),
-                                    f"row {line}, sample_id {_clip(sid)!r} is also in row "
-                                    f"{id_rows[sid]}; sample ids must be unique"))
-        else:
-            id_rows[sid] = line
         tissue = row[tissue_j].strip() if tissue_j is not None else ""
-        if tissue and accepted_tissues and tissue not in accepted_tissues:
-            problems.append(Problem(line, "tissue", _clip(tissue),
-                                    f"row {line}, tissue {_clip(tissue)!r} is not a tissue of "
-                                    f"the training panel; accepted: "
-                                    f"{', '.join(sorted(accepted_tissues))} or empty"))
+        found = [sample_id_problem(line, sid, id_rows),
+                 tissue_problem(line, tissue, accepted_tissues, "a tissue of the training panel")]
+        problems += [p for p in found if p is not None]
         histology = row[histology_j].strip() if histology_j is not None else ""
         if histology and tissue == "lung" and histology not in LUNG_HISTOLOGY_GROUPS \
                 and histology not in LUNG_HISTOLOGY_LABELS:
-            problems.append(Problem(line, "histology", _clip(histology),
-                                    f"row {line}, lung histology {_clip(histology)!r} is not "
+            problems.append(Problem(line, "histology", short(histology),
+                                    f"row {line}, lung histology {short(histology)!r} is not "
                                     f"known; accepted: {', '.join(LUNG_HISTOLOGY_LABELS)} or "
                                     "empty"))
         ids.append(sid)
         meta.append((tissue, LUNG_HISTOLOGY_GROUPS.get(histology, histology)))
         for k, (j, gene) in enumerate(gene_cols):
-            cell = row[j].strip()
-            value = _parse_float(cell)
-            if value is None or not math.isfinite(value) or not lo <= value <= hi:
-                if not cell:
-                    what = "is empty"
-                elif value is None or not math.isfinite(value):
-                    what = f"value {_clip(cell)!r} is not a number"
-                else:
-                    what = f"value {cell} is out of range"
-                problems.append(Problem(line, gene, _clip(cell),
-                                        f"row {line}, gene {gene}: {what}; accepted: a z-score "
-                                        f"on the training panel's scale between {lo:g} and "
-                                        f"{hi:g}"))
+            value, problem = z_score_problem(line, gene, f"gene {gene}", row[j].strip())
+            if problem is not None:
+                problems.append(problem)
             else:
                 z[i, k] = value
         for k, (j, gene) in enumerate(raw_cols):
             cell = row[j].strip()
-            value = _parse_float(cell)
-            if value is None or not math.isfinite(value) or not rlo <= value <= rhi:
-                problems.append(Problem(line, RAW_PREFIX + gene, _clip(cell),
-                                        f"row {line}, {RAW_PREFIX}{gene}: value {_clip(cell)!r} "
+            value = parse_number(cell)
+            if value is None or not rlo <= value <= rhi:
+                problems.append(Problem(line, RAW_PREFIX + gene, short(cell),
+                                        f"row {line}, {RAW_PREFIX}{gene}: value {short(cell)!r} "
                                         f"is not accepted; a number between {rlo:g} and "
                                         f"{rhi:g} on an absolute expression scale"))
             else:
                 raw[i, k] = value
         if gene_cols and np.isfinite(z[i]).all():
-            mean = float(z[i].mean())
-            if abs(mean) > Z_MEAN_LIMIT:
-                looks = (" and none is negative: they look like log2 expression or counts, not "
-                         "per-gene z-scores" if (z[i] >= 0).all() else "")
-                problems.append(Problem(line, None, f"{mean:.3g}",
-                                        f"row {line}: the {len(gene_cols)} gene values average "
-                                        f"{mean:.3g}{looks}; on the training panel's scale "
-                                        "(z-scores over 580 DepMap lines) a sample's mean lies "
-                                        f"between {-Z_MEAN_LIMIT:g} and {Z_MEAN_LIMIT:g}; "
-                                        "standardise each gene against the DepMap panel first"))
+            problem = scale_problem(line, z[i])
+            if problem is not None:
+                problems.append(problem)
     if problems:
         raise SchemaError(problems)
     index = pd.Index(ids, name="sample_id")

@@ -42,34 +42,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import http.cookiejar
 import json
 import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import websockets
-
 from tests.bench.timing import percentile
+from tests.served import ShinySession, log_in, served_app
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "bench-pass-1234567890"
 """Password of every bench user (a throwaway database)."""
-STARTUP_LIMIT_S = 180.0
-"""Give up waiting for the app to answer /healthz after this long."""
 SETUP_LIMIT_S = 120.0
 """A session that has not shown the outcome-space figure after this long did not finish setup."""
 CHANGE_LIMIT_S = 30.0
@@ -80,25 +72,21 @@ SELECTED_DOSE_MESSAGE = "artds-selected-dose"
 """Custom message moving the selected-dose marker on the client (app/www/plots.js)."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _usernames(n: int) -> list[str]:
     return [f"bench-clinician-{i:02d}" for i in range(n)]
 
 
 @contextlib.contextmanager
-def served_app(n_users: int) -> Iterator[tuple[str, int]]:
-    """Start the app (one uvicorn process) with a fresh database of ``n_users`` clinicians;
-    yield (its URL, its process id)."""
+def bench_app(n_users: int) -> Iterator[tuple[str, int]]:
+    """Start the app (one uvicorn process, :func:`tests.served.served_app`) with a fresh
+    database of ``n_users`` clinicians; yield (its URL, its process id). The app's log is copied
+    to ``$ARTDS_BENCH_APP_LOG`` when set."""
     from engine.platform.accounts import create_user
     from engine.platform.store import Store
 
     with tempfile.TemporaryDirectory(prefix="artds-bench-") as tmp:
-        url_db = f"sqlite:///{Path(tmp) / 'artds.sqlite3'}"
+        folder = Path(tmp)
+        url_db = f"sqlite:///{folder / 'artds.sqlite3'}"
         store = Store(url_db)
         try:
             store.upgrade()
@@ -106,58 +94,13 @@ def served_app(n_users: int) -> Iterator[tuple[str, int]]:
                 create_user(store, name, PASSWORD, "clinician", created_by="cli")
         finally:
             store.dispose()
-        port = _free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
-               "ARTDS_DATABASE_URL": url_db, "ARTDS_LEARNING_DIR": str(Path(tmp) / "learning")}
-        log_path = Path(os.environ.get("ARTDS_BENCH_APP_LOG") or Path(tmp) / "app.log")
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "app.app:app", "--host", "127.0.0.1",
-                 "--port", str(port), "--log-level", "warning"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + STARTUP_LIMIT_S
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the app exited early:\n{log_path.read_text()}")
-                try:
-                    with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the app did not answer:\n{log_path.read_text()}")
-                time.sleep(0.25)
-            yield url, proc.pid
+            with served_app(url_db, folder) as app:
+                yield app.url, app.process.pid
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def log_in(url: str, username: str) -> str:
-    """Log in through the login form; returns the ``Cookie`` header of the session."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    with opener.open(f"{url}/login", timeout=30) as response:
-        page = response.read().decode()
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    if found is None:
-        raise RuntimeError("no login form")
-    body = urllib.parse.urlencode({"username": username, "password": PASSWORD,
-                                   "csrf": found.group(1)}).encode()
-    with opener.open(urllib.request.Request(f"{url}/login", data=body,
-                                            headers={"Origin": url}), timeout=30):
-        pass
-    cookies = {c.name: c.value for c in jar}
-    if "artds_session" not in cookies:
-        raise RuntimeError(f"login of {username} failed")
-    return f"artds_session={cookies['artds_session']}"
+            kept = os.environ.get("ARTDS_BENCH_APP_LOG")
+            if kept and (folder / "app.log").is_file():
+                shutil.copyfile(folder / "app.log", kept)
 
 
 def capture_init(url: str, username: str) -> dict[str, Any]:
@@ -239,60 +182,45 @@ class SessionResult:
     error: str | None = None
 
 
-class ShinyClient:
-    """A minimal Shiny websocket client: sends ``init``/``update`` messages, echoes values the
-    server sets on inputs, and notes when the outcome-space plot shows a selected dose."""
+class PlotWatcher:
+    """Watches one session's messages (:attr:`tests.served.ShinySession.on_message`) for the
+    outcome-space plot: when it first shows (with the wanted case), every selected dose it shows
+    (a figure's "selected" marker, or the small message that moves the marker on the client),
+    and the dose slider's grid."""
 
-    def __init__(self, ws: Any, wanted_case: str | None = None) -> None:
-        self.ws = ws
+    def __init__(self, wanted_case: str | None = None) -> None:
         self.wanted_case = wanted_case
         """Setup ends with a figure showing this case (None: any figure)."""
-        self.inputs: dict[str, Any] = {}
         self.figure_seen = asyncio.Event()
         self.shown: list[tuple[float, float, int]] = []
-        """(arrival time, selected dose shown, message bytes) of every plot update."""
+        """(arrival time, selected dose shown, message characters) of every plot update."""
         self.updated = asyncio.Event()
         self.grid: tuple[float, float, float] | None = None
         """(min, max, step) of the dose slider, from the server's slider update."""
 
-    async def send(self, method: str, data: dict[str, Any]) -> None:
-        self.inputs.update(data)
-        await self.ws.send(json.dumps({"method": method, "data": data}))
-
-    async def read(self) -> None:
-        async for raw in self.ws:
-            now = time.perf_counter()
-            message = json.loads(raw)
-            echo = {}
-            for item in message.get("inputMessages") or []:
-                sent = item.get("message", {})
-                if item.get("id") == DOSE_ID and "min" in sent:
-                    self.grid = (float(sent["min"]), float(sent["max"]), float(sent["step"]))
-                if "value" in sent:
-                    value = sent["value"]
-                    value = list(value) if isinstance(value, list | tuple) else value
-                    if self.inputs.get(item["id"]) != value:
-                        echo[item["id"]] = value
-            values = message.get("values") or {}
-            if values.get(PLOT_ID):
-                if self.wanted_case is None or self.wanted_case in _labels_in_figure(
-                        values[PLOT_ID]):
-                    self.figure_seen.set()
-                dose = _selected_dose_in_figure(values[PLOT_ID])
-                if dose is not None:
-                    self._shown(now, dose, len(raw))
-            custom = (message.get("custom") or {}).get(SELECTED_DOSE_MESSAGE)
-            if custom and custom.get("id") == PLOT_ID:
-                self._shown(now, float(custom["dose_gy"]), len(raw))
-            if echo:
-                await self.send("update", echo)
+    def __call__(self, message: dict[str, Any], size: int, arrived: float) -> None:
+        for item in message.get("inputMessages") or []:
+            sent = item.get("message", {})
+            if item.get("id") == DOSE_ID and isinstance(sent, dict) and "min" in sent:
+                self.grid = (float(sent["min"]), float(sent["max"]), float(sent["step"]))
+        values = message.get("values") or {}
+        if values.get(PLOT_ID):
+            if self.wanted_case is None or self.wanted_case in _labels_in_figure(
+                    values[PLOT_ID]):
+                self.figure_seen.set()
+            dose = _selected_dose_in_figure(values[PLOT_ID])
+            if dose is not None:
+                self._shown(arrived, dose, size)
+        custom = (message.get("custom") or {}).get(SELECTED_DOSE_MESSAGE)
+        if custom and custom.get("id") == PLOT_ID:
+            self._shown(arrived, float(custom["dose_gy"]), size)
 
     def _shown(self, now: float, dose: float, size: int) -> None:
         self.shown.append((now, dose, size))
         self.updated.set()
 
     async def wait_for_dose(self, dose: float, since: int, limit_s: float) -> tuple[float, int]:
-        """(arrival time, bytes) of the first plot update after ``since`` showing ``dose``."""
+        """(arrival time, size) of the first plot update after ``since`` showing ``dose``."""
         deadline = time.perf_counter() + limit_s
         while True:
             for arrived, shown, size in self.shown[since:]:
@@ -318,43 +246,37 @@ async def run_session(url: str, cookie: str, init: dict[str, Any], n_changes: in
     ``example``: the id of an example patient the session loads ("Load example") before
     opening the Outcome space; setup then ends with a figure showing it."""
     result = SessionResult()
-    ws_url = url.replace("http://", "ws://") + "/websocket/"
+    watcher = PlotWatcher(example)
+    session = ShinySession(url, cookie, on_message=watcher)
     start = time.perf_counter()
     try:
-        async with websockets.connect(ws_url, additional_headers={"Cookie": cookie,
-                                                                  "Origin": url},
-                                      max_size=None, open_timeout=SETUP_LIMIT_S) as ws:
-            client = ShinyClient(ws, example)
-            reader = asyncio.create_task(client.read())
-            try:
-                await client.send("init", dict(init))
-                if example is not None:
-                    await client.send("update", {"data-example": example})
-                    await client.send("update", {"data-load_example:shiny.action": 1})
-                await client.send("update", outcome_tab(init))
-                await asyncio.wait_for(client.figure_seen.wait(),
-                                       SETUP_LIMIT_S - (time.perf_counter() - start))
-                result.setup_s = time.perf_counter() - start
-                grid = _grid(*(client.grid or (1.5, 4.0, 0.1)))
-                for _ in range(n_changes):
-                    await asyncio.sleep(think_s * rng.uniform(0.5, 1.5))
-                    current = client.inputs.get(DOSE_ID)
-                    dose = rng.choice([d for d in grid if current is None
-                                       or abs(d - float(current)) > 1e-6])
-                    since = len(client.shown)
-                    sent = time.perf_counter()
-                    await client.send("update", {DOSE_ID: dose})
-                    try:
-                        arrived, size = await client.wait_for_dose(dose, since, CHANGE_LIMIT_S)
-                    except TimeoutError:
-                        result.lost += 1
-                        break
-                    result.change_s.append(arrived - sent)
-                    result.change_bytes.append(size)
-            finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
+        try:
+            await session.open(dict(init), open_timeout=SETUP_LIMIT_S)
+            if example is not None:
+                await session.set(**{"data-example": example})
+                await session.click("data-load_example")
+            await session.set(**outcome_tab(init))
+            await asyncio.wait_for(watcher.figure_seen.wait(),
+                                   SETUP_LIMIT_S - (time.perf_counter() - start))
+            result.setup_s = time.perf_counter() - start
+            grid = _grid(*(watcher.grid or (1.5, 4.0, 0.1)))
+            for _ in range(n_changes):
+                await asyncio.sleep(think_s * rng.uniform(0.5, 1.5))
+                current = session.value(DOSE_ID)
+                dose = rng.choice([d for d in grid if current is None
+                                   or abs(d - float(current)) > 1e-6])
+                since = len(watcher.shown)
+                sent = time.perf_counter()
+                await session.set(**{DOSE_ID: dose})
+                try:
+                    arrived, size = await watcher.wait_for_dose(dose, since, CHANGE_LIMIT_S)
+                except TimeoutError:
+                    result.lost += 1
+                    break
+                result.change_s.append(arrived - sent)
+                result.change_bytes.append(size)
+        finally:
+            await session.close()
     except TimeoutError:
         result.error = "setup timed out"
     except Exception as err:  # counted and printed, the other sessions go on
@@ -497,10 +419,10 @@ def main(argv: list[str] | None = None) -> None:
     records: list[dict[str, Any]] = []
     load_before = os.getloadavg()[0]
     n_users = max(args.sessions, 1) + 1
-    with served_app(n_users) as (url, pid):
+    with bench_app(n_users) as (url, pid):
         users = _usernames(n_users)
         init = capture_init(url, users[-1])
-        lone_cookie = log_in(url, users[-1])
+        lone_cookie = log_in(url, users[-1], PASSWORD)
 
         def run(name: str, cookies: list[str], changes: int, seed: int,
                 examples: list[str] | None = None) -> None:
@@ -513,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
         # The first session after start-up: the worker processes may still be loading models.
         run("first_session_after_start", [lone_cookie], 1, args.seed)
         run("lone_session", [lone_cookie], args.lone_changes, args.seed)
-        cookies = [log_in(url, u) for u in users[:args.sessions]]
+        cookies = [log_in(url, u, PASSWORD) for u in users[:args.sessions]]
         # Everyone on the example patient a session opens with (computed once, then shared).
         run(f"{args.sessions}_sessions", cookies, args.changes, args.seed + 1000)
         # Each session loads one of the other example patients first (new recommendations

@@ -25,7 +25,6 @@ import contextlib
 import math
 import os
 import re
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from shiny.types import FileInfo
 from app.panels.data_input.form import form_frame
 from app.panels.data_input.messages import error_box, form_labels
 from app.panels.data_input.state import DataInputState, PlanLink
-from app.panels.widgets import status_line
+from app.panels.widgets import Progress, progress_bar, status_line
 from app.plots import output_figure, render_figure
 from app.runtime import plan_pool
 from engine.core.protocols import Protocol
@@ -79,22 +78,6 @@ def app_wording(text: str) -> str:
 
 # --------------------------------------------------------------------------------------------
 # The work, in a worker thread
-
-
-class _Progress:
-    """The share done (0–1) and what is being done, written by the worker, read by the page."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state = (0.0, "")
-
-    def __call__(self, share: float, text: str) -> None:
-        with self._lock:
-            self._state = (min(max(share, 0.0), 1.0), text)
-
-    def get(self) -> tuple[float, str]:
-        with self._lock:
-            return self._state
 
 
 @dataclass(frozen=True)
@@ -150,7 +133,7 @@ def _needs_fractions(data: PlanData) -> bool:
     return data.plan is None or data.plan.n_fractions is None
 
 
-def _run(job: _Job, progress: _Progress) -> _Outcome:
+def _run(job: _Job, progress: Progress) -> _Outcome:
     """Read (a new upload) and evaluate a plan; never raises, never logs."""
     data = job.data
     try:
@@ -255,7 +238,7 @@ def plan_server(input: Inputs, state: DataInputState) -> None:
     """Role → structure chosen in the drop-downs for the current upload and protocol."""
     used: reactive.Value[tuple[bool, str] | list[Problem] | None] = reactive.value(None)
     """What "Use these features" did, or the problems of the patient it refused."""
-    progress = _Progress()
+    progress = Progress()
     serial = {"upload": 0, "data": 0}
     """The number of the last upload and of the upload ``data`` holds: an outcome of an older
     upload, or a re-evaluation of its plan, is dropped (the newest upload wins)."""
@@ -395,13 +378,9 @@ def plan_server(input: Inputs, state: DataInputState) -> None:
         if work.status() == "running":
             reactive.invalidate_later(0.3)
             share, text = progress.get()
-            pct = round(100 * share)
             return ui.div(
                 ui.div(f"Importing the plan: {text}…", class_="small mb-1"),
-                ui.div(ui.div(class_="progress-bar progress-bar-striped progress-bar-animated",
-                              role="progressbar", style=f"width: {max(pct, 5)}%",
-                              aria_valuenow=str(pct), aria_valuemin="0", aria_valuemax="100"),
-                       class_="progress", style="height: 0.8rem"),
+                progress_bar(share, class_="progress", style="height: 0.8rem"),
                 class_="plan-progress mb-2", role="status",
             )
         refused = problems()

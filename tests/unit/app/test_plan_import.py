@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.panels.data_input.plan import _Job, _Progress, _run, app_wording
+from app.panels.data_input.plan import _Job, _run, app_wording
+from app.panels.widgets import Progress
 from engine.core.protocols import load_protocol
 from engine.dvh import PlanError, evaluate_plan, read_plan
 from tests.unit.dvh.helpers import named, thorax_files
@@ -28,7 +29,7 @@ def _uploads(tmp_path: Path, files: dict[str, tuple[str, bytes]]) -> tuple[tuple
 
 def test_an_upload_is_read_evaluated_and_its_temporary_files_deleted(tmp_path: Path) -> None:
     files = named(thorax_files())
-    progress = _Progress()
+    progress = Progress()
     outcome = _run(_Job(NSCLC, None, {}, files=_uploads(tmp_path, files)), progress)
     assert outcome.result is not None and not outcome.problems
     assert outcome.result.features == evaluate_plan(read_plan(**files), NSCLC).features
@@ -39,15 +40,15 @@ def test_an_upload_is_read_evaluated_and_its_temporary_files_deleted(tmp_path: P
 def test_without_an_rtplan_the_fractions_are_asked_for(tmp_path: Path) -> None:
     files = named(thorax_files())
     del files["rtplan"]
-    outcome = _run(_Job(NSCLC, None, {}, files=_uploads(tmp_path, files)), _Progress())
+    outcome = _run(_Job(NSCLC, None, {}, files=_uploads(tmp_path, files)), Progress())
     assert outcome.needs_fractions and outcome.result is None and outcome.data is not None
-    again = _run(_Job(NSCLC, 30, {}, data=outcome.data), _Progress())
+    again = _run(_Job(NSCLC, 30, {}, data=outcome.data), Progress())
     assert again.result is not None and again.result.n_plan_fractions == 30
 
 
 def test_a_refusal_is_returned_with_its_message_and_the_files_deleted(tmp_path: Path) -> None:
     uploads = _uploads(tmp_path, {"x": ("notes.dcm", b"not a dicom file\n")})
-    outcome = _run(_Job(NSCLC, None, {}, files=uploads), _Progress())
+    outcome = _run(_Job(NSCLC, None, {}, files=uploads), Progress())
     assert outcome.result is None and outcome.data is None
     assert outcome.problems[0].startswith("notes.dcm is not a DICOM file")
     assert list(tmp_path.iterdir()) == []
@@ -55,7 +56,7 @@ def test_a_refusal_is_returned_with_its_message_and_the_files_deleted(tmp_path: 
 
 def test_a_role_choice_the_plan_cannot_use_is_refused_in_app_words(tmp_path: Path) -> None:
     data = read_plan(**named(thorax_files()))
-    outcome = _run(_Job(NSCLC, None, {"tumour": "Nowhere"}, data=data), _Progress())
+    outcome = _run(_Job(NSCLC, None, {"tumour": "Nowhere"}, data=data), Progress())
     assert outcome.result is None and "Nowhere" in outcome.problems[0]
 
 
@@ -67,7 +68,7 @@ def test_an_unexpected_error_is_said_without_its_text(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(module, "evaluate_plan", broken)
     data = read_plan(**named(thorax_files()))
-    outcome = _run(_Job(NSCLC, None, {}, data=data), _Progress())
+    outcome = _run(_Job(NSCLC, None, {}, data=data), Progress())
     assert outcome.problems and "RuntimeError" in outcome.problems[0]
     assert "Doe" not in outcome.problems[0]
 

@@ -16,12 +16,8 @@ from engine.drug import evaluate as ev
 from engine.drug.calibration import PlattCalibration
 from engine.drug.data import load_drug_data
 from engine.drug.interpret import load_interpretation
-from engine.drug.serving import (
-    ServedConfig,
-    choose_model,
-    load_served_drug,
-    train_served,
-)
+from engine.drug.serving import load_served_drug
+from engine.drug.serving_train import ServedConfig, choose_model, train_served
 from engine.platform import registry
 
 DRUGS = ("Gefitinib", "Trametinib")

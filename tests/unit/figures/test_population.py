@@ -8,17 +8,7 @@ import pytest
 
 from engine.core.protocols import Protocol, load_protocol
 from engine.figures.population import population_figure
-from tests.unit.figures.test_figures import _traces, make_cases
-
-
-@pytest.fixture(scope="module")
-def nsclc() -> Protocol:
-    return load_protocol("nsclc")
-
-
-@pytest.fixture(scope="module")
-def cases(nsclc: Protocol) -> pd.DataFrame:
-    return make_cases(nsclc, ["P-001", "P-002", "P-003"])
+from tests.unit.figures.helpers import make_cases, traces
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +25,7 @@ def population(nsclc: Protocol) -> pd.DataFrame:
 
 def test_population_one_histogram_per_feature_with_units(nsclc, population, cases):
     fig = population_figure(population, nsclc, cases)
-    bars = _traces(fig, "bar")
+    bars = traces(fig, "bar")
     assert len(bars) == len(nsclc.features)
     assert bars[0].name == "virtual trial population"
     titles = [a.text for a in fig.layout.annotations]

@@ -25,11 +25,7 @@ from engine.figures.odm_review import (
     regret_learning_curve_figure,
 )
 from engine.figures.style import ARCH_COLOURS, CASE_COLOURS
-
-
-@pytest.fixture(scope="module")
-def nsclc() -> Protocol:
-    return load_protocol("nsclc")
+from tests.unit.figures.helpers import make_cases
 
 
 def _row(loss: float, **extra: float) -> dict:
@@ -287,3 +283,58 @@ def test_architecture_contrast_marks_where_single_gnn_falls(nsclc):
     assert "Single-GNN 1/2 (TCP), 0/2 (NTCP)" in subtitle
     names = " ".join(t.name for t in fig.data)
     assert "<b>P-2</b>" not in names and "&lt;b&gt;P-2&lt;/b&gt;" in names
+
+
+def _odm_payload() -> dict:
+    group = {"mean": 0.7, "sem": 0.05}
+    shares = {"good": 0.5, "bad": 0.25, "not_sure": 0.25, "n": 4}
+    patients = {
+        "label": ["P1", "P2", "P3", "P4"], "clinical_dose_gy": [2.0, 3.0, 2.5, 3.5],
+        "tumour_controlled": [1, 0, 1, 0], "toxicity": [0, 0, 1, 1],
+        "recommended_dose_gy": [2.1, 3.3, 2.2, 3.0], "recommended_dose_sem_gy": [0.1] * 4,
+        "q_value": [2.1, 0.4, 1.0, 0.2], "exact_argmax_dose_gy": [2.0, 3.4, 2.2, 3.0],
+        "self_evaluation": ["good", "good", "good", "good"],
+    }
+    trial = {"rmsd_gy": dict.fromkeys(("overall", "positive", "negative"), group),
+             "self_evaluation": dict.fromkeys(("overall", "positive", "negative"), shares),
+             "patients": patients}
+    return {"protocol": "nsclc",
+            "architectures": {"glogd": {"trial": trial}, "single": {"trial": trial}}}
+
+
+def test_odm_review_figures():
+    from engine.figures.odm_review import (
+        odm_decisions_figure,
+        odm_rmsd_figure,
+        odm_self_evaluation_figure,
+    )
+
+    payload = _odm_payload()
+    rmsd = odm_rmsd_figure(payload)
+    assert [t.name for t in rmsd.data] == ["GLoGD-GNN + DDQN", "Single-GNN + DDQN"]
+    assert list(rmsd.data[0].error_y.array) == [0.05] * 3
+    se = odm_self_evaluation_figure(payload)
+    assert [t.name for t in se.data] == ["Good", "Bad", "Not sure"]
+    assert se.layout.barmode == "stack"
+    dec = odm_decisions_figure(payload, load_protocol("nsclc"))
+    recs = [t for t in dec.data if t.legendgroup == "rec"]
+    # cases sorted by the clinical dose (P1 2.0, P3 2.5, P2 3.0, P4 3.5), coloured by q
+    assert len(recs) == 2 and list(recs[0].marker.color) == [2.1, 1.0, 0.4, 0.2]
+    assert list(recs[0].y) == [2.1, 2.2, 3.3, 3.0]
+    labels = [t.text for t in dec.data if t.legendgroup and "clinical" in t.legendgroup]
+    assert any("P1" in list(x) for x in labels)
+
+
+def test_gan_overlay_keeps_protocol_feature_order():
+    from engine.arclids.gan import feature_histograms, gan_columns
+    from engine.figures.odm_review import gan_overlay_figure
+
+    nsclc = load_protocol("nsclc")
+    cases = make_cases(nsclc, ["A", "B", "C"])
+    hist = feature_histograms(nsclc, {"training": cases, "synthetic": cases})
+    checks = {"histograms": dict(sorted(hist.items())), "jsd_vs_training": dict.fromkeys(hist, 0.0)}
+    fig = gan_overlay_figure(checks, nsclc)
+    titles = [a.text for a in fig.layout.annotations]
+    first = nsclc.feature(gan_columns(nsclc)[0]).label
+    assert titles[0].startswith(first[:20])
+    assert sum(1 for t in fig.data if t.name == "training trial") == len(gan_columns(nsclc))

@@ -114,8 +114,8 @@ def test_upload_missing_genes_named():
 
 def test_upload_value_out_of_range_names_row_column_value_and_range():
     msgs = _problems("sample_id,PIK3CB,TET1,FAS\ns,0,120.5,0\nt,0,abc,\n")
-    assert msgs[0] == ("row 2, gene TET1: value 120.5 is out of range; accepted: a z-score on "
-                       "the training panel's scale between -15 and 25")
+    assert msgs[0] == ("row 2, gene TET1: value 120.5 is out of range; accepted: an expression "
+                       "z-score on the training panel's scale between -15 and 25")
     assert "row 3, gene TET1: value 'abc' is not a number" in msgs[1]
     assert "row 3, gene FAS: is empty" in msgs[2]
 
