@@ -51,9 +51,11 @@ _Z_TOL_MM = 0.01
 class RasterConfig:
     """How contours are rasterised and DVHs binned."""
 
-    supersample: int = 4
-    """Sub-pixels per side of a pixel crossed by a contour edge (4 → 16 sub-pixels). Accepted
-    1–16."""
+    supersample: int = 8
+    """Sub-pixels per side of a pixel crossed by a contour edge (8 → 64 sub-pixels). Accepted
+    1–16. 8 rather than 4: a thin structure whose section repeats on every plane (a 12-mm
+    spinal cord) keeps one sub-pixel lattice error on every plane, −1.9 % of its contoured
+    volume with 4 and +0.2 % with 8, for about twice the time (docs/plan-import.md)."""
     bin_gy: float = BIN_GY
     """DVH dose bin, Gy (each bin sits at its voxels' mean dose). Accepted 0.001–1."""
 

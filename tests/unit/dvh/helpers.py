@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from functools import cache
 
+import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
@@ -26,6 +28,21 @@ def sphere_files(radius_mm: float = 20.0, dose_gy: float = 60.0, grid_mm: float 
 def box_files(grid_mm: float = 2.5) -> dict[str, bytes]:
     """The linear-gradient phantom (box GTV, sphere Lungs)."""
     return ph.phantom_bytes(ph.box_gradient_phantom(grid_mm=grid_mm))
+
+
+@cache
+def cylinder_phantom(radius_mm: float, grid_mm: float = 2.5) -> ph.Phantom:
+    """A ``SpinalCord`` cylinder along z (7 contour planes 2.5 mm apart, 64-vertex contours)
+    centred on a pixel centre of the dose grid, as the thorax phantom's cord is, in 20 Gy."""
+    cord = ph.Solid("cylinder", (0.0, 0.0, 0.0), (radius_mm, radius_mm, 10.0))
+    half = grid_mm * (math.ceil(radius_mm / grid_mm) + 2)
+    n = round(2 * half / grid_mm) + 1
+    return ph.Phantom(
+        name=f"cylinder-{radius_mm:g}-{grid_mm:g}",
+        structures=(ph.PhantomStructure("SpinalCord", (cord,)),),
+        dose=lambda x, y, z: np.full(np.shape(x), 20.0),
+        grid_origin_mm=(-half, -half, -12.5), grid_shape=(11, n, n), grid_mm=grid_mm,
+        slice_mm=2.5, slice_origin_mm=0.0, n_fractions=30, prescription_gy=60.0)
 
 
 @cache

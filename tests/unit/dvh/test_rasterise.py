@@ -10,18 +10,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.dvh import phantom as ph
+from engine.dvh.accuracy import _contoured_cc
 from engine.dvh.dicom import read_rtdose, read_rtstruct
 from engine.dvh.rasterise import RasterConfig, structure_dvh
 from engine.dvh.sources import PlanError
-from tests.unit.dvh.helpers import box_files, edit, sphere_files
+from tests.unit.dvh.helpers import box_files, cylinder_phantom, edit, sphere_files
 
 
-def dvh_of(files, plus, minus=(), *, supersample=4):
+def dvh_of(files, plus, minus=(), *, supersample=None):
+    """The DVH with the default rasterisation, or with ``supersample`` edge sub-pixels."""
     grid, _ = read_rtdose(("RD.dcm", files["RTDOSE"]))
     rois = read_rtstruct(("RS.dcm", files["RTSTRUCT"]))
+    config = RasterConfig() if supersample is None else RasterConfig(supersample=supersample)
     return structure_dvh(grid, [rois.roi(n) for n in plus], [rois.roi(n) for n in minus],
                          label="+".join(plus), default_thickness_mm=rois.default_thickness_mm,
-                         config=RasterConfig(supersample=supersample))
+                         config=config)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +50,23 @@ def test_supersampling_brings_a_small_sphere_volume_within_2_percent():
     files = sphere_files(radius_mm=7.0, grid_mm=4.0)
     exact = 4.0 / 3.0 * math.pi * 7.0**3 / 1000.0
     coarse = dvh_of(files, ["GTV"], supersample=1).total_volume_cc
-    fine = dvh_of(files, ["GTV"], supersample=4).total_volume_cc
+    fine = dvh_of(files, ["GTV"]).total_volume_cc
     assert abs(fine / exact - 1) < 0.02
     assert abs(fine / exact - 1) < abs(coarse / exact - 1)
+
+
+@pytest.mark.parametrize("radius_mm", [6.0, 8.0, 9.0])
+def test_a_thin_cylinder_centred_on_a_pixel_keeps_its_contoured_volume(radius_mm):
+    # The section repeats on every plane, so the sub-pixel lattice error does not average out
+    # over planes: the 12-mm cord is -1.91 % of its contoured volume with 4 × 4 sub-pixels,
+    # +16 % without; the default (8 × 8) keeps each of these within 0.5 %.
+    p = cylinder_phantom(radius_mm)
+    contoured = _contoured_cc(p, "SpinalCord")
+    files = ph.phantom_bytes(p)
+    assert dvh_of(files, ["SpinalCord"]).total_volume_cc == pytest.approx(contoured, rel=0.005)
+    if radius_mm == 6.0:
+        four = dvh_of(files, ["SpinalCord"], supersample=4).total_volume_cc
+        assert four / contoured - 1 == pytest.approx(-0.0191, abs=0.0005)
 
 
 def test_linear_gradient_mean_dose_is_the_dose_at_the_centre():
