@@ -193,21 +193,23 @@ def tissue_genes_figure(entry: dict[str, Any], drug: str, group: str, units: str
     if len(panels) == 1:
         fig = go.Figure()
     else:
+        # two-line titles (model, then the quantity): one line is cut off in a half-width card
         fig = make_subplots(
-            rows=2, cols=1, vertical_spacing=0.12,
-            subplot_titles=[safe(f"{label}: mean |{name}| ({u})")
+            rows=2, cols=1, vertical_spacing=0.16,
+            subplot_titles=[f"<b>{safe(label)}</b><br>mean |{name}| ({u})"
                             for _, _, _, name, u, label in panels])
+        fig.update_annotations(font_size=13)
     subtitle = (f"mean |SHAP| over {entry.get('n_lines', 0)} held-out lines "
                 f"({entry.get('n_sensitive', 0)} sensitive), {units} units"
                 if len(panels) == 1 else
                 f"over {entry.get('n_lines', 0)} held-out lines ({entry.get('n_sensitive', 0)} "
                 "sensitive), each model's own units")
     base_layout(fig, f"What drives {safe(drug)} predictions — {safe(group_label(group))}",
-                140 + 24 * max(rows, 1) * len(panels) + 40 * (len(panels) - 1),
+                140 + 24 * max(rows, 1) * len(panels) + 110 * (len(panels) - 1),
                 f"drug-tissue-{safe(drug)}-{safe(group)}",
                 subtitle_text=wrap(subtitle + "; red: higher or mutated → resistant, blue: → "
                                    "sensitive, grey: mixed", _SUBTITLE_CHARS),
-                margin_px=dict(l=190, t=100, b=60))
+                margin_px=dict(l=190, t=100 + 35 * (len(panels) - 1), b=60))
     if rows == 0:
         add_empty_note(fig, "No ranking for this group")
         return fig

@@ -70,8 +70,8 @@ def test_tissue_bars_of_both_models_each_labelled_with_its_model():
     assert list(fig.data[1].x) == [0.2, 0.3] and list(fig.data[1].marker.color) == [
         HISTOGRAM_GREY, VERMILLION]
     titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["random forest: mean |SHAP| (probability)",
-                      "Res-VAE, encoder fine-tuned: mean |integrated gradients| (logit)"]
+    assert titles == ["<b>random forest</b><br>mean |SHAP| (probability)",
+                      "<b>Res-VAE, encoder fine-tuned</b><br>mean |integrated gradients| (logit)"]
     assert fig.layout.xaxis2.title.text == "mean |integrated gradients| (logit)"
 
 
