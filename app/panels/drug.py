@@ -52,6 +52,24 @@ CAVEAT = ("Learned on cancer cell lines (GDSC drug screens, DepMap omics), not o
           "drug's threshold in a 72-hour viability assay.")
 
 
+
+def _load_resvae_interpretation() -> dict[str, Any] | None:
+    """The Res-VAE's saved integrated gradients (``artds drug explain-resvae``), or None when
+    there are none (the tissue bars then show the trees only)."""
+    from engine.platform import registry
+
+    try:
+        from engine.drug.resvae_explain import load_resvae_interpretation
+
+        return load_resvae_interpretation()[0]
+    except (ImportError, registry.ArtifactError, KeyError, TypeError, ValueError, OSError):
+        return None
+
+
+RESVAE_INTERPRETATION = _load_resvae_interpretation()
+"""Integrated gradients of the evaluation's Res-VAE models, shown beside the trees' SHAP."""
+
+
 def _line_choices() -> dict[str, dict[str, str]]:
     """Lines grouped by lineage: {lineage: {DepMap id: "name (sub-subtype)"}}."""
     data = shared.DRUG_DATA
@@ -395,7 +413,27 @@ def drug_server(input, output, session) -> None:
             parts.append(ui.p("Top: " + "; ".join(f"{f['label']} ({direction_text(f)})"
                                                   for f in top) + ".",
                               class_="small mb-1"))
+        vae = _resvae_group(drug, name)
+        if vae is not None:
+            payload, got = RESVAE_INTERPRETATION, vae
+            vst = payload["drugs"][drug]["stability"]
+            text = (f"Lower bars: {payload['model_label']}, integrated gradients (logit units) "
+                    f"over the same held-out lines; top: " + "; ".join(
+                        f"{f['label']} ({direction_text(f)})" for f in got["top"][:3]) + ".")
+            if vst:
+                text += (f" Top-{vst['k']} Jaccard across folds "
+                         f"{vst['mean_pairwise_jaccard']:.2f}.")
+            vcheck = payload.get("paper_gene_check")
+            if vcheck and vcheck["drug"] == drug:
+                text += f" {vcheck['gene']}: {vcheck['finding']}."
+            parts.append(ui.p(text, class_="small text-muted mb-1"))
         return ui.TagList(*parts)
+
+    def _resvae_group(drug: str, group: str) -> dict[str, Any] | None:
+        payload = RESVAE_INTERPRETATION
+        if payload is None:
+            return None
+        return payload["drugs"].get(drug, {}).get("groups", {}).get(group)
 
     @render_figure
     def tissue():
@@ -405,7 +443,12 @@ def drug_server(input, output, session) -> None:
         if interp is None or got is None:
             return None
         name, entry = got
-        return tissue_genes_figure(entry, drug, name, interp["units"])
+        vae = RESVAE_INTERPRETATION
+        return tissue_genes_figure(
+            entry, drug, name, interp["units"],
+            model_label=str(interp.get("model", "tree model")).replace("_", " "),
+            resvae=_resvae_group(drug, name),
+            resvae_label=vae["model_label"] if vae is not None else "")
 
     @render.download(filename="drug_profiles.csv")
     def example():

@@ -180,10 +180,14 @@ def _lineages(models) -> set[str]:
 
 def cmd_drug_explain(args: argparse.Namespace) -> int:
     from engine.drug.interpret import load_interpretation
+    from engine.drug.resvae_explain import load_resvae_interpretation
     from engine.platform.registry import ArtifactError
 
+    resvae = args.model == "resvae"
     with input_errors(ArtifactError):
-        payload, meta = load_interpretation(args.models_dir)
+        payload, meta = (load_resvae_interpretation if resvae else load_interpretation)(
+            args.models_dir)
+    key = "attribution" if resvae else "shap"
     drugs = payload["drugs"]
     drug = args.drug
     if drug not in drugs:
@@ -193,7 +197,8 @@ def cmd_drug_explain(args: argparse.Namespace) -> int:
     if group not in groups:
         raise InputError(f"--tissue {group}: ranked for {drug} are {', '.join(groups)}")
     entry = groups[group]
-    out = {"drug": drug, "group": group, "units": payload["units"], "method": payload["method"],
+    out = {"drug": drug, "group": group, "model": payload["model"],
+           "units": payload["units"], "method": payload["method"],
            "n_lines": entry["n_lines"], "n_sensitive": entry["n_sensitive"],
            "top": entry["top"][:args.top], "stability": drugs[drug]["stability"],
            "paper_gene_check": payload.get("paper_gene_check"),
@@ -202,12 +207,13 @@ def cmd_drug_explain(args: argparse.Namespace) -> int:
         print(json.dumps(rounded(out), indent=2, ensure_ascii=False, allow_nan=False))
         return 0
     print(f"{drug}, {group} ({entry['n_lines']} lines, {entry['n_sensitive']} sensitive): "
-          f"features by mean |SHAP| ({payload['units']} units), held-out lines")
+          f"{payload['model']}: features by mean |{'IG' if resvae else 'SHAP'}| "
+          f"({payload['units']} units), held-out lines")
     for f in out["top"]:
         way = ("n/a" if f["direction"] is None else
                ("higher → resistant" if f["direction"] > 0 else "higher → sensitive"))
-        print(f"  {f['rank']:2d}. {f['label']:32s} {f['mean_abs_shap']:.4f}  mean "
-              f"{f['mean_shap']:+.4f}  {way}")
+        print(f"  {f['rank']:2d}. {f['label']:32s} {f[f'mean_abs_{key}']:.4f}  mean "
+              f"{f[f'mean_{key}']:+.4f}  {way}")
     st = out["stability"]
     if st:
         print(f"top-{st['k']} stability across {st['n_folds']} folds: mean pairwise Jaccard "
@@ -217,6 +223,38 @@ def cmd_drug_explain(args: argparse.Namespace) -> int:
     if check:
         print(f"paper: {check['gene']} for {check['drug']} in {check['group']}: "
               f"{check['finding']}")
+    return 0
+
+
+def cmd_drug_explain_resvae(args: argparse.Namespace) -> int:
+    from engine.drug.resvae_explain import (
+        ResVAEExplainConfig,
+        explain_resvae,
+        save_resvae_interpretation,
+    )
+    from engine.platform.executor import text_progress
+    from engine.platform.registry import ArtifactError
+
+    drugs = tuple(d.strip() for d in (args.drugs or "").split(",") if d.strip())
+    with input_errors(ValueError):
+        config = ResVAEExplainConfig(variant=args.variant, n_steps=args.steps, drugs=drugs)
+    with input_errors(ArtifactError, ValueError), executor(args) as chosen:
+        payload = explain_resvae(args.models_dir, config, chosen,
+                                 progress=None if args.json else text_progress("Res-VAE IG"))
+    meta = save_resvae_interpretation(payload, args.models_dir)
+    log(f"saved {meta.file} ({meta.bytes} bytes)")
+    summary = {"model": payload["model"], "n_drugs": len(payload["drugs"]),
+               "stability": payload["stability_summary"],
+               "completeness_median_relative_gap": payload["completeness_median_relative_gap"],
+               "n_auroc_matches_evaluation": payload["n_auroc_matches_evaluation"],
+               "paper_gene_check": payload["paper_gene_check"],
+               "elapsed_s": payload["elapsed_s"]}
+    print(json.dumps(rounded(summary), indent=2, ensure_ascii=False, allow_nan=False)
+          if args.json else
+          f"{payload['model']}: {summary['n_drugs']} drugs explained in "
+          f"{summary['elapsed_s']:.0f} s; held-out AUROC equal to the evaluation's for "
+          f"{summary['n_auroc_matches_evaluation']}; mean top-{summary['stability']['k']} "
+          f"Jaccard across folds {summary['stability']['mean_pairwise_jaccard_mean']:.3f}")
     return 0
 
 
@@ -283,4 +321,24 @@ def add_drug(sub: Commands) -> None:
                     help="a lineage (lung, breast, …) or 'lung / NSCLC_adenocarcinoma' "
                     "(default: all lines)")
     ex.add_argument("--top", type=int, default=15, help="features listed (default 15)")
+    ex.add_argument("--model", default="trees", choices=("trees", "resvae"),
+                    help="trees: SHAP of the served tree model (models/drug/interpretation."
+                    "json); resvae: integrated gradients of the Res-VAE (interpretation_resvae."
+                    "json, `artds drug explain-resvae`)")
     ex.set_defaults(func=cmd_drug_explain)
+
+    exv = drug_sub.add_parser(
+        "explain-resvae",
+        help="integrated gradients of the evaluation's Res-VAE models, saved as "
+        "models/drug/interpretation_resvae.json",
+        parents=[json_flag(), executor_flags("where the per-drug jobs run (default: a local "
+                                             "process pool)"), models_dir_flag()])
+    exv.add_argument("--variant", default="auto",
+                     choices=("auto", "resvae_frozen", "resvae_unfrozen"),
+                     help="variant explained (default auto: the higher mean leave-cell-line-out "
+                     "AUROC in the saved evaluation)")
+    exv.add_argument("--steps", type=int, default=32,
+                     help="integrated-gradients quadrature points (default 32)")
+    exv.add_argument("--drugs", default=None,
+                     help="comma-separated drugs (default: every drug of the saved evaluation)")
+    exv.set_defaults(func=cmd_drug_explain_resvae)

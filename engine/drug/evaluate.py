@@ -14,9 +14,12 @@ held-out set is scored once, by a model that never saw it) and give:
   **training lines only**: the threshold maximising F1 over the model's out-of-sample
   predictions of its training lines (out-of-bag for the random forest, the tuning's inner
   cross-validation for XGBoost, the line's own label left out of the rates for the naive
-  baselines, ``threshold_folds``-fold refits of the head on the split's pre-trained encoder for
-  the Res-VAE), then applied to the held-out lines; ``f1_all_resistant`` is the F1 of calling
-  every line resistant (``2r / (1 + r)``), the bar any F1 has to clear;
+  baselines; for the Res-VAE, by default (``resvae_threshold="validation"``) the head's own
+  early-stopping validation lines — a stratified fifth of the training lines its kept weights
+  never trained on — or, with ``"refits"``, ``threshold_folds``-fold refits of the head on the
+  split's pre-trained encoder, four times the cost), then applied to the held-out lines;
+  ``f1_all_resistant`` is the F1 of calling every line resistant (``2r / (1 + r)``), the bar
+  any F1 has to clear;
 * ``n_lines``, ``n_sensitive``, ``n_resistant`` — the held-out lines scored.
 
 Across drugs: mean ± sd per model, and the paired difference in AUROC of each model against the
@@ -40,6 +43,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -70,6 +74,7 @@ __all__ = [
     "MIN_TISSUE_CLASS_LINES",
     "MODELS",
     "RESVAE_BUDGETS",
+    "RESVAE_THRESHOLDS",
     "EvaluationConfig",
     "ModelInfo",
     "evaluable_drugs",
@@ -114,6 +119,8 @@ MODELS: dict[str, ModelInfo] = {
 
 RESVAE_BUDGETS: tuple[str, ...] = ("default", "tiny")
 """Res-VAE budgets: ``ResVAEConfig()`` or ``ResVAEConfig.tiny()`` (tests)."""
+RESVAE_THRESHOLDS: tuple[str, ...] = ("validation", "refits")
+"""Sources of the Res-VAE's out-of-sample training scores for its F1 threshold."""
 
 _NAIVE = ("naive_mean_effects", "drug_rate")
 
@@ -140,9 +147,14 @@ class EvaluationConfig:
     min_class_lines: int = 10
     """A drug is evaluated when it has at least this many sensitive and resistant lines.
     Accepted ≥ 2."""
+    resvae_threshold: str = "validation"
+    """Out-of-sample training scores behind the Res-VAE's F1 threshold: ``"validation"`` (the
+    head's early-stopping validation lines, ``ResVAEClassifier.oof_``; no extra fit) or
+    ``"refits"`` (``threshold_folds``-fold refits of the head, every training line scored)."""
     threshold_folds: int = 3
-    """Inner folds giving out-of-sample training predictions (for the F1 threshold) of models
-    that have none of their own (the Res-VAE heads). Accepted 2–10."""
+    """Inner folds giving out-of-sample training predictions (for the F1 threshold) with
+    ``resvae_threshold="refits"``, or when the validation lines hold fewer than 2 lines of a
+    class. Accepted 2–10."""
     forest: ForestConfig = field(default_factory=ForestConfig)
     """Random forest and its grid."""
     xgboost: XGBoostConfig = field(default_factory=XGBoostConfig)
@@ -177,6 +189,8 @@ class EvaluationConfig:
         check_range("EvaluationConfig.threshold_folds", self.threshold_folds, 2, 10,
                     integer=True)
         check_choice("EvaluationConfig.resvae_budget", self.resvae_budget, RESVAE_BUDGETS)
+        check_choice("EvaluationConfig.resvae_threshold", self.resvae_threshold,
+                     RESVAE_THRESHOLDS)
         check_range("EvaluationConfig.n_bootstrap", self.n_bootstrap, 100, integer=True)
         check_range("EvaluationConfig.ci_level", self.ci_level, 0.5, 1.0, lo_open=True,
                     hi_open=True)
@@ -325,9 +339,14 @@ def _fit_model(name: str, job: _DrugJob, x: np.ndarray, y: np.ndarray, seed: int
 
     model = fit(x, y)
     oof = getattr(model, "oof_", None)
-    if oof is None:
-        oof = _inner_oof(fit, x, y, c.threshold_folds, seed)
-    return model, np.asarray(oof, dtype=float), {}
+    source = "validation"
+    if oof is not None:
+        ok = np.isfinite(oof)
+        if np.bincount(y[ok], minlength=2).min() < 2:
+            oof = None  # a class barely present among the validation lines: no threshold
+    if c.resvae_threshold == "refits" or oof is None:
+        oof, source = _inner_oof(fit, x, y, c.threshold_folds, seed), "refits"
+    return model, np.asarray(oof, dtype=float), {"threshold_source": source}
 
 
 def _run_drugs(job: _DrugJob) -> dict[str, Any]:
@@ -398,12 +417,14 @@ def evaluate(config: EvaluationConfig | None = None, executor: Any = None, *,
         ``settings`` → ``splits``, ``per_drug`` (model → drug → metrics), ``summary`` (model →
         metric → mean/sd/n over drugs), ``best_tree``, ``comparisons``, ``by_tissue`` (leave-
         tissue-out), ``tuning`` (chosen hyper-parameters counts); ``timing_s`` and ``cpu_s`` (per
-        model, summed over jobs: wall and CPU seconds), ``elapsed_s`` (wall, the whole run).
+        model, summed over jobs: wall and CPU seconds), ``elapsed_s`` (wall, the whole run),
+        ``machine`` (CPU count, workers, 1/5/15-minute load averages at the start and the end).
     """
     from engine.platform.executor import SerialExecutor
 
     c = config or EvaluationConfig()
     started = time.perf_counter()
+    load_start = _load_average()
     data = load_drug_data(data_dir, c.label_source)
     ok, not_evaluated = evaluable_drugs(data, c.min_class_lines)
     if c.drugs:
@@ -485,6 +506,9 @@ def evaluate(config: EvaluationConfig | None = None, executor: Any = None, *,
                     if "params" in got:
                         key = ", ".join(f"{k}={v}" for k, v in got["params"].items())
                         tuning[m][key] = tuning[m].get(key, 0) + 1
+                    if "threshold_source" in got:
+                        key = f"F1 threshold from {got['threshold_source']}"
+                        tuning[m][key] = tuning[m].get(key, 0) + 1
         per_drug: dict[str, dict[str, Any]] = {m: {} for m in models}
         for m in models:
             for drug in drugs:
@@ -555,7 +579,18 @@ def evaluate(config: EvaluationConfig | None = None, executor: Any = None, *,
         "timing_s": timing,
         "cpu_s": cpu,
         "elapsed_s": time.perf_counter() - started,
+        "machine": {"cpu_count": os.cpu_count(), "workers": getattr(own, "n_workers", 1),
+                    "load_average_start": load_start, "load_average_end": _load_average()},
     }
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (None where the OS has none): a wall time is
+    judged against what else the machine ran."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _plain(value: Any) -> Any:

@@ -31,11 +31,11 @@ seeded stratified validation split of the *training* lines passed to ``fit`` (ne
 lines); the head of the epoch with the lowest class-weighted validation loss is kept (no refit
 on all lines, to keep one head fit about a second on one core).
 
-**Interpretation**: :func:`integrated_gradients` attributes the head's resistance logit to the
-input features with captum's Integrated Gradients (Sundararajan et al. 2017), from a baseline
-that is by default the training lines' mean profile; a positive attribution pushes the
-prediction toward resistance, and the attributions of a line sum to its logit minus the
-baseline's (completeness).
+**Interpretation** (:mod:`engine.drug.resvae_explain`): ``integrated_gradients`` attributes
+the head's resistance logit to the input features with captum's Integrated Gradients
+(Sundararajan et al. 2017), from a baseline that is by default the training lines' mean
+profile; a positive attribution pushes the prediction toward resistance, and the attributions
+of a line sum to its logit minus the baseline's (completeness).
 
 **Determinism**: every fit runs inside ``torch.random.fork_rng`` seeded with its ``seed`` (the
 caller's global RNG state is left alone), with a private ``torch.Generator`` for minibatches and
@@ -44,10 +44,10 @@ thread count give identical predictions. Threads are the caller's choice: the pr
 (:mod:`engine.platform.executor`) pins one torch thread per worker; a lone call uses torch's
 default.
 
-**Artifacts**: :func:`vae_to_state` / :func:`classifier_to_state` give a flat
-``dict[str, torch.Tensor]`` (readable with ``torch.load(weights_only=True)``, the form
-:func:`engine.platform.registry.save_artifact` stores) and a JSON-ready metadata dict (config,
-seed, widths); :func:`vae_from_state` / :func:`classifier_from_state` rebuild a model that predicts
+**Artifacts** (:mod:`engine.drug.resvae_state`): ``vae_to_state`` / ``classifier_to_state``
+give a flat ``dict[str, torch.Tensor]`` (readable with ``torch.load(weights_only=True)``, the
+form :func:`engine.platform.registry.save_artifact` stores) and a JSON-ready metadata dict (config,
+seed, widths); ``vae_from_state`` / ``classifier_from_state`` rebuild a model that predicts
 exactly as the saved one.
 """
 
@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,11 +71,6 @@ __all__ = [
     "ResVAE",
     "ResVAEClassifier",
     "ResVAEConfig",
-    "classifier_from_state",
-    "classifier_to_state",
-    "integrated_gradients",
-    "vae_from_state",
-    "vae_to_state",
 ]
 
 NORMS: tuple[str, ...] = ("layer", "batch")
@@ -476,7 +470,11 @@ class ResVAEClassifier:
     no gradients), ``head_``, ``mean_``/``scale_``/``baseline_`` (the VAE's, ``[F]``),
     ``n_epochs_`` (steps taken), ``best_epoch_`` (step whose weights were kept, 1-based),
     ``early_stopped_`` (False when a class had < 2 lines and there was no validation split),
-    ``history_`` (per step: training and validation loss).
+    ``history_`` (per step: training and validation loss), ``val_index_`` (positions of the
+    early-stopping validation lines in the ``x`` given to :meth:`fit`) and ``oof_`` (``[n]``
+    probabilities of resistance of those validation lines from the kept weights, which never
+    trained on them; NaN for the other lines — the evaluation picks the F1 threshold on
+    them).
     """
 
     def __init__(self, vae: ResVAE, freeze_encoder: bool, config: ResVAEConfig,
@@ -530,6 +528,13 @@ class ResVAEClassifier:
         self.head_.eval()
         for p in (*self.encoder_.parameters(), *self.head_.parameters()):
             p.requires_grad_(False)
+        # out-of-sample scores of the validation lines: the kept weights never trained on them
+        # (they only chose the stopping step); NaN for the lines the head learned from
+        self.oof_ = np.full(len(labels), np.nan)
+        self.val_index_ = va if va is not None else np.zeros(0, dtype=np.int64)
+        if va is not None:
+            with torch.no_grad():
+                self.oof_[va] = torch.sigmoid(self._logits(inputs[va])).numpy()
         return self
 
     def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -605,121 +610,3 @@ class ResVAEClassifier:
     def predict_proba(self, x: Any) -> np.ndarray:
         """Probability of resistance ``[n]`` in [0, 1] for raw profiles ``x [n, F]``."""
         return 1.0 / (1.0 + np.exp(-self.decision_function(x)))
-
-
-# --- interpretation -----------------------------------------------------------------------------
-
-
-def integrated_gradients(clf: ResVAEClassifier, x: Any, baseline: Any = None,
-                         n_steps: int = 32) -> np.ndarray:
-    """Integrated-gradients attributions of the resistance logit to the input features.
-
-    captum's ``IntegratedGradients`` on :meth:`ResVAEClassifier.logit_model` (raw features →
-    standardisation → encoder mean → head logit), Gauss–Legendre quadrature with ``n_steps``
-    points. Completeness: each line's attributions sum to ``logit(x) − logit(baseline)`` up to
-    the quadrature error (a few per cent at 32 steps on these smooth networks).
-
-    Args:
-        clf: a fitted classifier.
-        x: ``[n, F]`` raw profiles to explain.
-        baseline: ``[F]`` or ``[n, F]`` reference profile(s); default the VAE's training lines'
-            mean profile (for binary columns, the mutation frequency).
-        n_steps: quadrature points, ≥ 2.
-
-    Returns:
-        ``[n, F]`` attributions in logit units; > 0 pushes toward resistance.
-    """
-    from captum.attr import IntegratedGradients  # heavy import, only for interpretation
-
-    check_range("n_steps", n_steps, 2, integer=True)
-    n_features = int(clf.mean_.shape[0])
-    inputs = torch.from_numpy(_check_x(x, n_features))
-    if baseline is None:
-        base = clf.baseline_.expand_as(inputs).clone()
-    else:
-        b = np.asarray(baseline, dtype=np.float32)
-        b = _check_x(b[None, :] if b.ndim == 1 else b, n_features, name="baseline")
-        if b.shape[0] not in (1, inputs.shape[0]):
-            raise ValueError(f"baseline must have 1 or {inputs.shape[0]} rows, got {b.shape[0]}")
-        base = torch.from_numpy(b).expand_as(inputs).clone()
-    ig = IntegratedGradients(clf.logit_model())
-    attr = ig.attribute(inputs, baselines=base, n_steps=n_steps, method="gausslegendre")
-    return attr.detach().numpy().astype(np.float64)
-
-
-# --- artifacts ----------------------------------------------------------------------------------
-
-
-def _prefixed(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _unprefixed(prefix: str, state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
-
-
-def _preprocessing(model: ResVAE | ResVAEClassifier) -> dict[str, torch.Tensor]:
-    return {"mean": model.mean_.clone(), "scale": model.scale_.clone(),
-            "baseline": model.baseline_.clone()}
-
-
-def vae_to_state(vae: ResVAE) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """A fitted VAE as (flat state_dict of tensors, JSON-ready metadata: config, seed, F)."""
-    state = {**_prefixed("encoder", vae.encoder_), **_prefixed("decoder", vae.decoder_),
-             **_preprocessing(vae), "binary": vae.binary_.clone()}
-    meta = {"kind": "resvae", "config": vae.config.to_dict(), "seed": vae.seed,
-            "n_features": vae.n_features_}
-    return state, meta
-
-
-def vae_from_state(state: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> ResVAE:
-    """Inverse of :func:`vae_to_state` (predicts exactly as the saved VAE)."""
-    if meta.get("kind") != "resvae":
-        raise ValueError(f"metadata kind = {meta.get('kind')!r}; expected 'resvae'")
-    config = ResVAEConfig.from_dict(meta["config"])
-    vae = ResVAE(config, int(meta["seed"]))
-    n_features = int(meta["n_features"])
-    vae.encoder_ = Encoder(n_features, config)
-    vae.decoder_ = Decoder(n_features, config)
-    vae.encoder_.load_state_dict(_unprefixed("encoder", state))
-    vae.decoder_.load_state_dict(_unprefixed("decoder", state))
-    vae.mean_, vae.scale_ = state["mean"].clone(), state["scale"].clone()
-    vae.baseline_, vae.binary_ = state["baseline"].clone(), state["binary"].clone().bool()
-    vae.history_ = []
-    for m in (vae.encoder_, vae.decoder_):
-        m.eval()
-        m.requires_grad_(False)
-    return vae
-
-
-def classifier_to_state(clf: ResVAEClassifier) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """A fitted classifier as (flat state_dict of tensors, JSON-ready metadata). The encoder is
-    stored with the head (frozen or not), so the classifier loads without its VAE."""
-    state = {**_prefixed("encoder", clf.encoder_), **_prefixed("head", clf.head_),
-             **_preprocessing(clf)}
-    meta = {"kind": "resvae_classifier", "config": clf.config.to_dict(), "seed": clf.seed,
-            "freeze_encoder": clf.freeze_encoder, "n_features": int(clf.mean_.shape[0]),
-            "best_epoch": int(clf.best_epoch_)}
-    return state, meta
-
-
-def classifier_from_state(state: Mapping[str, torch.Tensor],
-                          meta: Mapping[str, Any]) -> ResVAEClassifier:
-    """Inverse of :func:`classifier_to_state`; the result predicts but has no ``vae`` (None),
-    so it cannot be refitted."""
-    if meta.get("kind") != "resvae_classifier":
-        raise ValueError(f"metadata kind = {meta.get('kind')!r}; expected 'resvae_classifier'")
-    config = ResVAEConfig.from_dict(meta["config"])
-    clf = ResVAEClassifier(None, bool(meta["freeze_encoder"]), config,  # type: ignore[arg-type]
-                           int(meta["seed"]))
-    clf.encoder_ = Encoder(int(meta["n_features"]), config)
-    clf.head_ = Head(config)
-    clf.encoder_.load_state_dict(_unprefixed("encoder", state))
-    clf.head_.load_state_dict(_unprefixed("head", state))
-    clf.mean_, clf.scale_ = state["mean"].clone(), state["scale"].clone()
-    clf.baseline_ = state["baseline"].clone()
-    clf.best_epoch_ = int(meta.get("best_epoch", 0))
-    for m in (clf.encoder_, clf.head_):
-        m.eval()
-        m.requires_grad_(False)
-    return clf

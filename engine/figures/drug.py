@@ -6,7 +6,8 @@
 * :func:`profile_genes_figure` — the features that push this profile's prediction for one drug
   toward resistance (red) or sensitivity (blue): SHAP values of the served model;
 * :func:`tissue_genes_figure` — the features that move a drug's predictions most in a tissue
-  (mean |SHAP| over its held-out lines), coloured by direction.
+  (mean |SHAP| of the served trees over its held-out lines, and below it, when saved, the
+  Res-VAE's mean |integrated gradients|), coloured by direction.
 
 Sample ids and drug names come from users or data files: they pass through
 :func:`engine.figures.style.safe`.
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from engine.figures.style import (
     BLUE,
@@ -167,26 +169,50 @@ def profile_genes_figure(features: Sequence[dict[str, Any]], drug: str,
     return fig
 
 
-def tissue_genes_figure(entry: dict[str, Any], drug: str, group: str, units: str) -> go.Figure:
-    """Bars of mean |SHAP| over a group's held-out lines, coloured by direction (red: higher
-    value or a mutation pushes toward resistance, blue: toward sensitivity, grey: mixed).
+def tissue_genes_figure(entry: dict[str, Any], drug: str, group: str, units: str, *,
+                        model_label: str = "", resvae: dict[str, Any] | None = None,
+                        resvae_label: str = "", resvae_units: str = "logit") -> go.Figure:
+    """Bars of mean |SHAP| of the served tree model over a group's held-out lines, coloured by
+    direction (red: higher value or a mutation pushes toward resistance, blue: toward
+    sensitivity, grey: mixed); with ``resvae``, a second panel below with the Res-VAE's mean
+    |integrated gradients| over the same group, each panel titled with its model.
 
     Args:
         entry: one group of ``interpretation.json`` (``n_lines``, ``n_sensitive``, ``top``).
+        model_label: the tree model's name, shown on its panel.
+        resvae: the same group of ``interpretation_resvae.json`` (``top`` with
+            ``mean_abs_attribution``), or None.
+        resvae_label: the Res-VAE variant's name, shown on its panel.
+        resvae_units: units of the attributions (logit).
     """
-    fig = go.Figure()
-    top = list(entry.get("top", []))
+    panels = [(entry, "mean_abs_shap", "mean_shap", "SHAP", units, model_label or "tree model")]
+    if resvae is not None:
+        panels.append((resvae, "mean_abs_attribution", "mean_attribution",
+                       "integrated gradients", resvae_units, resvae_label or "Res-VAE"))
+    rows = max(len(p[0].get("top", [])) for p in panels)
+    if len(panels) == 1:
+        fig = go.Figure()
+    else:
+        # two-line titles (model, then the quantity): one line is cut off in a half-width card
+        fig = make_subplots(
+            rows=2, cols=1, vertical_spacing=0.16,
+            subplot_titles=[f"<b>{safe(label)}</b><br>mean |{name}| ({u})"
+                            for _, _, _, name, u, label in panels])
+        fig.update_annotations(font_size=13)
+    subtitle = (f"mean |SHAP| over {entry.get('n_lines', 0)} held-out lines "
+                f"({entry.get('n_sensitive', 0)} sensitive), {units} units"
+                if len(panels) == 1 else
+                f"over {entry.get('n_lines', 0)} held-out lines ({entry.get('n_sensitive', 0)} "
+                "sensitive), each model's own units")
     base_layout(fig, f"What drives {safe(drug)} predictions — {safe(group_label(group))}",
-                140 + 24 * max(len(top), 1), f"drug-tissue-{safe(drug)}-{safe(group)}",
-                subtitle_text=wrap(f"mean |SHAP| over {entry.get('n_lines', 0)} held-out "
-                                   f"lines ({entry.get('n_sensitive', 0)} sensitive), {units} "
-                                   "units; red: higher or mutated → resistant, blue: → "
+                140 + 24 * max(rows, 1) * len(panels) + 110 * (len(panels) - 1),
+                f"drug-tissue-{safe(drug)}-{safe(group)}",
+                subtitle_text=wrap(subtitle + "; red: higher or mutated → resistant, blue: → "
                                    "sensitive, grey: mixed", _SUBTITLE_CHARS),
-                margin_px=dict(l=190, t=100, b=60))
-    if not top:
+                margin_px=dict(l=190, t=100 + 35 * (len(panels) - 1), b=60))
+    if rows == 0:
         add_empty_note(fig, "No ranking for this group")
         return fig
-    ordered = top[::-1]
 
     def colour(f: dict[str, Any]) -> str:
         d = f.get("direction")
@@ -194,14 +220,23 @@ def tissue_genes_figure(entry: dict[str, Any], drug: str, group: str, units: str
             return HISTOGRAM_GREY
         return VERMILLION if d > 0 else BLUE
 
-    fig.add_trace(go.Bar(
-        x=[f["mean_abs_shap"] for f in ordered], y=[safe(f["label"]) for f in ordered],
-        orientation="h", marker=dict(color=[colour(f) for f in ordered]),
-        text=[direction_text(f) for f in ordered],
-        customdata=[f["mean_shap"] for f in ordered],
-        hovertemplate=("%{y}: mean |SHAP| %{x:.4f}<br>mean SHAP %{customdata:+.4f}<br>"
-                       "%{text}<extra></extra>"), textposition="none"))
-    fig.update_xaxes(title_text=f"mean |SHAP| ({units})", showgrid=True, gridcolor=GRID)
+    for k, (got, abs_key, mean_key, name, u, label) in enumerate(panels, start=1):
+        ordered = list(got.get("top", []))[::-1]
+        trace = go.Bar(
+            x=[f[abs_key] for f in ordered], y=[safe(f["label"]) for f in ordered],
+            orientation="h", marker=dict(color=[colour(f) for f in ordered]),
+            text=[direction_text(f) for f in ordered], name=safe(label),
+            customdata=[f[mean_key] for f in ordered],
+            hovertemplate=(f"{safe(label)}<br>%{{y}}: mean |{name}| %{{x:.4f}}<br>mean {name} "
+                           "%{customdata:+.4f}<br>%{text}<extra></extra>"),
+            textposition="none")
+        axis = f"mean |{name}| ({u})"
+        if len(panels) == 1:
+            fig.add_trace(trace)
+            fig.update_xaxes(title_text=axis, showgrid=True, gridcolor=GRID)
+        else:
+            fig.add_trace(trace, row=k, col=1)
+            fig.update_xaxes(title_text=axis, showgrid=True, gridcolor=GRID, row=k, col=1)
     fig.update_yaxes(automargin=True)
     fig.update_layout(showlegend=False)
     return fig

@@ -54,13 +54,22 @@ def bench_drug_fits() -> None:
                       "seconds": round(time.perf_counter() - start, 3),
                       "cpu_seconds": round(time.process_time() - cpu, 3),
                       "lines": len(split.train)}))
+    from engine.drug.resvae_explain import integrated_gradients
+
     for frozen in (True, False):
         start, cpu = time.perf_counter(), time.process_time()
-        module.ResVAEClassifier(vae, freeze_encoder=frozen, config=config, seed=0).fit(
+        clf = module.ResVAEClassifier(vae, freeze_encoder=frozen, config=config, seed=0).fit(
             x_tr, y_tr)
         print(json.dumps({"bench": f"drug.resvae_head_{'frozen' if frozen else 'unfrozen'}"
                           ".one_drug_fold", "seconds": round(time.perf_counter() - start, 3),
-                          "cpu_seconds": round(time.process_time() - cpu, 3)}))
+                          "cpu_seconds": round(time.process_time() - cpu, 3),
+                          "validation_lines": int(np.isfinite(clf.oof_).sum())}))
+    start, cpu = time.perf_counter(), time.process_time()
+    integrated_gradients(clf, data.x[rows])
+    print(json.dumps({"bench": "drug.resvae_integrated_gradients.one_drug_fold",
+                      "seconds": round(time.perf_counter() - start, 3),
+                      "cpu_seconds": round(time.process_time() - cpu, 3),
+                      "lines": len(rows), "n_steps": 32}))
 
 
 def bench_drug_evaluation(n_workers: int = 2) -> dict:
@@ -78,6 +87,8 @@ def bench_drug_evaluation(n_workers: int = 2) -> dict:
         "drugs": len(result["data"]["evaluated"]), "models": list(result["models"]),
         "splits": sum(len(s["splits"]) for s in result["settings"].values()),
         "cpu_seconds_by_model": {k: round(v, 1) for k, v in result["cpu_s"].items()},
+        "cpu_seconds_total": round(sum(result["cpu_s"].values()), 1),
+        "machine": result["machine"],
         "mean_auroc": {s: {m: None if v["auroc"]["mean"] is None else round(v["auroc"]["mean"], 4)
                            for m, v in info["summary"].items()}
                        for s, info in result["settings"].items()},

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from shiny.playwright import controller
 
 from app import shared
-from app.panels.drug import TOP_FEATURES, probability
+from app.panels.drug import RESVAE_INTERPRETATION, TOP_FEATURES, probability
 from engine import settings
 from tests.e2e.helpers import assert_clean, open_app, open_tab, wait_idle
 
@@ -55,8 +55,15 @@ def test_clinician_picks_a_line_and_sees_drugs_auroc_and_gene_bars(
     bars = page.locator("#drug-genes.js-plotly-plot")
     expect(bars).to_be_visible()
     expect(bars.locator(".bars .point")).to_have_count(TOP_FEATURES)
-    expect(page.locator("#drug-tissue.js-plotly-plot")).to_be_visible()
+    tissue = page.locator("#drug-tissue.js-plotly-plot")
+    expect(tissue).to_be_visible()
     expect(page.locator("#drug-tissue_note")).to_contain_text("in lung")
+    if RESVAE_INTERPRETATION is not None:  # the Res-VAE's bars under the trees', each labelled
+        expect(tissue.locator(".barlayer .trace")).to_have_count(2)
+        expect(tissue).to_contain_text("mean |SHAP|")
+        expect(tissue).to_contain_text("mean |integrated gradients|")
+        expect(page.locator("#drug-tissue_note")).to_contain_text(
+            RESVAE_INTERPRETATION["model_label"])
 
     # every drug, not only those given with radiotherapy
     controller.InputCheckbox(page, "drug-rt_only").set(False)

@@ -98,6 +98,54 @@ def test_resvae_variants_run_through_the_contract_on_leak_free_splits(fake_resva
             "vs_naive_mean_effects"]
 
 
+class _FakeClassifierWithOOF(_FakeClassifier):
+    """The fake head with its own out-of-sample scores: every third training line, scored by a
+    model fitted on the others (or, with ``val_classes=1``, only resistant lines scored)."""
+
+    val_classes = 2
+
+    def fit(self, x, y):
+        super().fit(x, y)
+        val = np.arange(len(y)) % 3 == 0
+        if self.val_classes == 1:
+            val &= y == 1
+        inner = LogisticRegression(max_iter=200).fit(x[~val, :20], y[~val])
+        self.oof_ = np.full(len(y), np.nan)
+        self.oof_[val] = inner.predict_proba(x[val, :20])[:, 1]
+        return self
+
+
+@pytest.mark.parametrize("val_classes", [2, 1])
+def test_the_resvae_threshold_comes_from_its_own_validation_lines_without_refits(
+        fake_resvae, monkeypatch, val_classes):
+    monkeypatch.setattr(fake_resvae, "ResVAEClassifier", _FakeClassifierWithOOF)
+    monkeypatch.setattr(_FakeClassifierWithOOF, "val_classes", val_classes)
+    config = ev.EvaluationConfig.tiny(drugs=("Gefitinib",), settings=("leave_tissue_out",),
+                                      models=("resvae_frozen",))
+    result = ev.evaluate(config)
+    n_splits = len(result["settings"]["leave_tissue_out"]["splits"])
+    tuning = result["settings"]["leave_tissue_out"]["tuning"]["resvae_frozen"]
+    if val_classes == 2:  # one fit per split, its validation scores give the threshold
+        assert len(_FakeClassifier.fits) == n_splits
+        assert tuning == {"F1 threshold from validation": n_splits}
+    else:  # no sensitive validation line: no threshold from them, the refits are used
+        assert len(_FakeClassifier.fits) == n_splits * (1 + config.threshold_folds)
+        assert tuning == {"F1 threshold from refits": n_splits}
+    _FakeClassifier.fits.clear()
+    ev.evaluate(ev.EvaluationConfig.tiny(drugs=("Gefitinib",), settings=("leave_tissue_out",),
+                                         models=("resvae_frozen",), resvae_threshold="refits"))
+    assert len(_FakeClassifier.fits) == n_splits * (1 + config.threshold_folds)
+
+
+def test_the_result_records_the_machine_load():
+    result = ev.evaluate(ev.EvaluationConfig.tiny(drugs=("Gefitinib",),
+                                                  settings=("leave_tissue_out",),
+                                                  models=("drug_rate",)))
+    machine = result["machine"]
+    assert machine["workers"] == 1 and machine["cpu_count"] >= 1
+    assert len(machine["load_average_start"]) == 3 and len(machine["load_average_end"]) == 3
+
+
 def test_without_the_resvae_module_the_variants_are_left_out_with_a_reason(monkeypatch):
     monkeypatch.setattr(ev, "_resvae_module", lambda: (None, "engine.drug.resvae is missing"))
     result = ev.evaluate(ev.EvaluationConfig.tiny(

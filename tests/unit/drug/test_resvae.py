@@ -22,9 +22,11 @@ from engine.drug.resvae import (
     _kl_per_line,
     _recon_per_line,
     _stratified_split,
+)
+from engine.drug.resvae_explain import integrated_gradients
+from engine.drug.resvae_state import (
     classifier_from_state,
     classifier_to_state,
-    integrated_gradients,
     vae_from_state,
     vae_to_state,
 )

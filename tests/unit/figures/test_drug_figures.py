@@ -54,6 +54,27 @@ def test_gene_bars_are_signed_and_tissue_bars_coloured_by_direction():
     assert group_label("all") == "all lines"
 
 
+def test_tissue_bars_of_both_models_each_labelled_with_its_model():
+    tree = {"n_lines": 39, "n_sensitive": 5, "top": [
+        {"label": "EGFR expression", "mean_abs_shap": 0.01, "mean_shap": -0.002,
+         "direction": -0.6, "modality": "expr"}]}
+    vae = {"n_lines": 39, "n_sensitive": 5, "top": [
+        {"label": "TP63 expression", "mean_abs_attribution": 0.3, "mean_attribution": 0.1,
+         "direction": 0.5, "modality": "expr"},
+        {"label": "MLF1 copy number", "mean_abs_attribution": 0.2, "mean_attribution": -0.1,
+         "direction": None, "modality": "cn"}]}
+    fig = tissue_genes_figure(tree, "Gefitinib", "lung", "probability",
+                              model_label="random forest", resvae=vae,
+                              resvae_label="Res-VAE, encoder fine-tuned")
+    assert [t.name for t in fig.data] == ["random forest", "Res-VAE, encoder fine-tuned"]
+    assert list(fig.data[1].x) == [0.2, 0.3] and list(fig.data[1].marker.color) == [
+        HISTOGRAM_GREY, VERMILLION]
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["<b>random forest</b><br>mean |SHAP| (probability)",
+                      "<b>Res-VAE, encoder fine-tuned</b><br>mean |integrated gradients| (logit)"]
+    assert fig.layout.xaxis2.title.text == "mean |integrated gradients| (logit)"
+
+
 def test_empty_figures_say_so():
     assert drug_probability_figure([], "x", 0.8).layout.annotations[0].text == (
         "No prediction to show")
