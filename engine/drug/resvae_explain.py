@@ -278,7 +278,7 @@ def explain_resvae(models_dir: Path | str | None = None,
     from engine.drug.data import load_drug_data
     from engine.drug.evaluate import load_evaluation
     from engine.drug.interpret import gene_check
-    from engine.drug.serving import CHECKED_GENE
+    from engine.drug.serving_train import CHECKED_GENE
     from engine.platform.executor import SerialExecutor
 
     c = config or ResVAEExplainConfig()
