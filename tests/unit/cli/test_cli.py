@@ -206,7 +206,7 @@ def _commands(
 
 def test_every_command_has_help(capsys):
     paths = [path for path, _ in _commands(build_parser())]
-    assert len(paths) == 38  # artds, 13 commands, 24 sub-commands
+    assert len(paths) == 39  # artds, 13 commands, 25 sub-commands
     for path in paths:
         with pytest.raises(SystemExit) as exit_info:
             main([*path, "--help"])
@@ -226,7 +226,7 @@ def test_shared_flags_read_the_same_in_every_command():
                 seen.setdefault(flag, set()).add(
                     (action.default, action.help, tuple(action.choices or ()), action.required))
                 users[flag] = users.get(flag, 0) + 1
-    assert users == {"--models-dir": 18, "--protocol": 8, "--json": 10}
+    assert users == {"--models-dir": 19, "--protocol": 8, "--json": 11}
     assert all(len(variants) == 1 for variants in seen.values()), seen
 
 
