@@ -138,8 +138,11 @@ def database_url() -> str:
     return env_text(DATABASE_URL_ENV) or f"sqlite:///{DEFAULT_DATABASE_PATH}"
 
 
-def models_dir() -> Path:
-    """The models folder: ``$ARTDS_MODELS_DIR`` when set (non-empty), else :data:`MODELS_DIR`."""
+def models_dir(given: str | os.PathLike[str] | None = None) -> Path:
+    """The models folder: ``given`` when a caller names one (a ``models_dir`` argument or
+    ``--models-dir``), else ``$ARTDS_MODELS_DIR`` when set (non-empty), else :data:`MODELS_DIR`."""
+    if given is not None and str(given) != "":
+        return Path(given)
     override = os.environ.get(MODELS_DIR_ENV, "")
     return Path(override) if override else MODELS_DIR
 

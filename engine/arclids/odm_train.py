@@ -140,10 +140,6 @@ BUDGETS: dict[str, Budget] = {
 # Data
 
 
-def _models_dir(models_dir: Any) -> Any:
-    return settings.models_dir() if models_dir is None else models_dir
-
-
 def _training_table(protocol_name: str) -> tuple[pd.DataFrame, Any]:
     """Complete cases of the default virtual trial and the trial (for its version)."""
     cohort = generate_cohort(protocol_name)
@@ -169,7 +165,7 @@ def train_gan(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Train the WGAN-GP, save the generator and its distribution checks; return the checks."""
-    models_dir = _models_dir(models_dir)
+    models_dir = settings.models_dir(models_dir)
     protocol = load_protocol(protocol_name)
     table, cohort = _training_table(protocol_name)
     config = replace(BUDGETS[budget].gan, seed=seed)
@@ -345,7 +341,7 @@ def train_odm(
     artifacts whichever executor runs the member jobs. Returns the evaluation payload (also
     saved as ``odm/<protocol>_evaluation.json``).
     """
-    models_dir = _models_dir(models_dir)
+    models_dir = settings.models_dir(models_dir)
     protocol = load_protocol(protocol_name)
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")

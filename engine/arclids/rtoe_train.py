@@ -417,7 +417,7 @@ def train_rtoe(
     executor runs the jobs. Returns the evaluation payload also saved as a JSON artifact.
     """
 
-    models_dir = settings.models_dir() if models_dir is None else models_dir
+    models_dir = settings.models_dir(models_dir)
     protocol = load_protocol(protocol_name)
     cases = training_cases(protocol_name)
     cohort = generate_cohort(protocol_name)
@@ -541,7 +541,7 @@ def recalibrate_rtoe(
     """
     from engine.arclids.serving import load_evaluation, load_members
 
-    models_dir = settings.models_dir() if models_dir is None else models_dir
+    models_dir = settings.models_dir(models_dir)
     protocol = load_protocol(protocol_name)
     cases = training_cases(protocol_name)
     cohort = generate_cohort(protocol_name)

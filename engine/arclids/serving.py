@@ -157,10 +157,6 @@ def odm_evaluation_name(protocol_name: str) -> str:
     return f"{protocol_name}_evaluation"
 
 
-def _models_dir(models_dir: Any) -> Any:
-    return settings.models_dir() if models_dir is None else models_dir
-
-
 # ------------------------------------------------------------------------------------------------
 # The failure policy
 
@@ -205,7 +201,7 @@ def load_members(
 ) -> tuple[list[OutcomeEstimator], list[Any]]:
     """The saved ensemble members of one architecture and outcome (hash-checked)."""
 
-    models_dir = settings.models_dir() if models_dir is None else models_dir
+    models_dir = settings.models_dir(models_dir)
     protocol = load_protocol(protocol_name)
     n = _n_members(Path(models_dir), protocol_name, arch, outcome)
     if n == 0:
@@ -232,7 +228,7 @@ def load_calibration(
 
     Raises registry.ArtifactError when absent: an ensemble is never served uncalibrated.
     """
-    root = _models_dir(models_dir)
+    root = settings.models_dir(models_dir)
     payload, meta = registry.load_json_artifact(root, RTOE_FAMILY,
                                                 calibration_name(protocol_name, arch))
     with registry.fitting(meta, root):
@@ -346,7 +342,7 @@ def stale_trial_warnings(protocol_name: str, metas: Sequence[Any]) -> list[str]:
 def load_evaluation(protocol_name: str, models_dir: Any = None) -> tuple[dict[str, Any], Any]:
     """The saved evaluation payload of a protocol and its (hash-checked) artifact metadata."""
 
-    models_dir = settings.models_dir() if models_dir is None else models_dir
+    models_dir = settings.models_dir(models_dir)
     return registry.load_json_artifact(models_dir, RTOE_FAMILY, rtoe_evaluation_name(protocol_name))
 
 
@@ -368,7 +364,7 @@ def served_rtoe_versions(protocol_name: str, models_dir: Any = None) -> dict[str
 def load_gan(protocol_name: str, models_dir: Any = None) -> tuple[WGANGP, registry.ArtifactMeta]:
     """The saved generator (hash-checked) and its manifest entry."""
     protocol = load_protocol(protocol_name)
-    root = _models_dir(models_dir)
+    root = settings.models_dir(models_dir)
     state, meta = registry.load_artifact(root, GAN_FAMILY, gan_name(protocol_name))
     with registry.fitting(meta, root):
         config = GANConfig.from_dict(
@@ -385,7 +381,7 @@ def synthetic_pool(gan: WGANGP, n: int = N_SYNTHETIC) -> pd.DataFrame:
 def load_gan_evaluation(protocol_name: str, models_dir: Any = None) -> dict[str, Any]:
     """The saved distribution checks of a protocol's generator (hash-checked)."""
     payload, _ = registry.load_json_artifact(
-        _models_dir(models_dir), GAN_FAMILY, gan_evaluation_name(protocol_name)
+        settings.models_dir(models_dir), GAN_FAMILY, gan_evaluation_name(protocol_name)
     )
     return payload
 
@@ -471,7 +467,7 @@ def load_served_odm(protocol_name: str, arch: str, models_dir: Any = None) -> OD
     states, metas = [], []
     for k in range(N_ODM_MEMBERS):
         state, meta = registry.load_artifact(
-            _models_dir(models_dir), ODM_FAMILY, odm_member_name(protocol_name, arch, k)
+            settings.models_dir(models_dir), ODM_FAMILY, odm_member_name(protocol_name, arch, k)
         )
         states.append(state)
         metas.append(meta)
@@ -513,7 +509,7 @@ def odm_for_model(
 def load_odm_evaluation(protocol_name: str, models_dir: Any = None) -> tuple[dict, Any]:
     """The saved ODM evaluation payload (hash-checked) and its manifest entry."""
     return registry.load_json_artifact(
-        _models_dir(models_dir), ODM_FAMILY, odm_evaluation_name(protocol_name)
+        settings.models_dir(models_dir), ODM_FAMILY, odm_evaluation_name(protocol_name)
     )
 
 

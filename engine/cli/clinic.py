@@ -167,7 +167,7 @@ def add_db(sub: Commands) -> None:
 def cmd_models(args: argparse.Namespace) -> int:
     from engine.platform import registry
 
-    root = settings.models_dir() if args.models_dir is None else args.models_dir
+    root = settings.models_dir(args.models_dir)
     with input_errors(registry.ArtifactError):
         if args.action == "sign":
             metas = registry.sign_manifest(root)

@@ -103,7 +103,7 @@ def models_root(models_dir: str | None) -> Path:
     models/): where a command says it wrote or saved an artifact."""
     from engine.settings import models_dir as configured
 
-    return Path(models_dir) if models_dir else configured()
+    return configured(models_dir)
 
 
 def log(message: str) -> None:

@@ -644,7 +644,7 @@ def save_evaluation(result: dict[str, Any], models_dir: Any = None):
     setting and model)."""
     from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     metrics = {f"{s}.{m}.auroc_mean": v["auroc"]["mean"]
                for s, info in result["settings"].items() for m, v in info["summary"].items()}
     config = {**result["config"], "resvae": result["resvae"].get("config")}
@@ -658,7 +658,7 @@ def load_evaluation(models_dir: Any = None) -> tuple[dict[str, Any], Any]:
     """The saved evaluation and its manifest meta (hash-checked)."""
     from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     return registry.load_json_artifact(root, FAMILY, EVALUATION_NAME)
 
 

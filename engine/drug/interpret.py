@@ -238,7 +238,7 @@ def save_interpretation(payload: Mapping[str, Any], models_dir: Path | str | Non
     from engine.drug.evaluate import FAMILY
     from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     return registry.save_json_artifact(root, FAMILY, INTERPRETATION_NAME, dict(payload),
                                        seed=seed, config=config, data_hash=data_hash,
                                        cohort_version=data_version, metrics=metrics)
@@ -249,5 +249,5 @@ def load_interpretation(models_dir: Path | str | None = None) -> tuple[dict[str,
     from engine.drug.evaluate import FAMILY
     from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     return registry.load_json_artifact(root, FAMILY, INTERPRETATION_NAME)

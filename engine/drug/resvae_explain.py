@@ -283,7 +283,7 @@ def explain_resvae(models_dir: Path | str | None = None,
 
     c = config or ResVAEExplainConfig()
     started = time.perf_counter()
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     evaluation, eval_meta = load_evaluation(root)
     ec = evaluation["config"]
     data = load_drug_data(data_dir, ec["label_source"])
@@ -370,7 +370,7 @@ def save_resvae_interpretation(payload: dict[str, Any], models_dir: Path | str |
     from engine.drug.evaluate import FAMILY
     from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     ec = payload["config"]["evaluation_config"]
     return registry.save_json_artifact(
         root, FAMILY, RESVAE_INTERPRETATION_NAME, payload, seed=int(ec["seed"]),
@@ -386,5 +386,5 @@ def load_resvae_interpretation(models_dir: Path | str | None = None) -> tuple[di
     from engine.drug.evaluate import FAMILY
     from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     return registry.load_json_artifact(root, FAMILY, RESVAE_INTERPRETATION_NAME)

@@ -234,7 +234,7 @@ def load_served_drug(models_dir: Path | str | None = None) -> ServedDrugModels:
     Raises:
         registry.ArtifactError: missing, unlisted, changed or mismatched artifacts.
     """
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     payload, meta = registry.load_json_artifact(root, FAMILY, SERVED_NAME)
     state, trees_meta = registry.load_artifact(root, FAMILY, TREES_NAME)
     if trees_meta.sha256 != payload.get("trees_sha256"):

@@ -157,7 +157,7 @@ def _saved(models_dir: Any = None) -> dict[str, Any]:
     from engine.drug.serving import SERVED_NAME
     from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     served, _ = registry.load_json_artifact(root, FAMILY, SERVED_NAME)
     interp, _ = registry.load_json_artifact(root, FAMILY, INTERPRETATION_NAME)
     return {"served": served, "interpretation": interp}

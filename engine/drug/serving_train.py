@@ -406,7 +406,7 @@ def train_served(models_dir: Path | str | None = None, config: ServedConfig | No
 
     c = config or ServedConfig()
     started = time.perf_counter()
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     evaluation, eval_meta = load_evaluation(root)
     ec = evaluation["config"]
     data = load_drug_data(data_dir, ec["label_source"])

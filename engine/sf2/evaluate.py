@@ -469,11 +469,10 @@ def text_table(result: dict[str, Any]) -> str:
 
 def save_evaluation(result: dict[str, Any], models_dir: Any = None):
     """Save ``result`` as ``models/sf2/evaluation.json`` through the registry; returns its meta."""
-    from pathlib import Path
 
     from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     panel = load_panel()
     table = pd.concat([panel.lines[["cell_line", "tissue", "sf2"]].reset_index(),
                        panel.expression.reset_index(drop=True)], axis=1)
@@ -490,9 +489,8 @@ def save_evaluation(result: dict[str, Any], models_dir: Any = None):
 
 def load_evaluation(models_dir: Any = None) -> tuple[dict[str, Any], Any]:
     """The saved evaluation and its manifest meta (hash-checked)."""
-    from pathlib import Path
 
     from engine.platform import registry
 
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     return registry.load_json_artifact(root, "sf2", EVALUATION_NAME)

@@ -363,7 +363,7 @@ def train_sf2(
     from engine.platform.executor import SerialExecutor
 
     c = config or ServedConfig()
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     panel = load_panel().setting(c.setting)
     y = panel.lines["sf2"].to_numpy(dtype=float)
     log(f"selecting genes on {len(y)} lines ({c.features.n_repeats} x {c.features.n_folds}-fold "
@@ -426,7 +426,7 @@ def load_served_sf2(models_dir: Path | str | None = None) -> SF2Model:
     Raises:
         registry.ArtifactError: missing, unlisted or changed artifacts.
     """
-    root = Path(models_dir) if models_dir is not None else settings.models_dir()
+    root = settings.models_dir(models_dir)
     payload, meta = registry.load_json_artifact(root, FAMILY, MODEL_NAME)
     config = _config_from(meta.config)
     members = []

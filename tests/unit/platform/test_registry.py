@@ -347,6 +347,13 @@ def test_models_dir_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert repo / "models" == settings.MODELS_DIR
     monkeypatch.setenv("ARTDS_MODELS_DIR", str(tmp_path))
     assert settings.models_dir() == tmp_path
+    # A folder the caller names (a models_dir argument, --models-dir) wins over both;
+    # None or "" means "not named".
+    named = tmp_path / "named"
+    assert settings.models_dir(named) == named
+    assert settings.models_dir(str(named)) == named
+    assert settings.models_dir(None) == tmp_path
+    assert settings.models_dir("") == tmp_path
 
 
 def _save_many(root: str, prefix: str, barrier: Any) -> None:
