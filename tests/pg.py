@@ -11,11 +11,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.served import free_port
 
 __all__ = ["postgres_bin_dir", "start_postgres"]
 
@@ -25,12 +26,6 @@ def postgres_bin_dir() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                    key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
     return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_postgres() -> tuple[str, Callable[[], None]]:
@@ -50,7 +45,7 @@ def start_postgres() -> tuple[str, Callable[[], None]]:
         shutil.chown(root, "postgres", "postgres")
         shutil.chown(sockets, "postgres", "postgres")
         prefix = [runuser, "-u", "postgres", "--"]
-    port = _free_port()
+    port = free_port()
     log = root / "server.log"
 
     def run(*args: str) -> None:

@@ -1,15 +1,17 @@
-"""A served artds app on a loopback port and a minimal Shiny client for it (benchmarks and tests
-that need a real server but no browser).
+"""The served artds app on a loopback port, and a minimal Shiny client for it: the one home for
+starting the real app in tests and benchmarks.
 
-:func:`served_app` starts ``uvicorn app.app:app`` in a subprocess with its own database and
-waits for ``/healthz``; :func:`log_in` logs in through the login form and returns the session
+:func:`start_app` starts ``uvicorn app.app:app`` in a subprocess with the environment given and
+waits for ``/healthz`` (:class:`AppServer` stops it gracefully with SIGTERM, as a container's stop,
+or kills it with SIGKILL, as a crash); :func:`served_app` does so with its own database for the
+length of a ``with`` block; :func:`log_in` logs in through the login form and returns the session
 cookie; :class:`ShinySession` opens the app's websocket as a browser would (same ``Origin``, the
 cookie), sends the page's initial inputs (read from the page's HTML, with the outputs of the
 visible panel marked visible), sets inputs, uploads a file through Shiny's upload protocol and
 waits for outputs. It speaks just enough of Shiny's protocol for that: ``init``, ``update``,
-``uploadInit``/``uploadEnd``, and the server's ``values``, ``inputMessages``, ``errors``,
-``busy`` and ``response`` messages; a benchmark watches the rest (custom messages, arrival times)
-through :attr:`ShinySession.on_message`.
+``uploadInit``/``uploadEnd``, and the server's ``values``, ``inputMessages``, ``errors``, ``busy``
+and ``response`` messages; a benchmark watches the rest (custom messages, arrival times) through
+:attr:`ShinySession.on_message`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import http.cookiejar
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -35,8 +38,8 @@ from typing import Any
 
 import websockets
 
-__all__ = ["ServedApp", "ShinySession", "free_port", "http_get", "log_in", "page_inputs",
-           "served_app"]
+__all__ = ["STARTUP_LIMIT_S", "AppServer", "ShinySession", "free_port", "http_get", "log_in",
+           "page_inputs", "served_app", "start_app"]
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_LIMIT_S = 180.0
@@ -50,60 +53,80 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass(frozen=True)
-class ServedApp:
+@dataclass
+class AppServer:
     """A running app process."""
 
-    url: str
-    """Its base URL (``http://127.0.0.1:PORT``)."""
     process: subprocess.Popen
     """The uvicorn process."""
+    url: str
+    """Its base URL (``http://127.0.0.1:PORT``)."""
     log_path: Path
     """Its standard output and error."""
+
+    def wait_ready(self) -> AppServer:
+        """Wait until the app answers ``/healthz`` (it exiting first or a hang is an error)."""
+        deadline = time.monotonic() + STARTUP_LIMIT_S
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the app exited early:\n{self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop(signal.SIGKILL)
+                raise RuntimeError(f"the app did not answer on {self.url}:\n"
+                                   f"{self.log_path.read_text()}")
+            time.sleep(0.25)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        """Send ``sig`` (SIGTERM: a graceful stop, as a container's stop; SIGKILL: a crash) and
+        wait; returns the exit code (SIGKILL after ``timeout_s`` when it does not exit)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+def start_app(env: dict[str, str], log_path: Path, port: int | None = None, *,
+              wait: bool = True, module: str = "app.app:app", access_log: bool = False,
+              root: Path = ROOT) -> AppServer:
+    """Start ``uvicorn <module>`` on a loopback port (``port`` or a free one) with ``env`` added
+    to this process's environment, its output appended to ``log_path``, and (with ``wait``) wait
+    until it answers ``/healthz``. ``root`` is the checkout served (default this one)."""
+    port = port or free_port()
+    environment = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1", **env}
+    command = [sys.executable, "-m", "uvicorn", module, "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "info" if access_log else "warning"]
+    if not access_log:
+        command.append("--no-access-log")
+    with log_path.open("a") as log:
+        proc = subprocess.Popen(command, cwd=root, env=environment, stdout=log,
+                                stderr=subprocess.STDOUT)
+    server = AppServer(proc, f"http://127.0.0.1:{port}", log_path)
+    return server.wait_ready() if wait else server
 
 
 @contextlib.contextmanager
 def served_app(database_url: str, folder: Path, *, module: str = "app.app:app",
                env: dict[str, str] | None = None, access_log: bool = False,
-               root: Path = ROOT) -> Iterator[ServedApp]:
-    """Serve ``module`` with uvicorn on a free loopback port (database ``database_url``,
-    Learning Mode folder and log in ``folder``) until the block ends; ``env`` adds variables,
-    ``root`` is the checkout served (default this one)."""
-    port = free_port()
-    log_path = folder / "app.log"
-    environment = {**os.environ, "PYTHONPATH": str(root), "PYTHONUNBUFFERED": "1",
-                   "ARTDS_DATABASE_URL": database_url,
-                   "ARTDS_LEARNING_DIR": str(folder / "learning"), **(env or {})}
-    command = [sys.executable, "-m", "uvicorn", module, "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "info" if access_log else "warning"]
-    if not access_log:
-        command.append("--no-access-log")
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(command, cwd=root, env=environment, stdout=log,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+               root: Path = ROOT) -> Iterator[AppServer]:
+    """:func:`start_app` with database ``database_url`` and the Learning Mode folder and log in
+    ``folder``, stopped (SIGTERM) when the block ends; ``env`` adds variables."""
+    server = start_app({"ARTDS_DATABASE_URL": database_url,
+                        "ARTDS_LEARNING_DIR": str(folder / "learning"), **(env or {})},
+                       folder / "app.log", module=module, access_log=access_log, root=root)
     try:
-        deadline = time.monotonic() + STARTUP_LIMIT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the app exited early:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not answer on {url}:\n{log_path.read_text()}")
-            time.sleep(0.25)
-        yield ServedApp(url, proc, log_path)
+        yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        server.stop(timeout_s=15)
 
 
 def log_in(url: str, username: str, password: str) -> str:

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.e2e.helpers import USERS
-from tests.e2e.server import start_app
+from tests.served import start_app
 
 EXPECT_TIMEOUT_MS = 15_000
 """How long an ``expect`` waits (Playwright's default is 5 s). A hang guard for a loaded 2-core CI

@@ -13,7 +13,7 @@ import pytest
 
 from engine.arclids.learning import LearningConfig
 from engine.platform.store import JobInfo, Store
-from tests.e2e.server import start_app
+from tests.served import start_app
 
 pytestmark = pytest.mark.e2e
 

@@ -32,9 +32,9 @@ from app import shared
 from engine.platform.accounts import create_user
 from engine.platform.store import Store
 from tests.e2e.helpers import USERS, log_in, open_tab, wait_for_shiny
-from tests.e2e.server import AppServer, start_app
 from tests.e2e.sticky_proxy import StickyProxy
 from tests.pg import postgres_bin_dir, start_postgres
+from tests.served import AppServer, start_app
 
 pytestmark = pytest.mark.e2e
 
