@@ -3,18 +3,26 @@
 Two steps, each fitted without touching the fresh evaluation cohort
 (:data:`engine.arclids.rtoe_eval.EVAL_COHORT_SEED`):
 
-1. **Recalibration of the probability** (:func:`fit_platt`). The members are trained as the paper
-   trains them (the minority class oversampled to 50/50, GLoGD, ensembles), so their raw
-   probabilities estimate the *balanced* event rate: NSCLC RP2 came out at 0.50 against a true
-   0.24. A logistic recalibration p = σ(a + b·logit(p_raw)) (Platt scaling) is fitted on the
-   members' **out-of-bag** predictions: every member is trained on a bootstrap resample of the
-   patients, so each training case has predictions from members that never saw it. The fit uses
-   only the training trial's observed outcomes, so Learning Mode can do the same with a clinic's
-   own cases. The slope is kept ≥ :data:`MIN_SLOPE` > 0, so a monotone member (GLoGD) stays
-   monotone in dose. Measured alternatives (docs/model-card-rtoe.md): the analytic prior-shift
-   correction (a = logit π, b = 1) and an intercept-only refit both left the HCC NTCP Brier score
-   worse than the base rate (0.121 vs 0.098) because the members are over-confident, which only
-   a slope < 1 corrects.
+1. **Recalibration of the probability** (:func:`fit_platt`, :func:`choose_recalibration`). The
+   members are trained as the paper trains them (the minority class oversampled to 50/50, GLoGD,
+   ensembles), so their raw probabilities may estimate the *balanced* event rate: NSCLC RP2 came
+   out at 0.50 against a true 0.24. Three maps are candidates (:data:`RECALIBRATION_METHODS`):
+   ``"none"`` (the members as trained); ``"platt"``, a logistic recalibration
+   p = σ(a + b·logit(p_raw)) (Platt scaling); and ``"platt-reference-dose"``, the same fitted to
+   the patient's level at a reference dose with the member's own dose response kept
+   (:meth:`OutcomeCalibration.apply`). Both Platt maps are fitted on the members' **out-of-bag**
+   predictions: every member is trained on a bootstrap resample of the patients, so each
+   training case has predictions from members that never saw it; the fit uses only the training
+   trial's observed outcomes. The slope is kept ≥ :data:`MIN_SLOPE` > 0, so a monotone member
+   (GLoGD) stays monotone in dose under every candidate. Because each patient's outcome is seen
+   at one dose, chosen by clinicians who escalate for poor responders, out-of-bag outcomes cannot
+   tell which map is right across the dose grid: a Platt fit that finds no out-of-bag patient
+   signal flattens the level and can leave the curves further from the truth than the raw
+   members (NSCLC GLoGD TCP: mean squared error against the truth over the grid 0.061 after it,
+   0.022 raw, 0.058 for a constant). So the map is **chosen** by its mean squared error against
+   the true probabilities over every (patient, dose) point of the calibration cohort below —
+   never the evaluation cohort — and the scores of all three are recorded with the choice.
+   Without a calibration cohort the reference-dose map is used (the earlier default).
 2. **An interval with a stated level** (:func:`fit_conformal`). The members' spread measures
    only what resampling 67 patients changes; it covered the truth at 2–36 % of (patient, dose)
    points where 80 % was meant. The interval is a normalised split-conformal interval
@@ -41,22 +49,26 @@ from scipy.optimize import minimize
 from scipy.special import expit, logit
 from scipy.stats import norm
 
-from engine.core.config import DictConfig, check_range
+from engine.core.config import DictConfig, check_choice, check_range
 
 __all__ = [
     "CALIBRATION_COHORT_SEED",
     "CALIBRATION_COHORT_SIZE",
+    "CALIBRATION_RECIPE",
     "DEFAULT_INTERVAL_LEVEL",
     "IDENTITY",
     "MIN_SLOPE",
+    "RECALIBRATION_METHODS",
     "SIGMA_FLOOR",
     "AdviceCalibration",
     "OutcomeCalibration",
+    "choose_recalibration",
     "fit_advice_calibration",
     "fit_calibration",
     "fit_conformal",
     "fit_platt",
     "interval_draws",
+    "recalibration_words",
     "reference_index",
 ]
 
@@ -73,6 +85,11 @@ SIGMA_FLOOR = 0.01
 """Added to the members' sd before normalising (probability units): members that agree exactly
 still get an interval."""
 _EPS = 1e-7
+CALIBRATION_RECIPE = "map-chosen-on-calibration-cohort+conformal"
+"""Recorded in a calibration artifact's config: how its maps and intervals were fitted."""
+RECALIBRATION_METHODS = ("platt-reference-dose", "platt", "none")
+"""Candidate maps from the members' raw probabilities to the served ones, in the order that
+breaks ties (the first is the default without a calibration cohort)."""
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -103,6 +120,12 @@ class OutcomeCalibration(DictConfig):
     """Adaptive dose per fraction (Gy, a grid dose) at which the patient effect is recalibrated;
     the member's own change of logit from there to any other dose is kept as trained
     (:meth:`apply`). None: the whole logit is rescaled (plain Platt)."""
+    method: str = ""
+    """Which of :data:`RECALIBRATION_METHODS` the intercept, slope and reference dose implement;
+    "" for calibrations saved before the choice existed (they are read by their numbers)."""
+    candidate_mse: dict[str, float] | None = None
+    """Mean squared error against the truth over the calibration cohort's (patient, dose) points
+    of each candidate map (probability² units), by method; None when no cohort chose."""
 
     def __post_init__(self) -> None:
         check_range("OutcomeCalibration.slope", self.slope, MIN_SLOPE)
@@ -112,6 +135,13 @@ class OutcomeCalibration(DictConfig):
         if self.conformal_quantile is not None:
             check_range("OutcomeCalibration.conformal_quantile", self.conformal_quantile, 0.0)
         check_range("OutcomeCalibration.sigma_floor", self.sigma_floor, 0.0)
+        if self.method:
+            check_choice("OutcomeCalibration.method", self.method, RECALIBRATION_METHODS)
+
+    @property
+    def is_identity(self) -> bool:
+        """True when :meth:`apply` leaves the members' probabilities as trained."""
+        return self.intercept == 0.0 and self.slope == 1.0
 
     def apply(self, p_raw: np.ndarray, p_ref: np.ndarray | None = None) -> np.ndarray:
         """Recalibrated probabilities, same shape as ``p_raw`` (float64, increasing in p_raw).
@@ -167,6 +197,15 @@ class AdviceCalibration(DictConfig):
     def apply(self, p_raw: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, same shape as ``p_raw`` (linear between knots)."""
         return np.interp(np.asarray(p_raw, dtype=np.float64), self.raw, self.calibrated)
+
+
+def recalibration_words(tcp: OutcomeCalibration, ntcp: OutcomeCalibration) -> str:
+    """What a model label says of its recalibration: "recalibrated", "TCP recalibrated",
+    "NTCP recalibrated" or "as trained" — never more than the maps do."""
+    changed = [key for key, cal in (("TCP", tcp), ("NTCP", ntcp)) if not cal.is_identity]
+    if len(changed) == 2:
+        return "recalibrated"
+    return f"{changed[0]} recalibrated" if changed else "as trained"
 
 
 def fit_advice_calibration(p_raw: np.ndarray, truly_better: np.ndarray) -> AdviceCalibration:
@@ -253,6 +292,44 @@ def fit_conformal(members: np.ndarray, truth: np.ndarray, level: float,
     return float(lo_hi[0, 1])
 
 
+def _reference_slice(calibration: OutcomeCalibration, raw: np.ndarray,
+                     index: int | None) -> np.ndarray | None:
+    """The raw probabilities at the reference dose, [..., 1], when ``calibration`` needs them."""
+    if calibration.reference_dose_gy is None:
+        return None
+    return raw[..., index : index + 1]
+
+
+def choose_recalibration(
+    candidates: dict[str, OutcomeCalibration],
+    raw_calibration: np.ndarray,
+    truth_calibration: np.ndarray,
+    reference_index: int | None = None,
+) -> tuple[str, dict[str, float]]:
+    """The candidate map whose ensemble mean is nearest the truth on the calibration cohort.
+
+    Args:
+        candidates: maps by method (keys from :data:`RECALIBRATION_METHODS`).
+        raw_calibration: raw member probabilities on the calibration cohort's dose grid,
+            [M, Pc, D].
+        truth_calibration: true probabilities there, [Pc, D].
+        reference_index: index of the reference dose in the grid (needed by a reference-dose
+            map).
+
+    Returns:
+        (chosen method, mean squared error of every candidate in probability² units). Ties go
+        to the earlier method of :data:`RECALIBRATION_METHODS`.
+    """
+    truth = np.asarray(truth_calibration, dtype=np.float64)
+    mse = {}
+    for method, cal in candidates.items():
+        mean = cal.apply(raw_calibration, _reference_slice(cal, raw_calibration,
+                                                           reference_index)).mean(axis=0)
+        mse[method] = float(np.mean((mean - truth) ** 2))
+    ordered = [m for m in RECALIBRATION_METHODS if m in mse]
+    return min(ordered, key=lambda m: (mse[m], ordered.index(m))), mse
+
+
 def fit_calibration(
     raw_train: np.ndarray,
     oob: np.ndarray,
@@ -264,34 +341,50 @@ def fit_calibration(
     raw_train_ref: np.ndarray | None = None,
     reference_dose_gy: float | None = None,
     reference_index: int | None = None,
+    interval: bool = True,
 ) -> OutcomeCalibration:
-    """Both steps for one outcome: Platt on out-of-bag predictions, then the conformal q̂.
+    """Both steps for one outcome: the recalibration map, then the conformal q̂.
+
+    The Platt maps are fitted on out-of-bag predictions; with a calibration cohort the map
+    (none, Platt, reference-dose Platt) is chosen by :func:`choose_recalibration` and the
+    interval fitted for it, without one the reference-dose map (plain Platt without
+    ``raw_train_ref``) is returned with no interval.
 
     Args:
         raw_train: raw member probabilities at the training cases' received doses, [M, P].
         oob: out-of-bag mask, [M, P].
         y: training outcomes, [P].
         raw_calibration: raw member probabilities on the calibration cohort's dose grid
-            [M, Pc, D], or None to skip the interval.
+            [M, Pc, D], or None to skip the choice and the interval.
         truth_calibration: true probabilities there, [Pc, D] (None with ``raw_calibration``).
         level: interval level.
         raw_train_ref: raw member probabilities of the training cases at the reference dose,
-            [M, P]; None for plain Platt.
+            [M, P]; None: no reference-dose candidate.
         reference_dose_gy: that dose (Gy), recorded with the calibration.
         reference_index: its index in the dose grid of ``raw_calibration``.
+        interval: fit the conformal interval for the chosen map (False: the choice only).
     """
-    a, b, n_pairs = fit_platt(raw_train, oob, y, raw_train_ref)
-    common = {"intercept": a, "slope": b, "n_oob_pairs": n_pairs,
-              "reference_dose_gy": reference_dose_gy if raw_train_ref is not None else None}
-    platt = OutcomeCalibration(**common)
+    a, b, n_pairs = fit_platt(raw_train, oob, y)
+    candidates = {"platt": OutcomeCalibration(intercept=a, slope=b, n_oob_pairs=n_pairs,
+                                              method="platt")}
+    if raw_train_ref is not None:
+        a, b, n_pairs = fit_platt(raw_train, oob, y, raw_train_ref)
+        candidates["platt-reference-dose"] = OutcomeCalibration(
+            intercept=a, slope=b, n_oob_pairs=n_pairs, reference_dose_gy=reference_dose_gy,
+            method="platt-reference-dose")
     if raw_calibration is None or truth_calibration is None:
-        return platt
-    ref = None
-    if platt.reference_dose_gy is not None:
-        ref = raw_calibration[..., reference_index : reference_index + 1]
-    q = fit_conformal(platt.apply(raw_calibration, ref), truth_calibration, level)
-    return OutcomeCalibration(**common, interval_level=level, conformal_quantile=q,
-                              n_calibration_points=int(np.asarray(truth_calibration).size))
+        return candidates.get("platt-reference-dose", candidates["platt"])
+    candidates["none"] = OutcomeCalibration(method="none")
+    chosen, mse = choose_recalibration(candidates, raw_calibration, truth_calibration,
+                                       reference_index)
+    cal = candidates[chosen]
+    if not interval:
+        return OutcomeCalibration.from_dict({**cal.to_dict(), "candidate_mse": mse})
+    ref = _reference_slice(cal, raw_calibration, reference_index)
+    q = fit_conformal(cal.apply(raw_calibration, ref), truth_calibration, level)
+    return OutcomeCalibration.from_dict({
+        **cal.to_dict(), "interval_level": level, "conformal_quantile": q,
+        "n_calibration_points": int(np.asarray(truth_calibration).size), "candidate_mse": mse})
 
 
 def reference_index(doses_gy: np.ndarray, reference_dose_gy: float) -> int:

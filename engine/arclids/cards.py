@@ -65,15 +65,31 @@ def _rtoe_calibration(summary: dict[str, Any]) -> str:
     for arch, key, res in _rtoe_rows(summary):
         cal, raw = res.get("calibration") or {}, res.get("calibration_raw") or {}
         rows.append([
-            arch_label(arch), key.upper(), _signed(raw.get("citl")), _signed(cal.get("citl")),
+            arch_label(arch), key.upper(), (res.get("calibrator") or {}).get("method") or "—",
+            _signed(raw.get("citl")), _signed(cal.get("citl")),
             _num(cal.get("slope"), 2), _num(cal.get("brier")), _num(cal.get("brier_base_rate")),
             _signed(cal.get("brier_skill")), _num(cal.get("ece")),
             _pct(cal.get("interval_level")), _pct(cal.get("interval_coverage_truth")),
             _num(cal.get("interval_width_mean"), 2),
         ])
-    return _table(["arch", "outcome", "CITL raw", "CITL served", "slope", "Brier",
+    return _table(["arch", "outcome", "map", "CITL raw", "CITL served", "slope", "Brier",
                    "Brier base rate", "Brier skill", "ECE", "interval level",
                    "coverage of truth", "mean width"], rows)
+
+
+def _rtoe_recalibration(summary: dict[str, Any]) -> str:
+    """The candidate maps' squared error against the calibration cohort's truth and the choice."""
+    from engine.arclids.calibration import RECALIBRATION_METHODS
+
+    rows = []
+    for arch, key, res in _rtoe_rows(summary):
+        cal = res.get("calibrator") or {}
+        mse = cal.get("candidate_mse") or {}
+        rows.append([arch_label(arch), key.upper(),
+                     *(_num(mse.get(m), 4) for m in RECALIBRATION_METHODS),
+                     cal.get("method") or "—"])
+    return _table(["arch", "outcome", *(f"MSE {m}" for m in RECALIBRATION_METHODS), "chosen"],
+                  rows)
 
 
 def _rtoe_regret_curve(summary: dict[str, Any]) -> str:
@@ -172,6 +188,7 @@ def _odm_regret(summary: dict[str, Any]) -> str:
 BLOCKS: dict[str, Callable[[dict[str, Any]], str]] = {
     "rtoe-discrimination": _rtoe_discrimination,
     "rtoe-calibration": _rtoe_calibration,
+    "rtoe-recalibration": _rtoe_recalibration,
     "rtoe-regret-curve": _rtoe_regret_curve,
     "rtoe-learning-curve": _rtoe_learning_curve,
     "odm-metrics": _odm_metrics,

@@ -236,6 +236,7 @@ def train_version(
         engine.platform.jobs.Cancelled: the reporter asked to stop (nothing is left on disk).
         ValueError: no training data (no clinic case and no pooling).
     """
+    from engine.arclids.calibration import CALIBRATION_RECIPE
     from engine.arclids.rtoe import OutcomeEstimator
     from engine.arclids.rtoe_calibration import calibrate_advice, calibrate_members
     from engine.arclids.rtoe_eval import evaluate_members
@@ -357,7 +358,7 @@ def train_version(
         cal_meta = registry.save_json_artifact(
             tmp, RTOE_FAMILY, calibration_name(protocol.name, config.arch),
             saved_calibrations, seed=config.seed,
-            config={"method": "platt-oob+conformal", "n_members": budget.n_members},
+            config={"method": CALIBRATION_RECIPE, "n_members": budget.n_members},
             data_hash=data_hash, cohort_version=f"learning-{data_hash[:12]}", metrics={})
         shas.append(cal_meta.sha256)
         version = learned_version(protocol.name, config.arch, shas)

@@ -42,8 +42,9 @@ def calibrate_members(
     interval: bool = True,
     level: float = DEFAULT_INTERVAL_LEVEL,
 ) -> OutcomeCalibration:
-    """Fit the recalibration on the members' out-of-bag predictions on their training ``cases``
-    and, with ``interval``, the conformal interval on the calibration cohort (its truth).
+    """Fit the recalibration maps on the members' out-of-bag predictions on their training
+    ``cases``, choose one on the calibration cohort (its truth) and, with ``interval``, fit the
+    conformal interval there.
 
     Args:
         protocol: the protocol.
@@ -51,7 +52,8 @@ def calibrate_members(
         members: bagged members, member k trained on ``bootstrap_rows(cases, bootstrap_seeds[k])``.
         cases: the training cases (with ``outcome``).
         bootstrap_seeds: one seed per member.
-        interval: also fit the interval (needs the virtual trial's truth for the protocol).
+        interval: also fit the interval (False: the map only, e.g. for the regret learning
+            curve, which shows no interval).
         level: interval level.
     """
     y = cases[outcome].to_numpy().astype(int)
@@ -60,14 +62,12 @@ def calibrate_members(
     raw = np.stack([m.predict_proba(cases) for m in members])  # [M, P]
     raw_ref = np.stack([m.predict_proba(cases, np.array([ref_dose]))[:, 0] for m in members])
     oob = np.stack([out_of_bag(cases, s) for s in bootstrap_seeds])  # [M, P]
-    raw_cal = truth = None
-    if interval:
-        table, truth_curves = calibration_cohort(protocol.name)
-        raw_cal = np.stack([m.predict_proba(table, doses) for m in members])
-        truth = truth_curves[0 if outcome == protocol.target.outcome else 1]
+    table, truth_curves = calibration_cohort(protocol.name)
+    raw_cal = np.stack([m.predict_proba(table, doses) for m in members])
+    truth = truth_curves[0 if outcome == protocol.target.outcome else 1]
     return fit_calibration(raw, oob, y, raw_cal, truth, level, raw_train_ref=raw_ref,
                            reference_dose_gy=ref_dose,
-                           reference_index=reference_index(doses, ref_dose))
+                           reference_index=reference_index(doses, ref_dose), interval=interval)
 
 
 def calibrate_advice(

@@ -216,6 +216,7 @@ def summarise_evaluation(payload: dict[str, Any], meta: Any) -> dict[str, Any]:
         "ensemble_sd_mean",
         "calibration",
         "calibration_raw",
+        "calibrator",
         "n_members",
         "n_patients",
         "split_by",

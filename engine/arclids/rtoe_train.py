@@ -29,6 +29,7 @@ from engine.arclids.architectures import ARCH_KEYS, SERVED_ARCH
 from engine.arclids.calibration import (
     CALIBRATION_COHORT_SEED,
     CALIBRATION_COHORT_SIZE,
+    CALIBRATION_RECIPE,
 )
 from engine.arclids.cohort import DEFAULT_TRIAL_SEED, generate_cohort
 from engine.arclids.ensemble import member_calibrated_proba
@@ -496,7 +497,7 @@ def train_rtoe(
             protocol, fitted_members["tcp"], fitted_members["ntcp"], calibrations).to_dict()
         registry.save_json_artifact(
             models_dir, RTOE_FAMILY, calibration_name(protocol_name, arch), calibrations,
-            seed=seed, config={"method": "platt-oob+conformal", "n_members": n_members},
+            seed=seed, config={"method": CALIBRATION_RECIPE, "n_members": n_members},
             data_hash=data_hash, cohort_version=cohort.version, metrics={})
         payload["architectures"][arch] = per_outcome
     if learning_curve:
@@ -563,7 +564,7 @@ def recalibrate_rtoe(
             protocol, fitted_members["tcp"], fitted_members["ntcp"], calibrations).to_dict()
         registry.save_json_artifact(
             models_dir, RTOE_FAMILY, calibration_name(protocol_name, arch), calibrations,
-            seed=meta.seed, config={"method": "platt-oob+conformal",
+            seed=meta.seed, config={"method": CALIBRATION_RECIPE,
                                     "n_members": payload.get("n_members")},
             data_hash=meta.data_hash, cohort_version=cohort.version, metrics={})
     if learning_curve and SERVED_ARCH in payload["architectures"]:

@@ -45,7 +45,12 @@ from engine.arclids.architectures import (
     arch_label,
     choice_label,
 )
-from engine.arclids.calibration import IDENTITY, AdviceCalibration, OutcomeCalibration
+from engine.arclids.calibration import (
+    IDENTITY,
+    AdviceCalibration,
+    OutcomeCalibration,
+    recalibration_words,
+)
 from engine.arclids.cohort import ReferenceModel, load_trial_spec
 from engine.arclids.ensemble import EnsembleOutcomeModel
 from engine.arclids.gan import WGANGP, GANConfig, TabularTransform
@@ -251,7 +256,7 @@ def ensemble_model(
 ) -> EnsembleOutcomeModel:
     """The servable outcome model of one architecture."""
     label = (f"{arch_label(arch)} ensemble ({len(tcp_members)} bagged members, "
-             "recalibrated, trained on the virtual trial)")
+             f"{recalibration_words(*calibration)}, trained on the virtual trial)")
     return EnsembleOutcomeModel(
         protocol,
         list(tcp_members),

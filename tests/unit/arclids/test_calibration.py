@@ -11,12 +11,16 @@ from scipy.special import expit, logit
 
 from engine.arclids.calibration import (
     MIN_SLOPE,
+    RECALIBRATION_METHODS,
     AdviceCalibration,
     OutcomeCalibration,
+    choose_recalibration,
     fit_advice_calibration,
+    fit_calibration,
     fit_conformal,
     fit_platt,
     interval_draws,
+    recalibration_words,
 )
 from engine.arclids.ensemble import EnsembleOutcomeModel, member_calibrated_proba
 from engine.arclids.outcomes import OutcomeCurves
@@ -252,3 +256,100 @@ def test_curves_read_the_reference_dose_from_the_grid_as_a_second_pass_would():
     np.testing.assert_allclose(
         off_grid, cal.apply(np.stack([m.predict_proba(cases, np.array([2.85])) for m in members]),
                             ref), atol=1e-12)
+
+
+def _recalibration_case(truth_shift: float, seed: int = 0) -> dict[str, np.ndarray]:
+    """Members [M=4, P, D=5] whose logits are the truth's minus ``truth_shift`` plus member
+    noise; training outcomes drawn at one dose per case from the truth."""
+    rng = np.random.default_rng(seed)
+    n_train, n_cal, n_doses = 400, 300, 5
+    level = rng.normal(0.0, 1.0, n_train + n_cal)[:, None]
+    dose_term = np.linspace(-1.0, 1.0, n_doses)[None, :]
+    true_logit = level + dose_term
+    raw_logit = true_logit - truth_shift + rng.normal(0.0, 0.1, (4, *true_logit.shape))
+    raw = expit(raw_logit)
+    received = rng.integers(0, n_doses, n_train)
+    rows = np.arange(n_train)
+    y = (rng.random(n_train) < expit(true_logit[:n_train])[rows, received]).astype(int)
+    return {"raw_train": raw[:, :n_train][:, rows, received], "raw_train_ref": raw[:, :n_train, 2],
+            "oob": rng.random((4, n_train)) < 0.37, "y": y,
+            "raw_cal": raw[:, n_train:], "truth_cal": expit(true_logit[n_train:])}
+
+
+def _fit(case: dict[str, np.ndarray]) -> OutcomeCalibration:
+    return fit_calibration(case["raw_train"], case["oob"], case["y"], case["raw_cal"],
+                           case["truth_cal"], 0.8, raw_train_ref=case["raw_train_ref"],
+                           reference_dose_gy=2.8, reference_index=2)
+
+
+def test_members_that_already_match_the_truth_are_served_as_trained():
+    """A Platt map fitted on noisy out-of-bag outcomes can only move right members away from
+    the truth: the calibration cohort's truth keeps them as they are."""
+    cal = _fit(_recalibration_case(truth_shift=0.0))
+    assert cal.method == "none" and (cal.intercept, cal.slope) == (0.0, 1.0)
+    assert set(cal.candidate_mse) == set(RECALIBRATION_METHODS)
+    assert cal.candidate_mse["none"] == min(cal.candidate_mse.values())
+    assert cal.interval_level == 0.8 and cal.conformal_quantile is not None
+
+
+def test_members_shifted_from_the_truth_are_recalibrated_and_the_choice_recorded():
+    """Members that over-predict (the balanced event rate of oversampled training) get a Platt
+    map; the recorded scores are the ensemble means' squared errors against the truth."""
+    case = _recalibration_case(truth_shift=-1.5)
+    cal = _fit(case)
+    assert cal.method in ("platt", "platt-reference-dose")
+    assert cal.candidate_mse[cal.method] < 0.5 * cal.candidate_mse["none"]
+    none_mse = float(np.mean((case["raw_cal"].mean(axis=0) - case["truth_cal"]) ** 2))
+    assert cal.candidate_mse["none"] == pytest.approx(none_mse)
+    again = OutcomeCalibration.from_dict(cal.to_dict())
+    assert again == cal
+
+
+def test_ties_go_to_the_reference_dose_map_and_without_a_cohort_it_is_the_default():
+    same = OutcomeCalibration(method="none")
+    raw = np.full((2, 3, 5), 0.4)
+    chosen, mse = choose_recalibration(
+        {"none": same, "platt": OutcomeCalibration(method="platt"),
+         "platt-reference-dose": OutcomeCalibration(method="platt-reference-dose")},
+        raw, np.full((3, 5), 0.4))
+    assert chosen == "platt-reference-dose" and set(mse.values()) == {0.0}
+    case = _recalibration_case(truth_shift=0.0)
+    plain = fit_calibration(case["raw_train"], case["oob"], case["y"], None, None,
+                            raw_train_ref=case["raw_train_ref"], reference_dose_gy=2.8)
+    assert plain.method == "platt-reference-dose" and plain.reference_dose_gy == 2.8
+    assert plain.conformal_quantile is None and plain.candidate_mse is None
+
+
+def test_an_unknown_recalibration_method_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"OutcomeCalibration\.method"):
+        OutcomeCalibration(method="isotonic")
+
+
+def test_the_map_is_chosen_the_same_way_without_an_interval():
+    """The regret learning curve shows no interval but must serve the map the app would."""
+    case = _recalibration_case(truth_shift=0.0)
+    with_interval = _fit(case)
+    without = fit_calibration(case["raw_train"], case["oob"], case["y"], case["raw_cal"],
+                              case["truth_cal"], raw_train_ref=case["raw_train_ref"],
+                              reference_dose_gy=2.8, reference_index=2, interval=False)
+    assert without.method == with_interval.method == "none"
+    assert without.candidate_mse == with_interval.candidate_mse
+    assert without.conformal_quantile is None and without.interval_level is None
+
+
+def test_the_model_label_says_only_what_the_maps_do():
+    platt = OutcomeCalibration(intercept=-0.4, slope=0.3, method="platt")
+    none = OutcomeCalibration(method="none")
+    assert recalibration_words(platt, platt) == "recalibrated"
+    assert recalibration_words(none, platt) == "NTCP recalibrated"
+    assert recalibration_words(platt, none) == "TCP recalibrated"
+    assert recalibration_words(none, none) == "as trained"
+
+
+@pytest.mark.parametrize("name", ["nsclc", "hcc"])
+def test_the_served_label_names_the_recalibrated_outcomes(name):
+    from engine.arclids.serving import load_served_model
+
+    model = load_served_model(name)
+    words = recalibration_words(model.tcp_calibration, model.ntcp_calibration)
+    assert f"bagged members, {words}, trained on the virtual trial" in model.label
