@@ -386,11 +386,22 @@ def architecture_contrast_figure(
 
 def _calibrated(summary: dict) -> list[tuple[str, int, str, dict]]:
     """(arch, its draw index, "tcp"/"ntcp", calibration) of every architecture and outcome of an
-    RTOE summary that has a ``calibration``, in table order."""
+    RTOE summary that has a ``calibration``, in table order; the calibration dict carries the
+    served map's ``method`` (from ``calibrator``) when the evaluation recorded one."""
     archs = summary.get("architectures") or {}
-    return [(arch, k, key, (archs[arch].get(key) or {})["calibration"])
-            for k, arch in enumerate(arch_order(list(archs)))
-            for key in ("tcp", "ntcp") if (archs[arch].get(key) or {}).get("calibration")]
+    out = []
+    for k, arch in enumerate(arch_order(list(archs))):
+        for key in ("tcp", "ntcp"):
+            entry = archs[arch].get(key) or {}
+            if entry.get("calibration"):
+                method = (entry.get("calibrator") or {}).get("method")
+                out.append((arch, k, key, {**entry["calibration"], "method": method}))
+    return out
+
+
+_MAP_WORDS = {"none": "as trained", "platt": "Platt",
+              "platt-reference-dose": "Platt at the reference dose"}
+"""How the reliability legend names each recalibration map."""
 
 
 def reliability_figure(summary: dict, protocol: Protocol) -> go.Figure:
@@ -408,7 +419,8 @@ def reliability_figure(summary: dict, protocol: Protocol) -> go.Figure:
     ``meta="true"``), both against the bin's mean predicted probability; on the dotted
     diagonal a model is calibrated. The observed rate is noisy where a bin holds few cases (the
     hover gives n); the true probability is what only a virtual trial can show. Each panel's
-    legend gives the calibration in the large (mean predicted − mean true probability).
+    legend gives the recalibration map served (when recorded) and the calibration in the large
+    (mean predicted − mean true probability).
     """
     panels = _outcome_panels(protocol)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
@@ -425,7 +437,9 @@ def reliability_figure(summary: dict, protocol: Protocol) -> go.Figure:
             x = [b["mean_predicted"] for b in bins]
             n = [b["n"] for b in bins]
             citl = cal.get("citl")
-            head = name + ("" if citl is None else f" (calibration in the large {citl:+.3f})")
+            facts = [_MAP_WORDS[m] for m in (cal.get("method"),) if m in _MAP_WORDS]
+            facts += [] if citl is None else [f"calibration in the large {citl:+.3f}"]
+            head = name + (f" ({'; '.join(facts)})" if facts else "")
             for what, y_key, symbol, dash in (("observed", "observed_rate", "circle", "solid"),
                                               ("true", "mean_true", "diamond", "dot")):
                 label = ("observed outcome rate" if what == "observed"

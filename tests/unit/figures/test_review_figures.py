@@ -137,8 +137,10 @@ def _rtoe_summary() -> dict:
     return {"architectures": {
         "single": {"tcp": {"calibration": _calibration(0.1, 0.5)},
                    "ntcp": {"calibration": _calibration(0.2, 0.4)}},
-        "glogd": {"tcp": {"calibration": _calibration(0.01, 0.78)},
-                  "ntcp": {"calibration": _calibration(-0.02, 0.83)}},
+        "glogd": {"tcp": {"calibration": _calibration(0.01, 0.78),
+                          "calibrator": {"method": "none"}},
+                  "ntcp": {"calibration": _calibration(-0.02, 0.83),
+                           "calibrator": {"method": "platt-reference-dose"}}},
         # an evaluation saved before calibration was measured: left out, not an error
         "logistic": {"tcp": {"calibration": None}, "ntcp": {}},
     }}
@@ -153,7 +155,11 @@ def test_reliability_figure_against_outcomes_and_truth(nsclc):
     assert list(glogd_tcp.x) == pytest.approx([0.35, 0.45, 0.55, 0.65])
     assert list(glogd_tcp.y) == pytest.approx([0.35, 0.45, 0.55, 0.65])
     assert list(glogd_tcp.customdata) == [13, 14, 15, 16]
-    assert "calibration in the large +0.010" in glogd_tcp.name
+    assert glogd_tcp.name == "GLoGD-GNN (as trained; calibration in the large +0.010)"
+    glogd_ntcp = next(t for t in observed if t.name.startswith("GLoGD") and t.xaxis == "x2")
+    assert glogd_ntcp.name.startswith("GLoGD-GNN (Platt at the reference dose; ")
+    single_tcp = next(t for t in observed if t.name.startswith("Single") and t.xaxis == "x")
+    assert single_tcp.name == "Single-GNN (calibration in the large +0.100)"  # map not recorded
     single_ntcp = next(t for t in true if t.name.startswith("Single") and t.xaxis == "x2")
     assert np.allclose(np.asarray(single_ntcp.x) - np.asarray(single_ntcp.y), 0.2)
     assert single_ntcp.line.dash == "dot"
