@@ -92,6 +92,18 @@ def _rtoe_recalibration(summary: dict[str, Any]) -> str:
                   rows)
 
 
+def _rtoe_dose_response(summary: dict[str, Any]) -> str:
+    """The served curves against the truth along the dose grid, on the fresh cohort."""
+    rows = []
+    for arch, key, res in _rtoe_rows(summary):
+        dr = res.get("dose_response") or {}
+        rows.append([arch_label(arch), key.upper(), _num(dr.get("grid_mse_truth"), 4),
+                     _signed(dr.get("rise_served_median")), _signed(dr.get("rise_true_median")),
+                     _num(dr.get("rise_mae"))])
+    return _table(["arch", "outcome", "MSE vs truth over the grid", "median rise, served",
+                   "median rise, truth", "mean rise error"], rows)
+
+
 def _rtoe_regret_curve(summary: dict[str, Any]) -> str:
     rows = []
     for row in summary.get("regret_learning_curve", []):
@@ -189,6 +201,7 @@ BLOCKS: dict[str, Callable[[dict[str, Any]], str]] = {
     "rtoe-discrimination": _rtoe_discrimination,
     "rtoe-calibration": _rtoe_calibration,
     "rtoe-recalibration": _rtoe_recalibration,
+    "rtoe-dose-response": _rtoe_dose_response,
     "rtoe-regret-curve": _rtoe_regret_curve,
     "rtoe-learning-curve": _rtoe_learning_curve,
     "odm-metrics": _odm_metrics,

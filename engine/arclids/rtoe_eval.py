@@ -141,6 +141,30 @@ def _calibration_slope(pred: np.ndarray, y: np.ndarray) -> float | None:
     return float(minimize(nll, np.array([0.0, 1.0]), jac=True, method="L-BFGS-B").x[1])
 
 
+def dose_response_metrics(mean_curve: np.ndarray, true_curve: np.ndarray) -> dict[str, float]:
+    """How near the served curves are to the truth along the whole dose grid.
+
+    Args:
+        mean_curve: served ensemble-mean probability, [P, D] over the protocol's dose grid.
+        true_curve: the virtual trial's true probability there, [P, D].
+
+    Returns:
+        ``grid_mse_truth`` (mean over patient × dose points of the squared difference,
+        probability²: the criterion the recalibration map is chosen by, here on held-out
+        patients), ``rise_served_median`` and ``rise_true_median`` (median over patients of the
+        probability's rise from the lowest to the highest grid dose) and ``rise_mae`` (mean
+        absolute difference of the two rises: a flat curve where the truth rises shows here).
+    """
+    served_rise = mean_curve[:, -1] - mean_curve[:, 0]
+    true_rise = true_curve[:, -1] - true_curve[:, 0]
+    return {
+        "grid_mse_truth": float(np.mean((mean_curve - true_curve) ** 2)),
+        "rise_served_median": float(np.median(served_rise)),
+        "rise_true_median": float(np.median(true_rise)),
+        "rise_mae": float(np.mean(np.abs(served_rise - true_rise))),
+    }
+
+
 def evaluate_members(
     protocol: Protocol,
     outcome: str,
@@ -156,8 +180,8 @@ def evaluate_members(
     ``ensemble_sd_mean`` (mean over patients and doses of the members' standard deviation),
     ``calibration`` (:func:`calibration_metrics` plus ``interval_level``,
     ``interval_coverage_truth`` — the share of patient × dose points whose true probability lies
-    in the served interval — and ``interval_width_mean``) and ``calibration_raw`` (the same
-    metrics before recalibration).
+    in the served interval — and ``interval_width_mean``), ``calibration_raw`` (the same
+    metrics before recalibration) and ``dose_response`` (:func:`dose_response_metrics`).
     """
     table, truth = evaluation_cohort(protocol.name)
     y = table[outcome].to_numpy().astype(int)
@@ -189,6 +213,7 @@ def evaluate_members(
             k: v for k, v in calibration_metrics(raw_received.mean(axis=0), y, p_true).items()
             if k != "reliability"
         },
+        "dose_response": dose_response_metrics(mean_curve, true_curve),
     }
 
 
@@ -217,6 +242,7 @@ def summarise_evaluation(payload: dict[str, Any], meta: Any) -> dict[str, Any]:
         "calibration",
         "calibration_raw",
         "calibrator",
+        "dose_response",
         "n_members",
         "n_patients",
         "split_by",
