@@ -153,7 +153,7 @@ class OutcomeCalibration(DictConfig):
         at each patient's one received dose — cannot recalibrate. Monotone in dose wherever the
         member is (GLoGD).
         """
-        if self.intercept == 0.0 and self.slope == 1.0:
+        if self.is_identity:
             return np.asarray(p_raw, dtype=np.float64)
         z = _logit(p_raw)
         if self.reference_dose_gy is None:
@@ -326,8 +326,8 @@ def choose_recalibration(
         mean = cal.apply(raw_calibration, _reference_slice(cal, raw_calibration,
                                                            reference_index)).mean(axis=0)
         mse[method] = float(np.mean((mean - truth) ** 2))
-    ordered = [m for m in RECALIBRATION_METHODS if m in mse]
-    return min(ordered, key=lambda m: (mse[m], ordered.index(m))), mse
+    # min keeps the first of equal scores, so the order of RECALIBRATION_METHODS breaks ties
+    return min((m for m in RECALIBRATION_METHODS if m in mse), key=mse.__getitem__), mse
 
 
 def fit_calibration(

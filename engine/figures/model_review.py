@@ -437,8 +437,10 @@ def reliability_figure(summary: dict, protocol: Protocol) -> go.Figure:
             x = [b["mean_predicted"] for b in bins]
             n = [b["n"] for b in bins]
             citl = cal.get("citl")
-            facts = [_MAP_WORDS[m] for m in (cal.get("method"),) if m in _MAP_WORDS]
-            facts += [] if citl is None else [f"calibration in the large {citl:+.3f}"]
+            map_words = _MAP_WORDS.get(cal.get("method"))
+            facts = [map_words] if map_words else []
+            if citl is not None:
+                facts.append(f"calibration in the large {citl:+.3f}")
             head = name + (f" ({'; '.join(facts)})" if facts else "")
             for what, y_key, symbol, dash in (("observed", "observed_rate", "circle", "solid"),
                                               ("true", "mean_true", "diamond", "dot")):
